@@ -1,0 +1,142 @@
+"""The one data format shared by the store, the exporter and every analysis.
+
+A *record* is one finished (or failed) run, stored as one JSON file. The *tidy table* has
+one row per run x metric x stage x split. This module defines both shapes and turns records
+into tidy rows. It imports neither torch nor anything from `shrinkbench`, so the analysis
+side can read a store on a machine without torch.
+
+Record (JSON object, `schema` = RECORD_SCHEMA)::
+
+    {
+      "schema": 1,
+      "run_id": "<sha256 hex of the canonical config>",
+      "status": "ok" | "failed",
+      "error": null | "<one-line reason>",
+      "config": {<RunConfig as nested dict; see shrinkbench.config>},
+      "base": {"id": ..., "source": "trained" | "checkpoint", "sha256": ..., ...},
+      "metrics": [{"stage": "pre"|"post", "split": "val"|"test"|"none",
+                   "metric": "<registered name>", "value": <float>}, ...],
+      "epochs": [{"step": .., "epoch": .., "train_loss": .., "val_top1": .., "lr": .., "seconds": ..}, ...],
+      "provenance": {"code_version": .., "versions": {..}, "device": .., "threads": ..,
+                     "hostname": .., "started_at": .., "finished_at": .., "seconds": ..}
+    }
+
+Tidy columns: `IDENTITY_COLUMNS` describe the run, `CONFOUNDER_COLUMNS` are settings that
+must agree between runs that are compared, then `stage`, `split`, `metric`, `value`, `unit`.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator
+
+RECORD_SCHEMA = 1
+
+STAGES = ("pre", "post")
+"""`pre`: after pruning, before fine-tuning. `post`: after fine-tuning."""
+
+SPLITS = ("val", "test", "none")
+"""`none` is the split of metrics that do not depend on data (params, MACs, latency)."""
+
+DENSE_STRATEGY = "none"
+"""Strategy name of the dense (compression 1) run; every sweep contains it."""
+
+IDENTITY_COLUMNS = (
+    "run_id",
+    "status",
+    "model",
+    "dataset",
+    "strategy",
+    "compression",
+    "base_seed",
+    "seed",
+)
+CONFOUNDER_COLUMNS = (
+    "base_id",
+    "prune_steps",
+    "finetune_epochs",
+    "finetune_optimizer",
+    "finetune_lr",
+    "data_split",
+    "code_version",
+)
+MEASUREMENT_COLUMNS = ("stage", "split", "metric", "value", "unit")
+TIDY_COLUMNS = IDENTITY_COLUMNS + CONFOUNDER_COLUMNS + MEASUREMENT_COLUMNS
+REQUIRED_COLUMNS = IDENTITY_COLUMNS[2:] + ("stage", "split", "metric", "value")
+"""What an analysis needs at least; the rest is filled with defaults when missing."""
+
+UNITS = {
+    "params": "count",
+    "params_nonzero": "count",
+    "compression_ratio": "ratio",
+    "macs": "MACs",
+    "macs_nonzero": "MACs",
+    "theoretical_speedup": "ratio",
+    "flops": "FLOPs",
+    "flops_nonzero": "FLOPs",
+    "top1": "%",
+    "top5": "%",
+    "loss": "nats",
+    "latency": "s",
+    "latency_iqr": "s",
+    "throughput": "examples/s",
+    "peak_memory": "bytes",
+    "model_bytes_dense": "bytes",
+    "model_bytes_sparse": "bytes",
+}
+
+
+def base_metric(metric: str) -> str:
+    """`latency_b64` -> `latency`: metrics measured per batch size carry a `_b<N>` suffix."""
+    head, sep, tail = metric.rpartition("_b")
+    if sep and tail.isdigit():
+        return head
+    return metric
+
+
+def unit_of(metric: str) -> str:
+    return UNITS.get(base_metric(metric), "")
+
+
+def record_identity(record: dict[str, Any]) -> dict[str, Any]:
+    """The identity and confounder columns of one record."""
+    config = record.get("config", {})
+    base = config.get("base", {})
+    finetune = config.get("finetune", {})
+    data = config.get("data", {})
+    prov = record.get("provenance", {})
+    split_id = f"val{data.get('val_size', '')}-seed{data.get('split_seed', '')}"
+    return {
+        "run_id": record["run_id"],
+        "status": record.get("status", "ok"),
+        "model": config["model"],
+        "dataset": config["dataset"],
+        "strategy": config["strategy"],
+        "compression": float(config["compression"]),
+        "base_seed": int(base.get("seed", 0)),
+        "seed": int(config.get("seed", 0)),
+        "base_id": record.get("base", {}).get("id", ""),
+        "prune_steps": int(config.get("prune_steps", 1)),
+        "finetune_epochs": float(finetune.get("epochs", 0)),
+        "finetune_optimizer": str(finetune.get("optimizer", "")),
+        "finetune_lr": float(finetune.get("lr", 0.0)),
+        "data_split": split_id,
+        "code_version": str(prov.get("code_version", "")),
+    }
+
+
+def record_to_rows(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Tidy rows of one record. A failed run yields one row with metric `failed`."""
+    ident = record_identity(record)
+    if record.get("status", "ok") != "ok":
+        yield {**ident, "stage": "none", "split": "none", "metric": "failed",
+               "value": float("nan"), "unit": ""}
+        return
+    for m in record.get("metrics", []):
+        yield {**ident, "stage": m["stage"], "split": m["split"], "metric": m["metric"],
+               "value": float(m["value"]), "unit": unit_of(m["metric"])}
+
+
+def records_to_rows(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for record in records:
+        rows.extend(record_to_rows(record))
+    return rows

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Idempotent set-up: a virtual environment with the package and its test extras, and the
+# Fashion-MNIST files. Re-running it does nothing when nothing changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${SHRINKBENCH_VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "[setup] creating virtual environment $VENV"
+    "$PYTHON" -m venv "$VENV"
+fi
+stamp="$VENV/.shrinkbench-setup"
+want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "[setup] installing shrinkbench and its dependencies into $VENV (first time: a few minutes)"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]"
+    echo "$want" > "$stamp"
+fi
+
+# Fashion-MNIST: the user's folder wins; otherwise Debian's package.
+fmnist=/usr/share/datasets/fashion-mnist
+if [ -z "${SHRINKBENCH_DATA:-}" ] && [ ! -f "$fmnist/train-images-idx3-ubyte.gz" ]; then
+    echo "[setup] installing Fashion-MNIST (Debian package dataset-fashion-mnist)"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    if ! { $SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
+           || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null; }; }; then
+        echo "[setup] could not install dataset-fashion-mnist; set SHRINKBENCH_DATA to a folder holding fashion-mnist/ or allow downloads with SHRINKBENCH_DOWNLOAD=1" >&2
+    fi
+fi
