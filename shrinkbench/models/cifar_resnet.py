@@ -1,0 +1,109 @@
+"""CIFAR ResNets.
+
+`cifar_resnet{20,32,44,56,110}`: He et al. 2016, section 4.2 — a 3x3 conv with 16 filters,
+three stages of n basic blocks with 16/32/64 filters (n = (depth-2)/6), global average
+pooling and a fully connected layer. Shortcuts are option A: identity, and where the shape
+changes, stride-2 subsampling with the new channels zero-padded (no parameters).
+
+`cifar_resnet18`: the ImageNet ResNet-18 block layout (64-128-256-512, two basic blocks per
+stage, 1x1-conv projection shortcuts) with a 3x3 stride-1 stem and no max-pool, as used by
+many recent pruning papers for CIFAR. It is NOT torchvision's resnet18.
+
+Every family is also registered for 1x28x28 inputs (suffix `_1x28x28`) so that it runs on
+(Fashion-)MNIST: only the first convolution's input channels change.
+"""
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+from shrinkbench.models.zoo import register_model
+
+HE2016 = "He, Zhang, Ren, Sun. Deep Residual Learning for Image Recognition. CVPR 2016 (CIFAR, option A)"
+RESNET18_CIFAR = ("ResNet-18 with a 3x3 stem for 32x32 inputs, as in e.g. Liu et al. 2019 "
+                  "'Rethinking the Value of Network Pruning' and many later papers")
+
+
+class PadShortcut(nn.Module):
+    """Option A shortcut: x[:, :, ::s, ::s], zero-padded with new channels (no parameters)."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        self.extra = planes - in_planes
+
+    def forward(self, x):
+        x = x[:, :, :: self.stride, :: self.stride]
+        half = self.extra // 2
+        return F.pad(x, (0, 0, 0, 0, half, self.extra - half))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_planes: int, planes: int, stride: int, shortcut: str):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        if stride == 1 and in_planes == planes:
+            self.shortcut = nn.Identity()
+        elif shortcut == "A":
+            self.shortcut = PadShortcut(in_planes, planes, stride)
+        else:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    """Stem conv -> stages of BasicBlocks -> global average pool -> fc."""
+
+    def __init__(self, blocks_per_stage: tuple[int, ...], widths: tuple[int, ...], shortcut: str,
+                 in_channels: int = 3, num_classes: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        layers, in_planes = [], widths[0]
+        for i, (n, planes) in enumerate(zip(blocks_per_stage, widths)):
+            stride = 1 if i == 0 else 2
+            stage = []
+            for b in range(n):
+                stage.append(BasicBlock(in_planes, planes, stride if b == 0 else 1, shortcut))
+                in_planes = planes
+            layers.append(nn.Sequential(*stage))
+        self.layers = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_planes, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.pool(self.layers(x))
+        return self.fc(x.flatten(1))
+
+
+def _register_option_a(depth: int) -> None:
+    n = (depth - 2) // 6
+    for suffix, shape in (("", (3, 32, 32)), ("_1x28x28", (1, 28, 28))):
+        register_model(
+            name=f"cifar_resnet{depth}{suffix}", input_shape=shape, num_classes=10, excluded=("fc",),
+            reference=HE2016, family="cifar_resnet",
+            description=f"ResNet-{depth}, 3 stages x {n} basic blocks (16/32/64), option-A shortcuts",
+        )(lambda n=n, c=shape[0]: CifarResNet((n, n, n), (16, 32, 64), "A", in_channels=c))
+
+
+for _depth in (20, 32, 44, 56, 110):
+    _register_option_a(_depth)
+
+for _suffix, _shape in (("", (3, 32, 32)), ("_1x28x28", (1, 28, 28))):
+    register_model(
+        name=f"cifar_resnet18{_suffix}", input_shape=_shape, num_classes=10, excluded=("fc",),
+        reference=RESNET18_CIFAR, family="cifar_resnet18",
+        description="ResNet-18 layout (64-128-256-512, 2 blocks/stage, 1x1 projection shortcuts), 3x3 stem, no max-pool",
+    )(lambda c=_shape[0]: CifarResNet((2, 2, 2, 2), (64, 128, 256, 512), "B", in_channels=c))
