@@ -77,8 +77,8 @@ def flops_nonzero(model: nn.Module, profile: MacsProfile) -> int:
 
 @metric(unit="bytes", higher_is_better=False, kind="structure")
 def model_bytes_dense(model: nn.Module) -> int:
-    """Bytes of the state dict stored densely: sum over parameters and buffers of
-    numel x element size."""
+    """Bytes of the state dict stored densely:
+    model_bytes_dense = sum over parameters and buffers of numel x element size."""
     return sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
 
@@ -94,8 +94,8 @@ def sparse_tensor_bytes(t: torch.Tensor) -> int:
 @metric(unit="bytes", higher_is_better=False, kind="structure")
 def model_bytes_sparse(model: nn.Module) -> int:
     """Bytes of the state dict when each floating-point tensor is stored as the smaller of
-    dense (numel x itemsize) and a bitmap of its nonzeros plus their values
-    (ceil(numel/8) + nnz x itemsize); integer buffers are stored dense."""
+    dense and a bitmap of its nonzeros plus their values: model_bytes_sparse = sum over
+    tensors of min(numel x itemsize, ceil(numel/8) + nnz x itemsize); integer buffers dense."""
     return sum(sparse_tensor_bytes(t) for t in model.state_dict().values())
 
 
