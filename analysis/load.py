@@ -1,0 +1,185 @@
+"""Reading the store (or an exported CSV) into one validated tidy data frame.
+
+The store is `<store>/runs/<run_id>.json`, one record per run (see `analysis.schema`);
+other folders of the store are ignored. A corrupt, partial or wrong-schema record is
+skipped with a `StoreWarning` that names the file, never fatal. `validate` checks a tidy
+frame from any source: a missing required column is an `AnalysisError` naming it.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import AnalysisError, StoreWarning
+from analysis.schema import (CONFOUNDER_COLUMNS, IDENTITY_COLUMNS, RECORD_SCHEMA,
+                             REQUIRED_COLUMNS, SPLITS, STAGES, TIDY_COLUMNS, record_to_rows,
+                             unit_of)
+
+ROW_STAGES = STAGES + ("none",)
+"""Stages a tidy row may carry: `none` is the stage of the single row of a failed run."""
+
+STATUSES = ("ok", "failed")
+INT_COLUMNS = ("base_seed", "seed", "prune_steps")
+FLOAT_COLUMNS = ("compression", "finetune_epochs", "finetune_lr", "value")
+DEFAULTS = {
+    "status": "ok",
+    "base_id": "",
+    "prune_steps": 1,
+    "finetune_epochs": 0.0,
+    "finetune_optimizer": "",
+    "finetune_lr": 0.0,
+    "data_split": "",
+    "code_version": "",
+}
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str
+    reason: str
+
+
+@dataclass
+class StoreScan:
+    """A store read into a tidy table, with the files that had to be skipped."""
+
+    table: pd.DataFrame
+    source: str
+    records: int
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+def _record_rows(record: object) -> list[dict]:
+    """Tidy rows of one parsed record; raises ValueError saying why a record is unusable."""
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    if record.get("schema") != RECORD_SCHEMA:
+        raise ValueError(f"schema {record.get('schema')!r}, expected {RECORD_SCHEMA}")
+    try:
+        rows = list(record_to_rows(record))
+    except KeyError as exc:
+        raise ValueError(f"missing key {exc}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"malformed field ({exc})") from None
+    for row in rows:
+        if row["stage"] not in ROW_STAGES or row["split"] not in SPLITS:
+            raise ValueError(f"unknown stage/split {row['stage']!r}/{row['split']!r}")
+    return rows
+
+
+def scan_store(store: str | Path) -> StoreScan:
+    """Read every `<store>/runs/*.json`; unusable files are skipped with a StoreWarning."""
+    store = Path(store)
+    runs = store / "runs"
+    if not store.is_dir():
+        raise AnalysisError(f"store {str(store)!r} does not exist; pass --store DIR or --csv FILE")
+    if not runs.is_dir():
+        raise AnalysisError(f"store {str(store)!r} has no runs/ folder; is it a shrinkbench store?")
+    rows: list[dict] = []
+    skipped: list[SkippedFile] = []
+    records = 0
+    for path in sorted(runs.glob("*.json")):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                record = json.load(handle)
+            rows.extend(_record_rows(record))
+            records += 1
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            skipped.append(SkippedFile(str(path), reason))
+            warnings.warn(f"skipped {path}: {reason}", StoreWarning, stacklevel=2)
+    if not rows:
+        raise AnalysisError(f"store {str(store)!r} holds no readable run records in runs/")
+    table = validate(pd.DataFrame.from_records(rows, columns=list(TIDY_COLUMNS)), str(store))
+    return StoreScan(table=table, source=str(store), records=records, skipped=skipped)
+
+
+def read_store(store: str | Path = "results") -> pd.DataFrame:
+    """The tidy table of a store (skipped files are reported as StoreWarning)."""
+    return scan_store(store).table
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """A tidy table exported as CSV (e.g. by `shrinkbench results --format csv`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise AnalysisError(f"CSV file {str(path)!r} does not exist")
+    numeric = {c: ["", "nan", "NaN"] for c in INT_COLUMNS + FLOAT_COLUMNS}
+    try:
+        frame = pd.read_csv(path, keep_default_na=False, na_values=numeric)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise AnalysisError(f"CSV file {str(path)!r} cannot be parsed: {str(exc).splitlines()[0]}")
+    return validate(frame, str(path))
+
+
+def load_table(store: str | Path | None = "results", csv: str | Path | None = None) -> StoreScan:
+    """A CSV if given, else the store."""
+    if csv is not None:
+        return StoreScan(table=read_csv(csv), source=str(csv), records=0)
+    return scan_store(store if store is not None else "results")
+
+
+def _synthetic_run_ids(frame: pd.DataFrame) -> pd.Series:
+    cols = [c for c in IDENTITY_COLUMNS + CONFOUNDER_COLUMNS if c in frame.columns and c != "run_id"]
+    hashes = pd.util.hash_pandas_object(frame[cols].astype(str), index=False).to_numpy()
+    return pd.Series([f"{h:016x}" for h in hashes], index=frame.index, dtype=object)
+
+
+def _coerce(frame: pd.DataFrame, column: str, kind: type, source: str) -> None:
+    converted = pd.to_numeric(frame[column], errors="coerce")
+    bad = converted.isna() & frame[column].notna()
+    if column != "value":
+        bad |= converted.isna()
+    if bad.any():
+        example = frame.loc[bad, column].iloc[0]
+        raise AnalysisError(f"{source}: column {column!r} must be numeric, found {example!r}")
+    if kind is int:
+        if not np.allclose(converted, np.round(converted)):
+            raise AnalysisError(f"{source}: column {column!r} must hold whole numbers")
+        converted = converted.round().astype(np.int64)
+    frame[column] = converted.astype(kind if kind is int else np.float64)
+
+
+def _check_values(frame: pd.DataFrame, column: str, allowed: tuple[str, ...], source: str) -> None:
+    unknown = sorted(set(frame[column].unique()) - set(allowed))
+    if unknown:
+        raise AnalysisError(f"{source}: column {column!r} has value(s) {', '.join(map(repr, unknown[:5]))}; "
+                            f"allowed: {', '.join(allowed)}")
+
+
+def validate(frame: pd.DataFrame, source: str = "table") -> pd.DataFrame:
+    """A copy of `frame` in the tidy shape: required columns present, types coerced,
+    missing optional columns filled with defaults, stage/split/status values checked."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise AnalysisError(f"{source} lacks required column(s) {', '.join(missing)} "
+                            f"(required: {', '.join(REQUIRED_COLUMNS)})")
+    if len(frame) == 0:
+        raise AnalysisError(f"{source} has no rows")
+    frame = frame.copy()
+    for column, default in DEFAULTS.items():
+        if column not in frame.columns:
+            frame[column] = default
+    for column in INT_COLUMNS:
+        _coerce(frame, column, int, source)
+    for column in FLOAT_COLUMNS:
+        _coerce(frame, column, float, source)
+    text_columns = [c for c in TIDY_COLUMNS if c not in INT_COLUMNS + FLOAT_COLUMNS + ("run_id", "unit")]
+    for column in text_columns:
+        frame[column] = frame[column].fillna("").astype(str)
+    if "run_id" not in frame.columns:
+        frame["run_id"] = _synthetic_run_ids(frame)
+    frame["run_id"] = frame["run_id"].astype(str)
+    if "unit" not in frame.columns:
+        frame["unit"] = frame["metric"].map(unit_of)
+    frame["unit"] = frame["unit"].fillna("").astype(str)
+    _check_values(frame, "stage", ROW_STAGES, source)
+    _check_values(frame, "split", SPLITS, source)
+    _check_values(frame, "status", STATUSES, source)
+    extra = [c for c in frame.columns if c not in TIDY_COLUMNS]
+    return frame[list(TIDY_COLUMNS) + extra].reset_index(drop=True)

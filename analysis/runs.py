@@ -1,0 +1,107 @@
+"""From the tidy table to one row per run, dense deltas and per-operating-point summaries.
+
+`run_table` picks the response (metric, stage, split) and the structural x-axis metrics of
+every successful run and adds `delta`: the run's response minus that of the dense run
+(strategy "none", compression 1) with the same model, dataset, base seed, run seed and
+fine-tuning budget. A *unit* is one (base_seed, seed) pair: the thing seeds resample.
+Operating points are grouped by the TARGET compression; x positions use the measured
+metric (`compression_ratio`, `theoretical_speedup`, latency), averaged over seeds.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import AnalysisError
+from analysis.options import AnalysisOptions
+from analysis.schema import CONFOUNDER_COLUMNS, DENSE_STRATEGY, IDENTITY_COLUMNS
+from analysis.stats import t_interval_from_summary
+
+SETTING = ["model", "dataset"]
+UNIT = ["base_seed", "seed"]
+POINT = SETTING + ["strategy", "compression"]
+BUDGET = ["finetune_epochs", "finetune_optimizer", "finetune_lr"]
+X_METRICS = ("compression_ratio", "theoretical_speedup", "latency_b1", "latency_b64")
+RUN_COLUMNS = list(IDENTITY_COLUMNS) + list(CONFOUNDER_COLUMNS)
+
+
+def failed_runs(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per failed run (identity columns only)."""
+    failed = table[table["status"] != "ok"]
+    return failed[RUN_COLUMNS].drop_duplicates("run_id").reset_index(drop=True)
+
+
+def available_responses(table: pd.DataFrame, metric: str) -> list[str]:
+    rows = table[(table["metric"] == metric) & (table["status"] == "ok")]
+    return sorted(f"{s}/{p}" for s, p in rows[["stage", "split"]].drop_duplicates().itertuples(index=False))
+
+
+def _structural(ok: pd.DataFrame, stage: str, metrics) -> pd.DataFrame:
+    """run_id x metric values of split-free metrics, preferring `stage`."""
+    rows = ok[ok["metric"].isin(metrics) & (ok["split"] == "none")]
+    rows = rows.assign(_other=(rows["stage"] != stage)).sort_values("_other", kind="stable")
+    rows = rows.drop_duplicates(["run_id", "metric"])
+    wide = rows.pivot(index="run_id", columns="metric", values="value")
+    return wide.reindex(columns=list(metrics))
+
+
+def _attach_dense(runs: pd.DataFrame) -> pd.DataFrame:
+    """Add `dense_y` and `delta = y - dense_y` (matched on setting, unit and budget; if no
+    dense run has the same budget, a dense run that is unique for setting and unit)."""
+    dense = runs[(runs["strategy"] == DENSE_STRATEGY) & np.isclose(runs["compression"], 1.0)]
+    full = SETTING + UNIT + BUDGET
+    exact = dense[full + ["y"]].drop_duplicates(full).rename(columns={"y": "dense_y"})
+    runs = runs.merge(exact, on=full, how="left")
+    missing = runs["dense_y"].isna()
+    if missing.any() and len(dense):
+        short = SETTING + UNIT
+        unique = dense[short + ["y"]].drop_duplicates(short, keep=False).rename(columns={"y": "_dense"})
+        fill = runs.loc[missing, short].merge(unique, on=short, how="left")["_dense"].to_numpy()
+        runs.loc[missing, "dense_y"] = fill
+    runs["delta"] = runs["y"] - runs["dense_y"]
+    return runs
+
+
+def run_table(table: pd.DataFrame, options: AnalysisOptions = AnalysisOptions()) -> pd.DataFrame:
+    """One row per successful run: identity, confounders, `y` (the response), `dense_y`,
+    `delta`, and the measured x metrics (`compression_ratio` falls back to the target)."""
+    ok = table[table["status"] == "ok"]
+    pick = ok[(ok["metric"] == options.metric) & (ok["stage"] == options.stage)
+              & (ok["split"] == options.split)]
+    if pick.empty:
+        found = available_responses(table, options.metric)
+        hint = f"available for {options.metric}: {', '.join(found)}" if found else \
+            f"metrics present: {', '.join(sorted(ok['metric'].unique())[:12])}"
+        raise AnalysisError(f"no {options.response} values in the table; {hint}")
+    runs = pick.drop_duplicates("run_id")[RUN_COLUMNS + ["value"]].rename(columns={"value": "y"})
+    runs = runs.join(_structural(ok, options.stage, X_METRICS), on="run_id")
+    runs["compression_ratio"] = runs["compression_ratio"].fillna(runs["compression"])
+    return _attach_dense(runs).reset_index(drop=True)
+
+
+def summarize(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Per operating point (setting, strategy, target compression): `n`, `mean`, `std`,
+    Student-t `low`/`high` of the response; the same for `delta` (`delta_n`, ...); and the
+    seed means of the x metrics."""
+    grouped = runs.groupby(POINT, sort=True)
+    out = grouped.agg(n=("y", "count"), mean=("y", "mean"), std=("y", "std"),
+                      delta_n=("delta", "count"), delta_mean=("delta", "mean"),
+                      delta_std=("delta", "std"),
+                      **{m: (m, "mean") for m in X_METRICS}).reset_index()
+    out["low"], out["high"] = t_interval_from_summary(out["mean"], out["std"], out["n"], confidence)
+    out["delta_low"], out["delta_high"] = t_interval_from_summary(
+        out["delta_mean"], out["delta_std"], out["delta_n"], confidence)
+    return out
+
+
+def unit_matrix(runs: pd.DataFrame, column: str = "y") -> pd.DataFrame:
+    """Units (base_seed, seed) x target compression of one curve's `column` (NaN if absent)."""
+    return runs.pivot_table(index=UNIT, columns="compression", values=column, aggfunc="mean")
+
+
+def settings(runs: pd.DataFrame) -> list[tuple[str, str]]:
+    return [tuple(s) for s in runs[SETTING].drop_duplicates().sort_values(SETTING).itertuples(index=False)]
+
+
+def setting_label(model: str, dataset: str) -> str:
+    return f"{dataset}/{model}"
