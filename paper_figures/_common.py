@@ -1,0 +1,91 @@
+"""What the paper figure scripts share: arguments, log2 ratio axes, styles, atomic saving.
+
+Each script is run as `python paper_figures/<script>.py [--literature PATH] [--out DIR]`
+or imported and called as `main(argv)`; a user mistake (a missing corpus, say) prints one
+line to stderr and returns exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make `analysis` importable
+    sys.path.insert(0, str(ROOT))
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
+
+from analysis.errors import AnalysisError  # noqa: E402
+from analysis.files import write_atomic  # noqa: E402
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "figures"
+FORMATS = ("png", "pdf")
+REPORTED = "reported by the papers"
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "p", "h", "*", "d", "8")
+COLORS = plt.get_cmap("tab20").colors
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every figure script takes."""
+    args = argparse.ArgumentParser(description=description)
+    args.add_argument("--literature", metavar="PATH", default=None,
+                      help="the literature corpus folder (default: $SHRINKBENCH_LITERATURE, "
+                           "then ../shared/literature)")
+    args.add_argument("--out", metavar="DIR", type=Path, default=DEFAULT_OUT,
+                      help=f"folder the figures are written to (default: {DEFAULT_OUT})")
+    args.add_argument("--formats", nargs="+", default=list(FORMATS), choices=("png", "pdf", "svg"),
+                      help="file formats to write (default: png pdf)")
+    return args
+
+
+def run(body: Callable[[argparse.Namespace], list[Path]], args: argparse.ArgumentParser,
+        argv: Sequence[str] | None) -> int:
+    """Parse `argv`, call `body`, print each file written; a user error prints one line
+    and gives exit status 2."""
+    options = args.parse_args(argv)
+    try:
+        written = body(options)
+    except AnalysisError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def save_figure(fig, out_dir: Path, stem: str, formats: Iterable[str] = FORMATS) -> list[Path]:
+    """Write `fig` as `<out_dir>/<stem>.<format>` for each format (atomically) and close it."""
+    written = []
+    for fmt in formats:
+        path = Path(out_dir) / f"{stem}.{fmt}"
+        written.append(write_atomic(path, lambda tmp, fmt=fmt: fig.savefig(
+            tmp, format=fmt, dpi=150, bbox_inches="tight")))
+    plt.close(fig)
+    return written
+
+
+def ratio_axis(ax, label: str) -> None:
+    """A log2 x axis for compression ratios and speedups, ticks written as 1x, 2x, 4x, ..."""
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_locator(LogLocator(base=2))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}x"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(label)
+
+
+def styles(labels: Iterable[str]) -> dict[str, dict]:
+    """One (color, marker) per label, stable for a given sorted set of labels."""
+    return {label: {"color": COLORS[i % len(COLORS)], "marker": MARKERS[i % len(MARKERS)]}
+            for i, label in enumerate(sorted(set(labels)))}
+
+
+def slug(text: str) -> str:
+    """'AlexNet/CaffeNet' -> 'alexnet-caffenet': a file-name-safe lower-case stem."""
+    out = "".join(c.lower() if c.isalnum() else "-" for c in text)
+    return "-".join(part for part in out.split("-") if part)
