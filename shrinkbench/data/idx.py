@@ -56,7 +56,7 @@ def parse_idx(raw: bytes, path: Path) -> np.ndarray:
             f"{path}: IDX file of shape {shape} should have {expected} bytes but has {len(raw)} (truncated or corrupt)"
         )
     values = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
-    return values.astype(dtype.newbyteorder("="), copy=False)
+    return values.astype(dtype.newbyteorder("="))  # a writable copy in native byte order
 
 
 def read_idx(path: Path, magic: int | None = None) -> np.ndarray:

@@ -120,11 +120,11 @@ def dataset(
     return wrap
 
 
-def builtin_dataset(spec: DatasetSpec, place: str, fix: str):
+def builtin_dataset(spec: DatasetSpec, place: str):
     """Register a dataset shipped inside a package; the function returns (train, test, location)."""
 
     def wrap(load: Callable[[], tuple[Split, Split, str]]):
-        DATASETS.register(spec.name, DatasetSource(spec, fix=fix, builtin=load, builtin_place=place))
+        DATASETS.register(spec.name, DatasetSource(spec, builtin=load, builtin_place=place))
         return load
 
     return wrap

@@ -1,0 +1,37 @@
+"""Datasets with fixed train / validation / test splits.
+
+    splits = load_splits("fashion-mnist")            # finds, reads and splits the data
+    for x, y in batches(splits.train, 128, shuffle=True, generator=g, augment=True, spec=splits.spec):
+        ...
+
+Modules: `spec` (what a dataset is), `locate` (where data is looked for), `sources` (the
+registry and file formats), `catalog` (the registered datasets), `load` (finding and
+splitting), `batching` (reproducible batches), `augment`, and the format readers `idx`,
+`cifar` (with `safe_pickle`) and `imagefolder`.
+"""
+from shrinkbench.data import catalog as _catalog  # noqa: F401  (registers the datasets)
+from shrinkbench.data.batching import batches, normalise
+from shrinkbench.data.imagefolder import ImageFolderSplit
+from shrinkbench.data.load import dataset_spec, describe_search, find_official, hold_out, hold_out_indices, load_splits
+from shrinkbench.data.sources import DATASETS, FileFormat, builtin_dataset, dataset
+from shrinkbench.data.spec import DataFormatError, DatasetSpec, DataSplits, TensorSplit
+
+__all__ = [
+    "DATASETS",
+    "DataFormatError",
+    "DataSplits",
+    "DatasetSpec",
+    "FileFormat",
+    "ImageFolderSplit",
+    "TensorSplit",
+    "batches",
+    "builtin_dataset",
+    "dataset",
+    "dataset_spec",
+    "describe_search",
+    "find_official",
+    "hold_out",
+    "hold_out_indices",
+    "load_splits",
+    "normalise",
+]
