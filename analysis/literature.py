@@ -418,7 +418,7 @@ def corpus_statistics(path: str | os.PathLike | None = None, top: int = 10) -> C
                 "either": int((t | s).sum())}
 
     reporting = pd.DataFrame({"all results": counts(trials, spread),
-                              "used results": counts(trials[used], spread[used]),
+                              "usable results": counts(trials[used], spread[used]),
                               "papers": counts(by_paper["t"], by_paper["s"])}).T
     known = raw[(raw["dataset"] != "???") & (raw["model"] != "???")]
     pairs = (known.groupby(["dataset", "model"])
