@@ -91,7 +91,7 @@ def adjust_family(rows: pd.DataFrame, options: AnalysisOptions) -> pd.DataFrame:
     return rows
 
 
-def _values(group: pd.DataFrame) -> pd.Series:
+def values_by_unit(group: pd.DataFrame) -> pd.Series:
     """The response by pairing key: unit and base weights, so that runs pair only when
     they share both the base model and the run seed."""
     keys = UNIT + ["base_id"]
@@ -118,7 +118,7 @@ def _comparison_rows(sub: pd.DataFrame, method: str, baseline: str, options: Ana
         a = runs_a[runs_a["compression"] == compression]
         b = runs_b[runs_b["compression"] == compression]
         notes = confounder_warnings(a, b, method, baseline)
-        stats = compare_values(_values(a), _values(b), options)
+        stats = compare_values(values_by_unit(a), values_by_unit(b), options)
         unpaired = stats["n_method"] + stats["n_baseline"] - 2 * stats["n_pairs"]
         if stats["n_pairs"] and unpaired:
             notes.append(f"{unpaired} run(s) without a partner left out of the paired test")

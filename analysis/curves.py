@@ -1,0 +1,139 @@
+"""Tradeoff-curve figures: accuracy (or its difference to dense) against compression,
+theoretical speedup or measured latency, one facet per model x dataset.
+
+Plotting only: the numbers come from `analysis.bands.curve_points` (already aggregated,
+so drawing stays fast at any store size). Uses `matplotlib.figure.Figure` directly (no
+pyplot, no global backend switch); files are written atomically.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from analysis.files import write_atomic
+from analysis.runs import SETTING, setting_label
+from analysis.schema import DENSE_STRATEGY
+
+AXES = {
+    "compression": ("compression_ratio", 1.0, "Compression ratio (params / nonzero params)"),
+    "speedup": ("theoretical_speedup", 1.0, "Theoretical speedup (MACs / nonzero MACs)"),
+    "latency": ("latency_b1", 1e3, "Measured latency, batch 1 (ms)"),
+}
+CRITERION_COLORS = {"magnitude": "#0072B2", "gradient": "#D55E00", "activation": "#009E73",
+                    "random": "#7F7F7F"}
+OTHER_COLORS = ("#CC79A7", "#E69F00", "#56B4E9", "#8C564B", "#BCBD22", "#17BECF")
+DENSE_COLOR = "#111111"
+
+
+def strategy_styles(strategies) -> dict[str, dict]:
+    """Colour by criterion (magnitude, gradient, ...), line style by scope: global solid,
+    layerwise dashed; other methods get their own colours."""
+    styles, others = {}, 0
+    for name in sorted(strategies):
+        scope, _, criterion = name.partition("_")
+        if name == "random" or (criterion in CRITERION_COLORS and scope in ("global", "layerwise")):
+            color = CRITERION_COLORS[criterion or "random"] if name != "random" else CRITERION_COLORS["random"]
+            dashed = scope == "layerwise"
+            styles[name] = {"color": color, "linestyle": "--" if dashed else "-",
+                            "marker": "s" if dashed else "o"}
+        else:
+            styles[name] = {"color": OTHER_COLORS[others % len(OTHER_COLORS)], "linestyle": "-",
+                            "marker": "^"}
+            others += 1
+    return styles
+
+
+def _log2_axis(ax, values) -> None:
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_locator(LogLocator(base=2))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite) & (finite > 0)]
+    if finite.size:
+        lo, hi = finite.min(), finite.max()
+        pad = 2 ** (0.08 * max(math.log2(hi / lo), 1.0))
+        ax.set_xlim(lo / pad, hi * pad)
+
+
+def draw_facet(ax, points: pd.DataFrame, runs: pd.DataFrame | None, axis: str, delta: bool,
+               styles: dict[str, dict]) -> None:
+    """One model x dataset facet: a line with band per strategy, the dense reference."""
+    column, scale, label = AXES[axis]
+    prefix = "delta_" if delta else ""
+    mean_col = "delta_mean" if delta else "mean"
+    dense = points[points["strategy"] == DENSE_STRATEGY]
+    xs = [points[column] * scale]
+    for strategy, curve in points[points["strategy"] != DENSE_STRATEGY].groupby("strategy"):
+        curve = curve.dropna(subset=[column, mean_col]).sort_values(column)
+        if curve.empty:
+            continue
+        style = styles[strategy]
+        x = curve[column].to_numpy(float) * scale
+        ax.fill_between(x, curve[f"{prefix}low"], curve[f"{prefix}high"], color=style["color"],
+                        alpha=0.15, linewidth=0)
+        ax.plot(x, curve[mean_col], color=style["color"], linestyle=style["linestyle"],
+                marker=style["marker"], markersize=4, linewidth=1.6)
+        if runs is not None:
+            seeds = runs[runs["strategy"] == strategy].dropna(subset=[column])
+            ax.scatter(seeds[column] * scale, seeds["delta" if delta else "y"], s=7,
+                       color=style["color"], alpha=0.35, linewidths=0)
+    if delta:
+        ax.axhline(0.0, color=DENSE_COLOR, linewidth=1.0, linestyle=":")
+    elif not dense.empty:
+        row = dense.iloc[0]
+        ax.axhspan(row["low"], row["high"], color=DENSE_COLOR, alpha=0.07, linewidth=0)
+        ax.axhline(row["mean"], color=DENSE_COLOR, linewidth=1.0, linestyle=":")
+        if math.isfinite(row[column]):
+            ax.plot([row[column] * scale], [row["mean"]], marker="*", markersize=10, color=DENSE_COLOR,
+                    linestyle="none")
+    _log2_axis(ax, pd.concat(xs))
+    ax.set_xlabel(label)
+    ax.grid(True, which="major", alpha=0.3, linewidth=0.6)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def curve_figure(points: pd.DataFrame, axis: str, delta: bool, metric_label: str, band: str,
+                 runs: pd.DataFrame | None = None) -> Figure:
+    """A figure with one facet per model x dataset. `runs` adds per-seed points."""
+    keys = points[SETTING].drop_duplicates().sort_values(SETTING).itertuples(index=False)
+    keys = [tuple(k) for k in keys]
+    ncols = min(3, len(keys))
+    nrows = math.ceil(len(keys) / ncols)
+    fig = Figure(figsize=(4.4 * ncols, 3.5 * nrows + 0.9), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    styles = strategy_styles(set(points["strategy"]) - {DENSE_STRATEGY})
+    for ax, (model, dataset) in zip(axes, keys):
+        mask = (points["model"] == model) & (points["dataset"] == dataset)
+        seeds = None
+        if runs is not None:
+            seeds = runs[(runs["model"] == model) & (runs["dataset"] == dataset)]
+        draw_facet(ax, points[mask], seeds, axis, delta, styles)
+        ax.set_title(setting_label(model, dataset), fontsize=10)
+        ax.set_ylabel(f"Δ {metric_label} vs dense (points)" if delta else f"{metric_label} (%)")
+    for ax in axes[len(keys):]:
+        ax.set_visible(False)
+    handles = [Line2D([], [], color=s["color"], linestyle=s["linestyle"], marker=s["marker"],
+                      markersize=4, label=name) for name, s in styles.items()]
+    handles.append(Line2D([], [], color=DENSE_COLOR, linestyle=":", marker=None if delta else "*",
+                          label="dense (same base weights)" if delta else "dense"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), frameon=False,
+               fontsize=8)
+    fig.suptitle(f"{metric_label}{' difference to dense' if delta else ''} vs {axis}: "
+                 f"mean over seeds, band = {band}", fontsize=10)
+    return fig
+
+
+def save_figure(fig: Figure, stem: str | Path, formats=("png", "pdf"), dpi: int = 150) -> list[Path]:
+    """Write `stem.<fmt>` for each format atomically; returns the paths."""
+    paths = []
+    for fmt in formats:
+        paths.append(write_atomic(Path(f"{stem}.{fmt}"),
+                                  lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=dpi)))
+    return paths

@@ -1,0 +1,79 @@
+"""Seed planner: how many seeds a target difference needs, from a pilot's spread.
+
+With a baseline, the spread is that of the per-seed differences method - baseline (paired,
+the design every comparison here uses when seeds are shared); without one, the spread of
+each strategy's runs across seeds, planned as an unpaired comparison of two methods with
+that spread. The level is α / family_size (Bonferroni, a safe bound for Holm).
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from analysis.errors import AnalysisError
+from analysis.options import AnalysisOptions
+from analysis.power import seeds_needed, t_test_power
+from analysis.runs import SETTING, UNIT
+from analysis.schema import DENSE_STRATEGY
+
+
+def _plan_row(sd: float, n: int, paired: bool, target: float, alpha: float, power: float) -> dict:
+    if not (n >= 2 and math.isfinite(sd)):
+        return {"sd": sd, "design": "paired" if paired else "unpaired", "current_power": math.nan,
+                "seeds_needed": math.nan}
+    se = sd / math.sqrt(n) if paired else sd * math.sqrt(2.0 / n)
+    df = n - 1.0 if paired else 2.0 * n - 2.0
+    try:
+        needed = seeds_needed(sd, target, alpha, power, paired)
+    except ValueError:
+        needed = math.inf
+    return {"sd": sd, "design": "paired" if paired else "unpaired",
+            "current_power": t_test_power(target, se, df, alpha) if se > 0 else 1.0,
+            "seeds_needed": needed}
+
+
+def plan_seeds(runs: pd.DataFrame, target: float, options: AnalysisOptions, method: str | None = None,
+               baseline: str | None = None, family_size: int = 1) -> pd.DataFrame:
+    """One row per setting x compression (x strategy without a baseline): the pilot's n and
+    spread, the power it has now for `target`, and the seeds needed for `options.power`."""
+    if not target > 0:
+        raise AnalysisError(f"the target difference must be positive, got {target}")
+    if family_size < 1:
+        raise AnalysisError(f"family size must be at least 1, got {family_size}")
+    if baseline is not None and method is None:
+        raise AnalysisError("--baseline needs --method")
+    alpha = options.alpha / family_size
+    pruned = runs[runs["strategy"] != DENSE_STRATEGY]
+    names = set(pruned["strategy"])
+    for name in (method, baseline):
+        if name is not None and name not in names:
+            raise AnalysisError(f"unknown method {name!r}; the table has: {', '.join(sorted(names))}")
+    rows = []
+    if baseline is not None:
+        keys = UNIT + ["base_id"]
+        for (model, dataset, compression), group in pruned.groupby(SETTING + ["compression"]):
+            a = group[group["strategy"] == method].groupby(keys)["y"].mean()
+            b = group[group["strategy"] == baseline].groupby(keys)["y"].mean()
+            if a.empty or b.empty:
+                continue
+            d = (a - b).dropna()
+            paired = len(d) >= 2
+            sd = float(d.std(ddof=1)) if paired else math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)
+            n = len(d) if paired else min(len(a), len(b))
+            rows.append({"model": model, "dataset": dataset, "compression": compression,
+                         "strategy": f"{method} vs {baseline}", "pilot_n": n,
+                         **_plan_row(sd, n, paired, target, alpha, options.power)})
+    else:
+        chosen = pruned if method is None else pruned[pruned["strategy"] == method]
+        for (model, dataset, strategy, compression), group in chosen.groupby(SETTING + ["strategy", "compression"]):
+            n = int(group["y"].count())
+            sd = float(group["y"].std(ddof=1)) if n > 1 else math.nan
+            rows.append({"model": model, "dataset": dataset, "compression": compression,
+                         "strategy": strategy, "pilot_n": n,
+                         **_plan_row(sd, n, False, target, alpha, options.power)})
+    if not rows:
+        raise AnalysisError(f"no operating point has runs of both {method} and {baseline}")
+    frame = pd.DataFrame(rows)
+    frame["target"], frame["alpha"], frame["power"] = target, alpha, options.power
+    return frame
