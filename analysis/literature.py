@@ -37,6 +37,7 @@ from typing import Callable, Mapping
 import pandas as pd
 
 from analysis.errors import AnalysisError
+from analysis.schema import unit_of
 
 ENV_VAR = "SHRINKBENCH_LITERATURE"
 SOURCE = "reported"
@@ -231,6 +232,14 @@ def _skip_reason(values: dict, parsed: Mapping[str, float], notes: str) -> str |
 
 # ---------------------------------------------------------------------------- loaders
 
+ROW_COLUMNS = (
+    "result_id", "paper", "dataset", "model", "model_group", "method", "label", "year", "venue",
+    "non_pruning", *normalise_result(dict.fromkeys(_PERCENT_COLUMNS + _NUMBER_COLUMNS, math.nan))[0],
+    "notes", "source",
+)
+"""Columns of `LiteratureResults.rows`; `label` is "paper (method)", or the paper alone."""
+METRICS = ("compression_ratio", "theoretical_speedup", "top1", "top5", "delta_top1", "delta_top5")
+
 @dataclass(frozen=True)
 class LiteratureResults:
     """`rows`: one used result per row (source "reported"); `skipped`: one unused input row
@@ -270,22 +279,36 @@ def load_results(path: str | os.PathLike | None = None) -> LiteratureResults:
         conflicts.extend({**ident, "quantity": q, "kept_from": a, "kept": x, "other_from": b,
                           "other": y} for q, a, x, b, y in clashes)
         paper = papers.loc[ident["paper"]] if ident["paper"] in papers.index else None
-        used.append({**ident, "model_group": model_group(ident["model"]),
-                     "method": cells["Method"].strip(),
+        method = cells["Method"].strip()
+        used.append({**ident, "model_group": model_group(ident["model"]), "method": method,
+                     "label": f"{ident['paper']} ({method})" if method else ident["paper"],
                      "year": paper["year"] if paper is not None else pd.NA,
                      "venue": paper["venue"] if paper is not None else "",
                      "non_pruning": bool(paper["non_pruning"]) if paper is not None else False,
                      **values, "notes": cells["Notes"].strip(), "source": SOURCE})
-    rows = pd.DataFrame(used)
-    if not rows.empty:
-        rows["num_trials"] = rows["num_trials"].astype("Int64")
-        rows["label"] = [p if not m else f"{p} ({m})" for p, m in zip(rows["paper"], rows["method"])]
+    rows = pd.DataFrame(used, columns=ROW_COLUMNS)
+    rows["num_trials"] = rows["num_trials"].astype("Int64")
     skip_columns = ["result_id", "paper", "dataset", "model", "reason"]
     conflict_columns = ["result_id", "paper", "dataset", "model", "quantity", "kept_from",
                         "kept", "other_from", "other"]
     return LiteratureResults(rows=rows, skipped=pd.DataFrame(skipped, columns=skip_columns),
                              conflicts=pd.DataFrame(conflicts, columns=conflict_columns),
                              n_input=len(raw), path=folder)
+
+
+def as_metric_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """`LiteratureResults.rows` in the long shape of `analysis.schema`'s tidy table: one row
+    per result x metric of `METRICS` that is reported, with model, dataset, strategy (the
+    label), compression (the compression ratio, NaN where only a speedup is reported),
+    stage "post" (after fine-tuning, as papers report), split "test", unit and source."""
+    wide = rows.assign(strategy=rows["label"], compression=rows["compression_ratio"])
+    long = wide.melt(id_vars=["result_id", "paper", "model", "dataset", "strategy",
+                              "compression", "source"],
+                     value_vars=list(METRICS), var_name="metric", value_name="value")
+    long = long.dropna(subset=["value"])
+    long["stage"], long["split"] = "post", "test"
+    long["unit"] = long["metric"].map(lambda m: "points" if m.startswith("delta_") else unit_of(m))
+    return long.reset_index(drop=True)
 
 
 def _split_list(cell: str) -> tuple[str, ...]:
@@ -336,7 +359,8 @@ _SCALES = {"MParams": 1e6, "GFLOPS": 1e9, "FLOPs": 1e9}
 
 _FAMILIES = (
     ("EfficientNet", r"EfficientNet-B\d+"), ("MobileNetV2", r"MobileNet-?v2"),
-    ("MobileNet", r"MobileNet(-v1)?"), ("ResNet", r"ResNet-\d+"), ("VGG", r"VGG-\d+"),
+    ("MobileNet", r"MobileNet(-v1)?"), ("ResNet", r"ResNet-\d+"), ("ResNetV2", r"ResNet-\d+-v2"),
+    ("VGG", r"VGG-\d+"),
     ("VGG-BN", r"VGG-\d+_BN"),
 )
 

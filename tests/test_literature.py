@@ -286,6 +286,24 @@ def test_tiny_corpus_rows_and_skips(tiny_corpus):
     assert results.rows.set_index("result_id").loc["1", "compression_ratio"] == pytest.approx(10.0)
     reasons = results.skipped.set_index("result_id")["reason"]
     assert reasons["5"] == "no numbers reported" and reasons["6"].startswith("unparseable value")
+    # result 1: savedParams 90% -> 10x, old/new FLOPS 3, top-1 68 (-2 points), top-5 88 (-1).
+    long = lit.as_metric_rows(results.rows)
+    first = long[long["result_id"] == "1"].set_index("metric")["value"].to_dict()
+    assert first == pytest.approx({"compression_ratio": 10.0, "theoretical_speedup": 3.0, "top1": 68.0,
+                                   "top5": 88.0, "delta_top1": -2.0, "delta_top5": -1.0})
+    assert set(long["source"]) == {"reported"} and set(long["stage"]) == {"post"}
+    # result 2: Err1 25% -> top-1 75, one point below 76; keptFLOPS 50% -> 2x.
+    second = long[long["result_id"] == "2"].set_index("metric")["value"].to_dict()
+    assert second == pytest.approx({"theoretical_speedup": 2.0, "top1": 75.0, "delta_top1": -1.0})
+
+
+def test_a_corpus_without_usable_rows_gives_empty_frames_with_all_columns(tiny_corpus):
+    path = tiny_corpus / lit.RESULTS_FILE
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame[frame["Name"] == "5"].to_csv(path, index=False)
+    results = lit.load_results(tiny_corpus)
+    assert results.rows.empty and list(results.rows.columns) == list(lit.ROW_COLUMNS)
+    assert results.skipped_counts().to_dict() == {"no numbers reported": 1}
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
