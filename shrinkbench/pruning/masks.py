@@ -1,0 +1,201 @@
+"""Keep-masks of the prunable weights, and their enforcement during fine-tuning.
+
+A `MaskSet` maps each prunable layer's qualified name to a boolean tensor of its weight's
+shape (True = kept). Pruned weights stay exactly zero through fine-tuning when every step is
+
+    loss.backward(); masks.mask_gradients(); optimizer.step(); masks.mask_weights()
+
+`mask_gradients` zeroes the gradient at pruned positions, so with a weight of exactly 0
+there nothing reaches the optimizer: SGD's d = g + wd*w = 0 keeps the momentum buffer at 0,
+Adam's exp_avg / exp_avg_sq stay 0 (so its update 0 / (sqrt(0) + eps) = 0), and AdamW's
+decoupled decay multiplies 0. `mask_weights` re-zeroes the weights after the step as a
+guard (e.g. against optimizer state carried over from dense training; `mask_optimizer_state`
+clears such state). Both are one fused `torch._foreach_mul_` over all prunable tensors with
+masks pre-cast to each parameter's dtype and device by `attach` (a plain loop where
+`_foreach_mul_` does not exist). A non-finite gradient at a pruned position would give
+0 * inf = nan; training has diverged then anyway (the runner stops on a non-finite loss).
+"""
+from __future__ import annotations
+
+from typing import Iterator, Mapping
+
+import torch
+from torch import nn
+
+from shrinkbench.errors import CheckpointError, ConfigError
+
+if hasattr(torch, "_foreach_mul_"):
+    def _multiply_in_place(tensors: list[torch.Tensor], factors: list[torch.Tensor]) -> None:
+        torch._foreach_mul_(tensors, factors)
+else:  # pragma: no cover - very old torch
+    def _multiply_in_place(tensors: list[torch.Tensor], factors: list[torch.Tensor]) -> None:
+        for tensor, factor in zip(tensors, factors):
+            tensor.mul_(factor)
+
+
+class MaskSet:
+    """Boolean keep-masks (True = kept), one per prunable layer, in layer order."""
+
+    def __init__(self, masks: Mapping[str, torch.Tensor]):
+        self._masks: dict[str, torch.Tensor] = {}
+        for name, mask in masks.items():
+            if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+                raise ConfigError(f"mask of layer {name!r} must be a bool tensor, got "
+                                  f"{getattr(mask, 'dtype', type(mask).__name__)}")
+            self._masks[name] = mask
+        self._params: list[nn.Parameter] | None = None
+        self._factors: list[torch.Tensor] = []
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def dense(cls, weights: Mapping[str, torch.Tensor]) -> "MaskSet":
+        """All weights kept."""
+        return cls({n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()})
+
+    @classmethod
+    def from_weights(cls, weights: Mapping[str, torch.Tensor]) -> "MaskSet":
+        """Masks read off the weights: kept where the weight is not zero."""
+        return cls({n: w.detach() != 0 for n, w in weights.items()})
+
+    # ---- mapping ------------------------------------------------------------------------
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self._masks[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._masks)
+
+    def __len__(self) -> int:
+        return len(self._masks)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._masks
+
+    def items(self):
+        return self._masks.items()
+
+    def names(self) -> list[str]:
+        return list(self._masks)
+
+    # ---- counts -------------------------------------------------------------------------
+    def kept(self) -> int:
+        """Number of kept (unpruned) weights over all layers."""
+        return sum(int(m.sum().item()) for m in self._masks.values())
+
+    def total(self) -> int:
+        """Number of masked weights (kept + pruned)."""
+        return sum(m.numel() for m in self._masks.values())
+
+    def density(self) -> dict[str, float]:
+        """Per layer: kept / numel."""
+        return {n: int(m.sum().item()) / m.numel() for n, m in self._masks.items()}
+
+    def only_shrinks(self, previous: "MaskSet") -> bool:
+        """True when every weight kept here was kept in `previous` (same layers and shapes)."""
+        if self.names() != previous.names():
+            return False
+        return all(m.shape == previous[n].shape and not bool((m & ~previous[n].to(m.device)).any())
+                   for n, m in self._masks.items())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MaskSet):
+            return NotImplemented
+        return self.names() == other.names() and all(
+            m.shape == other[n].shape and torch.equal(m.cpu(), other[n].cpu())
+            for n, m in self._masks.items())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"MaskSet({len(self)} layers, kept {self.kept():,} of {self.total():,})"
+
+    # ---- applying to a model ------------------------------------------------------------
+    def _parameters_of(self, model: nn.Module) -> list[nn.Parameter]:
+        params = []
+        for name, mask in self._masks.items():
+            try:
+                weight = model.get_submodule(name).weight
+            except AttributeError:
+                raise CheckpointError(f"mask for layer {name!r}, but the model has no such layer "
+                                      f"with a weight") from None
+            if weight.shape != mask.shape:
+                raise CheckpointError(f"mask for layer {name!r} has shape {tuple(mask.shape)}, "
+                                      f"its weight {tuple(weight.shape)}")
+            params.append(weight)
+        return params
+
+    @torch.no_grad()
+    def apply(self, model: nn.Module) -> None:
+        """Set every pruned weight of `model` to exactly 0 (masked_fill, so nan/inf become 0)."""
+        for weight, mask in zip(self._parameters_of(model), self._masks.values()):
+            weight.masked_fill_(~mask.to(weight.device), 0)
+
+    def attach(self, model: nn.Module) -> "MaskSet":
+        """Bind `model`'s weight Parameters and pre-cast the masks to their dtype and device.
+
+        Call once, after the model is on its final device and dtype; the per-step
+        `mask_gradients` / `mask_weights` then do no name lookups.
+        """
+        self._params = self._parameters_of(model)
+        self._factors = [m.to(device=p.device, dtype=p.dtype) for p, m in
+                         zip(self._params, self._masks.values())]
+        return self
+
+    def _bound(self) -> list[nn.Parameter]:
+        if self._params is None:
+            raise RuntimeError("MaskSet.attach(model) must be called before masking each step")
+        return self._params
+
+    def mask_gradients(self) -> None:
+        """grad *= mask for every attached weight that has a gradient (after backward,
+        before optimizer.step)."""
+        params = self._bound()
+        grads = [p.grad for p in params]
+        if any(g is None for g in grads):
+            pairs = [(g, f) for g, f in zip(grads, self._factors) if g is not None]
+            grads, factors = [g for g, _ in pairs], [f for _, f in pairs]
+        else:
+            factors = self._factors
+        if grads:
+            _multiply_in_place(grads, factors)
+
+    @torch.no_grad()
+    def mask_weights(self) -> None:
+        """weight *= mask for every attached weight (after optimizer.step; a guard)."""
+        _multiply_in_place(self._bound(), self._factors)
+
+    @torch.no_grad()
+    def mask_optimizer_state(self, optimizer: torch.optim.Optimizer) -> None:
+        """Zero, at pruned positions, every optimizer state tensor shaped like its attached
+        weight (momentum buffers, Adam moments), e.g. when the state predates pruning."""
+        for param, factor in zip(self._bound(), self._factors):
+            for value in optimizer.state.get(param, {}).values():
+                if isinstance(value, torch.Tensor) and value.shape == param.shape:
+                    value.mul_(factor.to(value.dtype))
+
+    # ---- saving -------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """name -> bool mask on the CPU (saveable with torch.save, loadable weights_only)."""
+        return {n: m.detach().cpu().clone() for n, m in self._masks.items()}
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Replace the masks by `state`; layers and shapes must match the current ones
+        (an empty MaskSet accepts any). Attached masks are re-bound to the same weights."""
+        if self._masks and list(state) != self.names():
+            raise CheckpointError(f"saved masks cover layers {list(state)}, expected {self.names()}")
+        for name, mask in state.items():
+            if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+                raise CheckpointError(f"saved mask of layer {name!r} is not a bool tensor")
+            if name in self._masks and mask.shape != self._masks[name].shape:
+                raise CheckpointError(f"saved mask of layer {name!r} has shape {tuple(mask.shape)}, "
+                                      f"expected {tuple(self._masks[name].shape)}")
+        device = {n: m.device for n, m in self._masks.items()}
+        self._masks = {n: m.to(device.get(n, m.device)) for n, m in state.items()}
+        if self._params is not None:
+            self._factors = [m.to(device=p.device, dtype=p.dtype) for p, m in
+                             zip(self._params, self._masks.values())]
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, torch.Tensor]) -> "MaskSet":
+        masks = cls({})
+        masks.load_state_dict(state)
+        return masks

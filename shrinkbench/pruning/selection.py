@@ -1,0 +1,160 @@
+"""Exact selection: keep exactly K weights, ties broken deterministically, masks only shrink.
+
+Order: weights are ranked by (score descending, flat index ascending), i.e. a stable sort;
+among equal scores the weight with the lower index is kept. The flat index of the global
+ranking runs over the prunable layers in `named_modules` order, each flattened row-major.
+Weights already pruned get score -inf and are never revived. It is computed without a full
+sort: t = the K-th largest score (`kthvalue`), keep every score > t, then the
+lowest-indexed scores == t until K are kept.
+
+Layerwise scope: with f = K / P (P = prunable weights), layer l (n_l weights) keeps
+k_l = floor(K n_l / P) or that + 1, the +1s going to the largest remainders (K n_l mod P,
+ties to the earlier layer) so that sum k_l = K exactly and |k_l - f n_l| < 1
+(Hamilton apportionment, exact integer arithmetic). Where a layer has fewer weights alive
+than its share (after an earlier, differently scoped pruning step), it keeps all it has and
+the others share the rest in proportion to their sizes.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from shrinkbench.errors import CompressionError, ConfigError
+from shrinkbench.pruning.context import Batch, ScoringContext
+from shrinkbench.pruning.layers import keep_count, prunable_weights
+from shrinkbench.pruning.masks import MaskSet
+from shrinkbench.pruning.strategies import SCOPES, Strategy
+
+
+def top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Bool mask of a 1-D `scores` keeping the k largest, ties to the lower index."""
+    n = scores.numel()
+    if not 0 <= k <= n:
+        raise ValueError(f"cannot keep {k} of {n} scores")
+    if k == 0:
+        return torch.zeros(n, dtype=torch.bool, device=scores.device)
+    threshold = torch.kthvalue(scores.cpu() if scores.device.type == "mps" else scores,
+                               n - k + 1).values.to(scores.device)
+    keep = scores > threshold
+    missing = k - int(keep.sum().item())
+    tied = torch.nonzero(scores == threshold).flatten()[:missing]
+    keep[tied] = True
+    return keep
+
+
+def apportion(total: int, sizes: Sequence[int], capacities: Sequence[int]) -> list[int]:
+    """Split `total` over layers in proportion to `sizes`, each at most its capacity
+    (largest-remainder rounding in exact integers; see the module docstring)."""
+    if total > sum(capacities):
+        raise ValueError(f"cannot place {total} in capacities summing to {sum(capacities)}")
+    counts = [0] * len(sizes)
+    free = list(range(len(sizes)))
+    remaining = total
+    while True:  # layers whose proportional share exceeds their capacity keep all they can
+        size_sum = sum(sizes[i] for i in free)
+        capped = [i for i in free if remaining * sizes[i] > capacities[i] * size_sum]
+        if not capped:
+            break
+        for i in capped:
+            counts[i] = capacities[i]
+            remaining -= capacities[i]
+        free = [i for i in free if i not in capped]
+    size_sum = sum(sizes[i] for i in free)
+    if not free or size_sum == 0:
+        return counts
+    remainders = {}
+    for i in free:
+        counts[i], remainders[i] = divmod(remaining * sizes[i], size_sum)
+    extra = remaining - sum(counts[i] for i in free)
+    for i in sorted(free, key=lambda i: (-remainders[i], i))[:extra]:
+        counts[i] += 1
+    return counts
+
+
+def _checked_scores(strategy: Strategy, scores, weights: dict[str, nn.Parameter]) -> dict[str, torch.Tensor]:
+    label = strategy.label
+    if not isinstance(scores, dict):
+        raise ConfigError(f"strategy {label!r}: score() must return a dict name -> tensor, "
+                          f"got {type(scores).__name__}")
+    extra = [n for n in scores if n not in weights]
+    if extra:
+        raise ConfigError(f"strategy {label!r} scored {extra[0]!r}, which is not a prunable layer")
+    checked = {}
+    for name, weight in weights.items():
+        score = scores.get(name)
+        if not isinstance(score, torch.Tensor):
+            raise ConfigError(f"strategy {label!r} returned no score tensor for layer {name!r}")
+        if score.shape != weight.shape:
+            raise ConfigError(f"strategy {label!r}: score of layer {name!r} has shape "
+                              f"{tuple(score.shape)}, its weight {tuple(weight.shape)}")
+        score = score.detach()
+        if not score.is_floating_point():
+            score = score.double()
+        if not bool(torch.isfinite(score).all()):
+            raise ConfigError(f"strategy {label!r} gave non-finite scores (nan or inf) for "
+                              f"layer {name!r}")
+        checked[name] = score.to(weight.device)
+    return checked
+
+
+def select(scores: dict[str, torch.Tensor], k: int, scope: str,
+           alive: MaskSet | None = None) -> MaskSet:
+    """Masks keeping exactly k weights by `scope` ('global' | 'layerwise'); weights not
+    alive (alive mask False) get score -inf and stay pruned."""
+    if scope not in SCOPES:
+        raise ConfigError(f"strategy scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+    dtype = torch.float32
+    for score in scores.values():
+        dtype = torch.promote_types(dtype, score.dtype)
+    flat = {}
+    for name, score in scores.items():
+        s = score.reshape(-1).to(dtype)
+        if alive is not None:
+            s = s.masked_fill(~alive[name].reshape(-1).to(s.device), float("-inf"))
+        flat[name] = s
+    if scope == "global":
+        keep = top_k_mask(torch.cat(list(flat.values())), k)
+        pieces = keep.split([s.numel() for s in flat.values()])
+    else:
+        sizes = [s.numel() for s in flat.values()]
+        capacities = (sizes if alive is None else
+                      [int(alive[n].sum().item()) for n in flat])
+        counts = apportion(k, sizes, capacities)
+        pieces = [top_k_mask(s, c) for s, c in zip(flat.values(), counts)]
+    return MaskSet({n: p.reshape(scores[n].shape) for n, p in zip(flat, pieces)})
+
+
+def prune(model: nn.Module, strategy: Strategy, compression: float, *, excluded,
+          batches: Sequence[Batch], generator: torch.Generator,
+          masks: MaskSet | None = None) -> MaskSet:
+    """Prune `model` in place to `compression` (params / params_nonzero) with `strategy`.
+
+    Keeps exactly K = keep_count(...) prunable weights: scores from `strategy.score`, the
+    top K chosen by its scope (ties to the lower index), weights pruned by `masks` never
+    revived. Zeroes the pruned weights and returns the new masks.
+    """
+    weights = prunable_weights(model, excluded)
+    k = keep_count(model, weights, compression)
+    if not weights:
+        return MaskSet({})
+    if masks is not None:
+        if masks.names() != list(weights):
+            raise ConfigError(f"current masks cover layers {masks.names()}, but the prunable "
+                              f"layers are {list(weights)}")
+        masks.apply(model)
+        alive = masks.kept()
+        if k > alive:
+            raise CompressionError(f"compression {compression:g} keeps {k:,} prunable weights but "
+                                   f"only {alive:,} are left unpruned; masks only shrink, so "
+                                   f"prune to a compression at least as high as before")
+    if strategy.scope not in SCOPES:
+        raise ConfigError(f"strategy {strategy.label!r} has scope {strategy.scope!r}; "
+                          f"allowed: {', '.join(SCOPES)}")
+    ctx = ScoringContext(model, weights, batches, generator, masks)
+    scores = _checked_scores(strategy, strategy.score(ctx), weights)
+    with torch.no_grad():
+        new_masks = select(scores, k, strategy.scope, masks)
+    new_masks.apply(model)
+    return new_masks

@@ -1,0 +1,120 @@
+"""Strategies = a criterion (how weights are scored) x a scope (how scores are compared).
+
+    global:    one ranking over all prunable weights of the model; the top K are kept
+    layerwise: each layer l keeps its share K * n_l / prunable of its own top weights
+
+Selection is not the strategy's business (`selection.py` does it exactly, for every
+strategy alike), so a strategy is just `scope` plus `score(ctx)`.
+
+Built-ins (registry key, alias = the original ShrinkBench class name):
+global_magnitude GlobalMagWeight, layerwise_magnitude LayerMagWeight, global_gradient
+GlobalMagGrad, layerwise_gradient LayerMagGrad, global_activation GlobalMagAct,
+layerwise_activation LayerMagAct, random RandomPruning (layerwise).
+"""
+from __future__ import annotations
+
+import inspect
+from functools import partial
+from typing import Callable
+
+import torch
+
+from shrinkbench.pruning.context import ScoringContext
+from shrinkbench.pruning.criteria import CRITERIA, Criterion
+from shrinkbench.registry import Registry
+
+SCOPES = ("global", "layerwise")
+
+
+class Strategy:
+    """Base class of pruning strategies. Subclasses set `scope` and implement `score`.
+
+    `score(ctx)` returns, for every name in `ctx.weights`, a tensor shaped like that weight
+    whose larger values mark the weights to keep; non-finite values are an error. Exact
+    selection (K weights, ties to the lower index) and masking are done by `prune`.
+    """
+
+    name: str = ""
+    scope: str = "global"
+    criterion: str = "custom"
+    description: str = ""
+
+    def score(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:
+        raise NotImplementedError(f"{type(self).__name__} must implement score(ctx)")
+
+    @property
+    def label(self) -> str:
+        """The strategy's name, or its class name where it sets none."""
+        return self.name or type(self).__name__
+
+    def summary(self) -> str:
+        """One line: `description`, else the first line of the class docstring."""
+        doc = inspect.getdoc(type(self)) if type(self).__doc__ else ""
+        return self.description or (doc.splitlines()[0] if doc else "")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.label!r}, scope={self.scope!r})"
+
+
+class ScoredStrategy(Strategy):
+    """A built-in criterion applied with a scope."""
+
+    def __init__(self, criterion: Criterion, scope: str, name: str):
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+        self._criterion = criterion
+        self.name, self.scope, self.criterion = name, scope, criterion.name
+        how = ("ranked over all prunable weights" if scope == "global"
+               else "each layer keeps the same fraction")
+        self.description = f"score {criterion.formula}, {how}"
+
+    def score(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:
+        return self._criterion.fn(ctx)
+
+
+STRATEGIES: Registry[Callable[[], Strategy]] = Registry("pruning strategy")
+"""name -> zero-argument factory of a Strategy (a Strategy subclass is one)."""
+
+
+def register_strategy(name: str | None = None, aliases: tuple[str, ...] = ()):
+    """Class decorator: make a Strategy subclass selectable by `name` (default: its class name)."""
+
+    def wrap(cls: type[Strategy]) -> type[Strategy]:
+        if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+            raise TypeError(f"{cls!r} is not a subclass of shrinkbench.pruning.Strategy")
+        STRATEGIES.register(name or cls.__name__, cls, aliases)
+        return cls
+
+    return wrap
+
+
+_BUILTINS = [  # (criterion, scope, alias of the original ShrinkBench)
+    ("magnitude", "global", "GlobalMagWeight"), ("magnitude", "layerwise", "LayerMagWeight"),
+    ("gradient", "global", "GlobalMagGrad"), ("gradient", "layerwise", "LayerMagGrad"),
+    ("activation", "global", "GlobalMagAct"), ("activation", "layerwise", "LayerMagAct"),
+]
+for _criterion, _scope, _alias in _BUILTINS:
+    _name = f"{_scope}_{_criterion}"
+    STRATEGIES.register(_name, partial(ScoredStrategy, CRITERIA.get(_criterion), _scope, _name),
+                        aliases=(_alias,))
+STRATEGIES.register("random", partial(ScoredStrategy, CRITERIA.get("random"), "layerwise", "random"),
+                    aliases=("RandomPruning",))
+
+
+def _aliases_by_name() -> dict[str, list[str]]:
+    # The shared Registry keeps aliases privately; read them without changing it.
+    found: dict[str, list[str]] = {}
+    for alias, name in getattr(STRATEGIES, "_aliases", {}).items():
+        found.setdefault(name, []).append(alias)
+    return found
+
+
+def list_strategies() -> list[tuple[str, str, str, tuple[str, ...], str]]:
+    """(name, scope, criterion, aliases, description) of every registered strategy."""
+    aliases = _aliases_by_name()
+    rows = []
+    for name, factory in STRATEGIES.items():
+        strategy = factory()
+        rows.append((name, strategy.scope, strategy.criterion, tuple(aliases.get(name, ())),
+                     strategy.summary()))
+    return rows
