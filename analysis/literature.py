@@ -9,8 +9,9 @@ Conventions (one per quantity, whatever the paper wrote):
 - accuracies (`top1`, `top5`, `orig_top1`, ...) are percent correct: "93.55%" -> 93.55 and
   an error rate e becomes 100 - e. `orig_*` is the paper's own dense (unpruned) baseline.
 - `delta_top1 = top1 - orig_top1` in accuracy points (negative = the pruned model is worse).
-  Preferred from the two reported accuracies; the corpus column `dTop1` (same sign: it is
-  -1.06 where the paper reports a 1.06 point drop) is used when one of them is missing.
+  Preferred from the two reported accuracies; the corpus column `dTop1` has the same sign
+  (row 50: Top1 76.52, OrigTop1 76.69, dTop1 -0.17) and is used when one of them is missing,
+  in which case `top1` may be derived as `orig_top1 + dTop1` (`top1_from` says so).
 - `compression_ratio = params_dense / params_pruned`, first of: `old/new Nparam`,
   `OrigMParams / MParams`, `1 / keptParams`, `1 / (1 - savedParams)`.
 - `theoretical_speedup = flops_dense / flops_pruned`, first of: `old/new FLOPS`,
@@ -23,7 +24,9 @@ Conventions (one per quantity, whatever the paper wrote):
   is listed in `LiteratureResults.conflicts`.
 
 An input row is either used (it has an accuracy of the pruned model AND a compression
-ratio or speedup) or listed in `LiteratureResults.skipped` with its reason.
+ratio or speedup) or listed in `LiteratureResults.skipped` with its reason; rows whose notes
+say the ratios cover only some layers ("accelerating just 2nd conv layer") are skipped.
+`as_metric_rows` gives the used rows in the long shape of `analysis.schema`'s tidy table.
 """
 from __future__ import annotations
 
