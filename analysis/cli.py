@@ -1,0 +1,197 @@
+"""Command line of the analysis: `report`, `compare`, `plan-seeds` and `results`.
+
+`register(subparsers)` adds the subcommands to an argparse subparsers object (the main
+`shrinkbench` CLI calls it, then `args.func(args)`); `main(argv)` runs them standalone as
+`python -m analysis`. Bad input raises `AnalysisError`, which `main` prints as one line
+before exiting with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from analysis.errors import AnalysisError, StoreWarning
+from analysis.files import frame_records, to_json, write_text
+from analysis.load import StoreScan, load_table
+from analysis.options import INTERVALS, AnalysisOptions
+from analysis.schema import SPLITS, STAGES
+
+
+def _source_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--store", default="results", metavar="DIR",
+                        help="result store to read (<DIR>/runs/*.json; default: results)")
+    source.add_argument("--csv", metavar="FILE", help="read an exported tidy CSV instead of a store")
+
+
+def _option_arguments(parser: argparse.ArgumentParser) -> None:
+    d = AnalysisOptions()
+    group = parser.add_argument_group("statistics")
+    group.add_argument("--metric", default=d.metric, help=f"response metric (default: {d.metric})")
+    group.add_argument("--stage", default=d.stage, choices=STAGES, help=f"default: {d.stage}")
+    group.add_argument("--split", default=d.split, choices=SPLITS, help=f"default: {d.split}")
+    group.add_argument("--alpha", type=float, default=d.alpha, help=f"significance level (default: {d.alpha})")
+    group.add_argument("--confidence", type=float, default=d.confidence,
+                       help=f"interval level (default: {d.confidence})")
+    group.add_argument("--rope", type=float, default=d.rope,
+                       help=f"region of practical equivalence, ± accuracy points (default: {d.rope})")
+    group.add_argument("--power", type=float, default=d.power, help=f"target power (default: {d.power})")
+    group.add_argument("--interval", default=d.interval, choices=INTERVALS,
+                       help="curve bands: Student-t or bootstrap over whole seeds (default: t)")
+    group.add_argument("--n-boot", type=int, default=d.n_boot, help=f"bootstrap resamples (default: {d.n_boot})")
+    group.add_argument("--seed", type=int, default=d.seed,
+                       help="seed of the numpy Generator used by every resampler (default: 0)")
+
+
+def options_from(args: argparse.Namespace) -> AnalysisOptions:
+    return AnalysisOptions(metric=args.metric, stage=args.stage, split=args.split, alpha=args.alpha,
+                           confidence=args.confidence, rope=args.rope, power=args.power,
+                           interval=args.interval, n_boot=args.n_boot, seed=args.seed)
+
+
+def load(args: argparse.Namespace) -> StoreScan:
+    """Read the source; skipped record files are reported on stderr, one line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", StoreWarning)
+        scan = load_table(args.store, args.csv)
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    return scan
+
+
+def _emit(text: str, out: str | None) -> None:
+    if out:
+        write_text(out, text)
+    else:
+        sys.stdout.write(text)
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    table = load(args).table
+    text = table.to_csv(index=False) if args.format == "csv" else to_json(frame_records(table))
+    _emit(text, args.out)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from analysis.compare import compare, method_pairs
+    from analysis.pareto import pareto_labels
+    from analysis.report import write_significance
+    from analysis.runs import failed_runs, run_table
+    from analysis.significance import comparison_tables, curve_level_table, pareto_table, report_dict
+
+    options = options_from(args)
+    scan = load(args)
+    runs = run_table(scan.table, options)
+    report = compare(runs, method_pairs(runs, args.method, args.baseline), options,
+                     np.random.default_rng(options.seed))
+    labels = pareto_labels(runs[runs["strategy"].isin({args.method, *report.comparisons["baseline"], "none"})],
+                           options.confidence)
+    if args.out:
+        for path in write_significance(Path(args.out), report, labels):
+            print(f"wrote {path}", file=sys.stderr)
+    if args.format == "json":
+        sys.stdout.write(to_json(report_dict(report, labels, {"failed_runs": len(failed_runs(scan.table))})))
+    elif args.format == "csv":
+        sys.stdout.write(report.comparisons.to_csv(index=False))
+    else:
+        tables = comparison_tables(report) + [curve_level_table(report), pareto_table(labels)]
+        sys.stdout.write("\n".join(t.text() for t in tables))
+        for warning in report.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def cmd_plan_seeds(args: argparse.Namespace) -> int:
+    from analysis.planner import plan_seeds
+    from analysis.runs import run_table
+    from analysis.significance import seed_plan_table
+
+    options = options_from(args)
+    runs = run_table(load(args).table, options)
+    plan = plan_seeds(runs, args.target, options, args.method, args.baseline, args.family_size)
+    if args.format == "json":
+        text = to_json(frame_records(plan))
+    elif args.format == "csv":
+        text = plan.to_csv(index=False)
+    else:
+        text = seed_plan_table(plan).text()
+    _emit(text, args.out)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from analysis.report import build_report
+
+    options = options_from(args)
+    scan = load(args)
+    out = args.out or (str(Path(args.store) / "report") if args.csv is None else "report")
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    unknown = set(formats) - {"png", "pdf", "svg"}
+    if unknown or not formats:
+        raise AnalysisError(f"--formats takes png, pdf and/or svg, got {args.formats!r}")
+    summary = build_report(scan, out, options, args.method, args.baseline, args.per_seed_points, formats)
+    if args.format == "json":
+        sys.stdout.write(to_json(summary))
+    else:
+        print(f"report: {Path(out) / 'report.html'} and {Path(out) / 'report.md'} "
+              f"({summary['runs']} runs, {summary['failed_runs']} failed, {len(summary['files'])} files)")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add `report`, `compare`, `plan-seeds` and `results` to an argparse subparsers object."""
+    p = subparsers.add_parser("report", help="figures, tables and significance report (Markdown + HTML)")
+    _source_arguments(p)
+    p.add_argument("--out", metavar="DIR", help="output folder (default: <store>/report)")
+    p.add_argument("--method", help="compare this method against the others (default: all pairs)")
+    p.add_argument("--baseline", action="extend", nargs="+", metavar="B", help="baselines for --method")
+    p.add_argument("--per-seed-points", action="store_true", help="draw every seed's run as a point")
+    p.add_argument("--formats", default="png,pdf", help="figure formats (default: png,pdf)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="what to print on stdout")
+    _option_arguments(p)
+    p.set_defaults(func=cmd_report)
+
+    p = subparsers.add_parser("compare", help="significance of a method against baselines")
+    _source_arguments(p)
+    p.add_argument("--method", required=True, help="the method to test")
+    p.add_argument("--baseline", action="extend", nargs="+", metavar="B",
+                   help="baselines (default: every other pruning strategy)")
+    p.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    p.add_argument("--out", metavar="DIR", help="also write CSV, JSON and Markdown files here")
+    _option_arguments(p)
+    p.set_defaults(func=cmd_compare)
+
+    p = subparsers.add_parser("plan-seeds", help="how many seeds a target difference needs")
+    _source_arguments(p)
+    p.add_argument("--target", type=float, required=True, help="difference to detect, accuracy points")
+    p.add_argument("--method", help="plan for this method (default: every strategy)")
+    p.add_argument("--baseline", help="plan a paired comparison of --method against this baseline")
+    p.add_argument("--family-size", type=int, default=1, help="tests in the Holm family (level α/m)")
+    p.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    _option_arguments(p)
+    p.set_defaults(func=cmd_plan_seeds)
+
+    p = subparsers.add_parser("results", help="export the tidy results table")
+    _source_arguments(p)
+    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    p.set_defaults(func=cmd_results)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analysis",
+                                     description="Analyse a shrinkbench result store (no torch needed).")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    register(subparsers)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except AnalysisError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
