@@ -1,0 +1,151 @@
+"""Decisions on synthetic stores with known effects, tables, Pareto labels, the report
+folder and the command line."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.cli import main
+from analysis.compare import compare, method_pairs
+from analysis.load import scan_store
+from analysis.options import AnalysisOptions
+from analysis.pareto import pareto_labels
+from analysis.planner import plan_seeds
+from analysis.report import build_report
+from analysis.runs import run_table
+from analysis.tables import operating_point_table, table_latex, table_markdown
+from analysis_fixtures import make_record, run_metrics, synthetic_store, write_record
+
+UNITS5 = tuple((i, i) for i in range(5))
+
+
+def _runs(tmp_path, effects, seed=0, **kw):
+    synthetic_store(tmp_path, np.random.default_rng(seed), effects, **kw)
+    return run_table(scan_store(tmp_path).table)
+
+
+def _compare(runs, method, options=AnalysisOptions()):
+    return compare(runs, method_pairs(runs, method), options, np.random.default_rng(0))
+
+
+def test_a_clear_difference_is_called_better(tmp_path):
+    runs = _runs(tmp_path, {"mine": 2.0, "global_magnitude": 0.0}, units=UNITS5)
+    report = _compare(runs, "mine")
+    rows = report.comparisons
+    assert len(rows) == 4 and (rows["decision"] == "better").all()
+    assert (rows["test"] == "paired t").all() and (rows["n_pairs"] == 5).all()
+    assert rows["family"].iloc[0] == "mine vs baselines, mnist/lenet, post/test top1"
+    assert (rows["family_size"] == 4).all() and (rows["p_adjusted"] >= rows["p_value"]).all()
+    assert (rows["ci_low"] > 0).all()
+    assert report.curve_level["difference"].iloc[0] == pytest.approx(2.0, abs=0.4)
+    mirrored = _compare(runs, "global_magnitude")
+    assert (mirrored.comparisons["decision"] == "worse").all()
+
+
+def test_no_difference_is_equivalent_or_inconclusive(tmp_path):
+    runs = _runs(tmp_path / "few", {"a": 0.0, "b": 0.0}, seed=3)
+    assert set(_compare(runs, "a").comparisons["decision"]) <= {"equivalent", "inconclusive"}
+    many = _runs(tmp_path / "many", {"a": 0.0, "b": 0.0}, seed=4, noise_sd=0.1,
+                 units=tuple((i, i) for i in range(12)))
+    assert (_compare(many, "a").comparisons["decision"] == "equivalent").all()
+
+
+def test_underpowered_is_said_and_n_below_three_is_warned(tmp_path):
+    runs = _runs(tmp_path, {"a": 0.3, "b": 0.0}, units=((0, 0), (1, 1)), noise_sd=1.0)
+    rows = _compare(runs, "a").comparisons
+    assert (rows["decision"] == "inconclusive").all() and rows["underpowered"].all()
+    assert rows["warnings"].str.contains("n < 3").all()
+
+
+def test_confounders_are_warned_and_unshared_seeds_use_welch(tmp_path):
+    common = {"compression": 4.0}
+    for seed, (epochs, version) in enumerate([(2.0, "v1"), (2.0, "v1"), (2.0, "v1")]):
+        write_record(tmp_path, make_record(strategy="a", seed=seed, base_seed=seed, metrics=run_metrics(
+            80 + seed, 4.0, 4.0), **common))
+        write_record(tmp_path, make_record(strategy="b", seed=seed + 10, base_seed=seed, finetune_epochs=5.0,
+                                           code_version="v2", metrics=run_metrics(79 + seed, 4.0, 4.0),
+                                           **common))
+    runs = run_table(scan_store(tmp_path).table)
+    report = _compare(runs, "a")
+    row = report.comparisons.iloc[0]
+    assert row["test"] == "Welch t" and row["n_pairs"] == 0
+    assert "fine-tuning epochs differs" in row["warnings"] and "code version differs" in row["warnings"]
+    assert any("fine-tuning epochs" in w for w in report.warnings)
+
+
+def test_table_marks_only_a_significant_best(tmp_path):
+    runs = _runs(tmp_path, {"clear": 3.0, "close": 2.95, "base": 0.0}, units=UNITS5, noise_sd=0.3)
+    table = operating_point_table(runs)
+    assert not table["best"].any()  # "clear" leads by 0.05 points only: never significant
+    runs2 = _runs(tmp_path / "s2", {"clear": 3.0, "base": 0.0}, units=UNITS5)
+    table2 = operating_point_table(runs2)
+    best = table2[table2["best"]]
+    assert set(best["strategy"]) == {"clear"} and len(best) == 4 and (best["best_q"] < 0.05).all()
+    md = table_markdown(table2, AnalysisOptions())
+    assert "**" in md and "(5)" in md and "±" in md
+    tex = table_latex(table2, AnalysisOptions())
+    assert r"\toprule" in tex and r"\textbf{" in tex and r"$\pm$" in tex and "\\_" not in md
+
+
+def test_pareto_labels(tmp_path):
+    runs = _runs(tmp_path, {"good": 2.0, "bad": -2.0}, units=UNITS5)
+    labels = pareto_labels(runs).set_index(["axis", "strategy", "compression"])
+    assert (labels.loc[("compression", "good"), "label"] == "pareto").all()
+    bad = labels.loc[("compression", "bad")]
+    assert (bad["label"] == "dominated").all()
+    assert bad["dominated_by"].str.startswith("good @").all()
+
+
+def test_seed_planner_from_a_pilot(tmp_path):
+    runs = _runs(tmp_path, {"a": 1.0, "b": 0.0})
+    plan = plan_seeds(runs, 0.5, AnalysisOptions(), "a", "b")
+    assert (plan["design"] == "paired").all() and (plan["pilot_n"] == 3).all()
+    assert (plan["seeds_needed"] >= 2).all()
+    bigger = plan_seeds(runs, 0.1, AnalysisOptions(), "a", "b")
+    assert (bigger["seeds_needed"].to_numpy() >= plan["seeds_needed"].to_numpy()).all()
+
+
+def test_report_writes_every_file(tmp_path):
+    store = synthetic_store(tmp_path / "store", np.random.default_rng(0), {"global_magnitude": 1.0, "random": -2.0},
+                            compressions=(2, 4, 8), top5=True, failed=1)
+    (store / "runs" / "broken.json").write_text("{")
+    with pytest.warns(Warning):
+        scan = scan_store(store)
+    out = tmp_path / "out"
+    summary = build_report(scan, out, AnalysisOptions(interval="bootstrap", n_boot=200), per_seed_points=True)
+    for name in ("report.md", "report.html", "summary.json", "tables/operating_points.tex",
+                 "tables/operating_points.csv", "significance/comparisons.csv", "significance/significance.json",
+                 "figures/top1_abs_vs_compression.pdf", "figures/top5_delta_vs_speedup.png"):
+        assert (out / name).is_file(), name
+    assert (out / "figures/top1_abs_vs_compression.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "figures/top1_abs_vs_latency.pdf").read_bytes()[:4] == b"%PDF"
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 12 and 'src="figures' not in page
+    assert "broken.json" in page and "failed runs excluded" in page
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["generator_seed"] == 0 and saved["failed_runs"] == 1 == summary["failed_runs"]
+    comparisons = pd.read_csv(out / "significance/comparisons.csv")
+    assert set(comparisons["decision"]) <= {"better", "worse", "equivalent", "inconclusive"}
+    assert not list(out.rglob(".*"))  # no temporary files left behind
+
+
+def test_cli_compare_json_and_errors(tmp_path, capsys):
+    synthetic_store(tmp_path, np.random.default_rng(0), {"mine": 2.0, "base": 0.0}, units=UNITS5)
+    assert main(["compare", "--store", str(tmp_path), "--method", "mine", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {r["decision"] for r in data["comparisons"]} == {"better"}
+    assert data["generator_seed"] == 0 and data["curve_level"][0]["baseline"] == "base"
+    assert main(["compare", "--store", str(tmp_path), "--method", "mine", "--baseline", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown baseline 'nope'") and err.count("\n") == 1
+    assert main(["results", "--store", str(tmp_path), "--out", str(tmp_path / "t.csv")]) == 0
+    assert main(["plan-seeds", "--csv", str(tmp_path / "t.csv"), "--target", "0.5", "--format", "csv"]) == 0
+    plan = capsys.readouterr().out
+    assert plan.startswith("model,dataset,compression,strategy,pilot_n")
+    assert main(["report", "--store", str(tmp_path), "--out", str(tmp_path / "rep"), "--formats", "png"]) == 0
+    assert (tmp_path / "rep" / "report.html").is_file()
+    assert main(["report", "--store", str(tmp_path / "missing")]) == 2
