@@ -94,19 +94,27 @@ def mnist() -> tuple[FileFormat, ...]:
     return (idx_format(10),)
 
 
-@dataset(
-    DatasetSpec(
-        name="cifar10",
+def cifar_spec(name: str, num_classes: int, mean: tuple[float, ...], std: tuple[float, ...], source: str) -> DatasetSpec:
+    """CIFAR-10 and CIFAR-100 share shape, split sizes and augmentation."""
+    return DatasetSpec(
+        name=name,
         input_shape=(3, 32, 32),
-        num_classes=10,
+        num_classes=num_classes,
         val_size=5000,
         in_memory=True,
-        mean=(0.4914, 0.4822, 0.4465),
-        std=(0.2470, 0.2435, 0.2616),
+        mean=mean,
+        std=std,
         augmentation=CIFAR_AUGMENTATION,
-        source="CIFAR-10 (Krizhevsky 2009): 50000 train / 10000 test 32x32 colour images, 10 classes; python or binary batches",
+        source=source,
         crop_padding=4,
         flip_p=0.5,
+    )
+
+
+@dataset(
+    cifar_spec(
+        "cifar10", 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+        "CIFAR-10 (Krizhevsky 2009): 50000 train / 10000 test 32x32 colour images, 10 classes; python or binary batches",
     ),
     folders=("cifar-10-batches-py", "cifar-10-batches-bin"),
     download=torchvision_download("CIFAR10"),
@@ -116,18 +124,9 @@ def cifar10() -> tuple[FileFormat, ...]:
 
 
 @dataset(
-    DatasetSpec(
-        name="cifar100",
-        input_shape=(3, 32, 32),
-        num_classes=100,
-        val_size=5000,
-        in_memory=True,
-        mean=(0.5071, 0.4865, 0.4409),
-        std=(0.2673, 0.2564, 0.2762),
-        augmentation=CIFAR_AUGMENTATION,
-        source="CIFAR-100 (Krizhevsky 2009): 50000 train / 10000 test 32x32 colour images, 100 fine classes; python or binary files",
-        crop_padding=4,
-        flip_p=0.5,
+    cifar_spec(
+        "cifar100", 100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762),
+        "CIFAR-100 (Krizhevsky 2009): 50000 train / 10000 test 32x32 colour images, 100 fine classes; python or binary files",
     ),
     folders=("cifar-100-python", "cifar-100-binary"),
     download=torchvision_download("CIFAR100"),

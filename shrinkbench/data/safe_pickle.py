@@ -48,5 +48,6 @@ def load_numpy_pickle(path: Path) -> object:
         raise DataFormatError(
             f"{path}: refusing to unpickle: it calls {err}, but a data pickle may only hold numpy arrays, dicts, lists, numbers and strings"
         ) from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as err:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            MemoryError, OverflowError) as err:
         raise DataFormatError(f"{path}: not a readable data pickle ({type(err).__name__}: {one_line(err)})") from None
