@@ -1,4 +1,4 @@
 """Sub-commands of the CLI; each module has `register(subparsers)`."""
-from shrinkbench.commands import listing
+from shrinkbench.commands import listing, running
 
-COMMANDS = [listing.register]
+COMMANDS = [listing.register, running.register]

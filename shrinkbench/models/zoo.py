@@ -55,13 +55,11 @@ def register_model(*, input_shape: tuple[int, ...], num_classes: int, excluded: 
 
 
 def model_spec(name: str) -> ModelSpec:
-    _load_definitions()
     return MODELS.get(name)
 
 
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching a shell-style wildcard pattern."""
-    _load_definitions()
     return MODELS.names(pattern)
 
 
@@ -92,17 +90,6 @@ def fingerprint(model: nn.Module) -> str:
         for bname, b in module.named_buffers(recurse=False):
             h.update(f"b:{bname}:{tuple(b.shape)};".encode())
     return h.hexdigest()[:16]
-
-
-_LOADED = False
-
-
-def _load_definitions() -> None:
-    """Import the modules whose decorators fill the registry (once)."""
-    global _LOADED
-    if not _LOADED:
-        _LOADED = True
-        from shrinkbench.models import cifar_resnet, cifar_vgg, imagenet, lenet  # noqa: F401
 
 
 def build_on_meta(name: str) -> nn.Module:

@@ -1,0 +1,175 @@
+"""`shrinkbench prune` (one run from flags), `run` (a suite) and `benchmark` (the default
+suite, then the report)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default="results", help="results folder (default: results)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
+    p.add_argument("--data-root", default=None, help="folder holding the datasets")
+    p.add_argument("--download", action="store_true", help="allow torchvision to download missing data")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prune", help="run one run (base model -> prune -> fine-tune -> evaluate)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--strategy", required=True, help="registered name or module:Class or file.py:Class")
+    p.add_argument("--compression", type=float, required=True)
+    p.add_argument("--seed", type=int, default=0, help="run seed")
+    p.add_argument("--base-seed", type=int, default=0)
+    p.add_argument("--base-checkpoint", default=None, help="start from this state dict instead of training")
+    p.add_argument("--base-epochs", type=int, default=None)
+    p.add_argument("--base-lr", type=float, default=None)
+    p.add_argument("--finetune-epochs", type=int, default=None)
+    p.add_argument("--finetune-lr", type=float, default=None)
+    p.add_argument("--optimizer", default=None, choices=("sgd", "adam", "adamw"), help="fine-tuning optimizer")
+    p.add_argument("--prune-steps", type=int, default=1, help="1 = one-shot, k = iterative in k steps")
+    p.add_argument("--config", default=None, help="TOML/JSON file with further RunConfig settings")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    _common(p)
+    p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("run", help="run every missing run of a suite (TOML file or shipped name)")
+    p.add_argument("suite", help="a suite file, or the name of a shipped suite (e.g. default)")
+    p.add_argument("--executor", default="local", help="local (default); see `shrinkbench executors`")
+    p.add_argument("--workers", type=int, default=1, help="parallel workers where the executor has them")
+    p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    p.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
+    _common(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("benchmark", help="the default benchmark: run the default suite, then the report")
+    p.add_argument("--suite", default="default")
+    p.add_argument("--out", default=None, help="report folder (default: <store>/report)")
+    _common(p)
+    p.set_defaults(func=cmd_benchmark)
+
+
+def _setup(args) -> None:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+
+def _data_overrides(args) -> dict:
+    data = {}
+    if args.data_root:
+        data["root"] = args.data_root
+    if args.download:
+        data["download"] = True
+    return data
+
+
+def cmd_prune(args) -> int:
+    from shrinkbench.config import RunConfig
+    from shrinkbench.store import Store
+    from shrinkbench.sweep import run_one
+    from shrinkbench.validate import validate_config
+
+    _setup(args)
+    raw: dict = _read_config_file(args.config) if args.config else {}
+    raw.update(model=args.model, dataset=args.dataset, strategy=args.strategy,
+               compression=args.compression, seed=args.seed, prune_steps=args.prune_steps)
+    base = raw.setdefault("base", {})
+    base["seed"] = args.base_seed
+    if args.base_checkpoint:
+        base["checkpoint"] = args.base_checkpoint
+    _set(base.setdefault("train", {}), epochs=args.base_epochs, lr=args.base_lr)
+    _set(raw.setdefault("finetune", {}), epochs=args.finetune_epochs, lr=args.finetune_lr,
+         optimizer=args.optimizer)
+    raw.setdefault("data", {}).update(_data_overrides(args))
+    cfg = validate_config(RunConfig.from_dict(raw, "command line"))
+    store = Store(args.store)
+    outcome = run_one(cfg, str(store.root), args.device)
+    record = store.read(cfg.run_id)
+    if args.format == "json":
+        json.dump(record, sys.stdout, indent=1)
+        print()
+        return 0 if outcome.status in ("ok", "skipped") else 1
+    print(f"run {cfg.run_id}: {outcome.status}" + (" (already stored)" if outcome.status == "skipped" else ""))
+    if record and record["status"] == "ok":
+        _print_run_summary(record)
+    elif record:
+        print(f"failed: {record['error']}")
+    return 0 if record and record["status"] == "ok" else 1
+
+
+def _set(d: dict, **values) -> None:
+    d.update({k: v for k, v in values.items() if v is not None})
+
+
+def _read_config_file(path: str) -> dict:
+    import tomllib
+
+    from shrinkbench.errors import ConfigError
+
+    try:
+        text = open(path).read()
+        return json.loads(text) if path.endswith(".json") else tomllib.loads(text)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid {'JSON' if path.endswith('.json') else 'TOML'}: {exc}") from None
+
+
+def _print_run_summary(record: dict) -> None:
+    values = {(m["stage"], m["split"], m["metric"]): m["value"] for m in record["metrics"]}
+    for stage in ("pre", "post"):
+        print(f"  {stage:4s}  test top1 {values[(stage, 'test', 'top1')]:6.2f}%  "
+              f"val top1 {values[(stage, 'val', 'top1')]:6.2f}%  "
+              f"compression {values[(stage, 'none', 'compression_ratio')]:.2f}  "
+              f"speedup {values[(stage, 'none', 'theoretical_speedup')]:.2f}")
+
+
+def _run_suite(args, suite_name: str):
+    from shrinkbench.store import Store
+    from shrinkbench.suite import load_suite
+    from shrinkbench.sweep import pending, describe
+    from shrinkbench.executors import get_executor
+
+    _setup(args)
+    suite = load_suite(suite_name)
+    configs = suite.configs
+    overrides = _data_overrides(args)
+    if overrides:
+        from dataclasses import replace
+        configs = tuple(c.replace(data=replace(c.data, **overrides)) for c in configs)
+    store = Store(args.store)
+    todo = pending(configs, store, getattr(args, "retry_failed", False))
+    print(f"suite {suite.name} ({suite.path}): {len(configs)} runs, {len(configs) - len(todo)} already "
+          f"in {store.root}, {len(todo)} to run", file=sys.stderr)
+    if getattr(args, "dry_run", False):
+        for cfg in todo:
+            print(f"{cfg.run_id}  {describe(cfg)}")
+        return suite, None
+    executor = get_executor(getattr(args, "executor", "local"))
+    report = executor.run(configs, store, device=args.device, workers=getattr(args, "workers", 1),
+                          retry_failed=getattr(args, "retry_failed", False), progress=not args.quiet)
+    print(report.summary(), file=sys.stderr)
+    return suite, report
+
+
+def cmd_run(args) -> int:
+    suite, report = _run_suite(args, args.suite)
+    if report is None:
+        return 0
+    return 1 if report.count("failed") else 0
+
+
+def cmd_benchmark(args) -> int:
+    from pathlib import Path
+
+    suite, report = _run_suite(args, args.suite)
+    from analysis.report import benchmark_summary
+
+    out = Path(args.out) if args.out else Path(args.store) / "report"
+    print(benchmark_summary(args.store, out))
+    return 0

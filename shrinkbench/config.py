@@ -1,0 +1,269 @@
+"""Frozen, validated run configurations; a run's identity is the hash of its canonical form.
+
+A `RunConfig` says everything that determines a run's numbers: model, dataset, strategy,
+target compression, run seed, the base model (its own training config and seed, or a
+checkpoint by content hash), fine-tuning budget, optimizer and schedule, the pruning
+schedule, the data split and the measurement settings. Where the files live (data root,
+checkpoint path) and which device runs it are not part of the identity; they are recorded
+as provenance.
+
+`RunConfig.run_id` = the first 20 hex digits of sha256 over the canonical JSON (sorted
+keys, CONFIG_SCHEMA included) of `identity()`. Re-running the same config finds its record.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from shrinkbench.errors import ConfigError
+
+CONFIG_SCHEMA = 1
+DENSE = "none"
+OPTIMIZERS = ("sgd", "adam", "adamw")
+LR_SCHEDULES = ("constant", "cosine", "step")
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained (base training) or fine-tuned (after pruning).
+
+    lr_schedule: `constant`; `cosine` (per step, from lr to 0 over the whole budget);
+    `step` (x0.1 at 50% and 75% of the budget).
+    """
+
+    epochs: int = 1
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    lr_schedule: str = "cosine"
+    augment: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
+        _check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        _check(math.isfinite(self.lr) and self.lr >= 0, f"lr must be a finite number >= 0, got {self.lr}")
+        _check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _check(self.lr_schedule in LR_SCHEDULES,
+               f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    """The starting model: trained by the toolkit from `train` and `seed`, or loaded from
+    `checkpoint` (a state-dict file; its sha256 becomes part of the identity)."""
+
+    seed: int = 0
+    train: TrainConfig = TrainConfig(epochs=10, lr=0.1)
+    checkpoint: str | None = None
+    checkpoint_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which split protocol: `val_size` examples held out of the official training split
+    with `split_seed` (None = the dataset's default size). `root` and `download` only say
+    where to find the files."""
+
+    val_size: int | None = None
+    split_seed: int = 0
+    root: str | None = None
+    download: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.val_size is None or self.val_size >= 0, f"val_size must be >= 0, got {self.val_size}")
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """Evaluation batch size and latency settings (latency only at stage `post`)."""
+
+    eval_batch_size: int = 1000
+    latency: bool = True
+    latency_batch_sizes: tuple[int, ...] = (1, 64)
+    latency_warmup: int = 5
+    latency_repeats: int = 30
+
+    def __post_init__(self) -> None:
+        _check(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        _check(all(b >= 1 for b in self.latency_batch_sizes) and len(self.latency_batch_sizes) > 0,
+               f"latency_batch_sizes must be positive integers, got {self.latency_batch_sizes}")
+        _check(self.latency_repeats >= 3, f"latency_repeats must be >= 3, got {self.latency_repeats}")
+        _check(self.latency_warmup >= 0, f"latency_warmup must be >= 0, got {self.latency_warmup}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run: base model -> prune (in `prune_steps` steps) -> fine-tune -> evaluate.
+
+    With `prune_steps` = k > 1 the run prunes to compression c**(j/k) at step j = 1..k and
+    fine-tunes `finetune.epochs` epochs after every step (total budget k x epochs).
+    A compression of 1 is the dense model: its strategy is always `none`.
+    Names are checked and canonicalised by `shrinkbench.validate.validate_config`.
+    """
+
+    model: str
+    dataset: str
+    strategy: str
+    compression: float
+    seed: int = 0
+    base: BaseConfig = BaseConfig()
+    finetune: TrainConfig = TrainConfig()
+    prune_steps: int = 1
+    score_batches: int = 1
+    score_batch_size: int = 128
+    exclude: tuple[str, ...] | None = None
+    data: DataConfig = DataConfig()
+    measure: MeasureConfig = MeasureConfig()
+    amp: bool = False
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.compression, (int, float)) and math.isfinite(self.compression),
+               f"compression must be a number, got {self.compression!r}")
+        _check(self.compression >= 1, f"compression must be >= 1 (params / nonzero params), got {self.compression}")
+        _check(self.prune_steps >= 1, f"prune_steps must be >= 1, got {self.prune_steps}")
+        _check(self.score_batches >= 1 and self.score_batch_size >= 1,
+               "score_batches and score_batch_size must be >= 1")
+        object.__setattr__(self, "compression", float(self.compression))
+        if self.compression == 1.0:  # the dense model: one run, whatever strategy was asked for
+            object.__setattr__(self, "strategy", DENSE)
+            object.__setattr__(self, "prune_steps", 1)
+
+    @property
+    def is_dense(self) -> bool:
+        return self.strategy == DENSE
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(dataclasses.asdict(self))
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that determine the numbers (paths and download switches left out)."""
+        d = self.to_dict()
+        d["schema"] = CONFIG_SCHEMA
+        d["base"].pop("checkpoint")
+        d["data"].pop("root")
+        d["data"].pop("download")
+        if self.is_dense:  # scoring settings play no part in a dense run
+            d.pop("score_batches")
+            d.pop("score_batch_size")
+        return d
+
+    @property
+    def run_id(self) -> str:
+        return digest(self.identity())
+
+    def base_identity(self) -> dict[str, Any]:
+        """What determines the starting weights."""
+        ident = self.identity()
+        return {"schema": CONFIG_SCHEMA, "model": self.model, "dataset": self.dataset,
+                "base": ident["base"], "data": ident["data"], "amp": self.amp}
+
+    @property
+    def base_id(self) -> str:
+        return digest(self.base_identity())
+
+    def replace(self, **changes) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "config") -> "RunConfig":
+        return build(cls, data, where)
+
+
+def digest(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+# ---------------------------------------------------------------- building from plain data
+
+def build(cls: type, data: Mapping[str, Any], where: str, prefix: str = "") -> Any:
+    """Instantiate dataclass `cls` from a mapping, checking keys and types.
+
+    Errors name the place (`where`, e.g. "suite.toml") and the dotted key, and say what is
+    allowed: "suite.toml: finetune.lr: expected a number, got 'fast'".
+    """
+    here = f"{where}: {prefix.rstrip('.')}" if prefix else where
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{here}: expected a table of settings, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting {prefix + unknown[0]!r}; allowed here: {', '.join(fields)}")
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    values = {}
+    for name, value in data.items():
+        default = defaults[name]
+        if dataclasses.is_dataclass(default) and isinstance(value, Mapping):
+            # a partly given nested table keeps the field's own defaults for the rest
+            value = {**{f.name: getattr(default, f.name) for f in dataclasses.fields(default)}, **value}
+        values[name] = _convert(value, hints[name], where, prefix + name)
+    try:
+        return cls(**values)
+    except ConfigError as exc:
+        raise ConfigError(f"{here}: {exc}") from None
+    except TypeError as exc:  # a required setting is missing
+        required = [f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        missing = [f for f in required if f not in data]
+        raise ConfigError(f"{here}: missing required setting(s) {', '.join(missing) or exc}") from None
+
+
+def _convert(value: Any, hint: Any, where: str, key: str) -> Any:
+    def fail(expected: str):
+        raise ConfigError(f"{where}: {key}: expected {expected}, got {value!r}")
+
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(value, inner[0], where, key)
+    if dataclasses.is_dataclass(hint):
+        if dataclasses.is_dataclass(value):
+            return value
+        return build(hint, value, where, key + ".")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            fail("a list")
+        return tuple(_convert(v, args[0], where, key) for v in value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            fail("true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            fail("an integer")
+        return int(value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            fail("a number")
+        return float(value)
+    if hint is str and not isinstance(value, str):
+        fail("a string")
+    return value

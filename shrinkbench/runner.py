@@ -1,0 +1,246 @@
+"""One run: base model -> prune -> fine-tune -> evaluate -> one record.
+
+Seeds: the base model comes from `cfg.base.seed` (initial weights, data order and dropout
+of its training). The run seed `cfg.seed` drives everything after it: which training
+batches score the weights, random masks, fine-tuning data order, augmentation and dropout.
+Each use gets its own generator derived from (seed, purpose), and the whole run executes
+inside a forked torch RNG, so a run changes no global state and the same config gives the
+same numbers on the CPU, bit for bit.
+
+Stages: `pre` is measured right after the (last) pruning step, before fine-tuning (for the
+dense run: the base model itself); `post` after fine-tuning. Accuracy and loss on the
+validation and test splits at both stages; structure metrics at both; measured cost
+(latency, throughput, peak memory) at `post`.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import time
+import traceback
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from analysis.schema import RECORD_SCHEMA
+from shrinkbench.bases import obtain_base
+from shrinkbench.config import DataConfig, RunConfig
+from shrinkbench.errors import ShrinkBenchError, TrainingDivergedError
+from shrinkbench.store import Store
+
+
+def derive_seed(seed: int, purpose: str) -> int:
+    """An independent 63-bit seed for one use of a seed: sha256("<seed>/<purpose>")."""
+    return int(hashlib.sha256(f"{seed}/{purpose}".encode()).hexdigest()[:15], 16)
+
+
+def generator(seed: int, purpose: str) -> torch.Generator:
+    return torch.Generator().manual_seed(derive_seed(seed, purpose))
+
+
+@functools.lru_cache(maxsize=4)
+def _splits(dataset: str, root: str | None, download: bool, val_size: int, split_seed: int):
+    from shrinkbench.data import load_splits
+
+    return load_splits(dataset, root=root, download=download, val_size=val_size, split_seed=split_seed)
+
+
+def load_data(dataset: str, data: DataConfig):
+    """The fixed splits of `dataset` (read once per process)."""
+    return _splits(dataset, data.root, data.download, data.val_size, data.split_seed)
+
+
+@functools.lru_cache(maxsize=16)
+def macs_profile(model_name: str):
+    """Dense per-layer MACs of a zoo model, counted once per process on the meta device."""
+    from shrinkbench.macs import count_macs
+    from shrinkbench.models import build_on_meta, model_spec
+
+    return count_macs(build_on_meta(model_name), model_spec(model_name).input_shape)
+
+
+def resolve_device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class RunContext:
+    """What one run needs: its config, data, device and measuring functions."""
+
+    def __init__(self, cfg: RunConfig, device: torch.device):
+        from shrinkbench.models import model_spec
+
+        self.cfg = cfg
+        self.device = device
+        self.splits = load_data(cfg.dataset, cfg.data)
+        self.spec = self.splits.spec
+        self.model_spec = model_spec(cfg.model)
+        self.profile = macs_profile(cfg.model)
+
+    # -- data
+    def train_batches(self, batch_size: int, augment: bool) -> Callable[[torch.Generator], Any]:
+        from shrinkbench.data import batches
+
+        def source(gen: torch.Generator):
+            return batches(self.splits.train, batch_size, shuffle=True, generator=gen,
+                           augment=augment, spec=self.spec, pin_memory=self.device.type == "cuda")
+        return source
+
+    def eval_batches(self, split):
+        from shrinkbench.data import batches
+
+        return batches(split, self.cfg.measure.eval_batch_size, shuffle=False, generator=None,
+                       augment=False, spec=self.spec)
+
+    def score_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """`score_batches` batches of the training split, drawn with the run seed, no augmentation."""
+        from shrinkbench.data import batches
+
+        out = []
+        for x, y in batches(self.splits.train, self.cfg.score_batch_size, shuffle=True,
+                            generator=generator(self.cfg.seed, "score"), augment=False, spec=self.spec):
+            out.append((x.to(self.device), y.to(self.device)))
+            if len(out) == self.cfg.score_batches:
+                break
+        return out
+
+    # -- measuring
+    def accuracy(self, model: nn.Module, split_name: str) -> dict[str, float]:
+        from shrinkbench.metrics import evaluate
+
+        split = self.splits.val if split_name == "val" else self.splits.test
+        return evaluate(model, self.eval_batches(split), self.device)
+
+    def measure(self, model: nn.Module, stage: str) -> list[dict[str, Any]]:
+        from shrinkbench.metrics import LatencySettings, measure_cost, measure_structure
+
+        rows = [{"stage": stage, "split": "none", "metric": k, "value": float(v)}
+                for k, v in measure_structure(model, self.profile).items()]
+        for split in ("val", "test"):
+            rows += [{"stage": stage, "split": split, "metric": k, "value": float(v)}
+                     for k, v in self.accuracy(model, split).items()]
+        m = self.cfg.measure
+        if stage == "post" and m.latency:
+            settings = LatencySettings(m.latency_batch_sizes, m.latency_warmup, m.latency_repeats)
+            cost = measure_cost(model, self.model_spec.input_shape, settings, self.device,
+                                seed=derive_seed(self.cfg.seed, "latency"))
+            rows += [{"stage": stage, "split": "none", "metric": k, "value": float(v)} for k, v in cost.items()]
+        return rows
+
+
+def _train_base(ctx: RunContext) -> Callable[[nn.Module, bool], dict[str, Any]]:
+    from shrinkbench.provenance import environment
+    from shrinkbench.training import train as train_loop
+
+    cfg = ctx.cfg
+
+    def run(model: nn.Module, train: bool = True) -> dict[str, Any]:
+        model.to(ctx.device)
+        start = time.perf_counter()
+        log: list = []
+        if train:
+            with torch.random.fork_rng(devices=_rng_devices(ctx.device)):
+                torch.manual_seed(derive_seed(cfg.base.seed, "base-dropout"))
+                train_loop(model, ctx.train_batches(cfg.base.train.batch_size, cfg.base.train.augment),
+                          cfg.base.train, generator(cfg.base.seed, "base-order"), device=ctx.device,
+                          log=log, tag="base", amp=cfg.amp,
+                          evaluate=lambda m: {"top1": ctx.accuracy(m, "val")["top1"]})
+        metrics = {f"{split}_{k}": v for split in ("val", "test") for k, v in ctx.accuracy(model, split).items()}
+        model.cpu()
+        return {"metrics": metrics, "epochs": log, "seconds": time.perf_counter() - start,
+                "provenance": environment(ctx.device)}
+
+    return run
+
+
+def _rng_devices(device: torch.device) -> list:
+    return [device] if device.type == "cuda" else []
+
+
+def execute(cfg: RunConfig, store: Store, device: str | None = None,
+            on_epoch: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """Run `cfg` (already validated) and return its record (not yet stored).
+
+    A diverging loss makes a `failed` record with the reason; other errors propagate.
+    """
+    from shrinkbench.models import create_model
+    from shrinkbench.provenance import environment, now_iso
+
+    dev = resolve_device(device)
+    started, t0 = now_iso(), time.perf_counter()
+    record: dict[str, Any] = {"schema": RECORD_SCHEMA, "run_id": cfg.run_id, "status": "ok",
+                              "error": None, "config": cfg.to_dict(), "metrics": [], "epochs": []}
+    ctx = None
+    try:
+        ctx = RunContext(cfg, dev)
+        base = obtain_base(cfg, store, lambda: create_model(cfg.model, seed=cfg.base.seed), _train_base(ctx))
+        record["base"] = {k: base.info.get(k) for k in ("id", "source", "sha256", "checkpoint_sha256", "metrics")}
+        record["base"]["id"] = cfg.base_id
+        model = create_model(cfg.model, seed=cfg.base.seed)
+        model.load_state_dict(base.state)
+        model.to(dev)
+        with torch.random.fork_rng(devices=_rng_devices(dev)):
+            torch.manual_seed(derive_seed(cfg.seed, "dropout"))
+            masks = _prune_and_finetune(cfg, ctx, model, record, on_epoch)
+        record["metrics"] += ctx.measure(model, "post")
+        if masks is not None:
+            record["layers"] = [{"name": n, "numel": int(m.numel()), "kept": int(m.sum())}
+                                for n, m in masks.items()]
+    except TrainingDivergedError as exc:
+        record.update(status="failed", error=str(exc), metrics=[])
+    record["provenance"] = {**environment(dev), "started_at": started, "finished_at": now_iso(),
+                            "seconds": time.perf_counter() - t0, **_strategy_source(cfg)}
+    if ctx is not None:
+        record["provenance"]["data_location"] = ctx.splits.location
+    return record
+
+
+def _prune_and_finetune(cfg: RunConfig, ctx: RunContext, model: nn.Module, record: dict, on_epoch):
+    from shrinkbench.pruning import prune, resolve_strategy
+    from shrinkbench.training import train
+
+    masks = None
+    excluded = ctx.model_spec.excluded if cfg.exclude is None else cfg.exclude
+    strategy = None if cfg.is_dense else resolve_strategy(cfg.strategy)
+    order = generator(cfg.seed, "finetune-order")
+    for step in range(1, cfg.prune_steps + 1):
+        if strategy is not None:
+            target = cfg.compression ** (step / cfg.prune_steps)
+            masks = prune(model, strategy, target, excluded=excluded, batches=ctx.score_batches(),
+                          generator=generator(cfg.seed, f"strategy-{step}"), masks=masks)
+        if step == cfg.prune_steps:
+            record["metrics"] += ctx.measure(model, "pre")
+        train(model, ctx.train_batches(cfg.finetune.batch_size, cfg.finetune.augment), cfg.finetune,
+              order, masks=masks, device=ctx.device, log=record["epochs"], tag=f"finetune-{step}",
+              amp=cfg.amp, evaluate=lambda m: {"top1": ctx.accuracy(m, "val")["top1"]},
+              on_epoch=on_epoch)
+    return masks
+
+
+def _strategy_source(cfg: RunConfig) -> dict[str, str]:
+    """For a user strategy named `module:Class`, the sha256 of its source file."""
+    if ":" not in cfg.strategy:
+        return {}
+    try:
+        from shrinkbench.pruning import resolve_strategy
+
+        source = inspect.getsourcefile(type(resolve_strategy(cfg.strategy)))
+        with open(source, "rb") as fh:
+            return {"strategy_source": source, "strategy_source_sha256": hashlib.sha256(fh.read()).hexdigest()}
+    except (OSError, TypeError, ShrinkBenchError):
+        return {}
+
+
+def failure_record(cfg: RunConfig, exc: BaseException, device: str | None) -> dict[str, Any]:
+    """A `failed` record for an unexpected error inside a run (the sweep goes on)."""
+    from shrinkbench.provenance import environment, now_iso
+
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" (at {last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
+    reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500] + where
+    return {"schema": RECORD_SCHEMA, "run_id": cfg.run_id, "status": "failed", "error": reason,
+            "config": cfg.to_dict(), "metrics": [], "epochs": [], "base": {"id": cfg.base_id},
+            "provenance": {**environment(resolve_device(device)), "finished_at": now_iso()}}

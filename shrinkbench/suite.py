@@ -1,0 +1,172 @@
+"""Suite files: a TOML file naming models x datasets x strategies x compressions x seeds x
+budgets, plus the settings every run shares.
+
+    [sweep]
+    models = ["lenet_300_100"]
+    datasets = ["fashion-mnist"]
+    strategies = ["global_magnitude", "random"]     # registered names or "module:Class"
+    compressions = [1, 2, 4, 8]
+    seeds = [0, 1, 2]          # run seeds
+    base_seeds = [0, 1, 2]     # base-model seeds (default [0])
+    seeding = "zip"            # "zip": i-th base seed with i-th run seed; "product": all pairs
+    budgets = [2]              # fine-tuning epochs (default: finetune.epochs)
+    prune_steps = [1]          # 1 = one-shot; k > 1 = iterative in k steps
+
+    [run]        # any other RunConfig field: score_batches, score_batch_size, exclude, amp
+    [base]       # seed is set by the sweep; checkpoint = "path.pt" loads a user's weights
+    [base.train] # TrainConfig of the base model
+    [finetune]   # TrainConfig of fine-tuning
+    [data]       # val_size, split_seed, root
+    [measure]    # eval_batch_size, latency, latency_batch_sizes, latency_warmup, latency_repeats
+
+A suite named without a path ("default") is looked up among the suites shipped with the
+package (`shrinkbench/suites/*.toml`).
+"""
+from __future__ import annotations
+
+import itertools
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shrinkbench.config import RunConfig
+from shrinkbench.errors import ConfigError, ShrinkBenchError
+
+SUITES_DIR = Path(__file__).resolve().parent / "suites"
+TOP_LEVEL = ("name", "description", "sweep", "run", "base", "finetune", "data", "measure")
+SWEEP_LISTS = {"models": str, "datasets": str, "strategies": str, "compressions": (int, float),
+               "seeds": int, "base_seeds": int, "budgets": int, "prune_steps": int}
+REQUIRED = ("models", "datasets", "strategies", "compressions", "seeds")
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: str
+    description: str
+    configs: tuple[RunConfig, ...]
+
+
+def shipped_suites() -> list[str]:
+    return sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
+
+
+def find_suite(name_or_path: str) -> Path:
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    shipped = SUITES_DIR / f"{name_or_path}.toml"
+    if shipped.is_file():
+        return shipped
+    raise ConfigError(f"suite {name_or_path!r} not found: no such file, and the shipped suites are "
+                      f"{', '.join(shipped_suites())}")
+
+
+def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Suite:
+    """Parse, expand and validate a suite. Every error names the file and the place."""
+    path = find_suite(name_or_path)
+    where = str(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not a text file") from None
+    for key, value in (overrides or {}).items():
+        data.setdefault("sweep", {})[key] = value
+    unknown = sorted(set(data) - set(TOP_LEVEL))
+    if unknown:
+        raise ConfigError(f"{where}: unknown section [{unknown[0]}]; allowed: {', '.join(TOP_LEVEL)}")
+    sweep = _sweep_section(data.get("sweep"), where)
+    template = _template(data, where)
+    configs = expand(sweep, template, where)
+    return Suite(str(data.get("name", path.stem)), where, str(data.get("description", "")), configs)
+
+
+def _sweep_section(sweep: Any, where: str) -> dict[str, list]:
+    if not isinstance(sweep, dict):
+        raise ConfigError(f"{where}: needs a [sweep] table with {', '.join(REQUIRED)}")
+    unknown = sorted(set(sweep) - set(SWEEP_LISTS) - {"seeding"})
+    if unknown:
+        raise ConfigError(f"{where}: [sweep] unknown key {unknown[0]!r}; allowed: "
+                          f"{', '.join(list(SWEEP_LISTS) + ['seeding'])}")
+    for key in REQUIRED:
+        if key not in sweep:
+            raise ConfigError(f"{where}: [sweep] is missing {key!r}")
+    out: dict[str, Any] = {}
+    for key, kind in SWEEP_LISTS.items():
+        if key not in sweep:
+            continue
+        value = sweep[key]
+        if not isinstance(value, list) or not value or not all(
+                isinstance(v, kind) and not isinstance(v, bool) for v in value):
+            expected = "strings" if kind is str else "integers" if kind is int else "numbers"
+            raise ConfigError(f"{where}: [sweep] {key} must be a non-empty list of {expected}, got {value!r}")
+        out[key] = value
+    out["seeding"] = sweep.get("seeding", "product")
+    if out["seeding"] not in ("zip", "product"):
+        raise ConfigError(f"{where}: [sweep] seeding must be \"zip\" or \"product\", got {out['seeding']!r}")
+    out.setdefault("base_seeds", [0])
+    if out["seeding"] == "zip" and len(out["base_seeds"]) != len(out["seeds"]):
+        raise ConfigError(f"{where}: [sweep] seeding = \"zip\" needs as many base_seeds as seeds "
+                          f"({len(out['base_seeds'])} vs {len(out['seeds'])})")
+    return out
+
+
+def _template(data: dict, where: str) -> dict[str, Any]:
+    template: dict[str, Any] = {}
+    run = data.get("run", {})
+    if not isinstance(run, dict):
+        raise ConfigError(f"{where}: [run] must be a table")
+    for key in ("model", "dataset", "strategy", "compression", "seed"):
+        if key in run:
+            raise ConfigError(f"{where}: [run] {key} is set by [sweep]; list it there")
+    template.update(run)
+    for section in ("base", "finetune", "data", "measure"):
+        if section in data:
+            if not isinstance(data[section], dict):
+                raise ConfigError(f"{where}: [{section}] must be a table")
+            template[section] = dict(data[section])
+    if "seed" in template.get("base", {}):
+        raise ConfigError(f"{where}: [base] seed is set by [sweep] base_seeds; list it there")
+    return template
+
+
+def expand(sweep: dict[str, Any], template: dict[str, Any], where: str) -> tuple[RunConfig, ...]:
+    """Every combination as a validated RunConfig, duplicates (the dense runs that several
+    strategies share) removed, in a stable order."""
+    from shrinkbench.validate import validate_config
+
+    if sweep["seeding"] == "zip":
+        seed_pairs = list(zip(sweep["base_seeds"], sweep["seeds"]))
+    else:
+        seed_pairs = list(itertools.product(sweep["base_seeds"], sweep["seeds"]))
+    budgets = sweep.get("budgets", [None])
+    steps = sweep.get("prune_steps", [None])
+    seen: dict[str, RunConfig] = {}
+    for model, dataset, strategy, compression, (base_seed, seed), budget, k in itertools.product(
+            sweep["models"], sweep["datasets"], sweep["strategies"], sweep["compressions"],
+            seed_pairs, budgets, steps):
+        raw = _deep_copy(template)
+        raw.update(model=model, dataset=dataset, strategy=strategy, compression=compression, seed=seed)
+        raw.setdefault("base", {})["seed"] = base_seed
+        if budget is not None:
+            raw.setdefault("finetune", {})["epochs"] = budget
+        if k is not None:
+            raw["prune_steps"] = k
+        cfg = RunConfig.from_dict(raw, where)
+        try:
+            cfg = validate_config(cfg)
+        except ShrinkBenchError as exc:
+            raise type(exc)(f"{where}: {model} x {dataset} x {strategy} x {compression:g}: {exc}") from None
+        seen.setdefault(cfg.run_id, cfg)
+    return tuple(seen.values())
+
+
+def _deep_copy(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _deep_copy(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return list(d)
+    return d

@@ -1,0 +1,127 @@
+"""Running many runs: skip what is stored, claim what is free, record what happens.
+
+`run_one` is the unit of work every executor calls (in this process, a worker process, a
+Ray task or a Slurm job): it claims the run in the store, executes it, writes its record
+and releases the claim. The store is the only coordination, so any number of sweeps and
+executors can work on one suite at once without duplicating or losing a run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from shrinkbench.config import RunConfig
+from shrinkbench.errors import ShrinkBenchError
+from shrinkbench.store import Store
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    status: str  # "ok" | "failed" | "skipped" (already stored) | "busy" (another process has it)
+    seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class SweepReport:
+    total: int
+    outcomes: list[RunOutcome] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    def summary(self) -> str:
+        done = self.count("ok")
+        parts = [f"{self.total} runs in the sweep", f"{self.count('skipped')} already stored",
+                 f"{done} run now", f"{self.count('failed')} failed"]
+        if self.count("busy"):
+            parts.append(f"{self.count('busy')} being run by another process")
+        return ", ".join(parts)
+
+
+def pending(configs: Sequence[RunConfig], store: Store, retry_failed: bool = False) -> list[RunConfig]:
+    """The configs without a usable record, grouped so that runs sharing a base model are
+    adjacent (the base model is then trained or loaded once)."""
+    wanted = []
+    for cfg in configs:
+        state = store.state(cfg.run_id).status
+        if state in ("missing", "corrupt") or (retry_failed and state == "failed"):
+            wanted.append(cfg)
+    first_seen: dict[str, int] = {}
+    for i, cfg in enumerate(wanted):
+        first_seen.setdefault(cfg.base_id, i)
+    return sorted(wanted, key=lambda c: (first_seen[c.base_id], not c.is_dense))
+
+
+def run_one(cfg: RunConfig | dict, store_root: str, device: str | None = None,
+            retry_failed: bool = False, on_epoch: Callable[[dict], None] | None = None) -> RunOutcome:
+    """Claim, execute and store one run. Safe to call from any process on any host that
+    sees the store's folder."""
+    from shrinkbench.runner import execute, failure_record
+
+    if isinstance(cfg, dict):
+        cfg = RunConfig.from_dict(cfg)
+    store = Store(store_root)
+    run_id = cfg.run_id
+    state = store.state(run_id).status
+    if state == "ok" or (state == "failed" and not retry_failed):
+        return RunOutcome(run_id, "skipped")
+    if not store.claim(run_id):
+        return RunOutcome(run_id, "busy")
+    start = time.perf_counter()
+    try:
+        state = store.state(run_id).status  # finished by someone else while we waited?
+        if state == "ok" or (state == "failed" and not retry_failed):
+            return RunOutcome(run_id, "skipped")
+        try:
+            record = execute(cfg, store, device, on_epoch=on_epoch)
+        except ShrinkBenchError:
+            raise  # data missing, corrupt checkpoint: the user must act, every run would fail
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # a bug or out-of-memory in this run: record it, go on
+            record = failure_record(cfg, exc, device)
+        store.write(record, replace=True)
+        return RunOutcome(run_id, record["status"], time.perf_counter() - start, record.get("error") or "")
+    finally:
+        store.release(run_id)
+
+
+def run_local(configs: Sequence[RunConfig], store: Store, *, device: str | None = None,
+              retry_failed: bool = False, progress: bool = True) -> SweepReport:
+    """Run every pending config in this process, one after another, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    store.clean_leftovers()
+    todo = pending(configs, store, retry_failed)
+    report = SweepReport(total=len(configs))
+    todo_ids = {c.run_id for c in todo}
+    report.outcomes += [RunOutcome(c.run_id, "skipped") for c in configs if c.run_id not in todo_ids]
+    bar = tqdm(total=len(todo), disable=not progress or not todo, unit="run", dynamic_ncols=True,
+               file=sys.stderr, smoothing=0.1)
+    try:
+        for cfg in todo:
+            bar.set_description(describe(cfg))
+            outcome = run_one(cfg, str(store.root), device, retry_failed,
+                              on_epoch=lambda e: bar.set_postfix_str(_epoch_note(e), refresh=True))
+            report.outcomes.append(outcome)
+            if outcome.status == "failed":
+                bar.write(f"run {outcome.run_id} failed: {outcome.error}")
+            bar.update(1)
+    finally:
+        bar.close()
+    return report
+
+
+def describe(cfg: RunConfig) -> str:
+    name = "dense" if cfg.is_dense else f"{cfg.strategy} x{cfg.compression:g}"
+    return f"{cfg.model}/{cfg.dataset} {name} seed {cfg.base.seed}/{cfg.seed}"
+
+
+def _epoch_note(entry: dict) -> str:
+    val = entry.get("val_top1")
+    return f"{entry['phase']} ep {entry['epoch']}" + (f" val {val:.1f}%" if val is not None else "")

@@ -1,0 +1,116 @@
+"""The training loop shared by base-model training and fine-tuning.
+
+One step: forward, cross-entropy, backward, `masks.mask_gradients()` (pruned positions get
+zero gradient, so momentum and Adam state stay zero there), optimizer step,
+`masks.mask_weights()` (a guard), scheduler step. A non-finite loss stops training with
+`TrainingDivergedError` naming the epoch and step.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from shrinkbench.config import TrainConfig
+from shrinkbench.errors import TrainingDivergedError
+
+
+def make_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = list(params)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                               nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def lr_factor(schedule: str, step: int, total: int) -> float:
+    """Multiplier of the base learning rate at `step` of `total` steps.
+
+    constant: 1; cosine: (1 + cos(pi * step / total)) / 2; step: 0.1 ** (#milestones at
+    50% and 75% of total passed).
+    """
+    if schedule == "constant" or total <= 0:
+        return 1.0
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    return 0.1 ** sum(step >= m * total for m in (0.5, 0.75))
+
+
+def train(model: nn.Module, batch_source: Callable[[torch.Generator], Iterable], cfg: TrainConfig,
+          generator: torch.Generator, *, masks=None, device: torch.device | str = "cpu",
+          evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+          log: list[dict[str, Any]] | None = None, tag: str = "", amp: bool = False,
+          on_epoch: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Train `model` for `cfg.epochs` epochs; returns (and appends to `log`) one entry per epoch.
+
+    `batch_source(generator)` yields shuffled (x, y) training batches for one epoch, drawn
+    from `generator`; `evaluate(model)` (optional) gives validation metrics per epoch.
+    """
+    log = [] if log is None else log
+    if cfg.epochs == 0:
+        return log
+    device = torch.device(device)
+    if masks is not None:
+        masks.attach(model)
+    optimizer = make_optimizer(model.parameters(), cfg)
+    step, total = 0, None
+    use_amp = amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        batches = batch_source(generator)
+        if total is None:
+            total = cfg.epochs * len(batches)
+        start = time.perf_counter()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        seen = 0
+        for x, y in batches:
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.lr * lr_factor(cfg.lr_schedule, step, total)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with torch.autocast(device.type, enabled=use_amp):
+                out = model(x)
+                loss = F.cross_entropy(out, y)
+            if not torch.isfinite(loss):
+                raise TrainingDivergedError(
+                    f"{tag or 'training'}: loss became {loss.item()} at epoch {epoch}, step {step + 1} "
+                    f"(lr {optimizer.param_groups[0]['lr']:.3g}); lower the learning rate")
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            if masks is not None:
+                masks.mask_gradients()
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            if masks is not None:
+                masks.mask_weights()
+            step += 1
+            n = y.shape[0]
+            seen += n
+            loss_sum += loss.detach().double() * n
+            correct += (out.detach().argmax(1) == y).sum()
+        entry: dict[str, Any] = {
+            "phase": tag, "epoch": epoch, "lr_end": optimizer.param_groups[0]["lr"],
+            "train_loss": float(loss_sum.item()) / max(seen, 1),
+            "train_top1": 100.0 * int(correct.item()) / max(seen, 1),
+        }
+        entry["seconds"] = time.perf_counter() - start
+        if evaluate is not None:
+            entry.update({f"val_{k}": v for k, v in evaluate(model).items()})
+        log.append(entry)
+        if on_epoch is not None:
+            on_epoch(entry)
+    return log
