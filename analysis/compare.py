@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -37,23 +38,30 @@ CONFOUNDERS = {
 }
 
 
-def compare_values(a: pd.Series, b: pd.Series, options: AnalysisOptions) -> dict:
+def compare_values(a: Mapping | pd.Series, b: Mapping | pd.Series, options: AnalysisOptions) -> dict:
     """Statistics (before multiplicity adjustment) of method values `a` against baseline
-    values `b`, each indexed by unit. Paired on the shared units when there are >= 2."""
-    shared = a.index.intersection(b.index)
+    values `b`, each keyed by pairing key (unit). Paired on the shared keys when there are
+    at least 2, Welch on all values otherwise."""
+    a = dict(a.items()) if isinstance(a, pd.Series) else dict(a)
+    b = dict(b.items()) if isinstance(b, pd.Series) else dict(b)
+    shared = [key for key in a if key in b]
     paired = len(shared) >= 2
+    all_a, all_b = np.fromiter(a.values(), float, len(a)), np.fromiter(b.values(), float, len(b))
     if paired:
-        va, vb = a.loc[shared].to_numpy(float), b.loc[shared].to_numpy(float)
+        va, vb = np.array([a[k] for k in shared], float), np.array([b[k] for k in shared], float)
         result: TestResult = paired_t(va, vb, options.confidence)
         effect, kind = cohens_dz(va, vb), "d_z"
     else:
-        va, vb = a.to_numpy(float), b.to_numpy(float)
+        va, vb = all_a, all_b
         result = welch_t(va, vb, options.confidence)
         effect, kind = cohens_d_av(va, vb), "d_av"
+    nan = math.nan
     return {
-        "n_method": int(a.size), "n_baseline": int(b.size), "n_pairs": int(len(shared)) if paired else 0,
-        "mean_method": float(a.mean()), "std_method": float(a.std(ddof=1)) if a.size > 1 else math.nan,
-        "mean_baseline": float(b.mean()), "std_baseline": float(b.std(ddof=1)) if b.size > 1 else math.nan,
+        "n_method": len(a), "n_baseline": len(b), "n_pairs": len(shared) if paired else 0,
+        "mean_method": float(all_a.mean()) if len(a) else nan,
+        "std_method": float(all_a.std(ddof=1)) if len(a) > 1 else nan,
+        "mean_baseline": float(all_b.mean()) if len(b) else nan,
+        "std_baseline": float(all_b.std(ddof=1)) if len(b) > 1 else nan,
         "difference": result.difference, "ci_low": result.ci_low, "ci_high": result.ci_high,
         "test": result.test, "df": result.df, "statistic": result.statistic, "p_value": result.p_value,
         "p_equivalence": tost_p_value(result, options.rope), "se": result.se,
@@ -91,34 +99,55 @@ def adjust_family(rows: pd.DataFrame, options: AnalysisOptions) -> pd.DataFrame:
     return rows
 
 
+PAIR_KEYS = UNIT + ["base_id"]
+"""Runs pair only when they share the unit (base seed, run seed) AND the base weights."""
+
+
 def values_by_unit(group: pd.DataFrame) -> pd.Series:
-    """The response by pairing key: unit and base weights, so that runs pair only when
-    they share both the base model and the run seed."""
-    keys = UNIT + ["base_id"]
-    return group.groupby(keys)["y"].mean()
+    """The response of one operating point indexed by the pairing key."""
+    return group.groupby(PAIR_KEYS)["y"].mean()
 
 
-def confounder_warnings(a: pd.DataFrame, b: pd.DataFrame, method: str, baseline: str) -> list[str]:
-    """Messages for settings that differ between (or within) the two sets of runs."""
+def confounder_warnings(a: dict[str, set], b: dict[str, set], method: str, baseline: str) -> list[str]:
+    """Messages for settings that differ between (or within) two sets of runs, each given
+    as {column: set of values}."""
     out = []
     for column, label in CONFOUNDERS.items():
-        values_a, values_b = set(a[column]), set(b[column])
-        if len(values_a | values_b) > 1:
-            out.append(f"{label} differs: {method} {sorted(map(str, values_a))}, "
-                       f"{baseline} {sorted(map(str, values_b))}")
-    if set(a["base_id"]) != set(b["base_id"]):
+        if len(a[column] | b[column]) > 1:
+            out.append(f"{label} differs: {method} {sorted(map(str, a[column]))}, "
+                       f"{baseline} {sorted(map(str, b[column]))}")
+    if a["base_id"] != b["base_id"]:
         out.append(f"base weights differ between {method} and {baseline}")
     return out
 
 
-def _comparison_rows(sub: pd.DataFrame, method: str, baseline: str, options: AnalysisOptions) -> list[dict]:
+class SettingIndex:
+    """The runs of one setting split once by operating point: values by pairing key,
+    confounder values, and each strategy's per-unit curves."""
+
+    def __init__(self, sub: pd.DataFrame):
+        point = ["strategy", "compression"]
+        values = sub.groupby(point + PAIR_KEYS)["y"].mean()
+        self.values: dict[tuple, dict] = {}
+        for (strategy, compression, *key), value in zip(values.index, values.to_numpy()):
+            self.values.setdefault((strategy, compression), {})[tuple(key)] = float(value)
+        columns = list(CONFOUNDERS) + ["base_id"]
+        sets = sub.groupby(point)[columns].agg(lambda s: set(s.tolist()))
+        self.confounders = {key: row.to_dict() for key, row in sets.iterrows()}
+        self.curves = {strategy: {unit: (g["compression_ratio"].to_numpy(), g["y"].to_numpy())
+                                  for unit, g in runs.groupby(UNIT)}
+                       for strategy, runs in sub.groupby("strategy")}
+
+    def compressions(self, strategy: str) -> set[float]:
+        return {c for s, c in self.values if s == strategy}
+
+
+def _comparison_rows(index: SettingIndex, method: str, baseline: str, options: AnalysisOptions) -> list[dict]:
     rows = []
-    runs_a, runs_b = sub[sub["strategy"] == method], sub[sub["strategy"] == baseline]
-    for compression in sorted(set(runs_a["compression"]) & set(runs_b["compression"])):
-        a = runs_a[runs_a["compression"] == compression]
-        b = runs_b[runs_b["compression"] == compression]
-        notes = confounder_warnings(a, b, method, baseline)
-        stats = compare_values(values_by_unit(a), values_by_unit(b), options)
+    for compression in sorted(index.compressions(method) & index.compressions(baseline)):
+        a, b = (method, compression), (baseline, compression)
+        notes = confounder_warnings(index.confounders[a], index.confounders[b], method, baseline)
+        stats = compare_values(index.values[a], index.values[b], options)
         unpaired = stats["n_method"] + stats["n_baseline"] - 2 * stats["n_pairs"]
         if stats["n_pairs"] and unpaired:
             notes.append(f"{unpaired} run(s) without a partner left out of the paired test")
@@ -150,14 +179,10 @@ COMPARISON_COLUMNS = [
 ]
 
 
-def _curve_rows(sub: pd.DataFrame, method: str, baseline: str, options: AnalysisOptions,
-                rng: np.random.Generator) -> dict:
-    def curves(strategy: str) -> dict:
-        runs = sub[sub["strategy"] == strategy]
-        return {unit: (g["compression_ratio"].to_numpy(), g["y"].to_numpy())
-                for unit, g in runs.groupby(UNIT)}
-
-    diff = curve_difference(curves(method), curves(baseline), rng, options.n_boot, options.confidence)
+def _curve_row(index: SettingIndex, method: str, baseline: str, options: AnalysisOptions,
+               rng: np.random.Generator) -> dict:
+    diff = curve_difference(index.curves[method], index.curves[baseline], rng, options.n_boot,
+                            options.confidence)
     return {"method": method, "baseline": baseline, "response": options.response,
             "difference": diff.difference, "boot_low": diff.boot_low, "boot_high": diff.boot_high,
             "t_low": diff.t_low, "t_high": diff.t_high, "n_method": diff.n_method,
@@ -181,15 +206,15 @@ def compare(runs: pd.DataFrame, pairs: list[tuple[str, str]], options: AnalysisO
     pruned = runs[runs["strategy"] != DENSE_STRATEGY]
     families, curve_rows = [], []
     for model, dataset in settings(pruned):
-        sub = pruned[(pruned["model"] == model) & (pruned["dataset"] == dataset)]
+        index = SettingIndex(pruned[(pruned["model"] == model) & (pruned["dataset"] == dataset)])
         label = setting_label(model, dataset)
         by_family: dict[str, list[dict]] = {}
         for method, baseline in pairs:
-            rows = _comparison_rows(sub, method, baseline, options)
+            rows = _comparison_rows(index, method, baseline, options)
             by_family.setdefault(family_label(method, label), []).extend(rows)
             if rows:
                 curve_rows.append({"model": model, "dataset": dataset,
-                                   **_curve_rows(sub, method, baseline, options, rng)})
+                                   **_curve_row(index, method, baseline, options, rng)})
         for family, rows in by_family.items():
             if rows:
                 frame = pd.DataFrame(rows).assign(model=model, dataset=dataset, family=family,

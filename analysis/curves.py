@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from analysis.files import write_atomic
 from analysis.runs import SETTING, setting_label
@@ -53,7 +53,7 @@ def _log2_axis(ax, values) -> None:
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_locator(LogLocator(base=2))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set_minor_locator(NullLocator())
     finite = np.asarray(values, dtype=float)
     finite = finite[np.isfinite(finite) & (finite > 0)]
     if finite.size:
@@ -99,6 +99,17 @@ def draw_facet(ax, points: pd.DataFrame, runs: pd.DataFrame | None, axis: str, d
     ax.spines[["top", "right"]].set_visible(False)
 
 
+def _fixed_layout(fig: Figure, nrows: int, ncols: int, legend_h: float) -> None:
+    """Margins in inches, set once: far cheaper than a constrained layout on big grids."""
+    width, height = fig.get_size_inches()
+    left, right, top, bottom = 0.75, 0.2, 0.6, legend_h + 0.55
+    gap_w, gap_h = 0.8, 0.85
+    axis_w = (width - left - right - (ncols - 1) * gap_w) / ncols
+    axis_h = (height - top - bottom - (nrows - 1) * gap_h) / nrows
+    fig.subplots_adjust(left=left / width, right=1 - right / width, top=1 - top / height,
+                        bottom=bottom / height, wspace=gap_w / axis_w, hspace=gap_h / axis_h)
+
+
 def curve_figure(points: pd.DataFrame, axis: str, delta: bool, metric_label: str, band: str,
                  runs: pd.DataFrame | None = None) -> Figure:
     """A figure with one facet per model x dataset. `runs` adds per-seed points."""
@@ -106,7 +117,10 @@ def curve_figure(points: pd.DataFrame, axis: str, delta: bool, metric_label: str
     keys = [tuple(k) for k in keys]
     ncols = min(3, len(keys))
     nrows = math.ceil(len(keys) / ncols)
-    fig = Figure(figsize=(4.4 * ncols, 3.5 * nrows + 0.9), layout="constrained")
+    n_handles = len(set(points["strategy"])) + 1
+    legend_h = 0.22 * math.ceil(n_handles / 4) + 0.15
+    fig = Figure(figsize=(4.4 * ncols, 3.3 * nrows + legend_h + 0.95))
+    _fixed_layout(fig, nrows, ncols, legend_h)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
     styles = strategy_styles(set(points["strategy"]) - {DENSE_STRATEGY})
     for ax, (model, dataset) in zip(axes, keys):
@@ -115,7 +129,7 @@ def curve_figure(points: pd.DataFrame, axis: str, delta: bool, metric_label: str
         if runs is not None:
             seeds = runs[(runs["model"] == model) & (runs["dataset"] == dataset)]
         draw_facet(ax, points[mask], seeds, axis, delta, styles)
-        ax.set_title(setting_label(model, dataset), fontsize=10)
+        ax.set_title(setting_label(model, dataset), fontsize=10, y=1.01)  # fixed y: no auto placement
         ax.set_ylabel(f"Δ {metric_label} vs dense (points)" if delta else f"{metric_label} (%)")
     for ax in axes[len(keys):]:
         ax.set_visible(False)
@@ -123,8 +137,8 @@ def curve_figure(points: pd.DataFrame, axis: str, delta: bool, metric_label: str
                       markersize=4, label=name) for name, s in styles.items()]
     handles.append(Line2D([], [], color=DENSE_COLOR, linestyle=":", marker=None if delta else "*",
                           label="dense (same base weights)" if delta else "dense"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), frameon=False,
-               fontsize=8)
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncols=min(len(handles), 4),
+               frameon=False, fontsize=8)
     fig.suptitle(f"{metric_label}{' difference to dense' if delta else ''} vs {axis}: "
                  f"mean over seeds, band = {band}", fontsize=10)
     return fig

@@ -157,10 +157,7 @@ def build_report(scan: StoreScan, out_dir: str | Path, options: AnalysisOptions 
     rng = np.random.default_rng(options.seed)
     runs = run_table(scan.table, options)
     failed = failed_runs(scan.table)
-    doc = Document()
-    doc.heading("shrinkbench report", 1)
-    doc.items(_provenance(scan, runs, failed, options))
-    doc.heading("Warnings")
+    doc = Document()  # the body; the header with the warnings is put in front at the end
     notes = [f"skipped {s.path}: {s.reason}" for s in scan.skipped]
     if len(failed):
         counts = failed.groupby(SETTING + ["strategy", "compression"]).size()
@@ -185,7 +182,12 @@ def build_report(scan: StoreScan, out_dir: str | Path, options: AnalysisOptions 
         notes += significance.warnings
         files += write_significance(out / "significance", significance, labels)
     doc.table(pareto_table(labels))
-    doc.blocks.insert(3, ("ul", notes or ["none"]))
+    head = Document()
+    head.heading("shrinkbench report", 1)
+    head.items(_provenance(scan, runs, failed, options))
+    head.heading("Warnings")
+    head.items(notes or ["none"])
+    doc.blocks[:0] = head.blocks
     summary = {"source": scan.source, "records": scan.records, "rows": len(scan.table), "runs": len(runs),
                "failed_runs": len(failed), "skipped_files": [s.path for s in scan.skipped],
                "generator_seed": options.seed, "options": options.to_dict(), "warnings": notes}

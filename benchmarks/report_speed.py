@@ -1,0 +1,66 @@
+"""How long `shrinkbench report` takes on a store of >= 100,000 tidy rows.
+
+Builds a synthetic store (real record JSON files, see tests/analysis_fixtures.py), then
+times (1) reading the store into the tidy table, the peer every report must pay, and
+(2) the whole report (read + figures in PNG and PDF + tables + all-pairs significance).
+Prints rows, runs, seconds and the ratio report / read.
+
+    .venv/bin/python benchmarks/report_speed.py [--seeds 8] [--out DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from analysis.load import scan_store  # noqa: E402
+from analysis.options import AnalysisOptions  # noqa: E402
+from analysis.report import build_report  # noqa: E402
+from analysis_fixtures import synthetic_store  # noqa: E402
+
+STRATEGIES = {"global_magnitude": 1.0, "layerwise_magnitude": 0.0, "global_gradient": 0.6,
+              "layerwise_gradient": 0.2, "global_activation": 0.4, "layerwise_activation": 0.1,
+              "random": -2.0, "my_method": 1.2}
+SETTINGS = tuple((m, d) for d in ("cifar10", "cifar100") for m in ("resnet20", "resnet56", "vgg16", "lenet"))
+COMPRESSIONS = (2, 4, 8, 16, 32, 64, 128)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--out", help="report folder (default: a temporary one)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "store"
+        t0 = time.perf_counter()
+        synthetic_store(store, np.random.default_rng(0), STRATEGIES, compressions=COMPRESSIONS,
+                        units=tuple((i, i) for i in range(args.seeds)), settings=SETTINGS, top5=True, failed=3)
+        built = time.perf_counter() - t0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t0 = time.perf_counter()
+            scan = scan_store(store)
+            read = time.perf_counter() - t0
+            out = Path(args.out) if args.out else Path(tmp) / "report"
+            t0 = time.perf_counter()
+            summary = build_report(scan_store(store), out, AnalysisOptions())
+            report = time.perf_counter() - t0 + 0.0
+    rows, runs = len(scan.table), summary["runs"]
+    print(f"store: {rows:,} tidy rows, {scan.records:,} records, {runs:,} runs analysed "
+          f"({len(SETTINGS)} settings x {len(STRATEGIES)} methods x {len(COMPRESSIONS)} ratios x {args.seeds} seeds);"
+          f" built in {built:.1f} s")
+    print(f"read store:   {read:6.2f} s")
+    print(f"full report:  {report:6.2f} s (read included; {len(summary['files'])} files)")
+    print(f"ratio report / read: {report / read:.1f}")
+
+
+if __name__ == "__main__":
+    main()
