@@ -101,13 +101,14 @@ def run_local(configs: Sequence[RunConfig], store: Store, *, device: str | None 
     report = SweepReport(total=len(configs))
     todo_ids = {c.run_id for c in todo}
     report.outcomes += [RunOutcome(c.run_id, "skipped") for c in configs if c.run_id not in todo_ids]
+    live = sys.stderr.isatty()  # in a log file: a line every 30 s, no per-epoch redraws
     bar = tqdm(total=len(todo), disable=not progress or not todo, unit="run", dynamic_ncols=True,
-               file=sys.stderr, smoothing=0.1)
+               file=sys.stderr, smoothing=0.1, mininterval=0.1 if live else 30.0)
+    note = (lambda e: bar.set_postfix_str(_epoch_note(e), refresh=True)) if live else None
     try:
         for cfg in todo:
-            bar.set_description(describe(cfg))
-            outcome = run_one(cfg, str(store.root), device, retry_failed,
-                              on_epoch=lambda e: bar.set_postfix_str(_epoch_note(e), refresh=True))
+            bar.set_description(describe(cfg), refresh=live)
+            outcome = run_one(cfg, str(store.root), device, retry_failed, on_epoch=note)
             report.outcomes.append(outcome)
             if outcome.status == "failed":
                 bar.write(f"run {outcome.run_id} failed: {outcome.error}")

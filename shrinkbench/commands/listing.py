@@ -16,6 +16,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("text", "json", "csv"), default="text")
     p.set_defaults(func=cmd_metrics)
 
+    p = sub.add_parser("strategies", help="list the registered pruning strategies")
+    p.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    p.set_defaults(func=cmd_strategies)
+
+    p = sub.add_parser("datasets", help="list the datasets, their splits and where their files are looked for")
+    p.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    p.add_argument("--data-root", default=None)
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("suites", help="list the suites shipped with the package")
+    p.set_defaults(func=cmd_suites)
+
 
 def cmd_zoo(args: argparse.Namespace) -> int:
     from shrinkbench.models import describe_model, list_models
@@ -51,4 +63,48 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         return 0
     print_records(rows, ["name", "unit", "higher_is_better", "definition", "stage", "kind",
                          "per_batch_size"], args.format)
+    return 0
+
+
+def cmd_strategies(args: argparse.Namespace) -> int:
+    from shrinkbench.pruning import list_strategies
+
+    rows = [dict(zip(("name", "scope", "criterion", "aliases", "description"), row)) for row in list_strategies()]
+    for r in rows:
+        r["aliases"] = ", ".join(r["aliases"]) if args.format == "text" else list(r["aliases"])
+    print_records(rows, ["name", "scope", "criterion", "aliases", "description"], args.format)
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from shrinkbench.data import DATASETS, dataset_spec, describe_search
+
+    rows = []
+    for name in DATASETS:
+        spec = dataset_spec(name)
+        rows.append({"name": name, "input_shape": list(spec.input_shape), "num_classes": spec.num_classes,
+                     "val_size": spec.val_size, "in_memory": spec.in_memory,
+                     "augmentation": spec.augmentation, "source": spec.source,
+                     "searched": describe_search(name, args.data_root)})
+    if args.format == "text":
+        for r in rows:
+            print(f"{r['name']}  [{'x'.join(map(str, r['input_shape']))}, {r['num_classes']} classes, "
+                  f"validation {r['val_size']}, {'in memory' if r['in_memory'] else 'on disk'}]")
+            print(f"    augmentation: {r['augmentation']}")
+            print(f"    source: {r['source']}")
+            print(f"    looked for in: {'; '.join(r['searched'])}\n")
+        return 0
+    print_records(rows, list(rows[0]), args.format)
+    return 0
+
+
+def cmd_suites(args: argparse.Namespace) -> int:
+    from shrinkbench.suite import SUITES_DIR, shipped_suites
+
+    for name in shipped_suites():
+        import tomllib
+
+        data = tomllib.loads((SUITES_DIR / f"{name}.toml").read_text())
+        print(f"{name}  ({SUITES_DIR / (name + '.toml')})")
+        print("    " + " ".join(str(data.get("description", "")).split()) + "\n")
     return 0
