@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
 from analysis.files import write_atomic
 from analysis.runs import SETTING, setting_label
@@ -50,16 +50,20 @@ def strategy_styles(strategies) -> dict[str, dict]:
 
 
 def _log2_axis(ax, values) -> None:
+    """Log2 x axis; ticks at powers of two, or at ~5 plain values when the data span less
+    than two octaves (measured latencies often do)."""
     ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_locator(LogLocator(base=2))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
     finite = np.asarray(values, dtype=float)
     finite = finite[np.isfinite(finite) & (finite > 0)]
-    if finite.size:
-        lo, hi = finite.min(), finite.max()
-        pad = 2 ** (0.08 * max(math.log2(hi / lo), 1.0))
-        ax.set_xlim(lo / pad, hi * pad)
+    if not finite.size:
+        return
+    lo, hi = finite.min(), finite.max()
+    octaves = math.log2(hi / lo) if hi > lo else 0.0
+    pad = 2 ** (0.08 * max(octaves, 1.0))
+    ax.set_xlim(lo / pad, hi * pad)
+    ax.xaxis.set_major_locator(LogLocator(base=2) if octaves >= 2 else MaxNLocator(nbins=5))
 
 
 def draw_facet(ax, points: pd.DataFrame, runs: pd.DataFrame | None, axis: str, delta: bool,
@@ -102,7 +106,7 @@ def draw_facet(ax, points: pd.DataFrame, runs: pd.DataFrame | None, axis: str, d
 def _fixed_layout(fig: Figure, nrows: int, ncols: int, legend_h: float) -> None:
     """Margins in inches, set once: far cheaper than a constrained layout on big grids."""
     width, height = fig.get_size_inches()
-    left, right, top, bottom = 0.75, 0.2, 0.6, legend_h + 0.55
+    left, right, top, bottom = 0.75, 0.2, 0.8, legend_h + 0.55
     gap_w, gap_h = 0.8, 0.85
     axis_w = (width - left - right - (ncols - 1) * gap_w) / ncols
     axis_h = (height - top - bottom - (nrows - 1) * gap_h) / nrows
@@ -118,8 +122,10 @@ def curve_figure(points: pd.DataFrame, axis: str, delta: bool, metric_label: str
     ncols = min(3, len(keys))
     nrows = math.ceil(len(keys) / ncols)
     n_handles = len(set(points["strategy"])) + 1
-    legend_h = 0.22 * math.ceil(n_handles / 4) + 0.15
-    fig = Figure(figsize=(4.4 * ncols, 3.3 * nrows + legend_h + 0.95))
+    width = max(4.4 * ncols, 7.0)
+    per_row = max(2, min(4, int(width // 2.0)))
+    legend_h = 0.22 * math.ceil(n_handles / per_row) + 0.15
+    fig = Figure(figsize=(width, 3.3 * nrows + legend_h + 1.1))
     _fixed_layout(fig, nrows, ncols, legend_h)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
     styles = strategy_styles(set(points["strategy"]) - {DENSE_STRATEGY})
@@ -137,9 +143,9 @@ def curve_figure(points: pd.DataFrame, axis: str, delta: bool, metric_label: str
                       markersize=4, label=name) for name, s in styles.items()]
     handles.append(Line2D([], [], color=DENSE_COLOR, linestyle=":", marker=None if delta else "*",
                           label="dense (same base weights)" if delta else "dense"))
-    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncols=min(len(handles), 4),
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncols=min(len(handles), per_row),
                frameon=False, fontsize=8)
-    fig.suptitle(f"{metric_label}{' difference to dense' if delta else ''} vs {axis}: "
+    fig.suptitle(f"{metric_label}{' difference to dense' if delta else ''} vs {axis}\n"
                  f"mean over seeds, band = {band}", fontsize=10)
     return fig
 
