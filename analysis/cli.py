@@ -47,6 +47,11 @@ def _option_arguments(parser: argparse.ArgumentParser) -> None:
                        help="seed of the numpy Generator used by every resampler (default: 0)")
 
 
+def _output_arguments(parser: argparse.ArgumentParser, formats: tuple[str, ...], out: str, out_help: str) -> None:
+    parser.add_argument("--format", choices=formats, default=formats[0], help=f"default: {formats[0]}")
+    parser.add_argument("--out", metavar=out, help=out_help)
+
+
 def options_from(args: argparse.Namespace) -> AnalysisOptions:
     return AnalysisOptions(metric=args.metric, stage=args.stage, split=args.split, alpha=args.alpha,
                            confidence=args.confidence, rope=args.rope, power=args.power,
@@ -161,8 +166,7 @@ def register(subparsers) -> None:
     p.add_argument("--method", required=True, help="the method to test")
     p.add_argument("--baseline", action="extend", nargs="+", metavar="B",
                    help="baselines (default: every other pruning strategy)")
-    p.add_argument("--format", choices=("text", "json", "csv"), default="text")
-    p.add_argument("--out", metavar="DIR", help="also write CSV, JSON and Markdown files here")
+    _output_arguments(p, ("text", "json", "csv"), "DIR", "also write CSV, JSON and Markdown files here")
     _option_arguments(p)
     p.set_defaults(func=cmd_compare)
 
@@ -172,15 +176,13 @@ def register(subparsers) -> None:
     p.add_argument("--method", help="plan for this method (default: every strategy)")
     p.add_argument("--baseline", help="plan a paired comparison of --method against this baseline")
     p.add_argument("--family-size", type=int, default=1, help="tests in the Holm family (level α/m)")
-    p.add_argument("--format", choices=("text", "json", "csv"), default="text")
-    p.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    _output_arguments(p, ("text", "json", "csv"), "FILE", "write to FILE instead of stdout")
     _option_arguments(p)
     p.set_defaults(func=cmd_plan_seeds)
 
     p = subparsers.add_parser("results", help="export the tidy results table")
     _source_arguments(p)
-    p.add_argument("--format", choices=("csv", "json"), default="csv")
-    p.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    _output_arguments(p, ("csv", "json"), "FILE", "write to FILE instead of stdout")
     p.set_defaults(func=cmd_results)
 
 

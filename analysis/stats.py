@@ -149,34 +149,28 @@ def tost_p_value(result: TestResult, margin: float) -> float:
     return float(max(p_lower, p_upper))
 
 
-def holm(p_values) -> np.ndarray:
-    """Holm's step-down adjusted p-values, in the input order. With the m finite p-values
-    sorted ascending, `p~_(i) = max_{j<=i} min(1, (m - j + 1) p_(j))`; NaN stays NaN."""
+def _adjust(p_values, step) -> np.ndarray:
+    """Apply `step(sorted finite p, m)` to the finite p-values; NaN stays NaN and is not
+    counted in m; results are capped at 1 and returned in the input order."""
     p = np.asarray(p_values, dtype=float)
     out = np.full(p.shape, np.nan)
     ok = np.flatnonzero(np.isfinite(p))
-    m = ok.size
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
-    scaled = (m - np.arange(m)) * p[order]
-    out[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+    if ok.size:
+        order = ok[np.argsort(p[ok], kind="stable")]
+        out[order] = np.minimum(1.0, step(p[order], ok.size))
     return out
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values, in the input order. With the m finite p-values
+    sorted ascending, `p~_(i) = max_{j<=i} min(1, (m - j + 1) p_(j))`; NaN stays NaN."""
+    return _adjust(p_values, lambda p, m: np.maximum.accumulate((m - np.arange(m)) * p))
 
 
 def benjamini_hochberg(p_values) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (false discovery rate), in the input order.
     With the m finite p-values sorted ascending, `q_(i) = min_{j>=i} min(1, m p_(j) / j)`."""
-    p = np.asarray(p_values, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    m = ok.size
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
-    scaled = m * p[order] / np.arange(1, m + 1)
-    out[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
-    return out
+    return _adjust(p_values, lambda p, m: np.minimum.accumulate((m * p / np.arange(1, m + 1))[::-1])[::-1])
 
 
 ADJUSTMENTS = {"holm": holm, "bh": benjamini_hochberg}
