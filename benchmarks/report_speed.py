@@ -52,7 +52,7 @@ def main() -> None:
             out = Path(args.out) if args.out else Path(tmp) / "report"
             t0 = time.perf_counter()
             summary = build_report(scan_store(store), out, AnalysisOptions())
-            report = time.perf_counter() - t0 + 0.0
+            report = time.perf_counter() - t0
     rows, runs = len(scan.table), summary["runs"]
     print(f"store: {rows:,} tidy rows, {scan.records:,} records, {runs:,} runs analysed "
           f"({len(SETTINGS)} settings x {len(STRATEGIES)} methods x {len(COMPRESSIONS)} ratios x {args.seeds} seeds);"
