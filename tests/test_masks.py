@@ -137,6 +137,19 @@ def test_masking_in_float64_and_with_unused_layers():
     assert bool((model[2].weight[~masks["2"]] == 0).all())
 
 
+def test_layers_that_keep_everything_are_left_alone():
+    model, masks = small()
+    masks = MaskSet({"0": torch.ones(3, 4, dtype=torch.bool), "2": masks["2"]}).attach(model)
+    for p in (model[0].weight, model[2].weight):
+        p.grad = torch.full_like(p, 2.0)
+    masks.mask_gradients()
+    masks.mask_weights()
+    assert bool((model[0].weight.grad == 2).all()) and bool((model[0].weight != 0).all())
+    assert torch.equal(model[2].weight.grad, 2 * masks["2"].float())
+    MaskSet.dense(prunable_weights(model, ())).attach(model).mask_gradients()  # nothing to do
+    assert bool((model[0].weight.grad == 2).all())
+
+
 def test_per_step_masking_needs_attach():
     _, masks = small()
     with pytest.raises(RuntimeError, match="attach"):

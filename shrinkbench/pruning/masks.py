@@ -26,7 +26,8 @@ from shrinkbench.errors import CheckpointError, ConfigError
 
 if hasattr(torch, "_foreach_mul_"):
     def _multiply_in_place(tensors: list[torch.Tensor], factors: list[torch.Tensor]) -> None:
-        torch._foreach_mul_(tensors, factors)
+        if tensors:
+            torch._foreach_mul_(tensors, factors)
 else:  # pragma: no cover - very old torch
     def _multiply_in_place(tensors: list[torch.Tensor], factors: list[torch.Tensor]) -> None:
         for tensor, factor in zip(tensors, factors):
@@ -43,8 +44,9 @@ class MaskSet:
                 raise ConfigError(f"mask of layer {name!r} must be a bool tensor, got "
                                   f"{getattr(mask, 'dtype', type(mask).__name__)}")
             self._masks[name] = mask
-        self._params: list[nn.Parameter] | None = None
-        self._factors: list[torch.Tensor] = []
+        self._params: list[nn.Parameter] | None = None   # bound by attach(), all layers
+        self._active: list[nn.Parameter] = []              # those with something pruned
+        self._factors: list[torch.Tensor] = []             # their masks as 0/1 in their dtype
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -133,17 +135,23 @@ class MaskSet:
         """Bind `model`'s weight Parameters and pre-cast the masks to their dtype and device.
 
         Call once, after the model is on its final device and dtype; the per-step
-        `mask_gradients` / `mask_weights` then do no name lookups.
+        `mask_gradients` / `mask_weights` then do no name lookups, and skip layers whose
+        mask keeps everything.
         """
         self._params = self._parameters_of(model)
-        self._factors = [m.to(device=p.device, dtype=p.dtype) for p, m in
-                         zip(self._params, self._masks.values())]
+        self._cast_factors()
         return self
+
+    def _cast_factors(self) -> None:
+        pairs = [(p, m.to(device=p.device, dtype=p.dtype))
+                 for p, m in zip(self._params, self._masks.values()) if not bool(m.all())]
+        self._active = [p for p, _ in pairs]
+        self._factors = [f for _, f in pairs]
 
     def _bound(self) -> list[nn.Parameter]:
         if self._params is None:
             raise RuntimeError("MaskSet.attach(model) must be called before masking each step")
-        return self._params
+        return self._active
 
     def mask_gradients(self) -> None:
         """grad *= mask for every attached weight that has a gradient (after backward,
@@ -155,8 +163,7 @@ class MaskSet:
             grads, factors = [g for g, _ in pairs], [f for _, f in pairs]
         else:
             factors = self._factors
-        if grads:
-            _multiply_in_place(grads, factors)
+        _multiply_in_place(grads, factors)
 
     @torch.no_grad()
     def mask_weights(self) -> None:
@@ -191,8 +198,7 @@ class MaskSet:
         device = {n: m.device for n, m in self._masks.items()}
         self._masks = {n: m.to(device.get(n, m.device)) for n, m in state.items()}
         if self._params is not None:
-            self._factors = [m.to(device=p.device, dtype=p.dtype) for p, m in
-                             zip(self._params, self._masks.values())]
+            self._cast_factors()
 
     @classmethod
     def from_state_dict(cls, state: Mapping[str, torch.Tensor]) -> "MaskSet":
