@@ -168,7 +168,7 @@ def cmd_benchmark(args) -> int:
     from pathlib import Path
 
     suite, report = _run_suite(args, args.suite)
-    from analysis.report import benchmark_summary
+    from analysis.benchmark import benchmark_summary
 
     out = Path(args.out) if args.out else Path(args.store) / "report"
     print(benchmark_summary(args.store, out))
