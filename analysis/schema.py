@@ -104,6 +104,8 @@ def record_identity(record: dict[str, Any]) -> dict[str, Any]:
     data = config.get("data", {})
     prov = record.get("provenance", {})
     split_id = f"val{data.get('val_size', '')}-seed{data.get('split_seed', '')}"
+    if data.get("train_size") is not None:
+        split_id += f"-train{data['train_size']}"
     return {
         "run_id": record["run_id"],
         "status": record.get("status", "ok"),

@@ -77,16 +77,19 @@ class BaseConfig:
 @dataclass(frozen=True)
 class DataConfig:
     """Which split protocol: `val_size` examples held out of the official training split
-    with `split_seed` (None = the dataset's default size). `root` and `download` only say
-    where to find the files."""
+    with `split_seed` (None = the dataset's default size). `train_size` (None = all) keeps
+    only that many training examples, chosen by `split_seed`, to scale an experiment down;
+    validation and test stay whole. `root` and `download` only say where to find the files."""
 
     val_size: int | None = None
     split_seed: int = 0
+    train_size: int | None = None
     root: str | None = None
     download: bool = False
 
     def __post_init__(self) -> None:
         _check(self.val_size is None or self.val_size >= 0, f"val_size must be >= 0, got {self.val_size}")
+        _check(self.train_size is None or self.train_size >= 1, f"train_size must be >= 1, got {self.train_size}")
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,8 @@ class RunConfig:
         d["base"].pop("checkpoint")
         d["data"].pop("root")
         d["data"].pop("download")
+        if d["data"]["train_size"] is None:  # keeps run ids of full-data runs as they were
+            d["data"].pop("train_size")
         if self.is_dense:  # scoring settings play no part in a dense run
             d.pop("score_batches")
             d.pop("score_batch_size")

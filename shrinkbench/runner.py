@@ -41,15 +41,24 @@ def generator(seed: int, purpose: str) -> torch.Generator:
 
 
 @functools.lru_cache(maxsize=4)
-def _splits(dataset: str, root: str | None, download: bool, val_size: int, split_seed: int):
-    from shrinkbench.data import load_splits
+def _splits(dataset: str, root: str | None, download: bool, val_size: int, split_seed: int,
+            train_size: int | None):
+    import dataclasses
 
-    return load_splits(dataset, root=root, download=download, val_size=val_size, split_seed=split_seed)
+    from shrinkbench.data import load_splits
+    from shrinkbench.data.load import subset
+
+    splits = load_splits(dataset, root=root, download=download, val_size=val_size, split_seed=split_seed)
+    if train_size is None or train_size >= len(splits.train):
+        return splits
+    order = torch.randperm(len(splits.train), generator=generator(split_seed, "train-subset"))
+    return dataclasses.replace(splits, train=subset(splits.train, order[:train_size].sort().values))
 
 
 def load_data(dataset: str, data: DataConfig):
-    """The fixed splits of `dataset` (read once per process)."""
-    return _splits(dataset, data.root, data.download, data.val_size, data.split_seed)
+    """The fixed splits of `dataset` (read once per process); with `data.train_size`, the
+    training split is cut down to that many examples chosen by the split seed."""
+    return _splits(dataset, data.root, data.download, data.val_size, data.split_seed, data.train_size)
 
 
 @functools.lru_cache(maxsize=16)

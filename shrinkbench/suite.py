@@ -16,8 +16,13 @@ budgets, plus the settings every run shares.
     [base]       # seed is set by the sweep; checkpoint = "path.pt" loads a user's weights
     [base.train] # TrainConfig of the base model
     [finetune]   # TrainConfig of fine-tuning
-    [data]       # val_size, split_seed, root
+    [data]       # val_size, split_seed, train_size, root
     [measure]    # eval_batch_size, latency, latency_batch_sizes, latency_warmup, latency_repeats
+
+    [variants.A.base.train]   # optional: named variants, each a partial override of the
+    lr = 0.1                  # tables above; the sweep runs every combination once per
+    [variants.B.base.train]   # variant (e.g. two ways of training the starting weights)
+    optimizer = "adam"
 
 A suite named without a path ("default") is looked up among the suites shipped with the
 package (`shrinkbench/suites/*.toml`).
@@ -26,7 +31,7 @@ from __future__ import annotations
 
 import itertools
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +39,7 @@ from shrinkbench.config import RunConfig
 from shrinkbench.errors import ConfigError, ShrinkBenchError
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
-TOP_LEVEL = ("name", "description", "sweep", "run", "base", "finetune", "data", "measure")
+TOP_LEVEL = ("name", "description", "sweep", "run", "base", "finetune", "data", "measure", "variants")
 SWEEP_LISTS = {"models": str, "datasets": str, "strategies": str, "compressions": (int, float),
                "seeds": int, "base_seeds": int, "budgets": int, "prune_steps": int}
 REQUIRED = ("models", "datasets", "strategies", "compressions", "seeds")
@@ -46,6 +51,8 @@ class Suite:
     path: str
     description: str
     configs: tuple[RunConfig, ...]
+    variant_of: dict[str, str] = field(default_factory=dict)
+    """run id -> variant name, for suites with [variants]."""
 
 
 def shipped_suites() -> list[str]:
@@ -80,8 +87,18 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
         raise ConfigError(f"{where}: unknown section [{unknown[0]}]; allowed: {', '.join(TOP_LEVEL)}")
     sweep = _sweep_section(data.get("sweep"), where)
     template = _template(data, where)
-    configs = expand(sweep, template, where)
-    return Suite(str(data.get("name", path.stem)), where, str(data.get("description", "")), configs)
+    variants = data.get("variants", {"": {}})
+    if not isinstance(variants, dict) or not variants or not all(isinstance(v, dict) for v in variants.values()):
+        raise ConfigError(f"{where}: [variants] must hold named tables, e.g. [variants.A.base.train]")
+    configs: dict[str, RunConfig] = {}
+    variant_of: dict[str, str] = {}
+    for name, override in variants.items():
+        for cfg in expand(sweep, _merged(template, override), where if not name else f"{where} [variants.{name}]"):
+            configs.setdefault(cfg.run_id, cfg)
+            if name:
+                variant_of.setdefault(cfg.run_id, name)
+    return Suite(str(data.get("name", path.stem)), where, str(data.get("description", "")),
+                 tuple(configs.values()), variant_of)
 
 
 def _sweep_section(sweep: Any, where: str) -> dict[str, list]:
@@ -162,6 +179,17 @@ def expand(sweep: dict[str, Any], template: dict[str, Any], where: str) -> tuple
             raise type(exc)(f"{where}: {model} x {dataset} x {strategy} x {compression:g}: {exc}") from None
         seen.setdefault(cfg.run_id, cfg)
     return tuple(seen.values())
+
+
+def _merged(template: dict, override: dict) -> dict:
+    """`template` with the (nested) tables of `override` laid over it."""
+    out = _deep_copy(template)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = _deep_copy(value)
+    return out
 
 
 def _deep_copy(d: Any) -> Any:

@@ -164,3 +164,15 @@ def test_run_id_is_the_hash_of_what_determines_the_numbers():
     assert where.run_id == a.run_id
     # the dense run is one run whatever strategy a suite names
     assert tiny_config("random", 1).run_id == tiny_config("global_magnitude", 1).run_id
+
+
+def test_train_size_scales_a_run_down_and_is_part_of_its_identity(magnitude_record):
+    _, _, store = magnitude_record
+    small = tiny_config()
+    small = small.replace(data=small.data.__class__(train_size=300))
+    assert small.run_id != tiny_config().run_id and small.base_id != tiny_config().base_id
+    record = execute(validate_config(small), store, "cpu")
+    steps = math.ceil(300 / 64)
+    assert record["status"] == "ok" and record["epochs"][0]["train_loss"] > 0
+    from shrinkbench.runner import load_data
+    assert len(load_data("digits", validate_config(small).data).train) == 300 and steps == 5

@@ -136,3 +136,15 @@ def test_corrupt_record_is_reported_and_skipped_then_rerun(tmp_path):
     assert len(records) == 1
     assert main(["run", str(suite), "--store", str(store), "--quiet", "--threads", "1"]) == 0
     assert Store(store).state(victim.stem).status == "ok"
+
+
+def test_variants_multiply_the_sweep_and_are_named(tmp_path):
+    path = write_suite(tmp_path / "s.toml", compressions="[1, 4]", extra=(
+        '[variants.A.base.train]\nlr = 0.1\n[variants.B.base.train]\noptimizer = "adam"\nlr = 0.001\n'))
+    suite = load_suite(str(path))
+    assert len(suite.configs) == 2 * 3
+    by_variant = {}
+    for cfg in suite.configs:
+        by_variant.setdefault(suite.variant_of[cfg.run_id], set()).add(cfg.base.train.optimizer)
+        assert cfg.base.train.epochs == 1, "a variant overrides only what it names"
+    assert by_variant == {"A": {"sgd"}, "B": {"adam"}}
