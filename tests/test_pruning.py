@@ -20,7 +20,8 @@ from shrinkbench.metrics.structure import params, params_nonzero
 from shrinkbench.models import create_model, model_spec
 from shrinkbench.pruning import (STRATEGIES, MaskSet, ScoringContext, Strategy, apportion,
                                  keep_count, list_strategies, max_compression, prunable_weights,
-                                 prune, resolve_strategy, select, top_k_mask)
+                                 prune, register_strategy, resolve_strategy, select,
+                                 top_k_mask)
 
 @pytest.fixture(autouse=True)
 def _one_thread():
@@ -436,6 +437,23 @@ def test_builtins_and_their_original_shrinkbench_aliases():
         strategy = resolve_strategy(alias)
         assert (strategy.scope, strategy.criterion) == (scope, criterion)
         assert alias in rows[strategy.name][3]
+
+
+def test_a_registered_user_strategy_is_named_by_its_key():
+    @register_strategy("test_squared_magnitude", aliases=("TestSquared",))
+    class Squared(Strategy):
+        """Squared magnitude, layer by layer."""
+        scope = "layerwise"
+
+        def score(self, ctx):
+            return {n: w.detach() ** 2 for n, w in ctx.weights.items()}
+
+    assert resolve_strategy("TestSquared").name == "test_squared_magnitude"
+    assert ("test_squared_magnitude", "layerwise", "custom", ("TestSquared",),
+            "Squared magnitude, layer by layer.") in list_strategies()
+    assert Squared().name == "Squared"  # unregistered: its class name
+    with pytest.raises(TypeError):
+        register_strategy("not_a_strategy")(dict)
 
 
 def test_unknown_strategy_lists_close_matches():

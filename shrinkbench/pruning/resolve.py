@@ -94,7 +94,9 @@ def resolve_strategy(spec: str) -> Strategy:
         except UnknownNameError as error:
             raise UnknownNameError(f"{error} (or give your own as module:ClassName or "
                                    f"path/to/file.py:ClassName)") from None
-        return _instantiate(factory, repr(spec))
+        strategy = _instantiate(factory, repr(spec))
+        strategy.name = STRATEGIES.canonical(spec)  # what a record stores, resolvable again
+        return strategy
     target, _, class_name = spec.rpartition(":")
     if not target or not class_name.isidentifier():
         raise ConfigError(f"strategy {spec!r} must look like module:ClassName or "

@@ -74,7 +74,7 @@ def apportion(total: int, sizes: Sequence[int], capacities: Sequence[int]) -> li
 
 
 def _checked_scores(strategy: Strategy, scores, weights: dict[str, nn.Parameter]) -> dict[str, torch.Tensor]:
-    label = strategy.label
+    label = strategy.name
     if not isinstance(scores, dict):
         raise ConfigError(f"strategy {label!r}: score() must return a dict name -> tensor, "
                           f"got {type(scores).__name__}")
@@ -150,7 +150,7 @@ def prune(model: nn.Module, strategy: Strategy, compression: float, *, excluded,
                                    f"only {alive:,} are left unpruned; masks only shrink, so "
                                    f"prune to a compression at least as high as before")
     if strategy.scope not in SCOPES:
-        raise ConfigError(f"strategy {strategy.label!r} has scope {strategy.scope!r}; "
+        raise ConfigError(f"strategy {strategy.name!r} has scope {strategy.scope!r}; "
                           f"allowed: {', '.join(SCOPES)}")
     ctx = ScoringContext(model, weights, batches, generator, masks)
     scores = _checked_scores(strategy, strategy.score(ctx), weights)

@@ -34,18 +34,18 @@ class Strategy:
     selection (K weights, ties to the lower index) and masking are done by `prune`.
     """
 
-    name: str = ""
+    name: str = ""          # default: the class name; a registered strategy's is its key
     scope: str = "global"
     criterion: str = "custom"
     description: str = ""
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = cls.__name__
+
     def score(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:
         raise NotImplementedError(f"{type(self).__name__} must implement score(ctx)")
-
-    @property
-    def label(self) -> str:
-        """The strategy's name, or its class name where it sets none."""
-        return self.name or type(self).__name__
 
     def summary(self) -> str:
         """One line: `description`, else the first line of the class docstring."""
@@ -53,7 +53,7 @@ class Strategy:
         return self.description or (doc.splitlines()[0] if doc else "")
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.label!r}, scope={self.scope!r})"
+        return f"{type(self).__name__}(name={self.name!r}, scope={self.scope!r})"
 
 
 class ScoredStrategy(Strategy):
