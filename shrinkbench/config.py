@@ -117,6 +117,9 @@ class RunConfig:
     With `prune_steps` = k > 1 the run prunes to compression c**(j/k) at step j = 1..k and
     fine-tunes `finetune.epochs` epochs after every step (total budget k x epochs).
     A compression of 1 is the dense model: its strategy is always `none`.
+    `amp` (float16 mixed precision on CUDA) and `deterministic` (deterministic kernels,
+    no cuDNN benchmarking) change a GPU run's numbers, so both are part of the identity
+    and of the base model's; see `shrinkbench.device`.
     Names are checked and canonicalised by `shrinkbench.validate.validate_config`.
     """
 
@@ -134,6 +137,7 @@ class RunConfig:
     data: DataConfig = DataConfig()
     measure: MeasureConfig = MeasureConfig()
     amp: bool = False
+    deterministic: bool = True
 
     def __post_init__(self) -> None:
         _check(isinstance(self.compression, (int, float)) and math.isfinite(self.compression),
@@ -176,7 +180,8 @@ class RunConfig:
         """What determines the starting weights."""
         ident = self.identity()
         return {"schema": CONFIG_SCHEMA, "model": self.model, "dataset": self.dataset,
-                "base": ident["base"], "data": ident["data"], "amp": self.amp}
+                "base": ident["base"], "data": ident["data"], "amp": self.amp,
+                "deterministic": self.deterministic}
 
     @property
     def base_id(self) -> str:

@@ -5,7 +5,8 @@ of its training). The run seed `cfg.seed` drives everything after it: which trai
 batches score the weights, random masks, fine-tuning data order, augmentation and dropout.
 Each use gets its own generator derived from (seed, purpose), and the whole run executes
 inside a forked torch RNG, so a run changes no global state and the same config gives the
-same numbers on the CPU, bit for bit.
+same numbers on the CPU, bit for bit (on a GPU: with `deterministic` on, as far as torch has
+deterministic kernels; the record lists the operations that had none).
 
 Stages: `pre` is measured right after the (last) pruning step, before fine-tuning (for the
 dense run: the base model itself); `post` after fine-tuning. Accuracy and loss on the
@@ -27,6 +28,8 @@ from torch import nn
 from analysis.schema import RECORD_SCHEMA
 from shrinkbench.bases import obtain_base
 from shrinkbench.config import DataConfig, RunConfig
+from shrinkbench.device import autocast, deterministic_algorithms, is_out_of_memory, precision
+from shrinkbench.device import resolve_device  # noqa: F401  (re-exported: older callers import it here)
 from shrinkbench.errors import ShrinkBenchError, TrainingDivergedError
 from shrinkbench.store import Store
 
@@ -70,20 +73,19 @@ def macs_profile(model_name: str):
     return count_macs(build_on_meta(model_name), model_spec(model_name).input_shape)
 
 
-def resolve_device(device: str | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class RunContext:
-    """What one run needs: its config, data, device and measuring functions."""
+    """What one run needs: its config, data, device and measuring functions.
 
-    def __init__(self, cfg: RunConfig, device: torch.device):
+    `loader_workers` (DataLoader worker processes for datasets on disk) and pinned memory
+    (on CUDA) change how fast batches arrive, never which batches: not part of the config.
+    """
+
+    def __init__(self, cfg: RunConfig, device: torch.device, loader_workers: int = 0):
         from shrinkbench.models import model_spec
 
         self.cfg = cfg
         self.device = device
+        self.loader = {"num_workers": loader_workers, "pin_memory": device.type == "cuda"}
         self.splits = load_data(cfg.dataset, cfg.data)
         self.spec = self.splits.spec
         self.model_spec = model_spec(cfg.model)
@@ -95,14 +97,14 @@ class RunContext:
 
         def source(gen: torch.Generator):
             return batches(self.splits.train, batch_size, shuffle=True, generator=gen,
-                           augment=augment, spec=self.spec, pin_memory=self.device.type == "cuda")
+                           augment=augment, spec=self.spec, **self.loader)
         return source
 
     def eval_batches(self, split):
         from shrinkbench.data import batches
 
         return batches(split, self.cfg.measure.eval_batch_size, shuffle=False, generator=None,
-                       augment=False, spec=self.spec)
+                       augment=False, spec=self.spec, **self.loader)
 
     def score_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """`score_batches` batches of the training split, drawn with the run seed, no augmentation."""
@@ -110,7 +112,8 @@ class RunContext:
 
         out = []
         for x, y in batches(self.splits.train, self.cfg.score_batch_size, shuffle=True,
-                            generator=generator(self.cfg.seed, "score"), augment=False, spec=self.spec):
+                            generator=generator(self.cfg.seed, "score"), augment=False, spec=self.spec,
+                            **self.loader):
             out.append((x.to(self.device), y.to(self.device)))
             if len(out) == self.cfg.score_batches:
                 break
@@ -121,7 +124,8 @@ class RunContext:
         from shrinkbench.metrics import evaluate
 
         split = self.splits.val if split_name == "val" else self.splits.test
-        return evaluate(model, self.eval_batches(split), self.device)
+        with autocast(self.device, self.cfg.amp):
+            return evaluate(model, self.eval_batches(split), self.device)
 
     def measure(self, model: nn.Module, stage: str) -> list[dict[str, Any]]:
         from shrinkbench.metrics import LatencySettings, measure_cost, measure_structure
@@ -134,8 +138,9 @@ class RunContext:
         m = self.cfg.measure
         if stage == "post" and m.latency:
             settings = LatencySettings(m.latency_batch_sizes, m.latency_warmup, m.latency_repeats)
-            cost = measure_cost(model, self.model_spec.input_shape, settings, self.device,
-                                seed=derive_seed(self.cfg.seed, "latency"))
+            with autocast(self.device, self.cfg.amp):
+                cost = measure_cost(model, self.model_spec.input_shape, settings, self.device,
+                                    seed=derive_seed(self.cfg.seed, "latency"))
             rows += [{"stage": stage, "split": "none", "metric": k, "value": float(v)} for k, v in cost.items()]
         return rows
 
@@ -160,7 +165,7 @@ def _train_base(ctx: RunContext) -> Callable[[nn.Module, bool], dict[str, Any]]:
         metrics = {f"{split}_{k}": v for split in ("val", "test") for k, v in ctx.accuracy(model, split).items()}
         model.cpu()
         return {"metrics": metrics, "epochs": log, "seconds": time.perf_counter() - start,
-                "provenance": environment(ctx.device)}
+                "provenance": {**environment(ctx.device), "precision": precision(cfg.amp, ctx.device)}}
 
     return run
 
@@ -169,22 +174,45 @@ def _rng_devices(device: torch.device) -> list:
     return [device] if device.type == "cuda" else []
 
 
+def prepare_base(cfg: RunConfig, store: Store, device: str | None = None, loader_workers: int = 0) -> str:
+    """Make (train or load) the base model of `cfg` and cache it in the store, as `execute`
+    would; returns where it came from (`trained`, `checkpoint`, or `cached`). Parallel
+    executors call this once per base model before the runs that share it."""
+    from shrinkbench.models import create_model
+
+    if store.has_base(cfg.base_id):
+        return "cached"
+    dev = resolve_device(device)
+    with deterministic_algorithms(cfg.deterministic):
+        ctx = RunContext(cfg, dev, loader_workers)
+        base = obtain_base(cfg, store, lambda: create_model(cfg.model, seed=cfg.base.seed), _train_base(ctx))
+    return base.info.get("source", "cached")
+
+
 def execute(cfg: RunConfig, store: Store, device: str | None = None,
-            on_epoch: Callable[[dict], None] | None = None) -> dict[str, Any]:
+            on_epoch: Callable[[dict], None] | None = None, loader_workers: int = 0) -> dict[str, Any]:
     """Run `cfg` (already validated) and return its record (not yet stored).
 
     A diverging loss makes a `failed` record with the reason; other errors propagate.
     """
+    dev = resolve_device(device)
+    with deterministic_algorithms(cfg.deterministic) as nondeterministic:
+        record = _execute(cfg, store, dev, on_epoch, loader_workers)
+    record["provenance"].update(precision=precision(cfg.amp, dev), loader_workers=loader_workers,
+                                nondeterministic_ops=sorted(nondeterministic) if cfg.deterministic else None)
+    return record
+
+
+def _execute(cfg: RunConfig, store: Store, dev: torch.device, on_epoch, loader_workers: int) -> dict[str, Any]:
     from shrinkbench.models import create_model
     from shrinkbench.provenance import environment, now_iso
 
-    dev = resolve_device(device)
     started, t0 = now_iso(), time.perf_counter()
     record: dict[str, Any] = {"schema": RECORD_SCHEMA, "run_id": cfg.run_id, "status": "ok",
                               "error": None, "config": cfg.to_dict(), "metrics": [], "epochs": []}
     ctx = None
     try:
-        ctx = RunContext(cfg, dev)
+        ctx = RunContext(cfg, dev, loader_workers)
         base = obtain_base(cfg, store, lambda: create_model(cfg.model, seed=cfg.base.seed), _train_base(ctx))
         record["base"] = {k: base.info.get(k) for k in ("id", "source", "sha256", "checkpoint_sha256", "metrics")}
         record["base"]["id"] = cfg.base_id
@@ -244,12 +272,15 @@ def _strategy_source(cfg: RunConfig) -> dict[str, str]:
 
 
 def failure_record(cfg: RunConfig, exc: BaseException, device: str | None) -> dict[str, Any]:
-    """A `failed` record for an unexpected error inside a run (the sweep goes on)."""
+    """A `failed` record for an unexpected error inside a run (the sweep goes on). Out of
+    memory (CUDA or CPU allocator) is said first: "out of memory: <the error>"."""
     from shrinkbench.provenance import environment, now_iso
 
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" (at {last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
     reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500] + where
+    if is_out_of_memory(exc):
+        reason = "out of memory: " + reason
     return {"schema": RECORD_SCHEMA, "run_id": cfg.run_id, "status": "failed", "error": reason,
             "config": cfg.to_dict(), "metrics": [], "epochs": [], "base": {"id": cfg.base_id},
             "provenance": {**environment(resolve_device(device)), "finished_at": now_iso()}}

@@ -3,7 +3,9 @@
 One step: forward, cross-entropy, backward, `masks.mask_gradients()` (pruned positions get
 zero gradient, so momentum and Adam state stay zero there), optimizer step,
 `masks.mask_weights()` (a guard), scheduler step. A non-finite loss stops training with
-`TrainingDivergedError` naming the epoch and step.
+`TrainingDivergedError` naming the epoch and step. With `amp` on a CUDA device the forward
+pass runs under float16 autocast and the loss is scaled (`torch.amp.GradScaler`; gradients
+are unscaled before masking, and a step with non-finite gradients is skipped by the scaler).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from shrinkbench.config import TrainConfig
+from shrinkbench.device import autocast, precision
 from shrinkbench.errors import TrainingDivergedError
 
 
@@ -60,7 +63,7 @@ def train(model: nn.Module, batch_source: Callable[[torch.Generator], Iterable],
         masks.attach(model)
     optimizer = make_optimizer(model.parameters(), cfg)
     step, total = 0, None
-    use_amp = amp and device.type == "cuda"
+    use_amp = precision(amp, device) == "float16-mixed"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
     for epoch in range(1, cfg.epochs + 1):
         model.train()
@@ -75,7 +78,7 @@ def train(model: nn.Module, batch_source: Callable[[torch.Generator], Iterable],
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_factor(cfg.lr_schedule, step, total)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with torch.autocast(device.type, enabled=use_amp):
+            with autocast(device, use_amp):
                 out = model(x)
                 loss = F.cross_entropy(out, y)
             if not torch.isfinite(loss):
