@@ -5,18 +5,28 @@ Layout of a store folder::
     runs/<run_id>.json      one record per finished or failed run (see analysis.schema)
     bases/<base_id>.pt      cached base-model weights (+ .json with how they were made)
     claims/<id>.claim       "this process is working on it" markers (pid, host, time)
+    slurm-logs/             submitit's job files and logs (Slurm executor only)
 
 Writing a record: the JSON goes to a temporary file in `runs/`, is flushed to disk, and is
 then hard-linked to its final name, which fails if the name exists. So a reader never sees
 a half-written record, and two processes that finish the same run leave exactly one. A
 kill at any moment loses at most the run in flight; its leftovers (temporary files, a claim
 of a dead process) are cleaned up or taken over by the next sweep.
+
+Claims: a claim is created with O_EXCL, so one process gets it. While a process holds
+claims, a background thread touches their files every CLAIM_HEARTBEAT_S seconds. A claim
+is stale, and the next process that wants it takes it over, when its owner is gone: on
+the same machine (same host name and pid namespace) when its process no longer exists; on
+another machine (a Ray or Slurm worker on a shared filesystem) when its file has not been
+touched for CLAIM_STALE_S seconds. That is also the slack allowed for clock skew between
+machines sharing the store.
 """
 from __future__ import annotations
 
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 import warnings
@@ -26,8 +36,10 @@ from typing import Any, Iterator
 
 from analysis.schema import RECORD_SCHEMA
 
-CLAIM_TTL_S = 24 * 3600.0
-"""A claim whose owner cannot be checked (another host) expires after this long."""
+CLAIM_HEARTBEAT_S = 30.0
+"""How often a process touches the claim files it holds."""
+CLAIM_STALE_S = 300.0
+"""A claim of another machine whose file was not touched for this long is taken over."""
 
 
 class CorruptRecordWarning(UserWarning):
@@ -118,6 +130,10 @@ class Store:
     def run_ids(self) -> set[str]:
         return {p.stem for p in self.runs.glob("*.json")} if self.runs.is_dir() else set()
 
+    def has_base(self, base_id: str) -> bool:
+        """Whether the base model `base_id` is cached (its weights and description)."""
+        return (self.bases / f"{base_id}.pt").is_file() and (self.bases / f"{base_id}.json").is_file()
+
     # ------------------------------------------------------------------ claims
     def claim(self, key: str) -> bool:
         """Try to become the one process working on `key`; False if a live process has it."""
@@ -127,28 +143,27 @@ class Store:
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                if not self._claim_is_stale(path):
+                seen = _claim_if_stale(path)
+                if seen is None:
                     return False
-                path.unlink(missing_ok=True)  # owner died: take over
+                _take_over(path, seen)  # owner died
                 continue
             with os.fdopen(fd, "w") as fh:
-                json.dump({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}, fh)
+                json.dump({**_owner(), "time": time.time()}, fh)
+            _HEARTBEAT.add(path)
             return True
         return False
 
     def release(self, key: str) -> None:
-        (self.claims / f"{key}.claim").unlink(missing_ok=True)
-
-    def _claim_is_stale(self, path: Path) -> bool:
+        """Give up the claim on `key` (only if this process holds it)."""
+        path = self.claims / f"{key}.claim"
+        _HEARTBEAT.remove(path)
         try:
             info = json.loads(path.read_text())
-        except FileNotFoundError:
-            return True
-        except ValueError:  # being written right now, or garbage: judge by age
-            return time.time() - path.stat().st_mtime > 60
-        if info.get("host") == socket.gethostname():
-            return not _pid_alive(int(info.get("pid", -1)))
-        return time.time() - float(info.get("time", 0)) > CLAIM_TTL_S
+        except (FileNotFoundError, ValueError):
+            return
+        if {k: info.get(k) for k in ("pid", "host", "pidns")} == _owner():
+            path.unlink(missing_ok=True)
 
     def clean_leftovers(self, older_than_s: float = 3600.0) -> int:
         """Remove temporary files that a killed writer left behind."""
@@ -163,6 +178,88 @@ class Store:
                 except FileNotFoundError:
                     pass
         return removed
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+def _owner() -> dict[str, Any]:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "pidns": _pid_namespace()}
+
+
+def _claim_if_stale(path: Path) -> str | None:
+    """The text of the claim at `path` if its owner is gone (see the module docstring), else None."""
+    try:
+        text, mtime = path.read_text(), path.stat().st_mtime
+    except FileNotFoundError:
+        return ""
+    age = time.time() - mtime
+    try:
+        info = json.loads(text)
+        pid = int(info.get("pid", -1))
+    except (ValueError, TypeError, AttributeError):  # being written right now, or garbage
+        return text if age > 60 else None
+    me = _owner()
+    if info.get("host") == me["host"] and info.get("pidns", "") == me["pidns"]:
+        return None if _pid_alive(pid) else text
+    return text if age > CLAIM_STALE_S else None
+
+
+def _take_over(path: Path, seen: str) -> None:
+    """Remove the stale claim whose text was `seen`; if another process replaced it with a
+    fresh claim in the meantime, leave that one in place."""
+    tomb = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.stale")
+    try:
+        os.rename(path, tomb)
+    except FileNotFoundError:
+        return
+    try:
+        if tomb.read_text() != seen:
+            os.link(tomb, path)  # put the live claim back (fails if yet another one is there)
+    except (FileExistsError, FileNotFoundError):
+        pass
+    finally:
+        tomb.unlink(missing_ok=True)
+
+
+class _Heartbeat:
+    """Touches the claim files this process holds, every CLAIM_HEARTBEAT_S seconds, from
+    one daemon thread (started on the first claim; again in a forked child)."""
+
+    def __init__(self) -> None:
+        self.paths: set[Path] = set()
+        self.lock = threading.Lock()
+        self.owner_pid = -1
+
+    def add(self, path: Path) -> None:
+        with self.lock:
+            if self.owner_pid != os.getpid():  # first claim in this process
+                self.paths.clear()
+                self.owner_pid = os.getpid()
+                threading.Thread(target=self._beat, name="shrinkbench-claim-heartbeat", daemon=True).start()
+            self.paths.add(path)
+
+    def remove(self, path: Path) -> None:
+        with self.lock:
+            self.paths.discard(path)
+
+    def _beat(self) -> None:
+        while True:
+            time.sleep(CLAIM_HEARTBEAT_S)
+            with self.lock:
+                paths = list(self.paths)
+            for path in paths:
+                try:
+                    os.utime(path)
+                except OSError:
+                    pass
+
+
+_HEARTBEAT = _Heartbeat()
 
 
 def _pid_alive(pid: int) -> bool:
