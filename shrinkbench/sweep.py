@@ -4,6 +4,11 @@
 Ray task or a Slurm job): it claims the run in the store, executes it, writes its record
 and releases the claim. The store is the only coordination, so any number of sweeps and
 executors can work on one suite at once without duplicating or losing a run.
+
+Outcomes: `ok` and `failed` runs have a record (a failed one says why: diverged, out of
+memory, an error in the run); `skipped` ones were stored before; `busy` ones were being run
+by another process; `lost` ones have no record because the worker running them died
+(killed, crashed, its node lost): the next sweep runs them.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from shrinkbench.store import Store
 class RunOutcome:
     run_id: str
     status: str  # "ok" | "failed" | "skipped" (already stored) | "busy" (another process has it)
+    #              | "lost" (its worker died mid-run, no record)
     seconds: float = 0.0
     error: str = ""
 
@@ -40,6 +46,8 @@ class SweepReport:
                  f"{done} run now", f"{self.count('failed')} failed"]
         if self.count("busy"):
             parts.append(f"{self.count('busy')} being run by another process")
+        if self.count("lost"):
+            parts.append(f"{self.count('lost')} lost (worker died; run the sweep again to complete them)")
         return ", ".join(parts)
 
 
@@ -58,7 +66,8 @@ def pending(configs: Sequence[RunConfig], store: Store, retry_failed: bool = Fal
 
 
 def run_one(cfg: RunConfig | dict, store_root: str, device: str | None = None,
-            retry_failed: bool = False, on_epoch: Callable[[dict], None] | None = None) -> RunOutcome:
+            retry_failed: bool = False, on_epoch: Callable[[dict], None] | None = None,
+            loader_workers: int = 0) -> RunOutcome:
     """Claim, execute and store one run. Safe to call from any process on any host that
     sees the store's folder."""
     from shrinkbench.runner import execute, failure_record
@@ -78,21 +87,32 @@ def run_one(cfg: RunConfig | dict, store_root: str, device: str | None = None,
         if state == "ok" or (state == "failed" and not retry_failed):
             return RunOutcome(run_id, "skipped")
         try:
-            record = execute(cfg, store, device, on_epoch=on_epoch)
+            record = execute(cfg, store, device, on_epoch=on_epoch, loader_workers=loader_workers)
         except ShrinkBenchError:
             raise  # data missing, corrupt checkpoint: the user must act, every run would fail
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # a bug or out-of-memory in this run: record it, go on
             record = failure_record(cfg, exc, device)
+        if record["status"] == "failed":
+            _free_memory(device)  # the failed run's tensors are gone now; give CUDA's cache back
         store.write(record, replace=True)
         return RunOutcome(run_id, record["status"], time.perf_counter() - start, record.get("error") or "")
     finally:
         store.release(run_id)
 
 
+def _free_memory(device: str | None) -> None:
+    import gc
+
+    from shrinkbench.device import free_memory, resolve_device
+
+    gc.collect()
+    free_memory(resolve_device(device))
+
+
 def run_local(configs: Sequence[RunConfig], store: Store, *, device: str | None = None,
-              retry_failed: bool = False, progress: bool = True) -> SweepReport:
+              retry_failed: bool = False, progress: bool = True, loader_workers: int = 0) -> SweepReport:
     """Run every pending config in this process, one after another, with a progress bar."""
     from tqdm.auto import tqdm
 
@@ -108,7 +128,8 @@ def run_local(configs: Sequence[RunConfig], store: Store, *, device: str | None 
     try:
         for cfg in todo:
             bar.set_description(describe(cfg), refresh=live)
-            outcome = run_one(cfg, str(store.root), device, retry_failed, on_epoch=note)
+            outcome = run_one(cfg, str(store.root), device, retry_failed, on_epoch=note,
+                              loader_workers=loader_workers)
             report.outcomes.append(outcome)
             if outcome.status == "failed":
                 bar.write(f"run {outcome.run_id} failed: {outcome.error}")

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from shrinkbench.executors import add_arguments as add_executor_arguments
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default="results", help="results folder (default: results)")
@@ -38,11 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("run", help="run every missing run of a suite (TOML file or shipped name)")
     p.add_argument("suite", help="a suite file, or the name of a shipped suite (e.g. default)")
-    p.add_argument("--executor", default="local", help="local (default); see `shrinkbench executors`")
-    p.add_argument("--workers", type=int, default=1, help="parallel workers where the executor has them")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     p.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
     _common(p)
+    add_executor_arguments(p)  # --executor, --workers, --loader-workers, Ray and Slurm settings
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("benchmark", help="the default benchmark: run the default suite, then the report")
@@ -133,9 +134,10 @@ def _run_suite(args, suite_name: str):
     from shrinkbench.store import Store
     from shrinkbench.suite import load_suite
     from shrinkbench.sweep import pending, describe
-    from shrinkbench.executors import get_executor
+    from shrinkbench.executors import executor_from_args, runtime_from_args
 
     _setup(args)
+    runtime, executor = runtime_from_args(args), executor_from_args(args)
     suite = load_suite(suite_name)
     configs = suite.configs
     overrides = _data_overrides(args)
@@ -150,9 +152,7 @@ def _run_suite(args, suite_name: str):
         for cfg in todo:
             print(f"{cfg.run_id}  {describe(cfg)}")
         return suite, None
-    executor = get_executor(getattr(args, "executor", "local"))
-    report = executor.run(configs, store, device=args.device, workers=getattr(args, "workers", 1),
-                          retry_failed=getattr(args, "retry_failed", False), progress=not args.quiet)
+    report = executor.run(configs, store, runtime, workers=getattr(args, "workers", None), progress=not args.quiet)
     print(report.summary(), file=sys.stderr)
     return suite, report
 
@@ -161,7 +161,7 @@ def cmd_run(args) -> int:
     suite, report = _run_suite(args, args.suite)
     if report is None:
         return 0
-    return 1 if report.count("failed") else 0
+    return 1 if report.count("failed") or report.count("lost") else 0
 
 
 def cmd_benchmark(args) -> int:
