@@ -25,6 +25,9 @@ AXES = {
     "speedup": ("theoretical_speedup", 1.0, "Theoretical speedup (MACs / nonzero MACs)"),
     "latency": ("latency_b1", 1e3, "Measured latency, batch 1 (ms)"),
 }
+MEASURED_AXES = ("latency",)
+"""Axes whose x is measured per run (noisy, not monotone in compression): drawn as points
+with interval bars instead of lines with bands."""
 CRITERION_COLORS = {"magnitude": "#0072B2", "gradient": "#D55E00", "activation": "#009E73",
                     "random": "#7F7F7F"}
 OTHER_COLORS = ("#CC79A7", "#E69F00", "#56B4E9", "#8C564B", "#BCBD22", "#17BECF")
@@ -80,10 +83,16 @@ def draw_facet(ax, points: pd.DataFrame, runs: pd.DataFrame | None, axis: str, d
             continue
         style = styles[strategy]
         x = curve[column].to_numpy(float) * scale
-        ax.fill_between(x, curve[f"{prefix}low"], curve[f"{prefix}high"], color=style["color"],
-                        alpha=0.15, linewidth=0)
-        ax.plot(x, curve[mean_col], color=style["color"], linestyle=style["linestyle"],
-                marker=style["marker"], markersize=4, linewidth=1.6)
+        if axis in MEASURED_AXES:  # a measured x is not ordered by compression: points, no line
+            y = curve[mean_col].to_numpy(float)
+            err = np.vstack([y - curve[f"{prefix}low"].to_numpy(float), curve[f"{prefix}high"].to_numpy(float) - y])
+            ax.errorbar(x, y, yerr=err, color=style["color"], marker=style["marker"], markersize=4,
+                        linestyle="none", elinewidth=1.0, capsize=2, alpha=0.85)
+        else:
+            ax.fill_between(x, curve[f"{prefix}low"], curve[f"{prefix}high"], color=style["color"],
+                            alpha=0.15, linewidth=0)
+            ax.plot(x, curve[mean_col], color=style["color"], linestyle=style["linestyle"],
+                    marker=style["marker"], markersize=4, linewidth=1.6)
         if runs is not None:
             seeds = runs[runs["strategy"] == strategy].dropna(subset=[column])
             ax.scatter(seeds[column] * scale, seeds["delta" if delta else "y"], s=7,
@@ -145,8 +154,9 @@ def curve_figure(points: pd.DataFrame, axis: str, delta: bool, metric_label: str
                           label="dense (same base weights)" if delta else "dense"))
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncols=min(len(handles), per_row),
                frameon=False, fontsize=8)
+    shown = "bars" if axis in MEASURED_AXES else "band"
     fig.suptitle(f"{metric_label}{' difference to dense' if delta else ''} vs {axis}\n"
-                 f"mean over seeds, band = {band}", fontsize=10)
+                 f"mean over seeds, {shown} = {band}", fontsize=10)
     return fig
 
 
