@@ -494,6 +494,19 @@ def test_user_strategy_from_a_file(tmp_path):
     assert isinstance(strategy, Strategy) and strategy.scope == "layerwise"
 
 
+def test_the_package_docstring_example_works(tmp_path):
+    import shrinkbench.pruning as pruning
+
+    doc = pruning.__doc__
+    start = doc.index("    from shrinkbench.pruning import Strategy")
+    (tmp_path / "mymethod.py").write_text(textwrap.dedent(doc[start:doc.index("\n\n`ctx`", start)]))
+    strategy = resolve_strategy(f"{tmp_path / 'mymethod.py'}:SquaredMagnitude")
+    model, excluded = build("lenet5_caffe")
+    masks = prune(model, strategy, 4, excluded=excluded, batches=[], generator=torch.Generator())
+    reference_model, _ = build("lenet5_caffe")
+    assert masks == run_prune(reference_model, excluded, "global_magnitude", 4)
+
+
 @pytest.mark.parametrize("spec,message", [
     ("no_such_module_xyz:Cls", "not found"),
     ("{dir}/missing.py:Cls", "does not exist"),
