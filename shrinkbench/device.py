@@ -9,7 +9,8 @@ Deterministic mode (`RunConfig.deterministic`, on by default): inside
 `deterministic_algorithms(True)` torch uses deterministic kernels where it has them
 (`torch.use_deterministic_algorithms(True, warn_only=True)`), cuDNN does not benchmark
 (`cudnn.benchmark = False`, `cudnn.deterministic = True`) and cuBLAS gets a fixed
-workspace (`CUBLAS_WORKSPACE_CONFIG=:4096:8`, set if unset). Operations without a
+workspace (`CUBLAS_WORKSPACE_CONFIG=:4096:8`; torch reads it when cuBLAS first starts, so
+importing this module sets it where it is unset). Operations without a
 deterministic kernel (on CUDA, e.g. the backward of adaptive average pooling) still run;
 their names are collected so the record can say the run was not fully deterministic.
 With `deterministic = false`, cuDNN benchmarks and picks the fastest kernels.
@@ -34,6 +35,7 @@ from shrinkbench.errors import ConfigError
 DEVICE_NAME = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 CUBLAS_WORKSPACE = ":4096:8"
 _NONDETERMINISTIC = re.compile(r"^(\S+) does not have a deterministic implementation")
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
 
 
 def check_device_name(name: str | None) -> str:

@@ -60,7 +60,7 @@ def executor_from_args(args: argparse.Namespace) -> Executor:
         options = {"address": args.ray_address, "gpus_per_run": args.gpus_per_run,
                    "cpus_per_run": args.cpus_per_run}
     elif name == "slurm":
-        options = {"cluster": args.slurm_cluster, "partition": args.slurm_partition, "time": args.slurm_time,
+        options = {"cluster": args.slurm_cluster, "partition": args.slurm_partition, "time_limit": args.slurm_time,
                    "gpus_per_node": args.slurm_gpus_per_node, "cpus_per_task": args.slurm_cpus_per_task,
                    "mem_gb": args.slurm_mem, "array_parallelism": args.slurm_array_parallelism,
                    "runs_per_job": args.runs_per_job}

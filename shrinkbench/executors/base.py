@@ -136,13 +136,13 @@ def work_batch(items: list[tuple[str, dict]], store_root: str, runtime: Runtime,
 
 
 def after_worker_death(cfg: RunConfig, store: Store, why: str) -> RunOutcome:
-    """The outcome of a run whose worker died: the record's status if the run was finished
-    and stored before the worker died, else `lost` (the store has no partial record; its
-    claim is taken over by the next sweep)."""
+    """The outcome of a run whose worker died (`why`): the record's status if the run was
+    finished and stored before the worker died, else `lost` (the store has no partial
+    record; its claim is taken over by the next sweep)."""
     state = store.state(cfg.run_id)
     if state.status in ("ok", "failed"):
         return RunOutcome(cfg.run_id, state.status, error=state.reason)
-    return RunOutcome(cfg.run_id, "lost", error=why)
+    return RunOutcome(cfg.run_id, "lost", error=f"{why}; no record was written, the next sweep runs it")
 
 
 class Progress:

@@ -20,7 +20,7 @@ from shrinkbench.executors.base import (
 from shrinkbench.store import Store
 from shrinkbench.sweep import SweepReport, run_local
 
-LOST = "worker process died mid-run (killed or crashed); no record was written"
+LOST = "worker process died mid-run (killed or crashed)"
 
 
 @EXECUTORS.decorator("local")

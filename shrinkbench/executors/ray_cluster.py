@@ -48,10 +48,11 @@ class RayExecutor:
             raise ConfigError(f"--cpus-per-run must be >= 1, got {cpus_per_run}")
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.gpus_per_run, self.cpus_per_run = gpus_per_run, cpus_per_run
+        self.ray = require("ray", "ray", "ray")
 
     def run(self, configs: Sequence[RunConfig], store: Store, runtime: Runtime = Runtime(), *,
             workers: int | None = None, progress: bool = True) -> SweepReport:
-        ray = require("ray", "ray", "ray")
+        ray = self.ray
         work_plan = plan(configs, store, runtime.retry_failed)
         if not work_plan.runs:
             return work_plan.report

@@ -33,7 +33,7 @@ from shrinkbench.sweep import SweepReport
 CLUSTERS = ("auto", "slurm", "local", "debug")
 DEFAULT_TIME_MIN = 24 * 60
 POLL_S = 1.0
-LOST = "job died before its run finished (killed, timed out or its node lost); no record was written"
+LOST = "job died before its run finished (killed, timed out or its node lost)"
 
 
 def parse_time(text: str | int | None) -> int | None:
@@ -72,7 +72,7 @@ def _chunks(items: list, size: int) -> list[list]:
 class SlurmExecutor:
     name = "slurm"
 
-    def __init__(self, cluster: str | None = None, partition: str | None = None, time: str | int | None = None,
+    def __init__(self, cluster: str | None = None, partition: str | None = None, time_limit: str | int | None = None,
                  gpus_per_node: int | None = None, cpus_per_task: int | None = None, mem_gb: float | None = None,
                  array_parallelism: int | None = None, runs_per_job: int | None = None):
         cluster = cluster or "auto"
@@ -84,19 +84,19 @@ class SlurmExecutor:
                 raise ConfigError(f"{flag} must be >= {0 if flag == '--slurm-gpus-per-node' else 1}, got {value}")
         if mem_gb is not None and mem_gb <= 0:
             raise ConfigError(f"--slurm-mem must be > 0 (GB), got {mem_gb}")
-        self.cluster = cluster
-        self.timeout_min = parse_time(time) or DEFAULT_TIME_MIN
-        self.partition, self.gpus_per_node, self.cpus_per_task = partition, gpus_per_node, cpus_per_task
-        self.mem_gb, self.array_parallelism, self.runs_per_job = mem_gb, array_parallelism, runs_per_job
-
-    def _executor(self, submitit, store: Store, runtime: Runtime):
-        cluster = self.cluster
+        self.timeout_min = parse_time(time_limit) or DEFAULT_TIME_MIN
+        self.submitit = require("submitit", "slurm", "slurm")
         if cluster == "auto":
             if shutil.which("srun") is None:
                 raise ShrinkBenchError("no Slurm on this machine (srun is not on PATH); submit from a Slurm "
                                        "login node, or use --slurm-cluster local to run the jobs here")
             cluster = "slurm"
-        executor = submitit.AutoExecutor(folder=store.root.resolve() / "slurm-logs", cluster=cluster)
+        self.cluster = cluster
+        self.partition, self.gpus_per_node, self.cpus_per_task = partition, gpus_per_node, cpus_per_task
+        self.mem_gb, self.array_parallelism, self.runs_per_job = mem_gb, array_parallelism, runs_per_job
+
+    def _executor(self, store: Store, runtime: Runtime):
+        executor = self.submitit.AutoExecutor(folder=store.root.resolve() / "slurm-logs", cluster=self.cluster)
         gpus = self.gpus_per_node
         if gpus is None:
             gpus = 1 if runtime.device.startswith("cuda") else 0
@@ -104,46 +104,51 @@ class SlurmExecutor:
                   "cpus_per_task": self.cpus_per_task or 1, "mem_gb": self.mem_gb,
                   "slurm_partition": self.partition, "slurm_array_parallelism": self.array_parallelism}
         executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
-        return executor, cluster, gpus
+        return executor, gpus
 
     def run(self, configs: Sequence[RunConfig], store: Store, runtime: Runtime = Runtime(), *,
             workers: int | None = None, progress: bool = True) -> SweepReport:
-        submitit = require("submitit", "slurm", "slurm")
         work_plan = plan(configs, store, runtime.retry_failed)
         report = work_plan.report
         if not work_plan.runs:
             return report
-        executor, cluster, gpus = self._executor(submitit, store, runtime)
+        executor, gpus = self._executor(store, runtime)
         threads = runtime.threads or self.cpus_per_task or 1
         runtime = Runtime(runtime.device, threads, runtime.loader_workers, runtime.retry_failed)
-        per_job = self.runs_per_job or (1 if cluster == "slurm" else
-                                        math.ceil(len(work_plan.runs) / max(1, workers or os.cpu_count() or 1)))
         store_root = str(store.root.resolve())
         with Progress(len(work_plan.runs), progress) as bar:
             if work_plan.bases:
-                base_chunks = _chunks(work_plan.bases, 1 if cluster == "slurm" else
-                                      math.ceil(len(work_plan.bases) / max(1, workers or os.cpu_count() or 1)))
-                for chunk, outcomes, why in self._submit(submitit, executor, BASE, base_chunks, store_root,
-                                                         runtime, gpus):
+                base_chunks = _chunks(work_plan.bases, self._job_size(len(work_plan.bases), workers, 1))
+                for chunk, outcomes, why in self._submit(executor, BASE, base_chunks, store_root, runtime, gpus):
                     for cfg, outcome in zip(chunk, outcomes or [None] * len(chunk)):
                         if outcome is None or outcome.status != "ok":
                             bar.note(f"base model {cfg.base_id}: {outcome.error if outcome else why}; "
                                      f"its runs will try again")
-            for chunk, outcomes, why in self._submit(submitit, executor, "run", _chunks(work_plan.runs, per_job),
-                                                     store_root, runtime, gpus):
+            run_chunks = _chunks(work_plan.runs, self._job_size(len(work_plan.runs), workers, self.runs_per_job))
+            for chunk, outcomes, why in self._submit(executor, "run", run_chunks, store_root, runtime, gpus):
                 for cfg, outcome in zip(chunk, outcomes or [None] * len(chunk)):
                     outcome = outcome or after_worker_death(cfg, store, why)
                     report.outcomes.append(outcome)
                     bar.done(cfg, outcome)
         return report
 
-    def _submit(self, submitit, executor, kind: str, chunks: list[list[RunConfig]], store_root: str,
+    def _job_size(self, n: int, workers: int | None, on_slurm: int | None) -> int:
+        """Items per job: `on_slurm` (or 1) on Slurm; locally, n / workers (the jobs all start
+        at once), unless --runs-per-job says otherwise."""
+        if self.cluster == "slurm":
+            return on_slurm or 1
+        return self.runs_per_job or math.ceil(n / max(1, workers or os.cpu_count() or 1))
+
+    def _submit(self, executor, kind: str, chunks: list[list[RunConfig]], store_root: str,
                 runtime: Runtime, gpus: int):
         """Submit one job per chunk; yield (chunk, outcomes, "") as jobs end, or (chunk, None,
         why) for a job that died."""
         items = [[(kind, c.to_dict()) for c in chunk] for chunk in chunks]
         n = len(items)
         jobs = executor.map_array(_job, items, [store_root] * n, [runtime] * n, [gpus] * n)
+        if self.cluster != "slurm":  # result files are local: no need to wait 15 s for a slow NFS
+            for job in jobs:
+                job._results_timeout_s = 1
         waiting = dict(zip(range(n), jobs))
         try:
             while waiting:
@@ -151,7 +156,7 @@ class SlurmExecutor:
                     if not job.done():
                         continue
                     del waiting[i]
-                    yield (chunks[i], *self._result(submitit, job))
+                    yield (chunks[i], *self._result(job))
                 if waiting:
                     time.sleep(POLL_S)
         finally:
@@ -161,14 +166,13 @@ class SlurmExecutor:
                 except Exception:  # noqa: BLE001  (best effort: the job may have just ended)
                     pass
 
-    @staticmethod
-    def _result(submitit, job) -> tuple[list[RunOutcome] | None, str]:
+    def _result(self, job) -> tuple[list[RunOutcome] | None, str]:
         try:
             result = job.result()
-        except submitit.core.utils.FailedJobError as exc:  # raised outside a run: say what it was
+        except self.submitit.core.utils.FailedJobError as exc:  # raised outside a run: say what it was
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
             return None, f"job {job.job_id} failed: {lines[-1] if lines else type(exc).__name__}"[:300]
-        except submitit.core.utils.UncompletedJobError:  # killed, timed out, node lost
+        except self.submitit.core.utils.UncompletedJobError:  # killed, timed out, node lost
             return None, f"job {job.job_id}: {LOST}"
         if isinstance(result, ShrinkBenchError):
             raise result
