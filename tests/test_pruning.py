@@ -4,7 +4,6 @@ References are independent: keep counts against the definition |K - (params/c - 
 <= 1/2 and measured nonzeros; tie-breaking against Python's stable `sorted`; apportionment
 against |k_l - f n_l| < 1; gradient and activation scores against numpy hand computations.
 """
-import math
 import sys
 import textwrap
 
@@ -18,10 +17,11 @@ from torch import nn
 from shrinkbench.errors import CompressionError, ConfigError, UnknownNameError
 from shrinkbench.metrics.structure import params, params_nonzero
 from shrinkbench.models import create_model, model_spec
-from shrinkbench.pruning import (STRATEGIES, MaskSet, ScoringContext, Strategy, apportion,
+from shrinkbench.pruning import (STRATEGIES, ScoringContext, Strategy, apportion,
                                  keep_count, list_strategies, max_compression, prunable_weights,
                                  prune, register_strategy, resolve_strategy, select,
                                  top_k_mask)
+
 
 @pytest.fixture(autouse=True)
 def _one_thread():
