@@ -61,6 +61,11 @@ class Registry(Generic[T]):
             return f"unknown {self.kind} {name!r}; did you mean {', '.join(map(repr, hint))}?"
         return f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
 
+    def aliases(self, name: str) -> tuple[str, ...]:
+        """The aliases registered for `name` (canonical or alias), in registration order."""
+        canonical = self.canonical(name)
+        return tuple(a for a, target in self._aliases.items() if target == canonical)
+
     def names(self, pattern: str = "*") -> list[str]:
         return [n for n in self._items if fnmatch.fnmatch(n, pattern)]
 

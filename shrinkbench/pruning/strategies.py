@@ -101,20 +101,11 @@ STRATEGIES.register("random", partial(ScoredStrategy, CRITERIA.get("random"), "l
                     aliases=("RandomPruning",))
 
 
-def _aliases_by_name() -> dict[str, list[str]]:
-    # The shared Registry keeps aliases privately; read them without changing it.
-    found: dict[str, list[str]] = {}
-    for alias, name in getattr(STRATEGIES, "_aliases", {}).items():
-        found.setdefault(name, []).append(alias)
-    return found
-
-
 def list_strategies() -> list[tuple[str, str, str, tuple[str, ...], str]]:
     """(name, scope, criterion, aliases, description) of every registered strategy."""
-    aliases = _aliases_by_name()
     rows = []
     for name, factory in STRATEGIES.items():
         strategy = factory()
-        rows.append((name, strategy.scope, strategy.criterion, tuple(aliases.get(name, ())),
+        rows.append((name, strategy.scope, strategy.criterion, STRATEGIES.aliases(name),
                      strategy.summary()))
     return rows
