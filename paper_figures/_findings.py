@@ -1,0 +1,114 @@
+"""Findings as text: comparison rows (from `analysis.compare` or `analysis.matched`) turned
+into Markdown tables and into verdicts on a claim of the paper.
+
+A verdict reads the Holm-adjusted decisions of one family (see `analysis.compare`):
+`supported` when the claimed direction is significant somewhere and the opposite nowhere;
+`contradicted` when only the opposite is; `mixed` when both are; `equivalent` when every
+point is shown to lie inside the ROPE; otherwise `not shown` (no significant difference).
+Every number in a sentence comes from a row: difference, its confidence interval, the test,
+the adjusted p-value with its family size, and n.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from analysis.options import AnalysisOptions
+from analysis.render import Table, fmt, fmt_p, mean_std_n
+
+VERDICTS = ("supported", "contradicted", "mixed", "equivalent", "not shown")
+
+
+def x_text(value: float, unit: str = "×") -> str:
+    return f"{value:.3g}{unit}"
+
+
+def evidence(row, x_column: str = "compression", unit: str = "×") -> str:
+    """One comparison as a sentence fragment with its test."""
+    return f"at {x_text(getattr(row, x_column), unit)}: {row.difference:+.2f} points {tested(row)}"
+
+
+def n_text(row) -> str:
+    return f"n = {int(row.n_pairs)} seed pairs" if row.n_pairs else f"n = {int(row.n_method)}/{int(row.n_baseline)}"
+
+
+def tested(row) -> str:
+    """`[95% CI a, b], paired t, Holm-adjusted p = ... (family of m), n = ...`"""
+    return (f"[95% CI {fmt(row.ci_low)}, {fmt(row.ci_high)}], {row.test}, Holm-adjusted p = {fmt_p(row.p_adjusted)} "
+            f"(family of {int(row.family_size)}), {n_text(row)}")
+
+
+def level_evidence(row, what: str) -> str:
+    """A curve-level comparison (`analysis.matched.compare_curve_levels`) as a sentence fragment;
+    `what` names the x axis in the plural ("compressions")."""
+    return (f"{row.difference:+.2f} points on average over {what} {x_text(row.x_from)}–{x_text(row.x_to)} "
+            f"{tested(row)}")
+
+
+def verdict(rows: pd.DataFrame, expected: int) -> str:
+    """`expected` = +1 when the claim says the method beats the baseline, -1 when worse."""
+    if rows.empty:
+        return "not shown"
+    claimed = "better" if expected > 0 else "worse"
+    opposite = "worse" if expected > 0 else "better"
+    has_claimed = (rows["decision"] == claimed).any()
+    has_opposite = (rows["decision"] == opposite).any()
+    if has_claimed and has_opposite:
+        return "mixed"
+    if has_claimed:
+        return "supported"
+    if has_opposite:
+        return "contradicted"
+    if (rows["decision"] == "equivalent").all():
+        return "equivalent"
+    return "not shown"
+
+
+def summary_sentence(rows: pd.DataFrame, expected: int, x_column: str = "compression", unit: str = "×") -> str:
+    """Where the method is significantly better / worse / equivalent, with the strongest
+    evidence for each direction spelled out."""
+    parts = []
+    for decision, word in (("better", "significantly higher"), ("worse", "significantly lower"),
+                           ("equivalent", "equivalent within the ROPE")):
+        chosen = rows[rows["decision"] == decision]
+        if chosen.empty:
+            continue
+        where = ", ".join(x_text(v, unit) for v in chosen[x_column])
+        strongest = chosen.loc[chosen["p_adjusted"].idxmin()] if decision != "equivalent" else None
+        text = f"{word} at {where}"
+        if strongest is not None:
+            text += f" (strongest {evidence(strongest, x_column, unit)})"
+        parts.append(text)
+    rest = rows[rows["decision"] == "inconclusive"]
+    if len(rest):
+        under = int(rest["underpowered"].sum())
+        parts.append(f"inconclusive at {', '.join(x_text(v, unit) for v in rest[x_column])}"
+                     + (f" ({under} of them underpowered: the minimum detectable effect exceeds the ROPE)" if under else ""))
+    return "; ".join(parts) if parts else "no comparison possible"
+
+
+def markdown_table(rows: pd.DataFrame, title: str, x_column: str = "compression", x_label: str = "Ratio",
+                   unit: str = "×") -> str:
+    """The rows of one or more families as a Markdown table."""
+    body = [[x_text(getattr(r, x_column), unit), r.method, r.baseline, r.test,
+             mean_std_n(r.mean_method, r.std_method, r.n_method),
+             mean_std_n(r.mean_baseline, r.std_baseline, r.n_baseline),
+             f"{r.difference:+.2f} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]", fmt_p(r.p_value), fmt_p(r.p_adjusted),
+             fmt(r.mde), r.decision + (" (underpowered)" if r.underpowered else "")]
+            for r in rows.itertuples()]
+    headers = [x_label, "Method", "Baseline", "Test", "Method mean ± std (n)", "Baseline mean ± std (n)",
+               "Δ [95% CI]", "p", "p (Holm)", "MDE", "Decision"]
+    align = ["r", "l", "l", "l", "r", "r", "r", "r", "r", "r", "l"]
+    families = "; ".join(f"{f} (m={int(m)})" for f, m in rows[["family", "family_size"]].drop_duplicates().itertuples(index=False))
+    return Table(title, headers, body, align, f"Families (Holm): {families}.").markdown(level=4)
+
+
+def options_line(options: AnalysisOptions) -> str:
+    return (f"Response {options.response}; α = {options.alpha:g}; ROPE ±{options.rope:g} points; "
+            f"95% intervals; decision rule of `analysis.compare` (Holm within each family, TOST "
+            f"for equivalence, MDE at 80% power).")
+
+
+def finite(value) -> bool:
+    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)

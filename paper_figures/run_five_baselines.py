@@ -1,0 +1,124 @@
+"""The paper's five baselines (global and layerwise magnitude, global and layerwise
+gradient, random) from our own runs: top-1 accuracy and its change against the dense model
+of the same base weights against the compression ratio, and top-1 against the theoretical
+speedup; mean over seeds with 95% Student-t bands, every seed's run drawn as a point.
+
+Claims of the paper tested here, each with `analysis` functions:
+- "many pruning methods outperform random pruning, at least at large compression": every
+  method against random at each compression (`analysis.compare`, paired t over seeds, Holm
+  over the compressions of one method);
+- "for small amounts of compression, pruning can sometimes increase accuracy": each
+  operating point against the dense model of the same seed (`analysis.matched`, Holm over
+  the compressions of one method);
+- no method is best everywhere: the operating-point table (`analysis.tables`, the best
+  mean is bold only where it beats every other method, Benjamini-Hochberg over the table).
+
+    python paper_figures/run_five_baselines.py [--store DIR] [--out DIR] [--rerun]
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+import _findings  # noqa: E402
+import _plots  # noqa: E402
+import _runs  # noqa: E402
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis.bands import curve_points  # noqa: E402
+from analysis.compare import compare  # noqa: E402
+from analysis.curves import draw_facet, strategy_styles  # noqa: E402
+from analysis.matched import compare_with_dense  # noqa: E402
+from analysis.options import AnalysisOptions  # noqa: E402
+from analysis.runs import setting_label, settings  # noqa: E402
+from analysis.schema import DENSE_STRATEGY  # noqa: E402
+from analysis.tables import operating_point_table, table_markdown  # noqa: E402
+
+FIGURE = "five_baselines"
+RANDOM = "random"
+SMALL_COMPRESSION = 4.0
+"""'Small amounts of compression' for the claim that pruning can increase accuracy: <= 4x."""
+OPTIONS = AnalysisOptions()
+PANELS = (("compression", False, "top-1 accuracy, test (%)"),
+          ("compression", True, "change in top-1 vs dense (points)"),
+          ("speedup", False, "top-1 accuracy, test (%)"))
+
+
+def draw(points: pd.DataFrame, runs: pd.DataFrame, title: str):
+    styles = strategy_styles(set(points["strategy"]) - {DENSE_STRATEGY})
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(16, 5.4))
+    for ax, (axis, delta, label) in zip(axes, PANELS):
+        draw_facet(ax, points, runs, axis, delta, styles)
+        if not delta:
+            _plots.cut_axis(ax, points, points.loc[points["strategy"] == DENSE_STRATEGY, "mean"].iloc[0])
+        ax.set_ylabel(label)
+    n = int(points.loc[points["strategy"] != DENSE_STRATEGY, "n"].min())
+    fig.legend(handles=_plots.legend_handles(styles), loc="lower center", ncols=6, frameon=False, fontsize=9,
+               bbox_to_anchor=(0.5, -0.01))
+    fig.suptitle(f"{title}\nmean of n = {n} seeds (each its own base model), band = 95% Student-t interval, "
+                 "dots = single runs", fontsize=11)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+def findings(runs: pd.DataFrame, model: str, dataset: str, data: _runs.FigureData) -> tuple[str, str]:
+    """(verdicts, tables) of one setting."""
+    rng = np.random.default_rng(OPTIONS.seed)
+    methods = sorted(set(runs["strategy"]) - {DENSE_STRATEGY, RANDOM})
+    lines = [f"Setting: {setting_label(model, dataset)}. {data.summary()}.", ""]
+    vs_random = None
+    if RANDOM in set(runs["strategy"]) and methods:
+        vs_random = compare(runs, [(m, RANDOM) for m in methods], OPTIONS, rng).comparisons
+        for method in methods:
+            rows = vs_random[vs_random["method"] == method]
+            lines.append(f"- **{method} beats random — claim {_findings.verdict(rows, +1).upper()}**: "
+                         f"{method} {_findings.summary_sentence(rows, +1)}.")
+    dense = compare_with_dense(runs, OPTIONS)
+    small = dense[dense["compression"] <= SMALL_COMPRESSION]
+    better = small[small["decision"] == "better"]
+    v_dense = "SUPPORTED" if len(better) else "NOT SHOWN"
+    lines.append(f"- **pruning can increase accuracy at small compression (≤ {SMALL_COMPRESSION:g}×) — claim "
+                 f"{v_dense}**: " + "; ".join(
+                     f"{s} {_findings.summary_sentence(small[small['strategy'] == s], +1)}"
+                     for s in sorted(set(small["strategy"]))) + ".")
+    table = operating_point_table(runs, OPTIONS)
+    best = table[table["best"]]
+    lines.append("- **best method per compression** (bold in the table: best mean and significantly better "
+                 "than every other method there, Benjamini-Hochberg over the table): "
+                 + ("; ".join(f"{r.strategy} at {r.compression:g}× (largest q = {r.best_q:.3f})"
+                              for r in best.itertuples()) or "no method is significantly best at any compression")
+                 + ".")
+    details = [_findings.options_line(OPTIONS), "", "#### Operating points", "",
+               table_markdown(table, OPTIONS).replace("### ", "##### ")]
+    if vs_random is not None:
+        details.append(_findings.markdown_table(vs_random, "Each method against random pruning"))
+    renamed = dense.rename(columns={"strategy": "method"}).assign(baseline="dense (same seed)")
+    details.append(_findings.markdown_table(renamed, "Each operating point against the dense model of its seed"))
+    return "\n".join(lines), "\n".join(details)
+
+
+def make_figure(data: _runs.FigureData, out: Path, formats=_common.FORMATS) -> _runs.FigureResult:
+    runs = data.runs[data.runs["variant"] == next(iter(data.spec.variants))]
+    keys = settings(runs)
+    files, texts = [], []
+    for model, dataset in keys:
+        sub = runs[(runs["model"] == model) & (runs["dataset"] == dataset)]
+        points = curve_points(sub, OPTIONS, np.random.default_rng(OPTIONS.seed))
+        title = f"The five baselines, {model} on {dataset} (our runs, suite {data.spec.name})"
+        files += _common.save_figure(draw(points, sub, title), out,
+                                     _plots.setting_stem(data.spec.name, model, dataset, len(keys) > 1), formats)
+        texts.append(findings(sub, model, dataset, data))
+    return _runs.finish(data.spec.name, out, files, texts)
+
+
+def main(argv=None) -> int:
+    return _runs.main(FIGURE, __doc__.splitlines()[0], make_figure, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

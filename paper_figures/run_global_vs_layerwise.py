@@ -1,0 +1,130 @@
+"""Global versus layerwise pruning, magnitude versus gradient scores, from our own runs:
+top-1 accuracy (and its change against the dense model of the same base weights) against
+the compression ratio and against the theoretical speedup, mean over seeds with Student-t
+bands and every seed's run drawn as a point.
+
+The paper's claim: global pruning is more accurate at a fixed model size (compression),
+layerwise pruning at a fixed theoretical speedup. Tested per criterion (magnitude,
+gradient): global against layerwise at each target compression (`analysis.compare`: paired
+t over seeds, Holm over the compressions), and at matched theoretical speedups, where each
+seed's curve is interpolated monotonically in log2 speedup (`analysis.matched`, Holm over
+the speedups); plus the mean difference over the shared log2 range of each axis.
+
+    python paper_figures/run_global_vs_layerwise.py [--store DIR] [--out DIR] [--rerun]
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+import _findings  # noqa: E402
+import _plots  # noqa: E402
+import _runs  # noqa: E402
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis.bands import curve_points  # noqa: E402
+from analysis.compare import compare  # noqa: E402
+from analysis.curves import draw_facet, strategy_styles  # noqa: E402
+from analysis.matched import compare_at_x, compare_curve_levels  # noqa: E402
+from analysis.options import AnalysisOptions  # noqa: E402
+from analysis.render import fmt  # noqa: E402
+from analysis.runs import setting_label, settings  # noqa: E402
+from analysis.schema import DENSE_STRATEGY  # noqa: E402
+
+FIGURE = "global_vs_layerwise"
+PAIRS = (("global_magnitude", "layerwise_magnitude"), ("global_gradient", "layerwise_gradient"))
+"""(global, layerwise) per criterion; the first of each pair is the 'method' in the tests."""
+OPTIONS = AnalysisOptions()
+AXES = {"size": "compression_ratio", "speedup": "theoretical_speedup"}
+
+
+def pairs_present(runs: pd.DataFrame) -> list[tuple[str, str]]:
+    have = set(runs["strategy"])
+    return [p for p in PAIRS if set(p) <= have]
+
+
+def draw(points: pd.DataFrame, runs: pd.DataFrame, title: str):
+    """2 x 2 panels: rows absolute top-1 / change vs dense; columns compression / speedup."""
+    styles = strategy_styles(set(points["strategy"]) - {DENSE_STRATEGY})
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.6))
+    for row, delta in enumerate((False, True)):
+        for col, axis in enumerate(("compression", "speedup")):
+            ax = axes[row, col]
+            draw_facet(ax, points, runs, axis, delta, styles)
+            if not delta:
+                _plots.cut_axis(ax, points, points.loc[points["strategy"] == DENSE_STRATEGY, "mean"].iloc[0])
+            ax.set_ylabel("change in top-1 vs dense (points)" if delta else "top-1 accuracy, test (%)")
+    n = int(points.loc[points["strategy"] != DENSE_STRATEGY, "n"].min())
+    axes[0, 0].set_title("at a fixed model size", fontsize=10)
+    axes[0, 1].set_title("at a fixed theoretical speedup", fontsize=10)
+    fig.legend(handles=_plots.legend_handles(styles), loc="lower center", ncols=5, frameon=False, fontsize=9,
+               bbox_to_anchor=(0.5, -0.01))
+    fig.suptitle(f"{title}\nmean of n = {n} seeds (each its own base model), band = 95% Student-t "
+                 "interval, dots = single runs", fontsize=11)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
+def findings(runs: pd.DataFrame, model: str, dataset: str, data: _runs.FigureData) -> tuple[str, str]:
+    """(verdicts, tables) of one setting. The verdict on each claim is its primary test: the
+    mean difference of the whole curves (`compare_curve_levels`, one Holm family holding every
+    criterion x axis); the tests at each compression and at each matched speedup follow."""
+    pairs = pairs_present(runs)
+    levels = compare_curve_levels(runs, pairs, list(AXES.values()), OPTIONS)
+    at_size = compare(runs, pairs, OPTIONS, np.random.default_rng(OPTIONS.seed)).comparisons
+    at_speed = compare_at_x(runs, pairs, AXES["speedup"], OPTIONS)
+    lines = [f"Setting: {setting_label(model, dataset)}. {data.summary()}.", ""]
+    for method, baseline in pairs:
+        criterion = method.split("_", 1)[1]
+        for axis, claim, expected, points, x_column, unit in (
+                ("size", "global more accurate than layerwise at the same compression", +1, at_size,
+                 "compression", "×"),
+                ("speedup", "layerwise more accurate than global at the same theoretical speedup", -1, at_speed,
+                 "x", "× speedup")):
+            level = levels[(levels["method"] == method) & (levels["x_metric"] == AXES[axis])]
+            pointwise = points[(points["method"] == method) & (points["baseline"] == baseline)]
+            name = "model size" if axis == "size" else "speedup"
+            if level.empty:
+                lines.append(f"- **{criterion}, fixed {name}**: the curves do not overlap; no test.")
+                continue
+            lines.append(f"- **{criterion}, fixed {name} — claim {_findings.verdict(level, expected).upper()}** "
+                         f"({claim}): {method} − {baseline} = {_findings.level_evidence(level.iloc[0], 'compressions' if axis == 'size' else 'speedups')}. "
+                         f"Point by point, global is "
+                         f"{_findings.summary_sentence(pointwise, expected, x_column, unit)}.")
+    speedups = runs[runs["strategy"] != DENSE_STRATEGY].groupby("strategy")["theoretical_speedup"].agg(["min", "max"])
+    lines += ["", "Theoretical speedup reached (seed means): " + "; ".join(
+        f"{s} {fmt(r['min'])}–{fmt(r['max'])}×" for s, r in speedups.iterrows()) + "."]
+    details = [_findings.options_line(OPTIONS) + " Curve levels: each seed's curve is interpolated with PCHIP "
+               "in log2 x (its dense run included) and averaged over the range both methods cover, never "
+               "extrapolated.", "",
+               _findings.markdown_table(at_size, "Global vs layerwise at the same target compression"),
+               _findings.markdown_table(at_speed, "Global vs layerwise at the same theoretical speedup (interpolated)",
+                                        "x", "Speedup", "×")]
+    return "\n".join(lines), "\n".join(details)
+
+
+def make_figure(data: _runs.FigureData, out: Path, formats=_common.FORMATS) -> _runs.FigureResult:
+    runs = data.runs[data.runs["variant"] == next(iter(data.spec.variants))]
+    keys = settings(runs)
+    files, texts = [], []
+    for model, dataset in keys:
+        sub = runs[(runs["model"] == model) & (runs["dataset"] == dataset)]
+        points = curve_points(sub, OPTIONS, np.random.default_rng(OPTIONS.seed))
+        title = f"Global vs layerwise pruning, {model} on {dataset} (our runs, suite {data.spec.name})"
+        stem = _plots.setting_stem(data.spec.name, model, dataset, len(keys) > 1)
+        files += _common.save_figure(draw(points, sub, title), out, stem, formats)
+        texts.append(findings(sub, model, dataset, data))
+    return _runs.finish(data.spec.name, out, files, texts)
+
+
+def main(argv=None) -> int:
+    return _runs.main(FIGURE, __doc__.splitlines()[0], make_figure, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
