@@ -7,6 +7,10 @@ convolutions). Pruned models (hollow markers, in the colour of their family): th
 own top-1 (or its dense top-1 plus its reported change), placed at the dense model's count
 from the same pytorch-pretrained table divided by the paper's compression ratio (params) or
 theoretical speedup (MACs), so every point on one axis uses one counting convention.
+
+Also writes `lit_efficient_architectures.txt`: on each axis, how many pruned results lie
+above the dense curve of their own family and above the EfficientNet curve (each curve
+interpolated linearly in log count; a result outside a curve's range is not compared).
 """
 from __future__ import annotations
 
@@ -17,9 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from analysis.files import write_text  # noqa: E402
 from analysis.literature import architecture_family, load_architectures, load_results  # noqa: E402
 
 FAMILIES = {"EfficientNet": "efficientnet/efficientnet-models-summary.csv",
@@ -56,6 +62,34 @@ def pruned_points(rows: pd.DataFrame, dense: pd.DataFrame) -> tuple[pd.DataFrame
     for size, ratio, _, _ in AXES:
         points[size] = points["model"].map(reference[size]) / points[ratio]
     return points, left_out
+
+
+def above_curve(x, y, curve_x, curve_y) -> tuple[int, int]:
+    """(results above the curve, results inside its x range): the curve is linear in log x."""
+    order = np.argsort(curve_x)
+    cx, cy = np.log(np.asarray(curve_x, float)[order]), np.asarray(curve_y, float)[order]
+    lx, y = np.log(np.asarray(x, float)), np.asarray(y, float)
+    inside = (lx >= cx[0]) & (lx <= cx[-1]) & np.isfinite(y) if len(cx) > 1 else np.zeros(len(lx), bool)
+    return int((y[inside] > np.interp(lx[inside], cx, cy)).sum()), int(inside.sum())
+
+
+def frontier_counts(dense: pd.DataFrame, points: pd.DataFrame) -> str:
+    """Per axis: pruned results above their own family's dense curve, and above EfficientNet's."""
+    lines = []
+    for size, _, scale, label in AXES:
+        shown = points.dropna(subset=[size])
+        own_above = own_inside = 0
+        for family, group in shown.groupby("family"):
+            members = dense[(dense["family"] == family)].dropna(subset=[size])
+            above, inside = above_curve(group[size], group["top1"], members[size], members["top1"])
+            own_above, own_inside = own_above + above, own_inside + inside
+        effnet = dense[dense["family"] == "EfficientNet"].dropna(subset=[size])
+        eff_above, eff_inside = above_curve(shown[size], shown["top1"], effnet[size], effnet["top1"])
+        lines.append(f"{label}: {len(shown)} pruned results; above the dense curve of their own family: "
+                     f"{own_above} of the {own_inside} inside its range; above the EfficientNet curve "
+                     f"(B0-B7, {effnet[size].min() / scale:.3g}-{effnet[size].max() / scale:.3g}): "
+                     f"{eff_above} of the {eff_inside} inside its range")
+    return "\n".join(lines)
 
 
 def draw(dense: pd.DataFrame, points: pd.DataFrame):
@@ -104,7 +138,10 @@ def make_figures(literature=None, out: Path = _common.DEFAULT_OUT,
     print(f"dense architectures: {len(dense)}; pruned ImageNet results drawn: {len(points)} "
           f"({', '.join(f'{n} {m}' for m, n in points['model'].value_counts().items())}); "
           f"left out: " + ", ".join(f"{n} {why}" for why, n in left_out.items()))
-    return _common.save_figure(fig, out, "lit_efficient_architectures", formats)
+    counts = frontier_counts(dense, points)
+    print(counts)
+    written = _common.save_figure(fig, out, "lit_efficient_architectures", formats)
+    return written + [write_text(Path(out) / "lit_efficient_architectures.txt", counts + "\n")]
 
 
 def main(argv=None) -> int:
