@@ -263,6 +263,8 @@ _HEARTBEAT = _Heartbeat()
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process `pid` of this machine runs; a zombie (dead, not yet reaped by its
+    parent, e.g. a killed Ray worker) counts as dead."""
     if pid <= 0:
         return False
     try:
@@ -271,7 +273,11 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (not Linux), or it just went away
+        return True
 
 
 def _parse(path: Path) -> dict[str, Any]:

@@ -305,17 +305,23 @@ def test_claim_of_another_machine_is_taken_over_only_when_its_heartbeat_stopped(
     assert not (store.claims / "b.claim").exists()
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux's /proc to make and see a zombie")
 def test_claim_on_this_machine_is_judged_by_its_process(tmp_path):
     import socket
 
     store = Store(tmp_path)
     ns = os.readlink("/proc/self/ns/pid") if os.path.exists("/proc/self/ns/pid") else ""
+    zombie = subprocess.Popen(["true"])  # exits at once; not reaped until wait(): a zombie
+    while Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        time.sleep(0.01)
     with subprocess.Popen(["sleep", "30"]) as alive:
-        for key, pid in (("live", alive.pid), ("dead", _dead_pid())):
+        for key, pid in (("live", alive.pid), ("dead", _dead_pid()), ("zombie", zombie.pid)):
             write_claim(store, key, socket.gethostname(), pid, age_s=0, pidns=ns)
         assert not store.claim("live")
         assert store.claim("dead")
+        assert store.claim("zombie"), "a killed worker its parent has not reaped yet is dead"
         alive.kill()
+    zombie.wait()
     store.release("live")  # not ours: left alone
     assert (store.claims / "live.claim").exists()
 

@@ -90,6 +90,24 @@ def plan(configs: Sequence[RunConfig], store: Store, retry_failed: bool) -> Plan
     return Plan(report, list(bases.values()), todo)
 
 
+class PlannedExecutor:
+    """Base of the parallel executors: `run` plans the sweep and hands what is pending to
+    `execute`, which adds an outcome per run to `work_plan.report`."""
+
+    name = ""
+
+    def run(self, configs: Sequence[RunConfig], store: Store, runtime: Runtime = Runtime(), *,
+            workers: int | None = None, progress: bool = True) -> SweepReport:
+        work_plan = plan(configs, store, runtime.retry_failed)
+        if work_plan.runs:
+            self.execute(work_plan, store, runtime, workers, progress)
+        return work_plan.report
+
+    def execute(self, work_plan: Plan, store: Store, runtime: Runtime, workers: int | None,
+                progress: bool) -> None:
+        raise NotImplementedError
+
+
 def default_threads(workers: int) -> int:
     """Intra-op threads per worker when `workers` share this machine: cores // workers."""
     return max(1, (os.cpu_count() or 1) // max(1, workers))

@@ -16,7 +16,7 @@ from typing import Sequence
 
 from shrinkbench.config import RunConfig
 from shrinkbench.executors.base import (
-    BASE, EXECUTORS, Progress, RunOutcome, Runtime, after_worker_death, default_threads, plan, work)
+    BASE, EXECUTORS, Plan, PlannedExecutor, Progress, RunOutcome, Runtime, after_worker_death, default_threads, work)
 from shrinkbench.store import Store
 from shrinkbench.sweep import SweepReport, run_local
 
@@ -80,17 +80,13 @@ class _Slot:
 
 
 @EXECUTORS.decorator("pool")
-class PoolExecutor:
+class PoolExecutor(PlannedExecutor):
     """`workers` processes on this machine (default: one per core)."""
 
     name = "pool"
 
-    def run(self, configs: Sequence[RunConfig], store: Store, runtime: Runtime = Runtime(), *,
-            workers: int | None = None, progress: bool = True) -> SweepReport:
-        work_plan = plan(configs, store, runtime.retry_failed)
+    def execute(self, work_plan: Plan, store: Store, runtime: Runtime, workers: int | None, progress: bool) -> None:
         report = work_plan.report
-        if not work_plan.runs:
-            return report
         workers = max(1, min(workers or os.cpu_count() or 1, len(work_plan.runs)))
         threads = runtime.threads or default_threads(workers)
         gpus = _gpu_count() if runtime.device in ("auto", "cuda") else 0
@@ -131,4 +127,3 @@ class PoolExecutor:
         finally:
             for slot in slots:
                 slot.close()
-        return report

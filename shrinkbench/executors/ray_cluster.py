@@ -17,16 +17,16 @@ dies is reported `lost`, and the next sweep runs it.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-from typing import Any, Sequence
+from typing import Any
 
-from shrinkbench.config import RunConfig
 from shrinkbench.errors import ConfigError, ShrinkBenchError
 from shrinkbench.executors.base import (
-    BASE, EXECUTORS, Progress, RunOutcome, Runtime, after_worker_death, default_threads, plan, require, work)
+    BASE, EXECUTORS, Plan, PlannedExecutor, Progress, RunOutcome, Runtime, after_worker_death, default_threads,
+    require, work)
 from shrinkbench.store import Store
-from shrinkbench.sweep import SweepReport
 
 
 def _task(kind: str, cfg: dict, store_root: str, runtime: Runtime, _after: Any = None) -> RunOutcome:
@@ -37,7 +37,7 @@ def _task(kind: str, cfg: dict, store_root: str, runtime: Runtime, _after: Any =
 
 
 @EXECUTORS.decorator("ray")
-class RayExecutor:
+class RayExecutor(PlannedExecutor):
     name = "ray"
 
     def __init__(self, address: str | None = None, gpus_per_run: float | None = None,
@@ -50,18 +50,13 @@ class RayExecutor:
         self.gpus_per_run, self.cpus_per_run = gpus_per_run, cpus_per_run
         self.ray = require("ray", "ray", "ray")
 
-    def run(self, configs: Sequence[RunConfig], store: Store, runtime: Runtime = Runtime(), *,
-            workers: int | None = None, progress: bool = True) -> SweepReport:
-        ray = self.ray
-        work_plan = plan(configs, store, runtime.retry_failed)
-        if not work_plan.runs:
-            return work_plan.report
-        started_here = self._connect(ray, workers or os.cpu_count() or 1)
+    def execute(self, work_plan: Plan, store: Store, runtime: Runtime, workers: int | None, progress: bool) -> None:
+        started_here = self._connect(self.ray, workers or os.cpu_count() or 1)
         try:
-            return self._run(ray, work_plan, store, runtime, started_here, workers, progress)
+            self._run(self.ray, work_plan, store, runtime, started_here, workers, progress)
         finally:
             if started_here:
-                ray.shutdown()
+                self.ray.shutdown()
 
     def _connect(self, ray, workers: int) -> bool:
         """Connect to (or start) a cluster; True if it was started here."""
@@ -78,8 +73,8 @@ class RayExecutor:
         ray.init(num_cpus=workers, include_dashboard=False, **quiet)
         return True
 
-    def _run(self, ray, work_plan, store: Store, runtime: Runtime, local: bool, workers: int | None,
-             progress: bool) -> SweepReport:
+    def _run(self, ray, work_plan: Plan, store: Store, runtime: Runtime, local: bool, workers: int | None,
+             progress: bool) -> None:
         report = work_plan.report
         gpus = self.gpus_per_run
         if gpus is None:
@@ -88,7 +83,7 @@ class RayExecutor:
             gpus = 1 if cuda else 0
         cpus = self.cpus_per_run or 1
         threads = runtime.threads or (default_threads(workers or os.cpu_count() or 1) if local else cpus)
-        runtime = Runtime(runtime.device, threads, runtime.loader_workers, runtime.retry_failed)
+        runtime = dataclasses.replace(runtime, threads=threads)
         task = ray.remote(_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
         store_root = str(store.root.resolve())
         base_refs = {c.base_id: task.remote(BASE, c.to_dict(), store_root, runtime) for c in work_plan.bases}
@@ -112,7 +107,6 @@ class RayExecutor:
                     outcome = after_worker_death(cfg, store, f"Ray worker died: {_first_line(exc)}")
                 report.outcomes.append(outcome)
                 bar.done(cfg, outcome)
-        return report
 
 
 def _first_line(exc: BaseException) -> str:

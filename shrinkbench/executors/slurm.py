@@ -16,19 +16,19 @@ have no record, and the next sweep runs them.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
 import shutil
 import time
-from typing import Any, Sequence
+from typing import Any
 
 from shrinkbench.config import RunConfig
 from shrinkbench.errors import ConfigError, ShrinkBenchError
 from shrinkbench.executors.base import (
-    BASE, EXECUTORS, Progress, RunOutcome, Runtime, after_worker_death, plan, require, work_batch)
+    BASE, EXECUTORS, Plan, PlannedExecutor, Progress, RunOutcome, Runtime, after_worker_death, require, work_batch)
 from shrinkbench.store import Store
-from shrinkbench.sweep import SweepReport
 
 CLUSTERS = ("auto", "slurm", "local", "debug")
 DEFAULT_TIME_MIN = 24 * 60
@@ -57,7 +57,7 @@ def _job(items: list[tuple[str, dict]], store_root: str, runtime: Runtime, gpus:
     object (submitit would keep only its traceback text)."""
     if runtime.threads is None:
         cpus = int(os.environ.get("SLURM_CPUS_PER_TASK", "0")) or None
-        runtime = Runtime(runtime.device, cpus, runtime.loader_workers, runtime.retry_failed)
+        runtime = dataclasses.replace(runtime, threads=cpus)
     try:
         return work_batch(items, store_root, runtime, gpus)
     except ShrinkBenchError as exc:
@@ -69,7 +69,7 @@ def _chunks(items: list, size: int) -> list[list]:
 
 
 @EXECUTORS.decorator("slurm")
-class SlurmExecutor:
+class SlurmExecutor(PlannedExecutor):
     name = "slurm"
 
     def __init__(self, cluster: str | None = None, partition: str | None = None, time_limit: str | int | None = None,
@@ -106,15 +106,11 @@ class SlurmExecutor:
         executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
         return executor, gpus
 
-    def run(self, configs: Sequence[RunConfig], store: Store, runtime: Runtime = Runtime(), *,
-            workers: int | None = None, progress: bool = True) -> SweepReport:
-        work_plan = plan(configs, store, runtime.retry_failed)
+    def execute(self, work_plan: Plan, store: Store, runtime: Runtime, workers: int | None, progress: bool) -> None:
         report = work_plan.report
-        if not work_plan.runs:
-            return report
         executor, gpus = self._executor(store, runtime)
         threads = runtime.threads or self.cpus_per_task or 1
-        runtime = Runtime(runtime.device, threads, runtime.loader_workers, runtime.retry_failed)
+        runtime = dataclasses.replace(runtime, threads=threads)
         store_root = str(store.root.resolve())
         with Progress(len(work_plan.runs), progress) as bar:
             if work_plan.bases:
@@ -130,7 +126,6 @@ class SlurmExecutor:
                     outcome = outcome or after_worker_death(cfg, store, why)
                     report.outcomes.append(outcome)
                     bar.done(cfg, outcome)
-        return report
 
     def _job_size(self, n: int, workers: int | None, on_slurm: int | None) -> int:
         """Items per job: `on_slurm` (or 1) on Slurm; locally, n / workers (the jobs all start
