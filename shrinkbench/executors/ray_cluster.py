@@ -24,7 +24,7 @@ from typing import Any
 
 from shrinkbench.errors import ConfigError, ShrinkBenchError
 from shrinkbench.executors.base import (
-    BASE, EXECUTORS, Plan, PlannedExecutor, Progress, RunOutcome, Runtime, after_worker_death, default_threads,
+    BASE, EXECUTORS, RUN, Plan, PlannedExecutor, Progress, RunOutcome, Runtime, after_worker_death, default_threads,
     require, work)
 from shrinkbench.store import Store
 
@@ -87,8 +87,7 @@ class RayExecutor(PlannedExecutor):
         task = ray.remote(_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
         store_root = str(store.root.resolve())
         base_refs = {c.base_id: task.remote(BASE, c.to_dict(), store_root, runtime) for c in work_plan.bases}
-        refs = {task.remote(kind, c.to_dict(), store_root, runtime, base_refs.get(c.base_id) if kind != BASE else None):
-                c for kind, c in work_plan.items if kind != BASE}
+        refs = {task.remote(RUN, c.to_dict(), store_root, runtime, base_refs.get(c.base_id)): c for c in work_plan.runs}
         with Progress(len(refs), progress) as bar:
             pending_refs = list(refs)
             while pending_refs:
