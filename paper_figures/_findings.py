@@ -35,15 +35,21 @@ def n_text(row) -> str:
 
 def tested(row) -> str:
     """`[95% CI a, b], paired t, Holm-adjusted p = ... (family of m), n = ...`"""
-    return (f"[95% CI {fmt(row.ci_low)}, {fmt(row.ci_high)}], {row.test}, Holm-adjusted p = {fmt_p(row.p_adjusted)} "
+    return (f"[95% CI {fmt(row.ci_low)}, {fmt(row.ci_high)}], {row.test}, Holm-adjusted {p_text(row.p_adjusted)} "
             f"(family of {int(row.family_size)}), {n_text(row)}")
+
+
+def p_text(p) -> str:
+    """`p = 0.012` or `p < 0.001`."""
+    text = fmt_p(p)
+    return f"p {text[0]} {text[1:]}" if text.startswith("<") else f"p = {text}"
 
 
 def level_evidence(row, what: str) -> str:
     """A curve-level comparison (`analysis.matched.compare_curve_levels`) as a sentence fragment;
     `what` names the x axis in the plural ("compressions")."""
     return (f"{row.difference:+.2f} points on average over {what} {x_text(row.x_from)}–{x_text(row.x_to)} "
-            f"{tested(row)}")
+            f"{tested(row)}; minimum detectable effect at 80% power {fmt(row.mde)} points")
 
 
 def verdict(rows: pd.DataFrame, expected: int) -> str:

@@ -36,4 +36,4 @@ def cut_axis(ax, points: pd.DataFrame, dense_mean: float) -> None:
     ax.set_ylim(floor, ax.get_ylim()[1])
     below = [f"{r.strategy} {r.compression:g}×: {r.mean:.1f}%" for r in pruned[pruned["mean"] < floor].itertuples()]
     ax.text(0.03, 0.03, f"below the cut at {floor:.0f}% (mean):\n" + "\n".join(below), transform=ax.transAxes,
-            fontsize=7, color="0.3", va="bottom")
+            fontsize=7, color="0.3", va="bottom", bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})

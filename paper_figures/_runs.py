@@ -170,7 +170,9 @@ class FigureData:
 
     def summary(self) -> str:
         threads = ", ".join(map(str, self.threads)) or "unknown"
-        return (f"{self.found} of the {self.expected} runs of suite `{self.spec.name}` found in `{self.store}`; "
+        store = self.store.resolve()
+        shown = store.relative_to(_common.ROOT) if store.is_relative_to(_common.ROOT) else store
+        return (f"{self.found} of the {self.expected} runs of suite `{self.spec.name}` found in `{shown}`; "
                 f"their records add up to {self.compute_seconds / 60:.1f} min of compute "
                 f"(threads: {threads}, base-model training included)")
 

@@ -96,13 +96,14 @@ def main(argv=None) -> int:
         name = script.__name__
         try:
             t0 = time.perf_counter()
-            written += script.make_figures(options.literature, options.out, options.formats)
+            files = script.make_figures(options.literature, options.out, options.formats)
             print(f"{name}: {time.perf_counter() - t0:.1f} s")
         except AnalysisError as err:
             failed.append(f"{name}: {err}")
-    stats = Path(options.out) / "lit_corpus_statistics.txt"
-    if stats.is_file() and not any(f.startswith("lit_corpus_statistics") for f in failed):
-        blocks["lit_corpus_statistics"] = "```\n" + stats.read_text(encoding="utf-8").strip("\n") + "\n```"
+            continue
+        written += files
+        for text in (f for f in files if f.suffix == ".txt"):  # the numbers behind the figure
+            blocks[name] = "```\n" + text.read_text(encoding="utf-8").strip("\n") + "\n```"
     suites = {name: _runs.suite_path(name, options) for name in RUN_FIGURES}
     if options.rerun:
         for name, suite in suites.items():

@@ -97,7 +97,7 @@ def findings(runs: pd.DataFrame, model: str, dataset: str, data: _runs.FigureDat
                          f"Point by point, global is "
                          f"{_findings.summary_sentence(pointwise, expected, x_column, unit)}.")
     speedups = runs[runs["strategy"] != DENSE_STRATEGY].groupby("strategy")["theoretical_speedup"].agg(["min", "max"])
-    lines += ["", "Theoretical speedup reached (seed means): " + "; ".join(
+    lines += ["", "Theoretical speedup reached (lowest–highest over the pruned runs): " + "; ".join(
         f"{s} {fmt(r['min'])}–{fmt(r['max'])}×" for s, r in speedups.iterrows()) + "."]
     details = [_findings.options_line(OPTIONS) + " Curve levels: each seed's curve is interpolated with PCHIP "
                "in log2 x (its dense run included) and averaged over the range both methods cover, never "

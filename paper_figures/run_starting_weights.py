@@ -1,17 +1,20 @@
 """Two starting models ("weights A" and "weights B": one architecture trained with two
-optimizer recipes) pruned by global and by layerwise magnitude with the same fine-tuning:
-top-1 accuracy and its change against each model's own dense accuracy against the
-compression ratio (top row), and the difference between the two methods (bottom row)
-measured within one set of weights and across the two sets.
+optimizer recipes) pruned by the same methods with the same fine-tuning. The figure shows the
+paper's pair, global against layerwise magnitude: top-1 accuracy and its change against each
+model's own dense accuracy against the compression ratio (top row), and the difference
+between the two methods (bottom row) measured within one set of weights and across the two.
 
 The paper's claim: different starting weights give different tradeoff curves, so comparing
 a method run on one model with a method run on another can make one method erroneously
 look better, and reporting the change in accuracy instead of the accuracy does not fix it.
 Tested with `analysis.compare` at each target compression, Holm over the compressions of
-each comparison: global against layerwise on the same weights (paired over seeds), and
-across weights (global on A against layerwise on B and vice versa; Welch, as the base
-weights differ), in absolute top-1 and in change against dense. A *flip* is two of these
-comparisons reaching significant decisions in opposite directions at one compression.
+each comparison: each method on B against itself on A (do the curves differ?); and for
+every pair of methods in the suite (the figure's pair first), the pair on the same weights
+(paired over seeds) and across weights (method on A against baseline on B and vice versa;
+Welch, as the base weights differ), in absolute top-1 and in change against dense. A *flip*
+is two comparisons of one pair reaching significant decisions in opposite directions at one
+compression. The families are per comparison; the search over pairs is not adjusted for, so
+a flip found among many pairs is exploratory.
 
     python paper_figures/run_starting_weights.py [--store DIR] [--out DIR] [--rerun]
 """
@@ -37,13 +40,14 @@ from analysis.compare import compare  # noqa: E402
 from analysis.curves import draw_facet  # noqa: E402
 from analysis.errors import AnalysisError  # noqa: E402
 from analysis.options import AnalysisOptions  # noqa: E402
-from analysis.render import fmt, fmt_p, mean_std_n  # noqa: E402
+from analysis.render import fmt, mean_std_n  # noqa: E402
 from analysis.runs import setting_label, settings  # noqa: E402
 from analysis.schema import DENSE_STRATEGY  # noqa: E402
 from analysis.stats import welch_t  # noqa: E402
 
 FIGURE = "starting_weights"
 METHOD, BASELINE = "global_magnitude", "layerwise_magnitude"
+"""The pair the figure draws (the paper's); the findings test every pair of the suite."""
 OPTIONS = AnalysisOptions()
 WEIGHT_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7")
 DIFF_STYLES = {"within": "-", "across": "--"}
@@ -60,67 +64,80 @@ def label(strategy: str, variant: str) -> str:
 
 @dataclass(frozen=True)
 class Comparison:
-    """One (method, baseline) comparison: which runs, and whether it stays within one set of weights."""
+    """One comparison of two labelled curves, within one set of weights or across two."""
 
     method: str
     baseline: str
-    kind: str  # "within" or "across"
+    kind: str  # "within", "across" or "weights" (one method on two sets of weights)
 
     @property
     def name(self) -> str:
         return f"{self.method} − {self.baseline}"
 
 
-def comparisons(variants: list[str]) -> list[Comparison]:
-    out = [Comparison(label(METHOD, v), label(BASELINE, v), "within") for v in variants]
-    out += [Comparison(label(METHOD, a), label(BASELINE, b), "across") for a in variants for b in variants if a != b]
+def pair_comparisons(method: str, baseline: str, variants: list[str]) -> list[Comparison]:
+    out = [Comparison(label(method, v), label(baseline, v), "within") for v in variants]
+    out += [Comparison(label(method, a), label(baseline, b), "across") for a in variants for b in variants if a != b]
     return out
 
 
-def labelled(runs: pd.DataFrame, column: str) -> pd.DataFrame:
+def weights_comparisons(strategies: list[str], variants: list[str]) -> list[Comparison]:
+    """Each strategy on every later set of weights against itself on the first."""
+    return [Comparison(label(s, v), label(s, variants[0]), "weights") for s in strategies for v in variants[1:]]
+
+
+def labelled(runs: pd.DataFrame, column: str, strategies=None) -> pd.DataFrame:
     """Pruned runs with strategies renamed '<strategy>, weights X' and `y` set to `column`."""
-    pruned = runs[runs["strategy"].isin([METHOD, BASELINE])]
+    pruned = runs[runs["strategy"] != DENSE_STRATEGY]
+    if strategies is not None:
+        pruned = pruned[pruned["strategy"].isin(list(strategies))]
     return pruned.assign(strategy=[label(s, v) for s, v in zip(pruned["strategy"], pruned["variant"])],
                          y=pruned[column])
 
 
-def run_comparisons(runs: pd.DataFrame, column: str, variants: list[str]) -> pd.DataFrame:
-    """Every comparison of `comparisons(variants)` on `column` (y or delta), each its own Holm family."""
-    table = labelled(runs, column)
-    response = "top-1" if column == "y" else "change in top-1 vs dense"
+def run_comparisons(runs: pd.DataFrame, comparisons: list[Comparison]) -> pd.DataFrame:
+    """Every comparison on top-1 and on the change against dense, each its own Holm family."""
     frames = []
-    for c in comparisons(variants):
-        report = compare(table, [(c.method, c.baseline)], OPTIONS, np.random.default_rng(OPTIONS.seed),
-                         family_label=lambda m, lab, c=c: f"{c.name}, {lab}, {response}")
-        frames.append(report.comparisons.assign(kind=c.kind, measure=response))
-    return pd.concat(frames, ignore_index=True)
+    for column, measure in (("y", "top-1"), ("delta", "change in top-1 vs dense")):
+        table = labelled(runs, column)
+        present = set(table["strategy"])
+        for c in comparisons:
+            if (c.kind == "within" and column == "delta") or not {c.method, c.baseline} <= present:
+                continue  # on one set of weights the change and the accuracy differ by the same dense value
+            report = compare(table, [(c.method, c.baseline)], OPTIONS, np.random.default_rng(OPTIONS.seed),
+                             family_label=lambda m, lab, c=c, measure=measure: f"{c.name}, {lab}, {measure}")
+            frames.append(report.comparisons.assign(kind=c.kind, measure=measure))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["method", "baseline", "kind",
+                                                                                  "measure", "decision"])
+
+
+def base_strategy(labelled_name: str) -> str:
+    return labelled_name.rsplit(", ", 1)[0]
 
 
 def flips(rows: pd.DataFrame) -> list[str]:
-    """Pairs of comparisons at one compression with significant decisions in opposite directions."""
+    """Comparisons of one pair of methods at one compression with significant decisions in
+    opposite directions (`rows`: the comparisons of one pair)."""
     out = []
     significant = rows[rows["decision"].isin(["better", "worse"])]
     for compression, at in significant.groupby("compression"):
         ups, downs = at[at["decision"] == "better"], at[at["decision"] == "worse"]
         for u in ups.itertuples():
             for d in downs.itertuples():
-                out.append(f"at {compression:g}×: {u.method} beats {u.baseline} in {u.measure} "
-                           f"({u.difference:+.2f} [{fmt(u.ci_low)}, {fmt(u.ci_high)}], {u.test}, Holm p = "
-                           f"{fmt_p(u.p_adjusted)}) but {d.method} loses to {d.baseline} in {d.measure} "
-                           f"({d.difference:+.2f} [{fmt(d.ci_low)}, {fmt(d.ci_high)}], {d.test}, Holm p = "
-                           f"{fmt_p(d.p_adjusted)})")
+                out.append(f"at {compression:g}×, {u.method} beats {u.baseline} in {u.measure} "
+                           f"({u.difference:+.2f} [{fmt(u.ci_low)}, {fmt(u.ci_high)}], {u.test}, Holm "
+                           f"{_findings.p_text(u.p_adjusted)}) but {d.method} loses to {d.baseline} in "
+                           f"{d.measure} ({d.difference:+.2f} [{fmt(d.ci_low)}, {fmt(d.ci_high)}], {d.test}, Holm "
+                           f"{_findings.p_text(d.p_adjusted)})")
     return out
 
 
-def reversals(rows: pd.DataFrame) -> list[str]:
-    """Compressions where the within-weights and across-weights mean differences have opposite
-    signs (whether significant or not)."""
+def sign_changes(rows: pd.DataFrame) -> list[str]:
+    """Compressions where the mean differences of one pair's comparisons have both signs."""
     out = []
     for compression, at in rows.groupby("compression"):
         if (at["difference"] > 0).any() and (at["difference"] < 0).any():
-            signs = ", ".join(f"{r.method} − {r.baseline} ({r.measure}) {r.difference:+.2f}"
-                              for r in at.itertuples())
-            out.append(f"at {compression:g}×: {signs}")
+            out.append(f"{compression:g}×")
     return out
 
 
@@ -134,43 +151,57 @@ def dense_line(runs: pd.DataFrame, variants: list[str]) -> str:
         test = welch_t(b.to_numpy(float), a.to_numpy(float), OPTIONS.confidence)
         text += (f"; {weights_name(variants[1])} − {weights_name(variants[0])} = {test.difference:+.2f} "
                  f"points [95% CI {fmt(test.ci_low)}, {fmt(test.ci_high)}], {test.test} (different base "
-                 f"weights), p = {fmt_p(test.p_value)}")
+                 f"weights), {_findings.p_text(test.p_value)}")
     return text + "."
 
 
-def findings(runs: pd.DataFrame, rows: pd.DataFrame, variants: list[str], model: str, dataset: str,
-             data: _runs.FigureData) -> tuple[str, str]:
+def strategy_pairs(strategies: list[str]) -> list[tuple[str, str]]:
+    """Every pair once, the figure's pair first."""
+    pairs = [(a, b) for i, a in enumerate(strategies) for b in strategies[i + 1:]]
+    pairs.sort(key=lambda p: set(p) != {METHOD, BASELINE})
+    return [(METHOD, BASELINE) if set(p) == {METHOD, BASELINE} else p for p in pairs]
+
+
+def findings(runs: pd.DataFrame, weights_rows: pd.DataFrame, pair_rows: dict, variants: list[str], model: str,
+             dataset: str, data: _runs.FigureData) -> tuple[str, str]:
     """(verdicts, tables) of one setting."""
     lines = [f"Setting: {setting_label(model, dataset)}. {data.summary()}.", "", dense_line(runs, variants), ""]
-    for (kind, measure), part in rows.groupby(["kind", "measure"], sort=False):
-        if kind == "within" and measure != "top-1":
-            continue  # within one set of weights the change and the accuracy give the same differences
-        for (method, baseline), sub in part.groupby(["method", "baseline"], sort=False):
-            lines.append(f"- {kind} weights, {measure}: {method} vs {baseline}: "
-                         f"{_findings.summary_sentence(sub, +1)}.")
-    found = flips(rows)
-    across = rows[rows["kind"] == "across"]
-    within = rows[rows["kind"] == "within"]
-    misleading = flips(pd.concat([within[within["measure"] == "top-1"], across]))
-    delta_misleading = flips(pd.concat([within[within["measure"] == "top-1"],
-                                        across[across["measure"] != "top-1"]]))
-    verdict = "SUPPORTED" if misleading else "NOT SHOWN"
-    lines += ["", f"**Claim (a comparison across starting weights can reverse the conclusion) — {verdict}.** "
-              + (f"Significant flips: {'; '.join(misleading)}." if misleading else
-                 "No two comparisons reach significant decisions in opposite directions at any compression."),
-              "", f"**Claim (reporting the change against dense does not fix it) — "
-              f"{'SUPPORTED' if delta_misleading else 'NOT SHOWN'}.** "
-              + (f"Flips with the change in accuracy: {'; '.join(delta_misleading)}." if delta_misleading else
-                 "With the change in accuracy no across-weights comparison contradicts a within-weights one "
-                 "significantly.")]
-    within_flip = flips(within[within["measure"] == "top-1"])
-    lines.append("" if not within_flip else f"\nThe ranking flips even within one set of weights: {'; '.join(within_flip)}.")
-    rev = reversals(rows)
-    if rev and not found:
-        lines += ["", "Mean differences with opposite signs (not significant): " + "; ".join(rev) + "."]
-    details = [_findings.options_line(OPTIONS), ""]
-    for measure, part in rows.groupby("measure", sort=False):
-        details.append(_findings.markdown_table(part, f"Global vs layerwise magnitude, {measure}"))
+    curves_differ = weights_rows["decision"].isin(["better", "worse"]).any()
+    lines.append(f"- **The starting weights change the tradeoff curves — claim "
+                 f"{'SUPPORTED' if curves_differ else 'NOT SHOWN'}** (each method on "
+                 f"{', '.join(weights_name(v) for v in variants[1:])} against itself on {weights_name(variants[0])}):")
+    for (method, baseline, measure), sub in weights_rows.groupby(["method", "baseline", "measure"], sort=False):
+        lines.append(f"  - {base_strategy(method)}, {measure}: {_findings.summary_sentence(sub, +1)}.")
+    all_flips, delta_flips = [], []
+    for (a, b), rows in pair_rows.items():
+        top1 = rows[rows["measure"] == "top-1"]
+        reference = rows[rows["kind"] == "within"]
+        all_flips += flips(top1)
+        delta_flips += flips(pd.concat([reference, rows[(rows["kind"] == "across") & (rows["measure"] != "top-1")]]))
+        if (a, b) == (METHOD, BASELINE):
+            for (method, baseline, measure), sub in rows.groupby(["method", "baseline", "measure"], sort=False):
+                lines.append(f"- {method} vs {baseline} ({measure}): {_findings.summary_sentence(sub, +1)}.")
+    lines += ["", f"**Claim: a comparison of two methods run on different starting weights can reverse the "
+              f"conclusion — {'SUPPORTED' if all_flips else 'NOT SHOWN'}.** "
+              + (f"Significant flips in top-1: {'; '.join(all_flips)}." if all_flips else
+                 f"For none of the {len(pair_rows)} pairs of methods do two comparisons (on A, on B, or across) "
+                 "reach significant decisions in opposite directions at any compression."),
+              "", f"**Claim: reporting the change against each model's dense accuracy does not fix it — "
+              f"{'SUPPORTED' if delta_flips else 'NOT SHOWN'}.** "
+              + (f"Flips with the change in accuracy: {'; '.join(delta_flips)}." if delta_flips else
+                 "No across-weights comparison of the change contradicts a same-weights comparison significantly."),
+              "", "Per pair of methods (all comparisons: on each set of weights and across, top-1 and change):"]
+    for (a, b), rows in pair_rows.items():
+        n_flips = len(flips(rows))
+        changes = sign_changes(rows)
+        lines.append(f"- {a} vs {b}: {n_flips} significant flip(s)"
+                     + (f"; the mean differences take both signs at {', '.join(changes)} (the significant "
+                        "decisions there, if any, all point one way)"
+                        if changes else "; every comparison has the same sign at every compression") + ".")
+    details = [_findings.options_line(OPTIONS), "",
+               _findings.markdown_table(weights_rows, "Each method on the other weights against itself")]
+    for (a, b), rows in pair_rows.items():
+        details.append(_findings.markdown_table(rows, f"{a} vs {b}, on the same weights and across"))
     return "\n".join(lines), "\n".join(details)
 
 
@@ -181,8 +212,8 @@ def draw_differences(ax, rows: pd.DataFrame, colors: dict) -> None:
         color = colors[method.rsplit(", ", 1)[1]]
         line = "-" if kind == "within" else "--"
         other = baseline.rsplit(", ", 1)[1]
-        name = (f"{method.rsplit(', ', 1)[1]} (within)" if kind == "within"
-                else f"global on {method.rsplit(', ', 1)[1]} vs layerwise on {other}")
+        name = (f"{method.rsplit(', ', 1)[1]} (within)" if kind == "within" else
+                f"{METHOD.split('_')[0]} on {method.rsplit(', ', 1)[1]} vs {BASELINE.split('_')[0]} on {other}")
         ax.fill_between(sub["compression"], sub["ci_low"], sub["ci_high"], color=color, alpha=0.12 if kind == "within" else 0.06,
                         linewidth=0)
         ax.plot(sub["compression"], sub["difference"], linestyle=line, color=color, marker="o" if kind == "within" else "^",
@@ -200,7 +231,7 @@ def draw(runs: pd.DataFrame, rows: pd.DataFrame, variants: list[str], title: str
         for strategy, (line, marker) in ((METHOD, ("-", "o")), (BASELINE, ("--", "s"))):
             styles[label(strategy, v)] = {"color": colors[weights_name(v)], "linestyle": line, "marker": marker}
     fig, axes = plt.subplots(2, 2, figsize=(12, 9.2))
-    seeds = labelled(runs, "y")
+    seeds = labelled(runs, "y", (METHOD, BASELINE))
     points = curve_points(seeds, OPTIONS, np.random.default_rng(OPTIONS.seed))
     for ax, delta in zip(axes[0], (False, True)):
         draw_facet(ax, points, seeds, "compression", delta, styles)
@@ -217,8 +248,10 @@ def draw(runs: pd.DataFrame, rows: pd.DataFrame, variants: list[str], title: str
     axes[0, 0].set_title("absolute accuracy", fontsize=10)
     axes[0, 1].set_title("change against each model's own dense accuracy", fontsize=10)
     for ax, measure in zip(axes[1], ("top-1", "change in top-1 vs dense")):
-        draw_differences(ax, rows[rows["measure"] == measure], colors)
-        ax.set_ylabel(f"global − layerwise ({'top-1' if measure == 'top-1' else 'change'}, points)")
+        same_weights = rows["kind"] == "within"  # identical in both measures: drawn in both panels
+        draw_differences(ax, rows[same_weights | ((rows["measure"] == measure) & ~same_weights)], colors)
+        ax.set_ylabel(f"{METHOD.split('_')[0]} − {BASELINE.split('_')[0]} "
+                      f"({'top-1' if measure == 'top-1' else 'change'}, points)")
         ax.set_title(f"the comparison measured in {measure} (band: 95% CI)", fontsize=10)
     n = int(seeds.groupby(["strategy", "compression"]).size().min())
     fig.suptitle(f"{title}\nmean of n = {n} seeds per model, band = 95% Student-t interval, dots = single runs",
@@ -235,12 +268,17 @@ def make_figure(data: _runs.FigureData, out: Path, formats=_common.FORMATS) -> _
     files, texts = [], []
     for model, dataset in keys:
         sub = data.runs[(data.runs["model"] == model) & (data.runs["dataset"] == dataset)]
-        rows = pd.concat([run_comparisons(sub, column, variants) for column in ("y", "delta")], ignore_index=True)
+        strategies = sorted(set(sub["strategy"]) - {DENSE_STRATEGY})
+        weights_rows = run_comparisons(sub, weights_comparisons(strategies, variants))
+        pair_rows = {(a, b): run_comparisons(sub, pair_comparisons(a, b, variants))
+                     for a, b in strategy_pairs(strategies)}
+        pair_rows = {pair: rows for pair, rows in pair_rows.items() if len(rows)}
         title = (f"Starting weights: {METHOD} vs {BASELINE}, {model} on {dataset} "
                  f"(our runs, suite {data.spec.name})")
-        files += _common.save_figure(draw(sub, rows, variants, title), out,
-                                     _plots.setting_stem(data.spec.name, model, dataset, len(keys) > 1), formats)
-        texts.append(findings(sub, rows, variants, model, dataset, data))
+        if (METHOD, BASELINE) in pair_rows:
+            files += _common.save_figure(draw(sub, pair_rows[(METHOD, BASELINE)], variants, title), out,
+                                         _plots.setting_stem(data.spec.name, model, dataset, len(keys) > 1), formats)
+        texts.append(findings(sub, weights_rows, pair_rows, variants, model, dataset, data))
     return _runs.finish(data.spec.name, out, files, texts)
 
 
