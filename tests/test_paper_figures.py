@@ -69,9 +69,8 @@ VARIANTS = """
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """Three tiny suites named like the shipped ones and a store holding all their runs."""
-    from shrinkbench.cli import main as shrinkbench_main
-
+    """Three tiny suites named like the shipped ones and a store holding all their runs, run
+    by the scripts' own --rerun (the five-baselines suite holds the global-vs-layerwise one)."""
     root = tmp_path_factory.mktemp("paper_figures")
     suites = root / "suites"
     suites.mkdir()
@@ -83,8 +82,8 @@ def tiny(tmp_path_factory):
         (suites / f"{name}.toml").write_text(textwrap.dedent(text))
     store = root / "store"
     for name in ("five_baselines", "starting_weights"):
-        assert shrinkbench_main(["run", str(suites / f"{name}.toml"), "--store", str(store), "--threads", "1",
-                                 "--quiet", "--device", "cpu"]) == 0
+        assert SCRIPTS[name].main(["--rerun", "--device", "cpu", "--store", str(store), "--out", str(root / "out"),
+                                   "--suite", str(suites / f"{name}.toml"), "--formats", "png"]) == 0
     return suites, store
 
 
@@ -278,3 +277,20 @@ def test_shipped_suites_load_and_the_shared_runs_are_shared():
     weights = load_suite(str(_runs.SUITES / "starting_weights.toml"))
     weights_a = {k for k, v in weights.variant_of.items() if v == "weights_A"}
     assert weights_a <= ids["global_vs_layerwise"] and len(weights_a) == len(ids["starting_weights"]) / 2
+
+
+def test_the_figures_are_drawn_from_the_reference_store_without_torch(tmp_path):
+    import subprocess
+
+    code = ("import sys; sys.path.insert(0, 'paper_figures')\n"
+            "import make_all\n"
+            f"status = make_all.main(['--out', {str(tmp_path)!r}, '--no-readme', '--formats', 'png'])\n"
+            "bad = sorted(n for n in sys.modules if n == 'torch' or n.startswith('torch.'))\n"
+            "sys.exit(3 if bad else status)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == (0 if _literature_present() else 2), done.stdout + done.stderr
+    for name in SCRIPTS:  # every run of the three suites is in the committed store
+        findings = (tmp_path / f"{name}_findings.md").read_text()
+        assert findings.startswith("Setting: fashion-mnist/lenet5_caffe.")
+        found, expected = findings.split(" runs of suite")[0].split(". ")[-1].split(" of the ")
+        assert found == expected
