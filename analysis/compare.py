@@ -35,6 +35,7 @@ CONFOUNDERS = {
     "prune_steps": "pruning steps", "finetune_epochs": "fine-tuning epochs",
     "finetune_optimizer": "fine-tuning optimizer", "finetune_lr": "fine-tuning learning rate",
     "data_split": "dataset split", "code_version": "code version",
+    "compute": "compute environment (device, threads, precision)",
 }
 
 

@@ -35,6 +35,7 @@ DEFAULTS = {
     "finetune_lr": 0.0,
     "data_split": "",
     "code_version": "",
+    "compute": "",
 }
 
 

@@ -57,6 +57,7 @@ CONFOUNDER_COLUMNS = (
     "finetune_lr",
     "data_split",
     "code_version",
+    "compute",
 )
 MEASUREMENT_COLUMNS = ("stage", "split", "metric", "value", "unit")
 TIDY_COLUMNS = IDENTITY_COLUMNS + CONFOUNDER_COLUMNS + MEASUREMENT_COLUMNS
@@ -122,7 +123,18 @@ def record_identity(record: dict[str, Any]) -> dict[str, Any]:
         "finetune_lr": float(finetune.get("lr", 0.0)),
         "data_split": split_id,
         "code_version": str(prov.get("code_version", "")),
+        "compute": compute_label(prov),
     }
+
+
+def compute_label(provenance: dict[str, Any]) -> str:
+    """Device, thread count and precision of a run: the same config gives the same numbers
+    bit for bit only where these agree too (matrix kernels split work by thread)."""
+    if not provenance.get("device"):
+        return ""
+    label = f"{provenance['device']}, {provenance.get('threads', '?')} threads"
+    precision = provenance.get("precision")
+    return f"{label}, {precision}" if precision else label
 
 
 def record_to_rows(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
