@@ -76,7 +76,7 @@ def _emit(text: str, out: str | None) -> None:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    table = load(args).table
+    table = load(args).with_config_columns()
     text = table.to_csv(index=False) if args.format == "csv" else to_json(frame_records(table))
     _emit(text, args.out)
     return 0

@@ -17,7 +17,7 @@ import pandas as pd
 
 from analysis.errors import AnalysisError, StoreWarning
 from analysis.schema import (CONFOUNDER_COLUMNS, IDENTITY_COLUMNS, RECORD_SCHEMA,
-                             REQUIRED_COLUMNS, SPLITS, STAGES, TIDY_COLUMNS, record_to_rows,
+                             REQUIRED_COLUMNS, SPLITS, STAGES, TIDY_COLUMNS, flat_config, record_to_rows,
                              unit_of)
 
 ROW_STAGES = STAGES + ("none",)
@@ -53,6 +53,14 @@ class StoreScan:
     source: str
     records: int
     skipped: list[SkippedFile] = field(default_factory=list)
+    configs: pd.DataFrame | None = None
+    """One row per record: `run_id` and its full config as dotted `config.*` columns."""
+
+    def with_config_columns(self) -> pd.DataFrame:
+        """The tidy table with every run's full config joined on as `config.*` columns."""
+        if self.configs is None or self.configs.empty:
+            return self.table
+        return self.table.merge(self.configs, on="run_id", how="left")
 
 
 def _record_rows(record: object) -> list[dict]:
@@ -82,6 +90,7 @@ def scan_store(store: str | Path) -> StoreScan:
     if not runs.is_dir():
         raise AnalysisError(f"store {str(store)!r} has no runs/ folder; is it a shrinkbench store?")
     rows: list[dict] = []
+    configs: list[dict] = []
     skipped: list[SkippedFile] = []
     records = 0
     for path in sorted(runs.glob("*.json")):
@@ -89,6 +98,7 @@ def scan_store(store: str | Path) -> StoreScan:
             with open(path, encoding="utf-8") as handle:
                 record = json.load(handle)
             rows.extend(_record_rows(record))
+            configs.append({"run_id": str(record["run_id"]), **flat_config(record["config"])})
             records += 1
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -97,7 +107,8 @@ def scan_store(store: str | Path) -> StoreScan:
     if not rows:
         raise AnalysisError(f"store {str(store)!r} holds no readable run records in runs/")
     table = validate(pd.DataFrame.from_records(rows, columns=list(TIDY_COLUMNS)), str(store))
-    return StoreScan(table=table, source=str(store), records=records, skipped=skipped)
+    return StoreScan(table=table, source=str(store), records=records, skipped=skipped,
+                     configs=pd.DataFrame.from_records(configs))
 
 
 def read_store(store: str | Path = "results") -> pd.DataFrame:

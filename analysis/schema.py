@@ -137,6 +137,21 @@ def compute_label(provenance: dict[str, Any]) -> str:
     return f"{label}, {precision}" if precision else label
 
 
+def flat_config(config: dict[str, Any], prefix: str = "config.") -> dict[str, Any]:
+    """The run config as dotted columns (`config.finetune.lr`, `config.base.train.epochs`,
+    ...); lists become comma-joined text."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = prefix + key
+        if isinstance(value, dict):
+            out.update(flat_config(value, name + "."))
+        elif isinstance(value, (list, tuple)):
+            out[name] = ",".join(map(str, value))
+        else:
+            out[name] = value
+    return out
+
+
 def record_to_rows(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Tidy rows of one record. A failed run yields one row with metric `failed`."""
     ident = record_identity(record)

@@ -143,6 +143,10 @@ def test_cli_compare_json_and_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: unknown baseline 'nope'") and err.count("\n") == 1
     assert main(["results", "--store", str(tmp_path), "--out", str(tmp_path / "t.csv")]) == 0
+    exported = pd.read_csv(tmp_path / "t.csv")
+    config_columns = [c for c in exported.columns if c.startswith("config.")]
+    assert {"config.model", "config.finetune.epochs", "config.base.seed"} <= set(config_columns)
+    assert (exported["config.model"] == exported["model"]).all()
     assert main(["plan-seeds", "--csv", str(tmp_path / "t.csv"), "--target", "0.5", "--format", "csv"]) == 0
     plan = capsys.readouterr().out
     assert plan.startswith("model,dataset,compression,strategy,pilot_n")
