@@ -49,7 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("benchmark", help="the default benchmark: run the default suite, then the report")
     p.add_argument("--suite", default="default")
     p.add_argument("--out", default=None, help="report folder (default: <store>/report)")
+    p.add_argument("--method", default="global_magnitude",
+                   help="the method whose verdict against every baseline is printed (default: global_magnitude)")
     _common(p)
+    add_executor_arguments(p)
     p.set_defaults(func=cmd_benchmark)
 
 
@@ -171,5 +174,5 @@ def cmd_benchmark(args) -> int:
     from analysis.benchmark import benchmark_summary
 
     out = Path(args.out) if args.out else Path(args.store) / "report"
-    print(benchmark_summary(args.store, out))
-    return 0
+    print(benchmark_summary(args.store, out, method=args.method))
+    return 1 if report is not None and (report.count("failed") or report.count("lost")) else 0
