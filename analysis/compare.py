@@ -25,7 +25,7 @@ from analysis.errors import AnalysisError
 from analysis.options import AnalysisOptions
 from analysis.power import minimum_detectable_effect
 from analysis.resample import curve_difference
-from analysis.runs import SETTING, UNIT, setting_label, settings
+from analysis.runs import UNIT, setting_label, settings
 from analysis.schema import DENSE_STRATEGY
 from analysis.stats import (TestResult, cohens_d_av, cohens_dz, holm, paired_t,
                             probability_of_improvement, tost_p_value, welch_t)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import _common
+import _plots
 import pandas as pd
 
 from analysis.errors import AnalysisError
@@ -281,6 +282,28 @@ def finish(name: str, out: Path, files: list[Path], parts: list[tuple[str, str]]
     findings = "\n\n".join(f"{s}\n\n{d}" for s, d in parts) + "\n"
     files = files + [write_text(Path(out) / f"{name}_findings.md", findings)]
     return FigureResult(name, files, summary, findings)
+
+
+def per_setting(data: FigureData, out: Path, formats, options: AnalysisOptions, title: str, draw,
+                findings) -> FigureResult:
+    """One figure and one findings part per (model, dataset) of the suite's first variant:
+    `draw(points, runs, title)` makes the figure, `findings(runs, model, dataset, data)` the text."""
+    import numpy as np
+
+    from analysis.bands import curve_points
+    from analysis.runs import settings
+
+    runs = data.runs[data.runs["variant"] == next(iter(data.spec.variants))]
+    keys = settings(runs)
+    files, texts = [], []
+    for model, dataset in keys:
+        sub = runs[(runs["model"] == model) & (runs["dataset"] == dataset)]
+        points = curve_points(sub, options, np.random.default_rng(options.seed))
+        heading = f"{title}, {model} on {dataset} (our runs, suite {data.spec.name})"
+        stem = _plots.setting_stem(data.spec.name, model, dataset, len(keys) > 1)
+        files += _common.save_figure(draw(points, sub, heading), out, stem, formats)
+        texts.append(findings(sub, model, dataset, data))
+    return finish(data.spec.name, out, files, texts)
 
 
 def main(figure: str, description: str, make: Callable[[FigureData, Path, Sequence[str]], FigureResult],

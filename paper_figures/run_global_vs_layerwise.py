@@ -27,13 +27,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.bands import curve_points  # noqa: E402
 from analysis.compare import compare  # noqa: E402
 from analysis.curves import draw_facet, strategy_styles  # noqa: E402
 from analysis.matched import compare_at_x, compare_curve_levels  # noqa: E402
 from analysis.options import AnalysisOptions  # noqa: E402
 from analysis.render import fmt  # noqa: E402
-from analysis.runs import setting_label, settings  # noqa: E402
+from analysis.runs import setting_label  # noqa: E402
 from analysis.schema import DENSE_STRATEGY  # noqa: E402
 
 FIGURE = "global_vs_layerwise"
@@ -109,17 +108,7 @@ def findings(runs: pd.DataFrame, model: str, dataset: str, data: _runs.FigureDat
 
 
 def make_figure(data: _runs.FigureData, out: Path, formats=_common.FORMATS) -> _runs.FigureResult:
-    runs = data.runs[data.runs["variant"] == next(iter(data.spec.variants))]
-    keys = settings(runs)
-    files, texts = [], []
-    for model, dataset in keys:
-        sub = runs[(runs["model"] == model) & (runs["dataset"] == dataset)]
-        points = curve_points(sub, OPTIONS, np.random.default_rng(OPTIONS.seed))
-        title = f"Global vs layerwise pruning, {model} on {dataset} (our runs, suite {data.spec.name})"
-        stem = _plots.setting_stem(data.spec.name, model, dataset, len(keys) > 1)
-        files += _common.save_figure(draw(points, sub, title), out, stem, formats)
-        texts.append(findings(sub, model, dataset, data))
-    return _runs.finish(data.spec.name, out, files, texts)
+    return _runs.per_setting(data, out, formats, OPTIONS, "Global vs layerwise pruning", draw, findings)
 
 
 def main(argv=None) -> int:

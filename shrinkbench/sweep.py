@@ -12,11 +12,10 @@ by another process; `lost` ones have no record because the worker running them d
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 from shrinkbench.config import RunConfig
 from shrinkbench.errors import ShrinkBenchError

@@ -19,15 +19,18 @@ def tiny_config(strategy="global_magnitude", compression=4.0, seed=0, base_seed=
 
 
 def write_suite(path: Path, strategies=('"global_magnitude"', '"random"'), compressions="[1, 2, 4]",
-                seeds="[0]", extra="") -> Path:
+                seeds="[0]", extra="", name="tiny", base_seeds=None, latency=True) -> Path:
+    """A suite of tiny real runs; `base_seeds` (e.g. "[0, 1]") pairs them with `seeds` (zip)."""
+    zipped = f'base_seeds = {base_seeds}\n        seeding = "zip"' if base_seeds else ""
     path.write_text(textwrap.dedent(f"""
-        name = "tiny"
+        name = "{name}"
         [sweep]
         models = ["lenet_300_100"]
         datasets = ["digits"]
         strategies = [{", ".join(strategies)}]
         compressions = {compressions}
         seeds = {seeds}
+        {zipped}
         [base.train]
         epochs = 1
         lr = 0.05
@@ -43,7 +46,8 @@ def write_suite(path: Path, strategies=('"global_magnitude"', '"random"'), compr
         latency_batch_sizes = [1, 8]
         latency_warmup = 1
         latency_repeats = 3
-        """) + extra)
+        latency = {"true" if latency else "false"}
+        """) + textwrap.dedent(extra))
     return path
 
 

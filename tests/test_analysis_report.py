@@ -3,7 +3,6 @@ folder and the command line."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -1,6 +1,5 @@
 """Each metric on small hand-built models whose answers were computed by hand."""
 import json
-import math
 
 import numpy as np
 import pytest

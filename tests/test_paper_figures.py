@@ -7,7 +7,6 @@ import json
 import math
 import shutil
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from scipy.interpolate import PchipInterpolator
 from analysis.errors import AnalysisError
 from analysis.matched import compare_at_x, compare_curve_levels, compare_with_dense, octave_grid, value_at
 from analysis.options import AnalysisOptions
+from runner_helpers import write_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = ROOT / "paper_figures"
@@ -32,31 +32,7 @@ import run_starting_weights  # noqa: E402
 
 SCRIPTS = {"global_vs_layerwise": run_global_vs_layerwise, "five_baselines": run_five_baselines,
            "starting_weights": run_starting_weights}
-TINY = """
-    name = "{name}"
-    [sweep]
-    models = ["lenet_300_100"]
-    datasets = ["digits"]
-    strategies = [{strategies}]
-    compressions = [1, 2, 4]
-    seeds = [0, 1]
-    base_seeds = [0, 1]
-    seeding = "zip"
-    [base.train]
-    epochs = 1
-    lr = 0.05
-    batch_size = 64
-    [finetune]
-    epochs = 1
-    lr = 0.05
-    batch_size = 64
-    [run]
-    score_batch_size = 64
-    [measure]
-    eval_batch_size = 256
-    latency = false
-    """
-FOUR = '"global_magnitude", "layerwise_magnitude", "global_gradient", "layerwise_gradient"'
+FOUR = ('"global_magnitude"', '"layerwise_magnitude"', '"global_gradient"', '"layerwise_gradient"')
 VARIANTS = """
     [variants.weights_A.base.train]
     optimizer = "sgd"
@@ -74,12 +50,11 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("paper_figures")
     suites = root / "suites"
     suites.mkdir()
-    texts = {"global_vs_layerwise": TINY.format(name="global_vs_layerwise", strategies=FOUR),
-             "five_baselines": TINY.format(name="five_baselines", strategies=FOUR + ', "random"'),
-             "starting_weights": TINY.format(name="starting_weights",
-                                             strategies='"global_magnitude", "layerwise_magnitude"') + VARIANTS}
-    for name, text in texts.items():
-        (suites / f"{name}.toml").write_text(textwrap.dedent(text))
+    strategies = {"global_vs_layerwise": FOUR, "five_baselines": FOUR + ('"random"',),
+                  "starting_weights": ('"global_magnitude"', '"layerwise_magnitude"')}
+    for name, chosen in strategies.items():
+        write_suite(suites / f"{name}.toml", chosen, seeds="[0, 1]", base_seeds="[0, 1]", name=name,
+                    latency=False, extra=VARIANTS if name == "starting_weights" else "")
     store = root / "store"
     for name in ("five_baselines", "starting_weights"):
         assert SCRIPTS[name].main(["--rerun", "--device", "cpu", "--store", str(store), "--out", str(root / "out"),
