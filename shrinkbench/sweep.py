@@ -64,6 +64,19 @@ def pending(configs: Sequence[RunConfig], store: Store, retry_failed: bool = Fal
     return sorted(wanted, key=lambda c: (first_seen[c.base_id], not c.is_dense))
 
 
+def start(configs: Sequence[RunConfig], store: Store,
+          retry_failed: bool = False) -> tuple[SweepReport, list[RunConfig]]:
+    """The beginning of every sweep, whatever executes it: leftovers of killed writers
+    cleaned up, a report that already counts the stored runs as skipped, and the pending
+    configs (see `pending`)."""
+    store.clean_leftovers()
+    todo = pending(configs, store, retry_failed)
+    report = SweepReport(total=len(configs))
+    todo_ids = {c.run_id for c in todo}
+    report.outcomes += [RunOutcome(c.run_id, "skipped") for c in configs if c.run_id not in todo_ids]
+    return report, todo
+
+
 def run_one(cfg: RunConfig | dict, store_root: str, device: str | None = None,
             retry_failed: bool = False, on_epoch: Callable[[dict], None] | None = None,
             loader_workers: int = 0) -> RunOutcome:
@@ -115,11 +128,7 @@ def run_local(configs: Sequence[RunConfig], store: Store, *, device: str | None 
     """Run every pending config in this process, one after another, with a progress bar."""
     from tqdm.auto import tqdm
 
-    store.clean_leftovers()
-    todo = pending(configs, store, retry_failed)
-    report = SweepReport(total=len(configs))
-    todo_ids = {c.run_id for c in todo}
-    report.outcomes += [RunOutcome(c.run_id, "skipped") for c in configs if c.run_id not in todo_ids]
+    report, todo = start(configs, store, retry_failed)
     live = sys.stderr.isatty()  # in a log file: a line every 30 s, no per-epoch redraws
     bar = tqdm(total=len(todo), disable=not progress or not todo, unit="run", dynamic_ncols=True,
                file=sys.stderr, smoothing=0.1, mininterval=0.1 if live else 30.0)

@@ -19,7 +19,7 @@ from shrinkbench.config import RunConfig
 from shrinkbench.errors import ShrinkBenchError
 from shrinkbench.registry import Registry
 from shrinkbench.store import Store
-from shrinkbench.sweep import RunOutcome, SweepReport, describe, pending, run_one
+from shrinkbench.sweep import RunOutcome, SweepReport, describe, run_one, start
 
 BASE, RUN = "base", "run"
 
@@ -78,11 +78,7 @@ class Plan:
 
 
 def plan(configs: Sequence[RunConfig], store: Store, retry_failed: bool) -> Plan:
-    store.clean_leftovers()
-    todo = pending(configs, store, retry_failed)
-    report = SweepReport(total=len(configs))
-    todo_ids = {c.run_id for c in todo}
-    report.outcomes += [RunOutcome(c.run_id, "skipped") for c in configs if c.run_id not in todo_ids]
+    report, todo = start(configs, store, retry_failed)
     bases: dict[str, RunConfig] = {}
     for cfg in todo:
         if cfg.base_id not in bases and not store.has_base(cfg.base_id):
