@@ -26,7 +26,7 @@ must agree between runs that are compared, then `stage`, `split`, `metric`, `val
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 RECORD_SCHEMA = 1
 
@@ -162,10 +162,3 @@ def record_to_rows(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for m in record.get("metrics", []):
         yield {**ident, "stage": m["stage"], "split": m["split"], "metric": m["metric"],
                "value": float(m["value"]), "unit": unit_of(m["metric"])}
-
-
-def records_to_rows(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for record in records:
-        rows.extend(record_to_rows(record))
-    return rows

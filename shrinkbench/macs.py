@@ -104,9 +104,6 @@ class MacsProfile:
         """Sum over layers of positions x nnz(weight); `nonzero_weights` maps layer name -> nnz."""
         return sum(layer.macs_nonzero(nonzero_weights[layer.name]) for layer in self.layers)
 
-    def by_layer(self) -> dict[str, int]:
-        return {layer.name: layer.macs for layer in self.layers}
-
 
 def _formula_for(module: nn.Module) -> MacsFormula | None:
     for klass in type(module).__mro__:

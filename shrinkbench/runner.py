@@ -29,7 +29,7 @@ from analysis.schema import RECORD_SCHEMA
 from shrinkbench.bases import obtain_base
 from shrinkbench.config import DataConfig, RunConfig
 from shrinkbench.device import autocast, deterministic_algorithms, is_out_of_memory, precision
-from shrinkbench.device import resolve_device  # noqa: F401  (re-exported: older callers import it here)
+from shrinkbench.device import resolve_device
 from shrinkbench.errors import ShrinkBenchError, TrainingDivergedError
 from shrinkbench.store import Store
 

@@ -127,8 +127,6 @@ class Store:
             if include_failed or record.get("status", "ok") == "ok":
                 yield record
 
-    def run_ids(self) -> set[str]:
-        return {p.stem for p in self.runs.glob("*.json")} if self.runs.is_dir() else set()
 
     def has_base(self, base_id: str) -> bool:
         """Whether the base model `base_id` is cached (its weights and description)."""
