@@ -7,10 +7,10 @@ Reads only the tidy table (see `analysis.schema`) and never imports torch. Modul
 `significance`, `report` (Markdown + HTML), `cli` (`report`, `compare`, `plan-seeds`,
 `results`). Plotting modules are imported only when used.
 """
-from analysis.errors import AnalysisError, StoreWarning
-from analysis.load import load_table, read_csv, read_store, scan_store, validate
-from analysis.options import AnalysisOptions
-from analysis.runs import run_table, summarize
+from shrinkbench.analysis.errors import AnalysisError, StoreWarning
+from shrinkbench.analysis.load import load_table, read_csv, read_store, scan_store, validate
+from shrinkbench.analysis.options import AnalysisOptions
+from shrinkbench.analysis.runs import run_table, summarize
 
 __all__ = ["AnalysisError", "StoreWarning", "AnalysisOptions", "load_table", "read_csv", "read_store",
            "scan_store", "validate", "run_table", "summarize"]

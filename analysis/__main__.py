@@ -1,6 +1,6 @@
-"""`python -m analysis ...`: the analysis subcommands without the main shrinkbench CLI."""
+"""`python -m shrinkbench.analysis ...`: the analysis subcommands without the main shrinkbench CLI."""
 import sys
 
-from analysis.cli import main
+from shrinkbench.analysis.cli import main
 
 sys.exit(main())

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.options import AnalysisOptions
-from analysis.resample import bootstrap_column_means
-from analysis.runs import POINT, SETTING, summarize, unit_matrix
+from shrinkbench.analysis.options import AnalysisOptions
+from shrinkbench.analysis.resample import bootstrap_column_means
+from shrinkbench.analysis.runs import POINT, SETTING, summarize, unit_matrix
 
 
 def _bootstrap_bands(runs: pd.DataFrame, column: str, options: AnalysisOptions,

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.compare import compare, method_pairs
-from analysis.load import load_table
-from analysis.options import AnalysisOptions
-from analysis.report import build_report
-from analysis.runs import run_table
-from analysis.significance import comparison_tables, curve_level_table
-from analysis.tables import operating_point_table, table_sections
+from shrinkbench.analysis.compare import compare, method_pairs
+from shrinkbench.analysis.load import load_table
+from shrinkbench.analysis.options import AnalysisOptions
+from shrinkbench.analysis.report import build_report
+from shrinkbench.analysis.runs import run_table
+from shrinkbench.analysis.significance import comparison_tables, curve_level_table
+from shrinkbench.analysis.tables import operating_point_table, table_sections
 
 
 def benchmark_summary(store: str | Path, out: str | Path, method: str = "global_magnitude",

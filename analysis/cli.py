@@ -2,7 +2,7 @@
 
 `register(subparsers)` adds the subcommands to an argparse subparsers object (the main
 `shrinkbench` CLI calls it, then `args.func(args)`); `main(argv)` runs them standalone as
-`python -m analysis`. Bad input raises `AnalysisError`, which `main` prints as one line
+`python -m shrinkbench.analysis`. Bad input raises `AnalysisError`, which `main` prints as one line
 before exiting with status 2.
 """
 from __future__ import annotations
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.errors import AnalysisError, StoreWarning
-from analysis.files import frame_records, to_json, write_text
-from analysis.load import StoreScan, load_table
-from analysis.options import INTERVALS, AnalysisOptions
-from analysis.schema import SPLITS, STAGES
+from shrinkbench.analysis.errors import AnalysisError, StoreWarning
+from shrinkbench.analysis.files import frame_records, to_json, write_text
+from shrinkbench.analysis.load import StoreScan, load_table
+from shrinkbench.analysis.options import INTERVALS, AnalysisOptions
+from shrinkbench.analysis.schema import SPLITS, STAGES
 
 
 def _source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,11 +83,11 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from analysis.compare import compare, method_pairs
-    from analysis.pareto import pareto_labels
-    from analysis.report import write_significance
-    from analysis.runs import failed_runs, run_table
-    from analysis.significance import comparison_tables, curve_level_table, pareto_table, report_dict
+    from shrinkbench.analysis.compare import compare, method_pairs
+    from shrinkbench.analysis.pareto import pareto_labels
+    from shrinkbench.analysis.report import write_significance
+    from shrinkbench.analysis.runs import failed_runs, run_table
+    from shrinkbench.analysis.significance import comparison_tables, curve_level_table, pareto_table, report_dict
 
     options = options_from(args)
     scan = load(args)
@@ -112,9 +112,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_plan_seeds(args: argparse.Namespace) -> int:
-    from analysis.planner import plan_seeds
-    from analysis.runs import run_table
-    from analysis.significance import seed_plan_table
+    from shrinkbench.analysis.planner import plan_seeds
+    from shrinkbench.analysis.runs import run_table
+    from shrinkbench.analysis.significance import seed_plan_table
 
     options = options_from(args)
     runs = run_table(load(args).table, options)
@@ -130,7 +130,7 @@ def cmd_plan_seeds(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from analysis.report import build_report
+    from shrinkbench.analysis.report import build_report
 
     options = options_from(args)
     scan = load(args)
@@ -187,7 +187,7 @@ def register(subparsers) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis",
+    parser = argparse.ArgumentParser(prog="python -m shrinkbench.analysis",
                                      description="Analyse a shrinkbench result store (no torch needed).")
     subparsers = parser.add_subparsers(dest="command", required=True)
     register(subparsers)

@@ -21,13 +21,13 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from analysis.errors import AnalysisError
-from analysis.options import AnalysisOptions
-from analysis.power import minimum_detectable_effect
-from analysis.resample import curve_difference
-from analysis.runs import UNIT, setting_label, settings
-from analysis.schema import DENSE_STRATEGY
-from analysis.stats import (TestResult, cohens_d_av, cohens_dz, holm, paired_t,
+from shrinkbench.analysis.errors import AnalysisError
+from shrinkbench.analysis.options import AnalysisOptions
+from shrinkbench.analysis.power import minimum_detectable_effect
+from shrinkbench.analysis.resample import curve_difference
+from shrinkbench.analysis.runs import UNIT, setting_label, settings
+from shrinkbench.analysis.schema import DENSE_STRATEGY
+from shrinkbench.analysis.stats import (TestResult, cohens_d_av, cohens_dz, holm, paired_t,
                             probability_of_improvement, tost_p_value, welch_t)
 
 DECISIONS = ("better", "equivalent", "worse", "inconclusive")

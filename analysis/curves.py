@@ -16,9 +16,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
-from analysis.files import write_atomic
-from analysis.runs import SETTING, setting_label
-from analysis.schema import DENSE_STRATEGY
+from shrinkbench.analysis.files import write_atomic
+from shrinkbench.analysis.runs import SETTING, setting_label
+from shrinkbench.analysis.schema import DENSE_STRATEGY
 
 AXES = {
     "compression": ("compression_ratio", 1.0, "Compression ratio (params / nonzero params)"),

@@ -39,8 +39,8 @@ from typing import Callable, Mapping
 
 import pandas as pd
 
-from analysis.errors import AnalysisError
-from analysis.schema import unit_of
+from shrinkbench.analysis.errors import AnalysisError
+from shrinkbench.analysis.schema import unit_of
 
 ENV_VAR = "SHRINKBENCH_LITERATURE"
 SOURCE = "reported"

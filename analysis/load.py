@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.errors import AnalysisError, StoreWarning
-from analysis.schema import (CONFOUNDER_COLUMNS, IDENTITY_COLUMNS, RECORD_SCHEMA,
+from shrinkbench.analysis.errors import AnalysisError, StoreWarning
+from shrinkbench.analysis.schema import (CONFOUNDER_COLUMNS, IDENTITY_COLUMNS, RECORD_SCHEMA,
                              REQUIRED_COLUMNS, SPLITS, STAGES, TIDY_COLUMNS, flat_config, record_to_rows,
                              unit_of)
 

@@ -27,12 +27,12 @@ import numpy as np
 import pandas as pd
 from scipy.interpolate import PchipInterpolator
 
-from analysis.compare import PAIR_KEYS, adjust_family, compare_values
-from analysis.errors import AnalysisError
-from analysis.options import AnalysisOptions
-from analysis.resample import Curve, _log2_curve, mean_level
-from analysis.runs import setting_label, settings
-from analysis.schema import DENSE_STRATEGY
+from shrinkbench.analysis.compare import PAIR_KEYS, adjust_family, compare_values
+from shrinkbench.analysis.errors import AnalysisError
+from shrinkbench.analysis.options import AnalysisOptions
+from shrinkbench.analysis.resample import Curve, _log2_curve, mean_level
+from shrinkbench.analysis.runs import setting_label, settings
+from shrinkbench.analysis.schema import DENSE_STRATEGY
 
 STAT_COLUMNS = ["n_method", "n_baseline", "n_pairs", "mean_method", "std_method", "mean_baseline",
                 "std_baseline", "difference", "ci_low", "ci_high", "test", "df", "statistic", "p_value",

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from analysis.errors import AnalysisError
-from analysis.schema import SPLITS, STAGES
+from shrinkbench.analysis.errors import AnalysisError
+from shrinkbench.analysis.schema import SPLITS, STAGES
 
 INTERVALS = ("t", "bootstrap")
 

@@ -19,8 +19,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from analysis.runs import SETTING, UNIT, settings
-from analysis.stats import t_quantile, welch_df
+from shrinkbench.analysis.runs import SETTING, UNIT, settings
+from shrinkbench.analysis.stats import t_quantile, welch_df
 
 AXES = {"compression": "compression_ratio", "speedup": "theoretical_speedup"}
 X_TOLERANCE = 0.01

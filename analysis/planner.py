@@ -11,11 +11,11 @@ import math
 
 import pandas as pd
 
-from analysis.errors import AnalysisError
-from analysis.options import AnalysisOptions
-from analysis.power import seeds_needed, t_test_power
-from analysis.runs import SETTING, UNIT
-from analysis.schema import DENSE_STRATEGY
+from shrinkbench.analysis.errors import AnalysisError
+from shrinkbench.analysis.options import AnalysisOptions
+from shrinkbench.analysis.power import seeds_needed, t_test_power
+from shrinkbench.analysis.runs import SETTING, UNIT
+from shrinkbench.analysis.schema import DENSE_STRATEGY
 
 
 def _plan_row(sd: float, n: int, paired: bool, target: float, alpha: float, power: float) -> dict:

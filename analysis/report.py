@@ -16,18 +16,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.bands import curve_points
-from analysis.compare import compare, method_pairs
-from analysis.curves import AXES, curve_figure, save_figure
-from analysis.errors import AnalysisError
-from analysis.files import to_json, write_text
-from analysis.load import StoreScan
-from analysis.options import AnalysisOptions
-from analysis.pareto import pareto_labels
-from analysis.render import Table
-from analysis.runs import SETTING, failed_runs, run_table
-from analysis.significance import comparison_tables, curve_level_table, pareto_table, report_dict
-from analysis.tables import operating_point_table, table_csv, table_latex, table_markdown, table_sections
+from shrinkbench.analysis.bands import curve_points
+from shrinkbench.analysis.compare import compare, method_pairs
+from shrinkbench.analysis.curves import AXES, curve_figure, save_figure
+from shrinkbench.analysis.errors import AnalysisError
+from shrinkbench.analysis.files import to_json, write_text
+from shrinkbench.analysis.load import StoreScan
+from shrinkbench.analysis.options import AnalysisOptions
+from shrinkbench.analysis.pareto import pareto_labels
+from shrinkbench.analysis.render import Table
+from shrinkbench.analysis.runs import SETTING, failed_runs, run_table
+from shrinkbench.analysis.significance import comparison_tables, curve_level_table, pareto_table, report_dict
+from shrinkbench.analysis.tables import operating_point_table, table_csv, table_latex, table_markdown, table_sections
 
 TOP5_SATURATED = 99.5
 """Top-5 is drawn for a setting only where the dense model's mean top-5 is below this (%):

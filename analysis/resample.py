@@ -20,7 +20,7 @@ from typing import Mapping
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
-from analysis.stats import t_interval, welch_t
+from shrinkbench.analysis.stats import t_interval, welch_t
 
 
 def bootstrap_column_means(matrix, rng: np.random.Generator, n_boot: int = 2000,

@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.errors import AnalysisError
-from analysis.options import AnalysisOptions
-from analysis.schema import CONFOUNDER_COLUMNS, DENSE_STRATEGY, IDENTITY_COLUMNS
-from analysis.stats import t_interval_from_summary
+from shrinkbench.analysis.errors import AnalysisError
+from shrinkbench.analysis.options import AnalysisOptions
+from shrinkbench.analysis.schema import CONFOUNDER_COLUMNS, DENSE_STRATEGY, IDENTITY_COLUMNS
+from shrinkbench.analysis.stats import t_interval_from_summary
 
 SETTING = ["model", "dataset"]
 UNIT = ["base_seed", "seed"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.compare import ComparisonReport
-from analysis.files import frame_records
-from analysis.render import Table, fmt, fmt_p, mean_std_n
-from analysis.runs import SETTING, setting_label
+from shrinkbench.analysis.compare import ComparisonReport
+from shrinkbench.analysis.files import frame_records
+from shrinkbench.analysis.render import Table, fmt, fmt_p, mean_std_n
+from shrinkbench.analysis.runs import SETTING, setting_label
 
 DECISION_RULE = ("Decision: equivalent if the Holm-adjusted TOST p < α (difference inside ±ROPE); "
                  "else better/worse if the Holm-adjusted p < α; else inconclusive, marked "

@@ -13,12 +13,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.compare import compare_values, values_by_unit
-from analysis.options import AnalysisOptions
-from analysis.render import Table, fmt, latex_escape, mean_std_n
-from analysis.runs import SETTING, setting_label, settings, summarize
-from analysis.schema import DENSE_STRATEGY
-from analysis.stats import benjamini_hochberg
+from shrinkbench.analysis.compare import compare_values, values_by_unit
+from shrinkbench.analysis.options import AnalysisOptions
+from shrinkbench.analysis.render import Table, fmt, latex_escape, mean_std_n
+from shrinkbench.analysis.runs import SETTING, setting_label, settings, summarize
+from shrinkbench.analysis.schema import DENSE_STRATEGY
+from shrinkbench.analysis.stats import benjamini_hochberg
 
 TABLE_COLUMNS = SETTING + ["strategy", "compression", "n", "mean", "std", "delta_n", "delta_mean",
                            "delta_std", "params_reduction", "macs_reduction", "best", "best_q", "family"]

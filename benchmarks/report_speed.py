@@ -21,9 +21,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from analysis.load import scan_store  # noqa: E402
-from analysis.options import AnalysisOptions  # noqa: E402
-from analysis.report import build_report  # noqa: E402
+from shrinkbench.analysis.load import scan_store  # noqa: E402
+from shrinkbench.analysis.options import AnalysisOptions  # noqa: E402
+from shrinkbench.analysis.report import build_report  # noqa: E402
 from analysis_fixtures import synthetic_store  # noqa: E402
 
 STRATEGIES = {"global_magnitude": 1.0, "layerwise_magnitude": 0.0, "global_gradient": 0.6,

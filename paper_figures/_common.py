@@ -21,8 +21,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
-from analysis.errors import AnalysisError  # noqa: E402
-from analysis.files import write_atomic  # noqa: E402
+from shrinkbench.analysis.errors import AnalysisError  # noqa: E402
+from shrinkbench.analysis.files import write_atomic  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "figures"
 FORMATS = ("png", "pdf")

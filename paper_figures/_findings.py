@@ -1,7 +1,7 @@
-"""Findings as text: comparison rows (from `analysis.compare` or `analysis.matched`) turned
+"""Findings as text: comparison rows (from `shrinkbench.analysis.compare` or `shrinkbench.analysis.matched`) turned
 into Markdown tables and into verdicts on a claim of the paper.
 
-A verdict reads the Holm-adjusted decisions of one family (see `analysis.compare`):
+A verdict reads the Holm-adjusted decisions of one family (see `shrinkbench.analysis.compare`):
 `supported` when the claimed direction is significant somewhere and the opposite nowhere;
 `contradicted` when only the opposite is; `mixed` when both are; `equivalent` when every
 point is shown to lie inside the ROPE; otherwise `not shown` (no significant difference).
@@ -14,8 +14,8 @@ import math
 
 import pandas as pd
 
-from analysis.options import AnalysisOptions
-from analysis.render import Table, fmt, fmt_p, mean_std_n
+from shrinkbench.analysis.options import AnalysisOptions
+from shrinkbench.analysis.render import Table, fmt, fmt_p, mean_std_n
 
 VERDICTS = ("supported", "contradicted", "mixed", "equivalent", "not shown")
 
@@ -46,7 +46,7 @@ def p_text(p) -> str:
 
 
 def level_evidence(row, what: str) -> str:
-    """A curve-level comparison (`analysis.matched.compare_curve_levels`) as a sentence fragment;
+    """A curve-level comparison (`shrinkbench.analysis.matched.compare_curve_levels`) as a sentence fragment;
     `what` names the x axis in the plural ("compressions")."""
     return (f"{row.difference:+.2f} points on average over {what} {x_text(row.x_from)}–{x_text(row.x_to)} "
             f"{tested(row)}; minimum detectable effect at 80% power {fmt(row.mde)} points")
@@ -112,7 +112,7 @@ def markdown_table(rows: pd.DataFrame, title: str, x_column: str = "compression"
 
 def options_line(options: AnalysisOptions) -> str:
     return (f"Response {options.response}; α = {options.alpha:g}; ROPE ±{options.rope:g} points; "
-            f"95% intervals; decision rule of `analysis.compare` (Holm within each family, TOST "
+            f"95% intervals; decision rule of `shrinkbench.analysis.compare` (Holm within each family, TOST "
             f"for equivalence, MDE at 80% power).")
 
 

@@ -5,8 +5,8 @@ import _common
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from analysis.curves import DENSE_COLOR
-from analysis.schema import DENSE_STRATEGY
+from shrinkbench.analysis.curves import DENSE_COLOR
+from shrinkbench.analysis.schema import DENSE_STRATEGY
 
 CUT_BELOW_DENSE = 12.0
 """Absolute-accuracy panels show at most this many points below the dense mean (the change

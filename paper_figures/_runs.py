@@ -30,11 +30,11 @@ import _common
 import _plots
 import pandas as pd
 
-from analysis.errors import AnalysisError
-from analysis.load import load_table
-from analysis.options import AnalysisOptions
-from analysis.runs import run_table
-from analysis.schema import DENSE_STRATEGY
+from shrinkbench.analysis.errors import AnalysisError
+from shrinkbench.analysis.load import load_table
+from shrinkbench.analysis.options import AnalysisOptions
+from shrinkbench.analysis.runs import run_table
+from shrinkbench.analysis.schema import DENSE_STRATEGY
 
 SUITES = Path(__file__).resolve().parent / "suites"
 REFERENCE_STORE = _common.ROOT / "results" / "reference"
@@ -276,7 +276,7 @@ class FigureResult:
 
 def finish(name: str, out: Path, files: list[Path], parts: list[tuple[str, str]]) -> FigureResult:
     """Write `<out>/<name>_findings.md` from (summary, details) parts, one per setting."""
-    from analysis.files import write_text
+    from shrinkbench.analysis.files import write_text
 
     summary = "\n\n".join(s for s, _ in parts)
     findings = "\n\n".join(f"{s}\n\n{d}" for s, d in parts) + "\n"
@@ -290,8 +290,8 @@ def per_setting(data: FigureData, out: Path, formats, options: AnalysisOptions, 
     `draw(points, runs, title)` makes the figure, `findings(runs, model, dataset, data)` the text."""
     import numpy as np
 
-    from analysis.bands import curve_points
-    from analysis.runs import settings
+    from shrinkbench.analysis.bands import curve_points
+    from shrinkbench.analysis.runs import settings
 
     runs = data.runs[data.runs["variant"] == next(iter(data.spec.variants))]
     keys = settings(runs)

@@ -14,8 +14,8 @@ import _common  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.files import write_text  # noqa: E402
-from analysis.literature import CorpusStatistics, corpus_statistics, format_statistics, load_papers  # noqa: E402
+from shrinkbench.analysis.files import write_text  # noqa: E402
+from shrinkbench.analysis.literature import CorpusStatistics, corpus_statistics, format_statistics, load_papers  # noqa: E402
 
 TOP_VENUES = 5
 """Venues drawn on their own in the per-year bars; the rest are stacked as 'other'."""

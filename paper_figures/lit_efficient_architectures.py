@@ -25,8 +25,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from analysis.files import write_text  # noqa: E402
-from analysis.literature import architecture_family, load_architectures, load_results  # noqa: E402
+from shrinkbench.analysis.files import write_text  # noqa: E402
+from shrinkbench.analysis.literature import architecture_family, load_architectures, load_results  # noqa: E402
 
 FAMILIES = {"EfficientNet": "efficientnet/efficientnet-models-summary.csv",
             "MobileNetV2": "pytorch-pretrained/ModelsComparison.csv",

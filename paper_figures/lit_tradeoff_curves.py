@@ -19,7 +19,7 @@ import _common  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.literature import load_results  # noqa: E402
+from shrinkbench.analysis.literature import load_results  # noqa: E402
 
 PAIRS = (("ImageNet", "VGG-16"), ("ImageNet", "ResNet-50"), ("ImageNet", "AlexNet/CaffeNet"),
          ("CIFAR-10", "ResNet-56"))

@@ -29,8 +29,8 @@ import run_five_baselines  # noqa: E402
 import run_global_vs_layerwise  # noqa: E402
 import run_starting_weights  # noqa: E402
 
-from analysis.errors import AnalysisError  # noqa: E402
-from analysis.files import write_text  # noqa: E402
+from shrinkbench.analysis.errors import AnalysisError  # noqa: E402
+from shrinkbench.analysis.files import write_text  # noqa: E402
 
 README = Path(__file__).resolve().parent / "README.md"
 LITERATURE = (lit_efficient_architectures, lit_tradeoff_curves, lit_corpus_statistics)

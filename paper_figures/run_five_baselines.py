@@ -30,13 +30,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.compare import compare  # noqa: E402
-from analysis.curves import draw_facet, strategy_styles  # noqa: E402
-from analysis.matched import compare_with_dense  # noqa: E402
-from analysis.options import AnalysisOptions  # noqa: E402
-from analysis.runs import setting_label  # noqa: E402
-from analysis.schema import DENSE_STRATEGY  # noqa: E402
-from analysis.tables import operating_point_table, table_markdown  # noqa: E402
+from shrinkbench.analysis.compare import compare  # noqa: E402
+from shrinkbench.analysis.curves import draw_facet, strategy_styles  # noqa: E402
+from shrinkbench.analysis.matched import compare_with_dense  # noqa: E402
+from shrinkbench.analysis.options import AnalysisOptions  # noqa: E402
+from shrinkbench.analysis.runs import setting_label  # noqa: E402
+from shrinkbench.analysis.schema import DENSE_STRATEGY  # noqa: E402
+from shrinkbench.analysis.tables import operating_point_table, table_markdown  # noqa: E402
 
 FIGURE = "five_baselines"
 RANDOM = "random"

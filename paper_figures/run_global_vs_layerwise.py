@@ -27,13 +27,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.compare import compare  # noqa: E402
-from analysis.curves import draw_facet, strategy_styles  # noqa: E402
-from analysis.matched import compare_at_x, compare_curve_levels  # noqa: E402
-from analysis.options import AnalysisOptions  # noqa: E402
-from analysis.render import fmt  # noqa: E402
-from analysis.runs import setting_label  # noqa: E402
-from analysis.schema import DENSE_STRATEGY  # noqa: E402
+from shrinkbench.analysis.compare import compare  # noqa: E402
+from shrinkbench.analysis.curves import draw_facet, strategy_styles  # noqa: E402
+from shrinkbench.analysis.matched import compare_at_x, compare_curve_levels  # noqa: E402
+from shrinkbench.analysis.options import AnalysisOptions  # noqa: E402
+from shrinkbench.analysis.render import fmt  # noqa: E402
+from shrinkbench.analysis.runs import setting_label  # noqa: E402
+from shrinkbench.analysis.schema import DENSE_STRATEGY  # noqa: E402
 
 FIGURE = "global_vs_layerwise"
 PAIRS = (("global_magnitude", "layerwise_magnitude"), ("global_gradient", "layerwise_gradient"))

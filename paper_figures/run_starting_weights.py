@@ -35,15 +35,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from analysis.bands import curve_points  # noqa: E402
-from analysis.compare import compare  # noqa: E402
-from analysis.curves import draw_facet  # noqa: E402
-from analysis.errors import AnalysisError  # noqa: E402
-from analysis.options import AnalysisOptions  # noqa: E402
-from analysis.render import fmt, mean_std_n  # noqa: E402
-from analysis.runs import setting_label, settings  # noqa: E402
-from analysis.schema import DENSE_STRATEGY  # noqa: E402
-from analysis.stats import welch_t  # noqa: E402
+from shrinkbench.analysis.bands import curve_points  # noqa: E402
+from shrinkbench.analysis.compare import compare  # noqa: E402
+from shrinkbench.analysis.curves import draw_facet  # noqa: E402
+from shrinkbench.analysis.errors import AnalysisError  # noqa: E402
+from shrinkbench.analysis.options import AnalysisOptions  # noqa: E402
+from shrinkbench.analysis.render import fmt, mean_std_n  # noqa: E402
+from shrinkbench.analysis.runs import setting_label, settings  # noqa: E402
+from shrinkbench.analysis.schema import DENSE_STRATEGY  # noqa: E402
+from shrinkbench.analysis.stats import welch_t  # noqa: E402
 
 FIGURE = "starting_weights"
 METHOD, BASELINE = "global_magnitude", "layerwise_magnitude"

@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from analysis.errors import AnalysisError
+    from shrinkbench.analysis.errors import AnalysisError
 
     parser = build_parser()
     args = parser.parse_args(argv)

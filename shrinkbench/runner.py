@@ -25,7 +25,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from analysis.schema import RECORD_SCHEMA
+from shrinkbench.analysis.schema import RECORD_SCHEMA
 from shrinkbench.bases import obtain_base
 from shrinkbench.config import DataConfig, RunConfig
 from shrinkbench.device import autocast, deterministic_algorithms, is_out_of_memory, precision

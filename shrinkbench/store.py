@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from analysis.schema import RECORD_SCHEMA
+from shrinkbench.analysis.schema import RECORD_SCHEMA
 
 CLAIM_HEARTBEAT_S = 30.0
 """How often a process touches the claim files it holds."""

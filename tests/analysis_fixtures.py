@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.schema import RECORD_SCHEMA
+from shrinkbench.analysis.schema import RECORD_SCHEMA
 
 
 def make_record(*, model: str = "lenet", dataset: str = "mnist", strategy: str, compression: float,

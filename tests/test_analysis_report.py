@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.cli import main
-from analysis.compare import compare, method_pairs
-from analysis.load import scan_store
-from analysis.options import AnalysisOptions
-from analysis.pareto import pareto_labels
-from analysis.planner import plan_seeds
-from analysis.report import build_report
-from analysis.runs import run_table
-from analysis.tables import operating_point_table, table_latex, table_markdown
+from shrinkbench.analysis.cli import main
+from shrinkbench.analysis.compare import compare, method_pairs
+from shrinkbench.analysis.load import scan_store
+from shrinkbench.analysis.options import AnalysisOptions
+from shrinkbench.analysis.pareto import pareto_labels
+from shrinkbench.analysis.planner import plan_seeds
+from shrinkbench.analysis.report import build_report
+from shrinkbench.analysis.runs import run_table
+from shrinkbench.analysis.tables import operating_point_table, table_latex, table_markdown
 from analysis_fixtures import make_record, run_metrics, synthetic_store, write_record
 
 UNITS5 = tuple((i, i) for i in range(5))

@@ -8,12 +8,12 @@ import pytest
 from scipy import integrate, stats
 from scipy.interpolate import PchipInterpolator
 
-from analysis.compare import compare_values, decide
-from analysis.options import AnalysisOptions
-from analysis.power import minimum_detectable_effect, seeds_needed, t_test_power
-from analysis.resample import (bootstrap_column_means, bootstrap_mean_difference, curve_difference,
+from shrinkbench.analysis.compare import compare_values, decide
+from shrinkbench.analysis.options import AnalysisOptions
+from shrinkbench.analysis.power import minimum_detectable_effect, seeds_needed, t_test_power
+from shrinkbench.analysis.resample import (bootstrap_column_means, bootstrap_mean_difference, curve_difference,
                                mean_level)
-from analysis.stats import (benjamini_hochberg, cohens_d_av, cohens_dz, holm, paired_t,
+from shrinkbench.analysis.stats import (benjamini_hochberg, cohens_d_av, cohens_dz, holm, paired_t,
                             probability_of_improvement, t_interval, tost_p_value, welch_t)
 
 A = np.array([71.2, 70.4, 72.9, 71.8, 70.9])

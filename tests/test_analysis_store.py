@@ -11,21 +11,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.errors import AnalysisError, StoreWarning
-from analysis.load import read_csv, scan_store, validate
-from analysis.options import AnalysisOptions
-from analysis.runs import failed_runs, run_table, summarize
-from analysis.schema import REQUIRED_COLUMNS
+from shrinkbench.analysis.errors import AnalysisError, StoreWarning
+from shrinkbench.analysis.load import read_csv, scan_store, validate
+from shrinkbench.analysis.options import AnalysisOptions
+from shrinkbench.analysis.runs import failed_runs, run_table, summarize
+from shrinkbench.analysis.schema import REQUIRED_COLUMNS
 from analysis_fixtures import make_record, run_metrics, synthetic_store, write_record
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_import_analysis_never_imports_torch():
-    code = ("import importlib, pkgutil, sys, analysis\n"
+    code = ("import importlib, pkgutil, sys\n"
+            "import shrinkbench.analysis as analysis\n"
             "for m in pkgutil.iter_modules(analysis.__path__):\n"
             "    if not m.name.startswith('__'):\n"
-            "        importlib.import_module('analysis.' + m.name)\n"
+            "        importlib.import_module('shrinkbench.analysis.' + m.name)\n"
             "bad = sorted(n for n in sys.modules if n == 'torch' or n.startswith('torch.'))\n"
             "print(len(list(pkgutil.iter_modules(analysis.__path__))), bad)\n"
             "sys.exit(1 if bad else 0)\n")

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import literature as lit
-from analysis.errors import AnalysisError
+from shrinkbench.analysis import literature as lit
+from shrinkbench.analysis.errors import AnalysisError
 
 FIGURES = Path(__file__).resolve().parent.parent / "paper_figures"
 SCRIPTS = ("lit_efficient_architectures", "lit_tradeoff_curves", "lit_corpus_statistics")
@@ -337,7 +337,7 @@ def test_figure_script_reports_a_missing_corpus_in_one_line(tmp_path, capsys):
 def test_the_loader_and_figures_do_not_import_torch():
     import subprocess
     import sys
-    code = ("import sys; sys.path.insert(0, 'paper_figures'); import analysis.literature, "
+    code = ("import sys; sys.path.insert(0, 'paper_figures'); import shrinkbench.analysis.literature, "
             "lit_tradeoff_curves, lit_efficient_architectures, lit_corpus_statistics; "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     root = FIGURES.parent

@@ -15,9 +15,9 @@ import pytest
 from scipy import stats as sps
 from scipy.interpolate import PchipInterpolator
 
-from analysis.errors import AnalysisError
-from analysis.matched import compare_at_x, compare_curve_levels, compare_with_dense, octave_grid, value_at
-from analysis.options import AnalysisOptions
+from shrinkbench.analysis.errors import AnalysisError
+from shrinkbench.analysis.matched import compare_at_x, compare_curve_levels, compare_with_dense, octave_grid, value_at
+from shrinkbench.analysis.options import AnalysisOptions
 from runner_helpers import write_suite
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -228,7 +228,7 @@ def test_make_all_writes_every_figure_and_fills_the_readme_blocks(tiny, tmp_path
 
 
 def _literature_present() -> bool:
-    from analysis.literature import literature_path
+    from shrinkbench.analysis.literature import literature_path
 
     try:
         literature_path()

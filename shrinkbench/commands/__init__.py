@@ -1,6 +1,6 @@
 """Sub-commands of the CLI; each module has `register(subparsers)`. The analysis commands
 (report, compare, plan-seeds, results) come from the torch-free `analysis` package."""
-from analysis import cli as analysis_cli
+from shrinkbench.analysis import cli as analysis_cli
 from shrinkbench.commands import listing, running
 
 COMMANDS = [listing.register, running.register, analysis_cli.register]

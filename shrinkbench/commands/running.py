@@ -171,7 +171,7 @@ def cmd_benchmark(args) -> int:
     from pathlib import Path
 
     suite, report = _run_suite(args, args.suite)
-    from analysis.benchmark import benchmark_summary
+    from shrinkbench.analysis.benchmark import benchmark_summary
 
     out = Path(args.out) if args.out else Path(args.store) / "report"
     print(benchmark_summary(args.store, out, method=args.method))

@@ -61,6 +61,6 @@ def metric(unit: str, higher_is_better: bool | None, kind: str, stages=("pre", "
 
 def metric_info(name: str) -> MetricInfo:
     """Info of a registered metric, also for recorded names like `latency_b64`."""
-    from analysis.schema import base_metric
+    from shrinkbench.analysis.schema import base_metric
 
     return METRICS.get(base_metric(name) if base_metric(name) in METRICS else name)

@@ -1,0 +1,38 @@
+"""Packaging: the installed import paths are unambiguous and every package is installed."""
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_users_own_analysis_module_does_not_shadow_the_toolkit(tmp_path):
+    # a user's working folder often holds an analysis.py; python puts that folder first on sys.path
+    (tmp_path / "analysis.py").write_text("raise RuntimeError('the user analysis module was imported')\n")
+    (tmp_path / "analysis").mkdir()  # or a folder of that name
+    code = ("import shrinkbench.runner, shrinkbench.analysis.compare, shrinkbench.cli\n"
+            "import shrinkbench.analysis as a\n"
+            "assert a.__file__.endswith('__init__.py') and 'analysis' in a.__name__\n"
+            "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_no_code_imports_the_bare_analysis_name():
+    pattern = re.compile(r"^\s*(from analysis[\s.]|import analysis\b)", re.M)
+    offenders = [str(p.relative_to(ROOT)) for folder in ("shrinkbench", "analysis", "paper_figures", "tests",
+                                                          "benchmarks")
+                 for p in (ROOT / folder).rglob("*.py") if pattern.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []
+
+
+def test_pyproject_installs_every_package_folder():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    mapped = {name: ROOT / folder for name, folder in config.get("package-dir", {}).items()}
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "shrinkbench").rglob("__init__.py")}
+    found |= {name + ("." + ".".join(p.parent.relative_to(folder).parts) if p.parent != folder else "")
+              for name, folder in mapped.items() for p in folder.rglob("__init__.py")}
+    assert found == listed
