@@ -95,7 +95,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     report = compare(runs, method_pairs(runs, args.method, args.baseline), options,
                      np.random.default_rng(options.seed))
     labels = pareto_labels(runs[runs["strategy"].isin({args.method, *report.comparisons["baseline"], "none"})],
-                           options.confidence)
+                           options.confidence, options.higher_is_better)
     if args.out:
         for path in write_significance(Path(args.out), report, labels):
             print(f"wrote {path}", file=sys.stderr)
@@ -175,7 +175,9 @@ def register(subparsers) -> None:
     p.add_argument("--target", type=float, required=True, help="difference to detect, accuracy points")
     p.add_argument("--method", help="plan for this method (default: every strategy)")
     p.add_argument("--baseline", help="plan a paired comparison of --method against this baseline")
-    p.add_argument("--family-size", type=int, default=1, help="tests in the Holm family (level α/m)")
+    p.add_argument("--family-size", type=int, default=None,
+                   help="tests in the Holm family, planned at level α/m (default: the family `compare --method` "
+                        "adjusts over)")
     _output_arguments(p, ("text", "json", "csv"), "FILE", "write to FILE instead of stdout")
     _option_arguments(p)
     p.set_defaults(func=cmd_plan_seeds)

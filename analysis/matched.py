@@ -27,33 +27,37 @@ import numpy as np
 import pandas as pd
 from scipy.interpolate import PchipInterpolator
 
-from shrinkbench.analysis.compare import PAIR_KEYS, adjust_family, compare_values
+from shrinkbench.analysis.decision import adjust_family, compare_values
 from shrinkbench.analysis.errors import AnalysisError
 from shrinkbench.analysis.options import AnalysisOptions
-from shrinkbench.analysis.resample import Curve, _log2_curve, mean_level
+from shrinkbench.analysis.resample import MIN_BOOTSTRAP_UNITS, Curve, _log2_curve, bootstrap_mean_difference, mean_level
 from shrinkbench.analysis.runs import setting_label, settings
 from shrinkbench.analysis.schema import DENSE_STRATEGY
+from shrinkbench.analysis.units import UNIT, replication_of, unit_values, with_units
 
-STAT_COLUMNS = ["n_method", "n_baseline", "n_pairs", "mean_method", "std_method", "mean_baseline",
-                "std_baseline", "difference", "ci_low", "ci_high", "test", "df", "statistic", "p_value",
-                "p_adjusted", "family", "family_size", "p_equivalence", "p_equivalence_adjusted",
-                "effect_size", "effect_size_kind", "prob_improvement", "mde", "decision", "underpowered"]
+STAT_COLUMNS = ["n_method", "n_baseline", "n_pairs", "replication", "mean_method", "std_method", "mean_baseline",
+                "std_baseline", "difference", "ci_low", "ci_high", "sim_low", "sim_high", "test", "df", "se",
+                "statistic", "p_value", "p_adjusted", "family", "family_size", "p_equivalence",
+                "p_equivalence_adjusted", "effect_size", "effect_size_kind", "prob_improvement", "mde",
+                "decision", "underpowered", "general", "note"]
 AT_X_COLUMNS = ["model", "dataset", "x_metric", "x", "method", "baseline", "response"] + STAT_COLUMNS
-LEVEL_COLUMNS = ["model", "dataset", "x_metric", "x_from", "x_to", "method", "baseline", "response"] + STAT_COLUMNS
+LEVEL_COLUMNS = (["model", "dataset", "x_metric", "x_from", "x_to", "method", "baseline", "response"] + STAT_COLUMNS
+                 + ["interval", "boot_low", "boot_high"])
 DENSE_COLUMNS = ["model", "dataset", "strategy", "compression", "response"] + STAT_COLUMNS
 
 
-def unit_curves(runs: pd.DataFrame, strategy: str, x_column: str, include_dense: bool = True) -> dict[tuple, Curve]:
-    """Per pairing key (base seed, run seed, base weights): the (x, y) points of `strategy`,
-    with the dense run of the same key added when `include_dense`."""
+def unit_curves(runs: pd.DataFrame, strategy: str, x_column: str, include_dense: bool = True) -> dict[str, Curve]:
+    """Per unit: the (x, y) points of `strategy`, each the mean over the unit's runs at one
+    target compression, with the unit's dense point added when `include_dense`."""
     chosen = runs["strategy"] == strategy
     if include_dense:
         chosen |= runs["strategy"] == DENSE_STRATEGY
     sub = runs[chosen].dropna(subset=[x_column, "y"])
+    points = sub.groupby(UNIT + ["strategy", "compression"], sort=True)[[x_column, "y"]].mean().reset_index()
     curves = {}
-    for key, group in sub.groupby(PAIR_KEYS, sort=True):
+    for (unit,), group in points.groupby(UNIT, sort=True):
         if (group["strategy"] == strategy).any():
-            curves[tuple(key)] = (group[x_column].to_numpy(float), group["y"].to_numpy(float))
+            curves[unit] = (group[x_column].to_numpy(float), group["y"].to_numpy(float))
     return curves
 
 
@@ -94,6 +98,7 @@ def compare_at_x(runs: pd.DataFrame, pairs: list[tuple[str, str]], x_column: str
     the pair's common range). Families: by default one per pair and setting."""
     if x_column not in runs.columns:
         raise AnalysisError(f"the run table has no column {x_column!r}")
+    runs = with_units(runs)
     if family_label is None:
         def family_label(method: str, baseline: str, label: str) -> str:
             return f"{method} vs {baseline} at matched {x_column}, {label}, {options.response}"
@@ -114,14 +119,15 @@ def compare_at_x(runs: pd.DataFrame, pairs: list[tuple[str, str]], x_column: str
                         {"x": float(x0), "method": method, "baseline": baseline, **compare_values(a, b, options)})
         for family, rows in by_family.items():
             frame = pd.DataFrame(rows).assign(model=model, dataset=dataset, x_metric=x_column,
-                                              response=options.response, family=family)
+                                              response=options.response, family=family,
+                                              replication=replication_of(sub))
             families.append(adjust_family(frame, options))
     if not families:
         return pd.DataFrame(columns=AT_X_COLUMNS)
     return pd.concat(families, ignore_index=True)[AT_X_COLUMNS]
 
 
-def unit_levels(curves: dict[tuple, Curve], lo: float, hi: float) -> dict[tuple, float]:
+def unit_levels(curves: dict[str, Curve], lo: float, hi: float) -> dict[str, float]:
     """Each curve's mean level over [lo, hi] (x units) in log2 x; curves of < 2 points are left out."""
     levels = {}
     for key, curve in curves.items():
@@ -131,14 +137,29 @@ def unit_levels(curves: dict[tuple, Curve], lo: float, hi: float) -> dict[tuple,
     return levels
 
 
+def _bootstrap_level_interval(a: dict, b: dict, options: AnalysisOptions, rng) -> tuple[float, float]:
+    shared = [k for k in a if k in b]
+    if len(shared) >= 2:
+        return bootstrap_mean_difference(np.array([a[k] for k in shared]), np.array([b[k] for k in shared]), rng,
+                                         True, options.n_boot, options.confidence)
+    return bootstrap_mean_difference(np.array(list(a.values())), np.array(list(b.values())), rng, False,
+                                     options.n_boot, options.confidence)
+
+
 def compare_curve_levels(runs: pd.DataFrame, pairs: list[tuple[str, str]], x_columns, options: AnalysisOptions,
-                         family_label=None) -> pd.DataFrame:
-    """Each (method, baseline) pair by the mean level of its seed curves along each of
+                         family_label=None, rng: np.random.Generator | None = None) -> pd.DataFrame:
+    """Each (method, baseline) pair by the mean level of its unit curves along each of
     `x_columns` over the range both cover (see module docstring). By default ONE Holm family
-    per setting holds every pair and x metric."""
+    per setting holds every pair and x metric; `family_label(label)` names it otherwise.
+    With `options.interval == "bootstrap"` the percentile bootstrap interval over units is
+    added (`boot_low`, `boot_high`; drawn from `rng`)."""
     if family_label is None:
         def family_label(label: str) -> str:
             return f"curve levels along {' and '.join(x_columns)}, {label}, {options.response}"
+    runs = with_units(runs)
+    bootstrap = options.interval == "bootstrap"
+    if bootstrap and rng is None:
+        rng = np.random.default_rng(options.seed)
     families = []
     for model, dataset in settings(runs):
         sub = runs[(runs["model"] == model) & (runs["dataset"] == dataset)]
@@ -149,11 +170,15 @@ def compare_curve_levels(runs: pd.DataFrame, pairs: list[tuple[str, str]], x_col
                 lo, hi = common_range(curves_a, curves_b)
                 if not hi > lo:
                     continue
+                a, b = unit_levels(curves_a, lo, hi), unit_levels(curves_b, lo, hi)
+                boot = _bootstrap_level_interval(a, b, options, rng) if bootstrap else (math.nan, math.nan)
                 rows.append({"x_metric": x_column, "x_from": lo, "x_to": hi, "method": method, "baseline": baseline,
-                             **compare_values(unit_levels(curves_a, lo, hi), unit_levels(curves_b, lo, hi), options)})
+                             **compare_values(a, b, options), "boot_low": boot[0], "boot_high": boot[1]})
         if rows:
             frame = pd.DataFrame(rows).assign(model=model, dataset=dataset, response=options.response,
-                                              family=family_label(setting_label(model, dataset)))
+                                              family=family_label(setting_label(model, dataset)),
+                                              replication=replication_of(sub),
+                                              interval="t" + (" + bootstrap" if bootstrap else ""))
             families.append(adjust_family(frame, options))
     if not families:
         return pd.DataFrame(columns=LEVEL_COLUMNS)
@@ -167,6 +192,7 @@ def compare_with_dense(runs: pd.DataFrame, options: AnalysisOptions, strategies=
     if family_label is None:
         def family_label(strategy: str, label: str) -> str:
             return f"{strategy} vs its dense model, {label}, {options.response}"
+    runs = with_units(runs)
     pruned = runs[(runs["strategy"] != DENSE_STRATEGY) & runs["dense_y"].notna()]
     if strategies is not None:
         pruned = pruned[pruned["strategy"].isin(list(strategies))]
@@ -174,11 +200,10 @@ def compare_with_dense(runs: pd.DataFrame, options: AnalysisOptions, strategies=
     for (model, dataset, strategy), sub in pruned.groupby(["model", "dataset", "strategy"], sort=True):
         rows = []
         for compression, point in sub.groupby("compression", sort=True):
-            a = point.groupby(PAIR_KEYS)["y"].mean()
-            b = point.groupby(PAIR_KEYS)["dense_y"].mean()
+            a, b = unit_values(point, "y"), unit_values(point, "dense_y")
             rows.append({"compression": float(compression), **compare_values(a, b, options)})
         frame = pd.DataFrame(rows).assign(model=model, dataset=dataset, strategy=strategy,
-                                          response=options.response,
+                                          response=options.response, replication=replication_of(sub),
                                           family=family_label(strategy, setting_label(model, dataset)))
         families.append(adjust_family(frame, options))
     if not families:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from shrinkbench.analysis.runs import SETTING, UNIT, settings
+from shrinkbench.analysis.units import unit_means, with_units
 from shrinkbench.analysis.stats import t_quantile, welch_df
 
 AXES = {"compression": "compression_ratio", "speedup": "theoretical_speedup"}
@@ -43,16 +44,21 @@ def _lower_bounds(matrix: np.ndarray, mean: np.ndarray, std: np.ndarray, n: np.n
     return np.where(count >= 2, paired, welch)
 
 
-def pareto_labels(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """One row per setting x axis x operating point with its label (see module docstring)."""
+def pareto_labels(runs: pd.DataFrame, confidence: float = 0.95, higher_is_better: bool = True) -> pd.DataFrame:
+    """One row per setting x axis x operating point with its label (see module docstring).
+    Points are unit means (`shrinkbench.analysis.units`); "more accurate" follows the
+    metric's direction."""
     out = []
+    runs = with_units(runs)
+    sign = 1.0 if higher_is_better else -1.0
     for model, dataset in settings(runs):
         sub = runs[(runs["model"] == model) & (runs["dataset"] == dataset)]
-        points = sub.groupby(["strategy", "compression"])
+        per_unit = unit_means(sub.assign(y=sign * sub["y"]), ["strategy", "compression"], ["y", *AXES.values()])
+        points = per_unit.groupby(["strategy", "compression"])
         stats = points.agg(mean=("y", "mean"), std=("y", "std"), n=("y", "count"),
                            **{axis: (col, "mean") for axis, col in AXES.items()})
-        matrix = sub.pivot_table(index=UNIT + ["base_id"], columns=["strategy", "compression"],
-                                 values="y", aggfunc="mean").reindex(columns=stats.index)
+        matrix = per_unit.pivot_table(index=UNIT, columns=["strategy", "compression"],
+                                      values="y", aggfunc="mean").reindex(columns=stats.index)
         mean, std, n = (stats[c].to_numpy(float) for c in ("mean", "std", "n"))
         low = _lower_bounds(matrix.to_numpy(float), mean, std, n, confidence)
         names = [f"{s} @ {c:g}x" for s, c in stats.index]
@@ -71,7 +77,7 @@ def pareto_labels(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
                 else:
                     label, by = ("not separable" if higher[i].any() else "pareto"), ""
                 out.append({"model": model, "dataset": dataset, "axis": axis, "strategy": strategy,
-                            "compression": compression, "x": x[i], "mean": mean[i], "n": int(n[i]),
+                            "compression": compression, "x": x[i], "mean": sign * mean[i], "n": int(n[i]),
                             "label": label, "dominated_by": by})
     return pd.DataFrame(out, columns=SETTING + ["axis", "strategy", "compression", "x", "mean", "n",
                                                 "label", "dominated_by"])

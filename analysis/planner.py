@@ -1,9 +1,15 @@
 """Seed planner: how many seeds a target difference needs, from a pilot's spread.
 
-With a baseline, the spread is that of the per-seed differences method - baseline (paired,
-the design every comparison here uses when seeds are shared); without one, the spread of
-each strategy's runs across seeds, planned as an unpaired comparison of two methods with
-that spread. The level is α / family_size (Bonferroni, a safe bound for Holm).
+"Seeds" are units of replication (`shrinkbench.analysis.units`): base models where the pilot
+has several (each with its own run seed), else the run seeds of its one base model. With a
+baseline, the spread is that of the per-unit differences method - baseline (paired, the
+design every comparison here uses when units are shared); without one, the spread of each
+strategy's unit means, planned as an unpaired comparison of two methods with that spread.
+
+The level is α / m, the Bonferroni level at which `compare` computes its minimum detectable
+effect, with m the size of the family that `compare --method M` adjusts over (every other
+strategy x shared compression in the setting) unless a family size is given: so a plan that
+says "n seeds suffice" is one that `compare` would not call underpowered.
 """
 from __future__ import annotations
 
@@ -16,6 +22,20 @@ from shrinkbench.analysis.options import AnalysisOptions
 from shrinkbench.analysis.power import seeds_needed, t_test_power
 from shrinkbench.analysis.runs import SETTING, UNIT
 from shrinkbench.analysis.schema import DENSE_STRATEGY
+from shrinkbench.analysis.units import unit_means, with_units
+
+
+def compare_family_size(pruned: pd.DataFrame, method: str | None) -> int:
+    """The size of the largest family `compare --method <method>` would form in a setting:
+    (other strategies) x (compressions both have). Without a method: the largest over methods."""
+    sizes = [1]
+    methods = [method] if method is not None else sorted(set(pruned["strategy"]))
+    for _, sub in pruned.groupby(SETTING):
+        points = {s: set(g["compression"]) for s, g in sub.groupby("strategy")}
+        for m in methods:
+            if m in points:
+                sizes.append(sum(len(points[m] & c) for s, c in points.items() if s != m))
+    return max(sizes)
 
 
 def _plan_row(sd: float, n: int, paired: bool, target: float, alpha: float, power: float) -> dict:
@@ -34,24 +54,28 @@ def _plan_row(sd: float, n: int, paired: bool, target: float, alpha: float, powe
 
 
 def plan_seeds(runs: pd.DataFrame, target: float, options: AnalysisOptions, method: str | None = None,
-               baseline: str | None = None, family_size: int = 1) -> pd.DataFrame:
+               baseline: str | None = None, family_size: int | None = None) -> pd.DataFrame:
     """One row per setting x compression (x strategy without a baseline): the pilot's n and
-    spread, the power it has now for `target`, and the seeds needed for `options.power`."""
+    spread, the power it has now for `target`, and the seeds needed for `options.power`, at
+    level α/m (m = `family_size`, by default that of `compare`, see the module docstring)."""
     if not target > 0:
         raise AnalysisError(f"the target difference must be positive, got {target}")
-    if family_size < 1:
+    if family_size is not None and family_size < 1:
         raise AnalysisError(f"family size must be at least 1, got {family_size}")
     if baseline is not None and method is None:
         raise AnalysisError("--baseline needs --method")
+    pruned = with_units(runs)
+    pruned = pruned[pruned["strategy"] != DENSE_STRATEGY]
+    if family_size is None:
+        family_size = compare_family_size(pruned, method)
     alpha = options.alpha / family_size
-    pruned = runs[runs["strategy"] != DENSE_STRATEGY]
     names = set(pruned["strategy"])
     for name in (method, baseline):
         if name is not None and name not in names:
             raise AnalysisError(f"unknown method {name!r}; the table has: {', '.join(sorted(names))}")
     rows = []
     if baseline is not None:
-        keys = UNIT + ["base_id"]
+        keys = UNIT
         for (model, dataset, compression), group in pruned.groupby(SETTING + ["compression"]):
             a = group[group["strategy"] == method].groupby(keys)["y"].mean()
             b = group[group["strategy"] == baseline].groupby(keys)["y"].mean()
@@ -66,6 +90,7 @@ def plan_seeds(runs: pd.DataFrame, target: float, options: AnalysisOptions, meth
                          **_plan_row(sd, n, paired, target, alpha, options.power)})
     else:
         chosen = pruned if method is None else pruned[pruned["strategy"] == method]
+        chosen = unit_means(chosen, SETTING + ["strategy", "compression"], ["y"])
         for (model, dataset, strategy, compression), group in chosen.groupby(SETTING + ["strategy", "compression"]):
             n = int(group["y"].count())
             sd = float(group["y"].std(ddof=1)) if n > 1 else math.nan
@@ -76,4 +101,5 @@ def plan_seeds(runs: pd.DataFrame, target: float, options: AnalysisOptions, meth
         raise AnalysisError(f"no operating point has runs of both {method} and {baseline}")
     frame = pd.DataFrame(rows)
     frame["target"], frame["alpha"], frame["power"] = target, alpha, options.power
+    frame["family_size"] = family_size
     return frame

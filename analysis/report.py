@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from shrinkbench.analysis.bands import curve_points
-from shrinkbench.analysis.compare import compare, method_pairs
+from shrinkbench.analysis.compare import all_pairs_family, compare, method_pairs
 from shrinkbench.analysis.curves import AXES, curve_figure, save_figure
 from shrinkbench.analysis.errors import AnalysisError
 from shrinkbench.analysis.files import to_json, write_text
@@ -25,6 +25,7 @@ from shrinkbench.analysis.load import StoreScan
 from shrinkbench.analysis.options import AnalysisOptions
 from shrinkbench.analysis.pareto import pareto_labels
 from shrinkbench.analysis.render import Table
+from shrinkbench.analysis.resample import MIN_BOOTSTRAP_UNITS
 from shrinkbench.analysis.runs import SETTING, failed_runs, run_table
 from shrinkbench.analysis.significance import comparison_tables, curve_level_table, pareto_table, report_dict
 from shrinkbench.analysis.tables import operating_point_table, table_csv, table_latex, table_markdown, table_sections
@@ -163,21 +164,23 @@ def build_report(scan: StoreScan, out_dir: str | Path, options: AnalysisOptions 
         counts = failed.groupby(SETTING + ["strategy", "compression"]).size()
         notes += [f"failed runs excluded: {d}/{m} {s} at {c:g}x ({k})" for (m, d, s, c), k in counts.items()]
     files = write_figures_section(doc, scan, runs, options, rng, out, per_seed_points, formats)
-    fewest = int(runs.groupby(["model", "dataset", "strategy", "compression"]).size().min())
-    if options.interval == "bootstrap" and fewest < 10:
-        notes.append(f"bootstrap bands with as few as {fewest} seeds per point under-cover "
-                     "(about 74% instead of 95% at n = 3); prefer the Student-t bands below 10 seeds")
-    table = operating_point_table(runs, options)
+    fewest = int(runs.groupby(["model", "dataset", "strategy", "compression"])["unit"].nunique().min())
+    if options.interval == "bootstrap" and fewest < MIN_BOOTSTRAP_UNITS:
+        notes.append(f"bootstrap bands with as few as {fewest} units per point under-cover "
+                     "(about 75% instead of 95% at n = 3); prefer the Student-t bands below "
+                     f"{MIN_BOOTSTRAP_UNITS} units")
+    pairs = method_pairs(runs, method, baselines)
+    family = None if method else (lambda _m, label: all_pairs_family(_m, label, options))
+    significance = compare(runs, pairs, options, rng, family) if pairs else None
+    every_pair = significance is not None and method is None
+    table = operating_point_table(runs, options, significance.comparisons if every_pair else None)
     files += [write_text(out / "tables" / "operating_points.md", table_markdown(table, options)),
               write_text(out / "tables" / "operating_points.tex", table_latex(table, options)),
               write_text(out / "tables" / "operating_points.csv", table_csv(table))]
     doc.heading("Tables")
     for section in table_sections(table, options):
         doc.table(section)
-    pairs = method_pairs(runs, method, baselines)
-    family = None if method else (lambda _m, label: f"all pairwise, {label}, {options.response}")
-    significance = compare(runs, pairs, options, rng, family) if pairs else None
-    labels = pareto_labels(runs, options.confidence)
+    labels = pareto_labels(runs, options.confidence, options.higher_is_better)
     doc.heading("Significance")
     if significance is not None:
         for section in comparison_tables(significance):

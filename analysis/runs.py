@@ -3,9 +3,10 @@
 `run_table` picks the response (metric, stage, split) and the structural x-axis metrics of
 every successful run and adds `delta`: the run's response minus that of the dense run
 (strategy "none", compression 1) with the same model, dataset, base seed, run seed and
-fine-tuning budget. A *unit* is one (base_seed, seed) pair: the thing seeds resample.
+fine-tuning budget, and the run's `unit` of replication (`shrinkbench.analysis.units`: the
+base model where a setting has several, else the run seed of its one base model).
 Operating points are grouped by the TARGET compression; x positions use the measured
-metric (`compression_ratio`, `theoretical_speedup`, latency), averaged over seeds.
+metric (`compression_ratio`, `theoretical_speedup`, latency), averaged over units.
 """
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from shrinkbench.analysis.errors import AnalysisError
 from shrinkbench.analysis.options import AnalysisOptions
 from shrinkbench.analysis.schema import CONFOUNDER_COLUMNS, DENSE_STRATEGY, IDENTITY_COLUMNS
 from shrinkbench.analysis.stats import t_interval_from_summary
+from shrinkbench.analysis.units import SETTING, UNIT, assign_units, unit_means, with_units
 
-SETTING = ["model", "dataset"]
-UNIT = ["base_seed", "seed"]
+RUN_PAIR = ["base_seed", "seed"]
+"""A run and the dense run it is compared with share both seeds (and the budget)."""
 POINT = SETTING + ["strategy", "compression"]
 BUDGET = ["finetune_epochs", "finetune_optimizer", "finetune_lr"]
 X_METRICS = ("compression_ratio", "theoretical_speedup", "latency_b1", "latency_b64")
@@ -49,12 +51,12 @@ def _attach_dense(runs: pd.DataFrame) -> pd.DataFrame:
     """Add `dense_y` and `delta = y - dense_y` (matched on setting, unit and budget; if no
     dense run has the same budget, a dense run that is unique for setting and unit)."""
     dense = runs[(runs["strategy"] == DENSE_STRATEGY) & np.isclose(runs["compression"], 1.0)]
-    full = SETTING + UNIT + BUDGET
+    full = SETTING + RUN_PAIR + BUDGET
     exact = dense[full + ["y"]].drop_duplicates(full).rename(columns={"y": "dense_y"})
     runs = runs.merge(exact, on=full, how="left")
     missing = runs["dense_y"].isna()
     if missing.any() and len(dense):
-        short = SETTING + UNIT
+        short = SETTING + RUN_PAIR
         unique = dense[short + ["y"]].drop_duplicates(short, keep=False).rename(columns={"y": "_dense"})
         fill = runs.loc[missing, short].merge(unique, on=short, how="left")["_dense"].to_numpy()
         runs.loc[missing, "dense_y"] = fill
@@ -64,7 +66,8 @@ def _attach_dense(runs: pd.DataFrame) -> pd.DataFrame:
 
 def run_table(table: pd.DataFrame, options: AnalysisOptions = AnalysisOptions()) -> pd.DataFrame:
     """One row per successful run: identity, confounders, `y` (the response), `dense_y`,
-    `delta`, and the measured x metrics (`compression_ratio` falls back to the target)."""
+    `delta`, the measured x metrics (`compression_ratio` falls back to the target), `unit`
+    and `replication`."""
     ok = table[table["status"] == "ok"]
     pick = ok[(ok["metric"] == options.metric) & (ok["stage"] == options.stage)
               & (ok["split"] == options.split)]
@@ -76,18 +79,23 @@ def run_table(table: pd.DataFrame, options: AnalysisOptions = AnalysisOptions())
     runs = pick.drop_duplicates("run_id")[RUN_COLUMNS + ["value"]].rename(columns={"value": "y"})
     runs = runs.join(_structural(ok, options.stage, X_METRICS), on="run_id")
     runs["compression_ratio"] = runs["compression_ratio"].fillna(runs["compression"])
-    return _attach_dense(runs).reset_index(drop=True)
+    return assign_units(_attach_dense(runs)).reset_index(drop=True)
 
 
 def summarize(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Per operating point (setting, strategy, target compression): `n`, `mean`, `std`,
-    Student-t `low`/`high` of the response; the same for `delta` (`delta_n`, ...); and the
-    seed means of the x metrics."""
-    grouped = runs.groupby(POINT, sort=True)
-    out = grouped.agg(n=("y", "count"), mean=("y", "mean"), std=("y", "std"),
+    """Per operating point (setting, strategy, target compression), over its UNITS (runs of
+    one unit averaged first): `n` units, `runs`, `mean`, `std`, Student-t `low`/`high` of the
+    response; the same for `delta` (`delta_n`, ...); the unit means of the x metrics; and
+    `replication` (what the units are)."""
+    runs = with_units(runs)
+    per_unit = unit_means(runs, POINT, ["y", "delta", *X_METRICS])
+    grouped = per_unit.groupby(POINT, sort=True)
+    out = grouped.agg(n=("y", "count"), runs=("runs", "sum"), mean=("y", "mean"), std=("y", "std"),
                       delta_n=("delta", "count"), delta_mean=("delta", "mean"),
                       delta_std=("delta", "std"),
                       **{m: (m, "mean") for m in X_METRICS}).reset_index()
+    kinds = runs.groupby(POINT, sort=True)["replication"].first().reset_index(drop=True)
+    out["replication"] = kinds.to_numpy()
     out["low"], out["high"] = t_interval_from_summary(out["mean"], out["std"], out["n"], confidence)
     out["delta_low"], out["delta_high"] = t_interval_from_summary(
         out["delta_mean"], out["delta_std"], out["delta_n"], confidence)
@@ -95,7 +103,7 @@ def summarize(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
 
 
 def unit_matrix(runs: pd.DataFrame, column: str = "y") -> pd.DataFrame:
-    """Units (base_seed, seed) x target compression of one curve's `column` (NaN if absent)."""
+    """Units x target compression of one curve's `column` (NaN if absent)."""
     return runs.pivot_table(index=UNIT, columns="compression", values=column, aggfunc="mean")
 
 

@@ -85,6 +85,26 @@ UNITS = {
 }
 
 
+HIGHER_IS_BETTER = {
+    "compression_ratio": True,
+    "theoretical_speedup": True,
+    "top1": True,
+    "top5": True,
+    "loss": False,
+    "latency": False,
+    "latency_iqr": False,
+    "throughput": True,
+    "peak_memory": False,
+    "model_bytes_dense": False,
+    "model_bytes_sparse": False,
+    "params_nonzero": False,
+    "macs_nonzero": False,
+    "flops_nonzero": False,
+}
+"""Direction of every registered metric that has one (mirrors `shrinkbench.metrics`, checked
+by the tests), so the analysis knows it without torch and never guesses it from a name."""
+
+
 def base_metric(metric: str) -> str:
     """`latency_b64` -> `latency`: metrics measured per batch size carry a `_b<N>` suffix."""
     head, sep, tail = metric.rpartition("_b")
@@ -95,6 +115,11 @@ def base_metric(metric: str) -> str:
 
 def unit_of(metric: str) -> str:
     return UNITS.get(base_metric(metric), "")
+
+
+def higher_is_better(metric: str) -> bool | None:
+    """The registered direction of `metric` (None: no direction, or not registered)."""
+    return HIGHER_IS_BETTER.get(base_metric(metric))
 
 
 def record_identity(record: dict[str, Any]) -> dict[str, Any]:

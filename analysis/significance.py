@@ -6,18 +6,31 @@ import numpy as np
 import pandas as pd
 
 from shrinkbench.analysis.compare import ComparisonReport
+from shrinkbench.analysis.decision import decision_text
+from shrinkbench.analysis.resample import MIN_BOOTSTRAP_UNITS
 from shrinkbench.analysis.files import frame_records
 from shrinkbench.analysis.render import Table, fmt, fmt_p, mean_std_n
 from shrinkbench.analysis.runs import SETTING, setting_label
+from shrinkbench.analysis.units import BASE_MODELS, ONLY_THESE_WEIGHTS
 
 DECISION_RULE = ("Decision: equivalent if the Holm-adjusted TOST p < α (difference inside ±ROPE); "
                  "else better/worse if the Holm-adjusted p < α; else inconclusive, marked "
                  "underpowered when the minimum detectable effect (80% power at α/m) exceeds the ROPE.")
+INTERVALS_NOTE = ("Δ: the unadjusted 95% interval of the one comparison; simultaneous: the Bonferroni "
+                  "interval over the family (1 − α/m), which agrees with the decision.")
 
 
-def _decision(row) -> str:
-    text = row.decision + (" (underpowered)" if row.underpowered else "")
-    return text + ("*" if row.note else "")
+def family_tag(row) -> str:
+    """`Holm m=5` (the family's name is the table's title)."""
+    return f"Holm m={int(row.family_size)}"
+
+
+def replication_text(rows: pd.DataFrame) -> str:
+    """What n counts, e.g. 'n = base models (run seeds averaged within each)'."""
+    kinds = set(rows["replication"]) if "replication" in rows.columns else {BASE_MODELS}
+    if kinds == {BASE_MODELS}:
+        return "n counts base models (the run seeds of one base model are averaged first)"
+    return (f"n counts the run seeds of ONE base model: every verdict holds for {ONLY_THESE_WEIGHTS}")
 
 
 def comparison_tables(report: ComparisonReport) -> list[Table]:
@@ -31,35 +44,48 @@ def comparison_tables(report: ComparisonReport) -> list[Table]:
                 f"{r.compression:g}×", r.method, r.baseline, r.test, f"{r.n_method}/{r.n_baseline}",
                 mean_std_n(r.mean_method, r.std_method, r.n_method),
                 mean_std_n(r.mean_baseline, r.std_baseline, r.n_baseline),
-                f"{r.difference:+.2f} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]", fmt_p(r.p_value),
-                fmt_p(r.p_adjusted), f"{fmt(r.effect_size)} ({r.effect_size_kind})",
-                fmt(r.prob_improvement), fmt(r.mde), _decision(r)])
+                f"{r.difference:+.2f} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]", f"[{fmt(r.sim_low)}, {fmt(r.sim_high)}]",
+                fmt_p(r.p_value), fmt_p(r.p_adjusted), f"{fmt(r.effect_size)} ({r.effect_size_kind})",
+                fmt(r.prob_improvement), fmt(r.mde), decision_text(r), family_tag(r)])
         first = rows.iloc[0]
-        notes = "; ".join(sorted({n for n in rows["note"] if n}))
+        notes = "; ".join(sorted({n for n in rows["note"] if n and n != ONLY_THESE_WEIGHTS}))
         tables.append(Table(
             family, ["Ratio", "Method", "Baseline", "Test", "n", "Method mean", "Baseline mean",
-                     f"Δ [{o.confidence:.0%} CI]", "p", "p (Holm)", "Effect", "P(better)", "MDE", "Decision"],
-            body, ["r", "l", "l", "l", "r", "r", "r", "r", "r", "r", "r", "r", "r", "l"],
-            f"Family: {family} (Holm, m={int(first['family_size'])}). ROPE ±{o.rope:g} points, "
-            f"α={o.alpha:g}. {DECISION_RULE}" + (f" *{notes}." if notes else "")))
+                     f"Δ [{o.confidence:.0%} CI, unadjusted]", "Simultaneous CI", "p", "p (Holm)", "Effect",
+                     "P(better)", "MDE", "Decision", "Family"],
+            body, ["r", "l", "l", "l", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r", "l", "l"],
+            f"Family: {family} (Holm, m={int(first['family_size'])}); {replication_text(rows)}. "
+            f"ROPE ±{o.rope:g} points, α={o.alpha:g}. {DECISION_RULE} {INTERVALS_NOTE}"
+            + (f" Notes: {notes}." if notes else "")))
     return tables
 
 
 def curve_level_table(report: ComparisonReport) -> Table:
     o = report.options
-    body = [[setting_label(r.model, r.dataset), r.method, r.baseline,
-             f"{r.difference:+.2f}" if np.isfinite(r.difference) else "no overlap",
-             f"[{fmt(r.boot_low)}, {fmt(r.boot_high)}]", f"[{fmt(r.t_low)}, {fmt(r.t_high)}]",
-             f"{fmt(r.compression_from)}–{fmt(r.compression_to)}×", f"{r.n_method}/{r.n_baseline}",
-             "paired" if r.paired else "unpaired"]
-            for r in report.curve_level.itertuples()]
-    return Table("Curve level: mean difference over the shared log2-compression range",
-                 ["Setting", "Method", "Baseline", "Δ curve", f"bootstrap {o.confidence:.0%}",
-                  f"Student-t {o.confidence:.0%}", "Range", "n", "Design"], body,
-                 ["l", "l", "l", "r", "r", "r", "r", "r", "l"],
-                 "Each seed's curve is interpolated with PCHIP in log2(compression) and averaged over the "
-                 "range every curve covers (never extrapolated); the bootstrap resamples whole seeds "
-                 f"(B={o.n_boot}, generator seed {o.seed}).")
+    levels = report.curve_level
+    bootstrap = o.interval == "bootstrap"
+    body = []
+    for r in levels.itertuples():
+        row = [setting_label(r.model, r.dataset), r.method, r.baseline,
+               f"{r.difference:+.2f} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]", f"[{fmt(r.sim_low)}, {fmt(r.sim_high)}]"]
+        if bootstrap:
+            row.append(f"[{fmt(r.boot_low)}, {fmt(r.boot_high)}]")
+        row += [f"{fmt(r.x_from)}–{fmt(r.x_to)}×", f"{r.n_method}/{r.n_baseline}", r.test, fmt_p(r.p_value),
+                fmt_p(r.p_adjusted), decision_text(r), family_tag(r)]
+        body.append(row)
+    headers = ["Setting", "Method", "Baseline", f"Δ curve [{o.confidence:.0%} Student-t CI]", "Simultaneous CI"]
+    headers += [f"bootstrap {o.confidence:.0%} (valid from n = {MIN_BOOTSTRAP_UNITS})"] if bootstrap else []
+    headers += ["Range", "n", "Test", "p", "p (Holm)", "Decision", "Family"]
+    families = "; ".join(f"{f} (m={int(m)})" for f, m in levels[["family", "family_size"]].drop_duplicates()
+                         .itertuples(index=False)) if len(levels) else "none"
+    note = ("Each unit's curve (its dense run at 1× included) is interpolated with PCHIP in log2(compression) "
+            "and averaged over the range every curve of the pair covers (never extrapolated); the per-unit "
+            f"levels are compared like one operating point. Families: {families}. {DECISION_RULE}")
+    if bootstrap:
+        note += (f" The bootstrap resamples whole units (B={o.n_boot}, generator seed {o.seed}); below "
+                 f"{MIN_BOOTSTRAP_UNITS} units it under-covers and the Student-t interval is the one to read.")
+    return Table("Curve level: mean difference over the shared log2-compression range", headers, body,
+                 ["l", "l", "l", "r", "r"] + (["r"] if bootstrap else []) + ["r", "r", "l", "r", "r", "l", "l"], note)
 
 
 def pareto_table(labels: pd.DataFrame) -> Table:
@@ -87,8 +113,11 @@ def seed_plan_table(plan: pd.DataFrame) -> Table:
     return Table(f"Seeds needed to detect a difference of {first['target']:g} points",
                  ["Setting", "Ratio", "Method", "Pilot n", "SD", "Design", "Power now", "Seeds needed"], body,
                  ["l", "r", "l", "r", "r", "l", "r", "r"],
-                 f"Two-sided t-test at α={first['alpha']:.3g}, target power {first['power']:.0%} "
-                 "(noncentral t). Paired: SD of per-seed differences; unpaired: SD per method, n per method.")
+                 f"Two-sided t-test at α/m = {first['alpha']:.3g} (α={first['alpha'] * first['family_size']:g}, "
+                 f"m={int(first['family_size'])}: the Bonferroni level at which `compare` computes its minimum "
+                 f"detectable effect), target power {first['power']:.0%} (noncentral t). Seeds are units of "
+                 "replication: base models, each with its own run seed. Paired: SD of per-unit differences; "
+                 "unpaired: SD per method, n per method.")
 
 
 def report_dict(report: ComparisonReport, pareto: pd.DataFrame, extra: dict | None = None) -> dict:

@@ -2,67 +2,117 @@
 
 Each row: the method, its target compression, the measured parameter and MAC reductions
 (`params / nonzero params`, `MACs / nonzero MACs`, seed means), the response as
-`mean ± std (n)` and its difference to the dense model of the same base weights (paired
-per seed). At each compression the best mean is marked only where it is significantly
-better than EVERY other method there: paired t (Welch without shared seeds), with the
-Benjamini-Hochberg adjustment over all such tests of the table (an exploratory family,
-named in the output). Renders to Markdown, LaTeX (booktabs) and CSV.
+`mean ± std (n)` over units (`shrinkbench.analysis.units`) and its difference to the dense
+model of the same base weights (paired per unit). At each compression the best mean (in the
+metric's direction) is marked only where the decision rule of every other output
+(`shrinkbench.analysis.decision`) calls it `better` than EVERY other method there: the tests
+of the best against each other method at each ratio form one Holm family per setting
+("best vs rest per ratio", named in the output), or, when the caller passes the comparisons
+of a report that holds all those pairs, the marks are read from those very rows, so the table
+and the report beside it cannot disagree. Renders to Markdown, LaTeX (booktabs) and CSV.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from shrinkbench.analysis.compare import compare_values, values_by_unit
+from shrinkbench.analysis.decision import adjust_family, compare_values
 from shrinkbench.analysis.options import AnalysisOptions
 from shrinkbench.analysis.render import Table, fmt, latex_escape, mean_std_n
 from shrinkbench.analysis.runs import SETTING, setting_label, settings, summarize
 from shrinkbench.analysis.schema import DENSE_STRATEGY
-from shrinkbench.analysis.stats import benjamini_hochberg
+from shrinkbench.analysis.units import replication_of, unit_values, with_units
 
 TABLE_COLUMNS = SETTING + ["strategy", "compression", "n", "mean", "std", "delta_n", "delta_mean",
                            "delta_std", "params_reduction", "macs_reduction", "best", "best_q", "family"]
 
 
-def _mark_best(sub: pd.DataFrame, summary: pd.DataFrame, options: AnalysisOptions) -> tuple[dict, dict]:
-    """{compression: best strategy} where it is significantly best, and the largest
-    adjusted p of its tests (BH over the whole table)."""
-    tests = []  # (compression, best, p, difference)
+def best_vs_rest_rows(sub: pd.DataFrame, summary: pd.DataFrame, options: AnalysisOptions) -> pd.DataFrame:
+    """The tests of the best method at each ratio against each other method there, one Holm
+    family per setting (rows as `shrinkbench.analysis.decision.adjust_family` gives them)."""
+    rows = []
+    sign = 1.0 if options.higher_is_better else -1.0
     for compression, points in summary[summary["strategy"] != DENSE_STRATEGY].groupby("compression"):
         if len(points) < 2:
             continue
-        best = points.loc[points["mean"].idxmax(), "strategy"]
+        best = points.loc[(sign * points["mean"]).idxmax(), "strategy"]
         at = sub[sub["compression"] == compression]
-        best_values = values_by_unit(at[at["strategy"] == best])
+        best_values = unit_values(at[at["strategy"] == best])
         for other in points["strategy"]:
             if other != best:
-                stats = compare_values(best_values, values_by_unit(at[at["strategy"] == other]), options)
-                tests.append((compression, best, stats["p_value"], stats["difference"]))
-    if not tests:
-        return {}, {}
-    q = benjamini_hochberg([t[2] for t in tests])
-    worst: dict[float, float] = {}
-    winner: dict[float, str] = {}
-    for (compression, best, _, diff), qi in zip(tests, q):
-        ok = np.isfinite(qi) and diff > 0
-        worst[compression] = max(worst.get(compression, 0.0), qi if ok else np.inf)
-        winner[compression] = best
-    marked = {c: winner[c] for c, qmax in worst.items() if qmax < options.alpha}
+                stats = compare_values(best_values, unit_values(at[at["strategy"] == other]), options)
+                rows.append({"compression": compression, "method": best, "baseline": other, **stats,
+                             "replication": replication_of(at)})
+    return adjust_family(pd.DataFrame(rows), options) if rows else pd.DataFrame()
+
+
+def _marks(rows: pd.DataFrame) -> tuple[dict, dict]:
+    """{compression: best strategy} where every test of the best says `better`, and the
+    largest adjusted p of those tests."""
+    marked, worst = {}, {}
+    for compression, tests in rows.groupby("compression"):
+        for best, of_best in tests.groupby("method"):
+            if (of_best["decision"] == "better").all():
+                marked[compression] = best
+                worst[compression] = float(of_best["p_adjusted"].max())
     return marked, worst
 
 
-def operating_point_table(runs: pd.DataFrame, options: AnalysisOptions = AnalysisOptions()) -> pd.DataFrame:
-    """The numbers of the table (one row per setting x strategy x compression)."""
+def _rows_from_report(comparisons: pd.DataFrame, summary: pd.DataFrame, options: AnalysisOptions) -> pd.DataFrame | None:
+    """The report's own rows of best vs every other at each ratio (either direction of a
+    pair, flipped to read best - other), or None where the report lacks one of them."""
+    out = []
+    sign = 1.0 if options.higher_is_better else -1.0
+    flip = {"better": "worse", "worse": "better"}
+    for compression, points in summary[summary["strategy"] != DENSE_STRATEGY].groupby("compression"):
+        if len(points) < 2:
+            continue
+        best = points.loc[(sign * points["mean"]).idxmax(), "strategy"]
+        at = comparisons[np.isclose(comparisons["compression"], compression)]
+        for other in points["strategy"]:
+            if other == best:
+                continue
+            direct = at[(at["method"] == best) & (at["baseline"] == other)]
+            reverse = at[(at["method"] == other) & (at["baseline"] == best)]
+            if len(direct):
+                out.append(direct.iloc[0].to_dict())
+            elif len(reverse):
+                row = reverse.iloc[0].to_dict()
+                row.update(method=best, baseline=other, difference=-row["difference"],
+                           decision=flip.get(row["decision"], row["decision"]))
+                out.append(row)
+            else:
+                return None
+    return pd.DataFrame(out)
+
+
+def operating_point_table(runs: pd.DataFrame, options: AnalysisOptions = AnalysisOptions(),
+                          comparisons: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The numbers of the table (one row per setting x strategy x compression). With
+    `comparisons` (a report's rows holding every pair), the best marks come from those rows."""
+    runs = with_units(runs)
     summary = summarize(runs, options.confidence)
     frames = []
     for model, dataset in settings(runs):
         mask = (summary["model"] == model) & (summary["dataset"] == dataset)
         points = summary[mask].copy()
         sub = runs[(runs["model"] == model) & (runs["dataset"] == dataset)]
-        marked, worst = _mark_best(sub, points, options)
+        label = setting_label(model, dataset)
+        rows = None
+        if comparisons is not None:
+            mine = comparisons[(comparisons["model"] == model) & (comparisons["dataset"] == dataset)]
+            rows = _rows_from_report(mine, points, options)
+        if rows is None or not len(rows):
+            rows = best_vs_rest_rows(sub, points, options)
+            family = f"best vs rest per ratio, {label}, {options.response}"
+            size = int(rows["family_size"].iloc[0]) if len(rows) else 0
+        else:
+            family = "; ".join(sorted(set(rows["family"])))
+            size = int(rows["family_size"].max())
+        marked, worst = _marks(rows) if len(rows) else ({}, {})
         points["best"] = [marked.get(c) == s for s, c in zip(points["strategy"], points["compression"])]
         points["best_q"] = [worst.get(c, np.nan) if b else np.nan for b, c in zip(points["best"], points["compression"])]
-        points["family"] = f"best vs rest per ratio, {setting_label(model, dataset)}, {options.response} (BH)"
+        points["family"] = f"{family} (Holm, m={size})"
         frames.append(points)
     table = pd.concat(frames, ignore_index=True).rename(
         columns={"compression_ratio": "params_reduction", "theoretical_speedup": "macs_reduction"})
@@ -90,9 +140,10 @@ def _headers(options: AnalysisOptions) -> list[str]:
 
 
 def _legend(options: AnalysisOptions) -> str:
-    return (f"{options.response}, mean ± std (n seeds). Δ dense: paired difference to the dense model "
-            f"of the same base weights. Bold: best at that ratio and significantly better than every "
-            f"other method there (paired t / Welch, Benjamini-Hochberg over the table, q < {options.alpha:g}).")
+    return (f"{options.response}, mean ± std (n units: base models, or the run seeds of one base model). "
+            f"Δ dense: paired difference to the dense model of the same base weights. Marked best: the best "
+            f"mean at that ratio, called better than every other method there by the decision rule "
+            f"(Holm-adjusted p < {options.alpha:g}, not equivalent within the ROPE).")
 
 
 def table_sections(table: pd.DataFrame, options: AnalysisOptions) -> list[Table]:

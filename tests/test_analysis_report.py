@@ -60,12 +60,12 @@ def test_underpowered_is_said_and_n_below_three_is_warned(tmp_path):
     assert rows["warnings"].str.contains("n < 3").all()
 
 
-def test_confounders_are_warned_and_unshared_seeds_use_welch(tmp_path):
+def test_confounders_are_warned_and_unshared_base_models_use_welch(tmp_path):
     common = {"compression": 4.0}
-    for seed, (epochs, version) in enumerate([(2.0, "v1"), (2.0, "v1"), (2.0, "v1")]):
+    for seed in range(3):
         write_record(tmp_path, make_record(strategy="a", seed=seed, base_seed=seed, metrics=run_metrics(
             80 + seed, 4.0, 4.0), **common))
-        write_record(tmp_path, make_record(strategy="b", seed=seed + 10, base_seed=seed, finetune_epochs=5.0,
+        write_record(tmp_path, make_record(strategy="b", seed=seed + 10, base_seed=seed + 10, finetune_epochs=5.0,
                                            code_version="v2", metrics=run_metrics(79 + seed, 4.0, 4.0),
                                            **common))
     runs = run_table(scan_store(tmp_path).table)
@@ -73,7 +73,22 @@ def test_confounders_are_warned_and_unshared_seeds_use_welch(tmp_path):
     row = report.comparisons.iloc[0]
     assert row["test"] == "Welch t" and row["n_pairs"] == 0
     assert "fine-tuning epochs differs" in row["warnings"] and "code version differs" in row["warnings"]
+    assert "base weights differ" in row["warnings"]
     assert any("fine-tuning epochs" in w for w in report.warnings)
+
+
+def test_runs_sharing_a_base_model_pair_by_it_whatever_their_run_seeds(tmp_path):
+    for base in range(3):
+        for seed in (base, base + 10):  # two run seeds per base model, different per strategy
+            write_record(tmp_path, make_record(strategy="a", seed=seed, base_seed=base, compression=4.0,
+                                               metrics=run_metrics(80 + base + 0.1 * seed, 4.0, 4.0)))
+        write_record(tmp_path, make_record(strategy="b", seed=base + 20, base_seed=base, compression=4.0,
+                                           metrics=run_metrics(79 + base, 4.0, 4.0)))
+    runs = run_table(scan_store(tmp_path).table)
+    row = _compare(runs, "a").comparisons.iloc[0]
+    assert row["test"] == "paired t" and row["n_pairs"] == 3 and row["replication"] == "base models"
+    # a's value per base model is the mean of its two run seeds: 80 + base + 0.1 * (2 base + 10) / 2
+    assert row["mean_method"] == pytest.approx(np.mean([80 + b + 0.1 * (b + 5) for b in range(3)]))
 
 
 def test_table_marks_only_a_significant_best(tmp_path):

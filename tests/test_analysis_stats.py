@@ -11,8 +11,8 @@ from scipy.interpolate import PchipInterpolator
 from shrinkbench.analysis.compare import compare_values, decide
 from shrinkbench.analysis.options import AnalysisOptions
 from shrinkbench.analysis.power import minimum_detectable_effect, seeds_needed, t_test_power
-from shrinkbench.analysis.resample import (bootstrap_column_means, bootstrap_mean_difference, curve_difference,
-                               mean_level)
+from shrinkbench.analysis.matched import common_range, unit_levels
+from shrinkbench.analysis.resample import bootstrap_column_means, bootstrap_mean_difference, mean_level
 from shrinkbench.analysis.stats import (benjamini_hochberg, cohens_d_av, cohens_dz, holm, paired_t,
                             probability_of_improvement, t_interval, tost_p_value, welch_t)
 
@@ -160,19 +160,19 @@ def test_pchip_mean_level_by_hand():
         mean_level(u, v, 0.5, 3.0)  # would extrapolate
 
 
-def test_curve_difference_uses_only_the_overlap():
+def test_curve_levels_use_only_the_overlap():
     # method on 2..16x, baseline on 4..32x, both straight lines in log2 x, 1.5 points apart
     xa, xb = np.array([2.0, 4, 8, 16]), np.array([4.0, 8, 16, 32])
-    offsets = {0: 0.0, 1: 0.4, 2: -0.3}
+    offsets = {"u0": 0.0, "u1": 0.4, "u2": -0.3}
     method = {k: (xa, 90 - np.log2(xa) + 1.5 + o) for k, o in offsets.items()}
     baseline = {k: (xb, 90 - np.log2(xb) + o) for k, o in offsets.items()}
-    got = curve_difference(method, baseline, np.random.default_rng(0), 500)
-    assert got.difference == pytest.approx(1.5)
-    assert (got.low_x, got.high_x) == pytest.approx((4.0, 16.0))
-    assert got.paired and got.boot_low == pytest.approx(1.5) and got.boot_high == pytest.approx(1.5)
-    apart = curve_difference({0: (np.array([2.0, 4]), np.array([1.0, 2]))},
-                             {0: (np.array([8.0, 16]), np.array([1.0, 2]))}, np.random.default_rng(0), 200)
-    assert math.isnan(apart.difference)
+    lo, hi = common_range(method, baseline)
+    assert (lo, hi) == pytest.approx((4.0, 16.0))
+    a, b = unit_levels(method, lo, hi), unit_levels(baseline, lo, hi)
+    assert [a[k] - b[k] for k in offsets] == pytest.approx([1.5] * 3)
+    assert a["u1"] == pytest.approx(90 - 3 + 1.5 + 0.4)  # a line's mean level over log2 4..16 is its middle
+    apart = common_range({0: (np.array([2.0, 4]), np.array([1.0, 2]))}, {0: (np.array([8.0, 16]), np.array([1.0, 2]))})
+    assert all(math.isnan(v) for v in apart)
 
 
 def _null_decisions(reps: int, family: int, paired: bool, seed: int) -> np.ndarray:
