@@ -57,8 +57,9 @@ class SuiteSpec:
     """variant name ("" when the suite has none) -> the settings its records must carry."""
 
     def seed_pairs(self) -> list[tuple[int, int]]:
-        bases = self.sweep.get("base_seeds", [0])
-        if self.sweep.get("seeding", "product") == "zip":
+        """As `shrinkbench.suite.seed_pairs`: base_seeds default to seeds, seeding to "zip"."""
+        bases = self.sweep.get("base_seeds", self.sweep["seeds"])
+        if self.sweep.get("seeding", "zip") == "zip":
             return list(zip(bases, self.sweep["seeds"]))
         return list(itertools.product(bases, self.sweep["seeds"]))
 

@@ -7,8 +7,8 @@ budgets, plus the settings every run shares.
     strategies = ["global_magnitude", "random"]     # registered names or "module:Class"
     compressions = [1, 2, 4, 8]
     seeds = [0, 1, 2]          # run seeds
-    base_seeds = [0, 1, 2]     # base-model seeds (default [0])
-    seeding = "zip"            # "zip": i-th base seed with i-th run seed; "product": all pairs
+    base_seeds = [0, 1, 2]     # base-model seeds (default: the same list as seeds)
+    seeding = "zip"            # "zip" (default): i-th base seed with i-th run seed; "product": all pairs
     budgets = [2]              # fine-tuning epochs (default: finetune.epochs)
     prune_steps = [1]          # 1 = one-shot; k > 1 = iterative in k steps
 
@@ -23,6 +23,13 @@ budgets, plus the settings every run shares.
     lr = 0.1                  # tables above; the sweep runs every combination once per
     [variants.B.base.train]   # variant (e.g. two ways of training the starting weights)
     optimizer = "adam"
+
+Seeds: by default every run seed gets its own base model (`base_seeds` = `seeds`, `seeding`
+= "zip"), because the analysis counts base models, not runs, as its replicates (see
+`shrinkbench.analysis.units`): three seeds are three independent starting weights. With
+`seeding = "product"` every base seed is paired with every run seed; the run seeds of one base
+model are then averaged before a test. A suite whose runs all start from ONE base model gets
+verdicts that hold for those starting weights only, and says so (`Suite.design`).
 
 A suite named without a path ("default") is looked up among the suites shipped with the
 package (`shrinkbench/suites/*.toml`).
@@ -53,6 +60,8 @@ class Suite:
     configs: tuple[RunConfig, ...]
     variant_of: dict[str, str] = field(default_factory=dict)
     """run id -> variant name, for suites with [variants]."""
+    design: str = ""
+    """What the seeds mean for the statistics (`describe_design`)."""
 
 
 def shipped_suites() -> list[str]:
@@ -98,7 +107,7 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
             if name:
                 variant_of.setdefault(cfg.run_id, name)
     return Suite(str(data.get("name", path.stem)), where, str(data.get("description", "")),
-                 tuple(configs.values()), variant_of)
+                 tuple(configs.values()), variant_of, describe_design(sweep))
 
 
 def _sweep_section(sweep: Any, where: str) -> dict[str, list]:
@@ -121,14 +130,40 @@ def _sweep_section(sweep: Any, where: str) -> dict[str, list]:
             expected = "strings" if kind is str else "integers" if kind is int else "numbers"
             raise ConfigError(f"{where}: [sweep] {key} must be a non-empty list of {expected}, got {value!r}")
         out[key] = value
-    out["seeding"] = sweep.get("seeding", "product")
+    out["seeding"] = sweep.get("seeding", DEFAULT_SEEDING)
     if out["seeding"] not in ("zip", "product"):
         raise ConfigError(f"{where}: [sweep] seeding must be \"zip\" or \"product\", got {out['seeding']!r}")
-    out.setdefault("base_seeds", [0])
+    out.setdefault("base_seeds", list(out["seeds"]))
     if out["seeding"] == "zip" and len(out["base_seeds"]) != len(out["seeds"]):
-        raise ConfigError(f"{where}: [sweep] seeding = \"zip\" needs as many base_seeds as seeds "
-                          f"({len(out['base_seeds'])} vs {len(out['seeds'])})")
+        raise ConfigError(f"{where}: [sweep] seeding = \"zip\" (the default) needs as many base_seeds as seeds "
+                          f"({len(out['base_seeds'])} vs {len(out['seeds'])}); set seeding = \"product\" to pair "
+                          "every base seed with every run seed")
     return out
+
+
+DEFAULT_SEEDING = "zip"
+"""Without `seeding`, base seed i goes with run seed i; without `base_seeds`, they are `seeds`."""
+
+
+def seed_pairs(sweep: dict[str, Any]) -> list[tuple[int, int]]:
+    """The (base seed, run seed) pairs a checked [sweep] table expands to."""
+    if sweep["seeding"] == "zip":
+        return list(zip(sweep["base_seeds"], sweep["seeds"]))
+    return list(itertools.product(sweep["base_seeds"], sweep["seeds"]))
+
+
+def describe_design(sweep: dict[str, Any]) -> str:
+    """What the seeds of a sweep mean for the statistics, in one line."""
+    pairs = seed_pairs(sweep)
+    bases = sorted({b for b, _ in pairs})
+    per_base = len(pairs) // max(len(bases), 1)
+    how = ("base seed i with run seed i" if sweep["seeding"] == "zip" else "every base seed with every run seed")
+    text = (f"seeds: {len(pairs)} (base seed, run seed) pairs, seeding = \"{sweep['seeding']}\" ({how}): "
+            f"{len(bases)} base model(s) x {per_base} run seed(s) each")
+    if len(bases) > 1:
+        return text + f"; the statistics count the {len(bases)} base models as replicates (run seeds averaged within each)"
+    return text + ("; every verdict holds for these starting weights only (one base model): list several "
+                   "base_seeds for a verdict about the method")
 
 
 def _template(data: dict, where: str) -> dict[str, Any]:
@@ -155,16 +190,13 @@ def expand(sweep: dict[str, Any], template: dict[str, Any], where: str) -> tuple
     strategies share) removed, in a stable order."""
     from shrinkbench.validate import validate_config
 
-    if sweep["seeding"] == "zip":
-        seed_pairs = list(zip(sweep["base_seeds"], sweep["seeds"]))
-    else:
-        seed_pairs = list(itertools.product(sweep["base_seeds"], sweep["seeds"]))
+    pairs = seed_pairs(sweep)
     budgets = sweep.get("budgets", [None])
     steps = sweep.get("prune_steps", [None])
     seen: dict[str, RunConfig] = {}
     for model, dataset, strategy, compression, (base_seed, seed), budget, k in itertools.product(
             sweep["models"], sweep["datasets"], sweep["strategies"], sweep["compressions"],
-            seed_pairs, budgets, steps):
+            pairs, budgets, steps):
         raw = _deep_copy(template)
         raw.update(model=model, dataset=dataset, strategy=strategy, compression=compression, seed=seed)
         raw.setdefault("base", {})["seed"] = base_seed

@@ -19,9 +19,10 @@ def tiny_config(strategy="global_magnitude", compression=4.0, seed=0, base_seed=
 
 
 def write_suite(path: Path, strategies=('"global_magnitude"', '"random"'), compressions="[1, 2, 4]",
-                seeds="[0]", extra="", name="tiny", base_seeds=None, latency=True) -> Path:
-    """A suite of tiny real runs; `base_seeds` (e.g. "[0, 1]") pairs them with `seeds` (zip)."""
-    zipped = f'base_seeds = {base_seeds}\n        seeding = "zip"' if base_seeds else ""
+                seeds="[0]", extra="", name="tiny", base_seeds=None, latency=True, seeding="zip") -> Path:
+    """A suite of tiny real runs; `base_seeds` (e.g. "[0, 1]", default: the seeds) goes with
+    `seeds` by `seeding` ("zip", or "product" for every pair)."""
+    zipped = f'base_seeds = {base_seeds}\n        seeding = "{seeding}"' if base_seeds else ""
     path.write_text(textwrap.dedent(f"""
         name = "{name}"
         [sweep]

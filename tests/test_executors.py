@@ -196,7 +196,7 @@ def test_two_executors_racing_on_one_store_duplicate_and_lose_nothing(tmp_path):
     against the Slurm executor's local jobs (this process), on one store at once."""
     pytest.importorskip("ray", reason="needs ray")
     pytest.importorskip("submitit", reason="needs submitit")
-    suite = write_suite(tmp_path / "s.toml", seeds="[0, 1]")
+    suite = write_suite(tmp_path / "s.toml", seeds="[0, 1]", base_seeds="[0]", seeding="product")
     configs = load_suite(str(suite)).configs
     store = tmp_path / "store"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -45,6 +45,24 @@ def test_zip_seeding_pairs_base_and_run_seeds(tmp_path):
     assert pairs == {(5, 0), (6, 1), (7, 2)}
 
 
+def test_by_default_every_run_seed_has_its_own_base_model_and_the_design_is_said(tmp_path, capsys):
+    path = write_suite(tmp_path / "s.toml", seeds="[0, 1, 2]")
+    suite = load_suite(str(path))
+    assert {(c.base.seed, c.seed) for c in suite.configs} == {(0, 0), (1, 1), (2, 2)}
+    assert "3 base model(s) x 1 run seed(s)" in suite.design and "replicates" in suite.design
+    product = path.read_text().replace("seeds = [0, 1, 2]", 'seeds = [0, 1, 2]\nbase_seeds = [0]\nseeding = "product"')
+    (tmp_path / "p.toml").write_text(product)
+    one = load_suite(str(tmp_path / "p.toml"))
+    assert {(c.base.seed, c.seed) for c in one.configs} == {(0, 0), (0, 1), (0, 2)}
+    assert "these starting weights only" in one.design
+    (tmp_path / "z.toml").write_text(path.read_text().replace("seeds = [0, 1, 2]", "seeds = [0, 1, 2]\nbase_seeds = [0]"))
+    with pytest.raises(ShrinkBenchError, match='seeding = "product"'):
+        load_suite(str(tmp_path / "z.toml"))
+    assert main(["run", str(tmp_path / "p.toml"), "--dry-run", "--store", str(tmp_path / "store")]) == 0
+    err = capsys.readouterr().err
+    assert 'seeding = "product"' in err and "these starting weights only" in err
+
+
 @pytest.mark.parametrize("mutate,message", [
     (lambda t: t.replace('compressions = [1, 2, 4]', 'compressions = [1, 2, 4'), "not valid TOML"),
     (lambda t: t.replace('[finetune]\nepochs = 1', '[finetune]\nepochs = "many"'), "finetune.epochs: expected an integer"),
@@ -113,7 +131,7 @@ def test_kill_mid_sweep_loses_only_the_run_in_flight_and_rerun_completes(tmp_pat
 
 
 def test_two_sweeps_on_one_store_duplicate_nothing_and_lose_nothing(tmp_path):
-    suite = write_suite(tmp_path / "s.toml", seeds="[0, 1]")
+    suite = write_suite(tmp_path / "s.toml", seeds="[0, 1]", base_seeds="[0]", seeding="product")
     store = tmp_path / "store"
     expected = {c.run_id for c in load_suite(str(suite)).configs}
     procs = [shrinkbench("run", str(suite), "--store", str(store), "--quiet") for _ in range(2)]

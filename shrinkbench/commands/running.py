@@ -151,6 +151,7 @@ def _run_suite(args, suite_name: str):
     todo = pending(configs, store, getattr(args, "retry_failed", False))
     print(f"suite {suite.name} ({suite.path}): {len(configs)} runs, {len(configs) - len(todo)} already "
           f"in {store.root}, {len(todo)} to run", file=sys.stderr)
+    print(suite.design, file=sys.stderr)
     if getattr(args, "dry_run", False):
         for cfg in todo:
             print(f"{cfg.run_id}  {describe(cfg)}")
