@@ -462,6 +462,10 @@ def corpus_statistics(path: str | os.PathLike | None = None, top: int = 10) -> C
         n_pairs=len(pairs))
 
 
+PAPER_COUNTS = {"papers": 81, "datasets": 49, "architectures": 132}
+"""The corpus sizes the paper states in its text (Blalock et al. 2020, section 3)."""
+
+
 def format_statistics(stats: CorpusStatistics) -> str:
     """The statistics as plain text lines, for printing and for quoting in a README."""
     n = stats.n_papers
@@ -485,4 +489,8 @@ def format_statistics(stats: CorpusStatistics) -> str:
     lines.append("most used (dataset, architecture) pairs (papers, result rows):")
     lines.extend(f"  {r.dataset} {r.model}: {r.papers} papers, {r.results} rows"
                  for r in stats.top_pairs.itertuples())
+    ours = {"papers": n, "datasets": stats.n_datasets, "architectures": stats.n_models}
+    agree = all(ours[k] == v for k, v in PAPER_COUNTS.items())
+    lines.append("against the paper's text: " + ", ".join(f"{k} {ours[k]} (paper: {v})" for k, v in PAPER_COUNTS.items())
+                 + ("; all agree" if agree else "; they DIFFER"))
     return "\n".join(lines)

@@ -1,12 +1,15 @@
 """Findings as text: comparison rows (from `shrinkbench.analysis.compare` or `shrinkbench.analysis.matched`) turned
 into Markdown tables and into verdicts on a claim of the paper.
 
-A verdict reads the Holm-adjusted decisions of one family (see `shrinkbench.analysis.compare`):
-`supported` when the claimed direction is significant somewhere and the opposite nowhere;
-`contradicted` when only the opposite is; `mixed` when both are; `equivalent` when every
-point is shown to lie inside the ROPE; otherwise `not shown` (no significant difference).
-Every number in a sentence comes from a row: difference, its confidence interval, the test,
-the adjusted p-value with its family size, and n.
+A claim is adjusted as a claim: `claim_rows` gathers EVERY test a finding draws on (a claim
+"supported if any of k families shows a difference" draws on all k) into one declared Holm
+family named after the claim, and its verdict reads the decisions of that family (see
+`shrinkbench.analysis.decision`): `supported` when the claimed direction is significant
+somewhere and the opposite nowhere; `contradicted` when only the opposite is; `mixed` when
+both are; `equivalent` when every point is shown to lie inside the ROPE; otherwise `not shown`
+(no significant difference). Every number in a sentence comes from a row: difference, its
+unadjusted 95% interval and the family's simultaneous (Bonferroni) interval, which agrees
+with the decision, the test, the Holm-adjusted p-value with its family size, and n.
 """
 from __future__ import annotations
 
@@ -14,10 +17,18 @@ import math
 
 import pandas as pd
 
+from shrinkbench.analysis.decision import adjust_family
 from shrinkbench.analysis.options import AnalysisOptions
 from shrinkbench.analysis.render import Table, fmt, fmt_p, mean_std_n
+from shrinkbench.analysis.units import ONLY_THESE_WEIGHTS
 
 VERDICTS = ("supported", "contradicted", "mixed", "equivalent", "not shown")
+
+
+def join(items) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
 
 
 def x_text(value: float, unit: str = "×") -> str:
@@ -29,14 +40,29 @@ def evidence(row, x_column: str = "compression", unit: str = "×") -> str:
     return f"at {x_text(getattr(row, x_column), unit)}: {row.difference:+.2f} points {tested(row)}"
 
 
+def claim_rows(frames, claim: str, options: AnalysisOptions) -> pd.DataFrame:
+    """Every test a claim draws on, adjusted together as ONE Holm family named after the claim
+    (the families the rows came from are kept in `source_family`)."""
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=["family", "family_size", "decision"])
+    rows = pd.concat(frames, ignore_index=True)
+    rows["source_family"] = rows["family"]
+    return adjust_family(rows, options, family=f"claim: {claim}")
+
+
 def n_text(row) -> str:
-    return f"n = {int(row.n_pairs)} seed pairs" if row.n_pairs else f"n = {int(row.n_method)}/{int(row.n_baseline)}"
+    units = "base models" if getattr(row, "general", True) else "run seeds of one base model"
+    return (f"n = {int(row.n_pairs)} paired {units}" if row.n_pairs
+            else f"n = {int(row.n_method)}/{int(row.n_baseline)} {units}")
 
 
 def tested(row) -> str:
-    """`[95% CI a, b], paired t, Holm-adjusted p = ... (family of m), n = ...`"""
-    return (f"[95% CI {fmt(row.ci_low)}, {fmt(row.ci_high)}], {row.test}, Holm-adjusted {p_text(row.p_adjusted)} "
-            f"(family of {int(row.family_size)}), {n_text(row)}")
+    """`[95% CI a, b unadjusted; simultaneous c, d], paired t, Holm-adjusted p = ... (family of m), n = ...`"""
+    caveat = "" if getattr(row, "general", True) else f", {ONLY_THESE_WEIGHTS}"
+    return (f"[95% CI {fmt(row.ci_low)}, {fmt(row.ci_high)} unadjusted; simultaneous over the family "
+            f"{fmt(row.sim_low)}, {fmt(row.sim_high)}], {row.test}, Holm-adjusted {p_text(row.p_adjusted)} "
+            f"(family of {int(row.family_size)}), {n_text(row)}{caveat}")
 
 
 def p_text(p) -> str:
@@ -52,14 +78,23 @@ def level_evidence(row, what: str) -> str:
             f"{tested(row)}; minimum detectable effect at 80% power {fmt(row.mde)} points")
 
 
-def verdict(rows: pd.DataFrame, expected: int) -> str:
-    """`expected` = +1 when the claim says the method beats the baseline, -1 when worse."""
+def family_text(rows: pd.DataFrame) -> str:
+    """`12 tests, Holm` for the family of a claim's rows."""
+    return f"{int(rows['family_size'].iloc[0])} tests, Holm" if len(rows) else "no tests"
+
+
+def verdict(rows: pd.DataFrame, expected: int, any_direction: bool = True) -> str:
+    """`expected` = +1 when the claim says the method beats the baseline, -1 when worse.
+    With `any_direction` False the claim is existential ("X can happen"): supported when the
+    claimed direction is significant somewhere, whatever the opposite does elsewhere."""
     if rows.empty:
         return "not shown"
     claimed = "better" if expected > 0 else "worse"
     opposite = "worse" if expected > 0 else "better"
     has_claimed = (rows["decision"] == claimed).any()
     has_opposite = (rows["decision"] == opposite).any()
+    if not any_direction:
+        return "supported" if has_claimed else "not shown"
     if has_claimed and has_opposite:
         return "mixed"
     if has_claimed:
@@ -97,23 +132,26 @@ def summary_sentence(rows: pd.DataFrame, expected: int, x_column: str = "compres
 def markdown_table(rows: pd.DataFrame, title: str, x_column: str = "compression", x_label: str = "Ratio",
                    unit: str = "×") -> str:
     """The rows of one or more families as a Markdown table."""
+    from shrinkbench.analysis.decision import decision_text
+
     body = [[x_text(getattr(r, x_column), unit), r.method, r.baseline, r.test,
              mean_std_n(r.mean_method, r.std_method, r.n_method),
              mean_std_n(r.mean_baseline, r.std_baseline, r.n_baseline),
-             f"{r.difference:+.2f} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]", fmt_p(r.p_value), fmt_p(r.p_adjusted),
-             fmt(r.mde), r.decision + (" (underpowered)" if r.underpowered else "")]
+             f"{r.difference:+.2f} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]", f"[{fmt(r.sim_low)}, {fmt(r.sim_high)}]",
+             fmt_p(r.p_value), fmt_p(r.p_adjusted), fmt(r.mde), decision_text(r)]
             for r in rows.itertuples()]
     headers = [x_label, "Method", "Baseline", "Test", "Method mean ± std (n)", "Baseline mean ± std (n)",
-               "Δ [95% CI]", "p", "p (Holm)", "MDE", "Decision"]
-    align = ["r", "l", "l", "l", "r", "r", "r", "r", "r", "r", "l"]
+               "Δ [95% CI, unadjusted]", "Simultaneous CI", "p", "p (Holm)", "MDE", "Decision"]
+    align = ["r", "l", "l", "l", "r", "r", "r", "r", "r", "r", "r", "l"]
     families = "; ".join(f"{f} (m={int(m)})" for f, m in rows[["family", "family_size"]].drop_duplicates().itertuples(index=False))
     return Table(title, headers, body, align, f"Families (Holm): {families}.").markdown(level=4)
 
 
 def options_line(options: AnalysisOptions) -> str:
     return (f"Response {options.response}; α = {options.alpha:g}; ROPE ±{options.rope:g} points; "
-            f"95% intervals; decision rule of `shrinkbench.analysis.compare` (Holm within each family, TOST "
-            f"for equivalence, MDE at 80% power).")
+            f"95% intervals (unadjusted, and simultaneous over each family by Bonferroni); decision rule of "
+            f"`shrinkbench.analysis.decision` (Holm within each family, TOST for equivalence, MDE at 80% power); "
+            f"n counts base models.")
 
 
 def finite(value) -> bool:

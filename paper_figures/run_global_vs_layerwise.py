@@ -78,6 +78,7 @@ def findings(runs: pd.DataFrame, model: str, dataset: str, data: _runs.FigureDat
     at_size = compare(runs, pairs, OPTIONS, np.random.default_rng(OPTIONS.seed)).comparisons
     at_speed = compare_at_x(runs, pairs, AXES["speedup"], OPTIONS)
     lines = [f"Setting: {setting_label(model, dataset)}. {data.summary()}.", ""]
+    verdicts = {}
     for method, baseline in pairs:
         criterion = method.split("_", 1)[1]
         for axis, claim, expected, points, x_column, unit in (
@@ -91,13 +92,15 @@ def findings(runs: pd.DataFrame, model: str, dataset: str, data: _runs.FigureDat
             if level.empty:
                 lines.append(f"- **{criterion}, fixed {name}**: the curves do not overlap; no test.")
                 continue
+            verdicts[(criterion, axis)] = (_findings.verdict(level, expected), level.iloc[0], pointwise)
             lines.append(f"- **{criterion}, fixed {name} — claim {_findings.verdict(level, expected).upper()}** "
                          f"({claim}): {method} − {baseline} = {_findings.level_evidence(level.iloc[0], 'compressions' if axis == 'size' else 'speedups')}. "
                          f"Point by point, global is "
                          f"{_findings.summary_sentence(pointwise, expected, x_column, unit)}.")
     speedups = runs[runs["strategy"] != DENSE_STRATEGY].groupby("strategy")["theoretical_speedup"].agg(["min", "max"])
     lines += ["", "Theoretical speedup reached (lowest–highest over the pruned runs): " + "; ".join(
-        f"{s} {fmt(r['min'])}–{fmt(r['max'])}×" for s, r in speedups.iterrows()) + "."]
+        f"{s} {fmt(r['min'])}–{fmt(r['max'])}×" for s, r in speedups.iterrows()) + ".", "",
+              reading(verdicts, speedups)]
     details = [_findings.options_line(OPTIONS) + " Curve levels: each seed's curve is interpolated with PCHIP "
                "in log2 x (its dense run included) and averaged over the range both methods cover, never "
                "extrapolated.", "",
@@ -105,6 +108,37 @@ def findings(runs: pd.DataFrame, model: str, dataset: str, data: _runs.FigureDat
                _findings.markdown_table(at_speed, "Global vs layerwise at the same theoretical speedup (interpolated)",
                                         "x", "Speedup", "×")]
     return "\n".join(lines), "\n".join(details)
+
+
+def reading(verdicts: dict, speedups: pd.DataFrame) -> str:
+    """The interpretation of the verdicts, generated from them (so it cannot outrun them)."""
+    parts = []
+    for axis, name, favoured in (("size", "a fixed model size", "global"),
+                                 ("speedup", "a fixed theoretical speedup", "layerwise")):
+        chosen = {c: v for (c, a), v in verdicts.items() if a == axis}
+        if not chosen:
+            continue
+        held = [c for c, (v, _, _) in chosen.items() if v == "supported"]
+        rest = {c: (v, row) for c, (v, row, _) in chosen.items() if v != "supported"}
+        text = f"At {name} the paper's claim ({favoured} more accurate) "
+        text += f"holds over the whole curve for {_findings.join(held)}" if held else "is not shown for either criterion"
+        if rest:
+            text += ("; " if held else ": ") + _findings.join(
+                f"for {c} the mean curve difference favours {'global' if row.difference > 0 else 'layerwise'} "
+                f"({row.difference:+.2f} points, {v}; minimum detectable effect {fmt(row.mde)} points with "
+                f"n = {int(row.n_pairs or row.n_method)})" for c, (v, row) in rest.items())
+        column = "compression" if axis == "size" else "x"
+        ahead = sorted({x for _, _, rows in chosen.values() for x in rows.loc[rows["decision"] == "better", column]})
+        behind = sorted({x for _, _, rows in chosen.values() for x in rows.loc[rows["decision"] == "worse", column]})
+        where = lambda xs: ", ".join(_findings.x_text(x) for x in xs) or "no point"  # noqa: E731
+        text += f". Point by point, global is significantly ahead at {where(ahead)} and behind at {where(behind)}."
+        parts.append(text)
+    global_top = speedups.loc[[s for s in speedups.index if s.startswith("global")], "max"]
+    layer_top = speedups.loc[[s for s in speedups.index if s.startswith("layerwise")], "max"]
+    if len(global_top) and len(layer_top):
+        parts.append(f"Over the same compressions global pruning reaches at most {fmt(global_top.max())}× theoretical "
+                     f"speedup and layerwise pruning up to {fmt(layer_top.max())}×.")
+    return "**Reading (generated).** " + " ".join(parts)
 
 
 def make_figure(data: _runs.FigureData, out: Path, formats=_common.FORMATS) -> _runs.FigureResult:

@@ -155,6 +155,19 @@ def dense_line(runs: pd.DataFrame, variants: list[str]) -> str:
     return text + "."
 
 
+CURVES_CLAIM = "the starting weights change the tradeoff curves"
+REVERSE_CLAIM = "a comparison of two methods run on different starting weights can reverse the conclusion"
+CHANGE_CLAIM = "reporting the change against each model's dense accuracy does not fix it"
+
+
+def _of_pair(rows: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
+    """The rows of `rows` comparing strategy a with strategy b (on any weights)."""
+    if rows.empty:
+        return rows
+    base_a, base_b = rows["method"].map(base_strategy), rows["baseline"].map(base_strategy)
+    return rows[(base_a == a) & (base_b == b)]
+
+
 def strategy_pairs(strategies: list[str]) -> list[tuple[str, str]]:
     """Every pair once, the figure's pair first."""
     pairs = [(a, b) for i, a in enumerate(strategies) for b in strategies[i + 1:]]
@@ -166,33 +179,38 @@ def findings(runs: pd.DataFrame, weights_rows: pd.DataFrame, pair_rows: dict, va
              dataset: str, data: _runs.FigureData) -> tuple[str, str]:
     """(verdicts, tables) of one setting."""
     lines = [f"Setting: {setting_label(model, dataset)}. {data.summary()}.", "", dense_line(runs, variants), ""]
-    curves_differ = weights_rows["decision"].isin(["better", "worse"]).any()
+    curves = _findings.claim_rows([weights_rows], CURVES_CLAIM, OPTIONS)
+    curves_differ = curves["decision"].isin(["better", "worse"]).any()
     lines.append(f"- **The starting weights change the tradeoff curves — claim "
                  f"{'SUPPORTED' if curves_differ else 'NOT SHOWN'}** (each method on "
-                 f"{', '.join(weights_name(v) for v in variants[1:])} against itself on {weights_name(variants[0])}):")
-    for (method, baseline, measure), sub in weights_rows.groupby(["method", "baseline", "measure"], sort=False):
+                 f"{', '.join(weights_name(v) for v in variants[1:])} against itself on {weights_name(variants[0])}; "
+                 f"claim family: {_findings.family_text(curves)}):")
+    for (method, baseline, measure), sub in curves.groupby(["method", "baseline", "measure"], sort=False):
         lines.append(f"  - {base_strategy(method)}, {measure}: {_findings.summary_sentence(sub, +1)}.")
-    all_flips, delta_flips = [], []
-    for (a, b), rows in pair_rows.items():
-        top1 = rows[rows["measure"] == "top-1"]
-        reference = rows[rows["kind"] == "within"]
-        all_flips += flips(top1)
-        delta_flips += flips(pd.concat([reference, rows[(rows["kind"] == "across") & (rows["measure"] != "top-1")]]))
-        if (a, b) == (METHOD, BASELINE):
-            for (method, baseline, measure), sub in rows.groupby(["method", "baseline", "measure"], sort=False):
-                lines.append(f"- {method} vs {baseline} ({measure}): {_findings.summary_sentence(sub, +1)}.")
-    lines += ["", f"**Claim: a comparison of two methods run on different starting weights can reverse the "
-              f"conclusion — {'SUPPORTED' if all_flips else 'NOT SHOWN'}.** "
+    every = pd.concat(list(pair_rows.values()), ignore_index=True) if pair_rows else pd.DataFrame()
+    reverse = _findings.claim_rows([every[every["measure"] == "top-1"]] if len(every) else [], REVERSE_CLAIM, OPTIONS)
+    change = _findings.claim_rows([every[(every["kind"] == "within") | (every["measure"] != "top-1")]]
+                                  if len(every) else [], CHANGE_CLAIM, OPTIONS)
+    all_flips = [f for (a, b) in pair_rows for f in flips(_of_pair(reverse, a, b))]
+    delta_flips = [f for (a, b) in pair_rows for f in flips(_of_pair(change, a, b))]
+    figure_pair = _of_pair(reverse, METHOD, BASELINE)
+    for (method, baseline, measure), sub in figure_pair.groupby(["method", "baseline", "measure"], sort=False):
+        lines.append(f"- {method} vs {baseline} ({measure}): {_findings.summary_sentence(sub, +1)}.")
+    lines += ["", f"**Claim: {REVERSE_CLAIM} — {'SUPPORTED' if all_flips else 'NOT SHOWN'}** (claim family: every "
+              f"top-1 comparison of every pair, on each set of weights and across: {_findings.family_text(reverse)}). "
               + (f"Significant flips in top-1: {'; '.join(all_flips)}." if all_flips else
                  f"For none of the {len(pair_rows)} pairs of methods do two comparisons (on A, on B, or across) "
                  "reach significant decisions in opposite directions at any compression."),
-              "", f"**Claim: reporting the change against each model's dense accuracy does not fix it — "
-              f"{'SUPPORTED' if delta_flips else 'NOT SHOWN'}.** "
+              "", f"**Claim: {CHANGE_CLAIM} — {'SUPPORTED' if delta_flips else 'NOT SHOWN'}** (claim family: the "
+              f"same-weights comparisons and the across-weights comparisons of the change: "
+              f"{_findings.family_text(change)}). "
               + (f"Flips with the change in accuracy: {'; '.join(delta_flips)}." if delta_flips else
                  "No across-weights comparison of the change contradicts a same-weights comparison significantly."),
-              "", "Per pair of methods (all comparisons: on each set of weights and across, top-1 and change):"]
+              "", reading(curves, all_flips, delta_flips, runs, variants),
+              "", "Per pair of methods (every comparison: on each set of weights and across, top-1 and change; "
+              "decisions in the two claim families above):"]
     for (a, b), rows in pair_rows.items():
-        n_flips = len(flips(rows))
+        n_flips = len(flips(_of_pair(reverse, a, b))) + len(flips(_of_pair(change, a, b)))
         changes = sign_changes(rows)
         lines.append(f"- {a} vs {b}: {n_flips} significant flip(s)"
                      + (f"; the mean differences take both signs at {', '.join(changes)} (the significant "
@@ -203,6 +221,28 @@ def findings(runs: pd.DataFrame, weights_rows: pd.DataFrame, pair_rows: dict, va
     for (a, b), rows in pair_rows.items():
         details.append(_findings.markdown_table(rows, f"{a} vs {b}, on the same weights and across"))
     return "\n".join(lines), "\n".join(details)
+
+
+def reading(curves: pd.DataFrame, all_flips: list, delta_flips: list, runs: pd.DataFrame, variants: list[str]) -> str:
+    """The interpretation of the verdicts, generated from them (so it cannot outrun them)."""
+    significant = curves[curves["decision"].isin(["better", "worse"])]
+    parts = []
+    if len(curves):
+        first = curves.loc[curves["p_value"].idxmin()]
+        parts.append(f"Of the {int(curves['family_size'].iloc[0])} tests of a method against itself on the other "
+                     f"weights, {len(significant)} {'is' if len(significant) == 1 else 'are'} significant after "
+                     f"adjusting over the claim; the strongest is {base_strategy(first['method'])} in "
+                     f"{first['measure']} at {first['compression']:g}× ({first['difference']:+.2f} points, raw "
+                     f"{_findings.p_text(first['p_value'])}, Holm-adjusted {_findings.p_text(first['p_adjusted'])}).")
+    parts.append("Two comparisons of one pair of methods reach opposite significant conclusions "
+                 + ("in top-1" if all_flips else "nowhere in top-1")
+                 + (", and in the change against dense too." if delta_flips else
+                    ", nor in the change against dense."))
+    n = int(runs[runs["strategy"] == DENSE_STRATEGY].groupby("variant").size().min())
+    parts.append(f"These are Welch comparisons across {n} base models per set of weights "
+                 f"({_findings.join(weights_name(v) for v in variants)}); their minimum detectable effects are in "
+                 "the tables of the findings file.")
+    return "**Reading (generated).** " + " ".join(parts)
 
 
 def draw_differences(ax, rows: pd.DataFrame, colors: dict) -> None:

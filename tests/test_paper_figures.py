@@ -4,6 +4,7 @@ own suite loader, and `analysis.matched` against scipy and hand computations."""
 from __future__ import annotations
 
 import json
+import re
 import math
 import shutil
 import sys
@@ -269,3 +270,46 @@ def test_the_figures_are_drawn_from_the_reference_store_without_torch(tmp_path):
         assert findings.startswith("Setting: fashion-mnist/lenet5_caffe.")
         found, expected = findings.split(" runs of suite")[0].split(". ")[-1].split(" of the ")
         assert found == expected
+
+
+# ------------------------------------------------------------------ text that cannot outrun the numbers
+
+VERDICT_WORDS = re.compile(r"(?i)\b(supported|not shown|contradicted|significant(ly)?|equivalent|inconclusive|"
+                           r"underpowered|reproduc\w*|holds)\b|\bp\s*[=<]\s*0?\.\d")
+
+
+def hand_written(text: str) -> str:
+    """`text` without its generated blocks."""
+    return make_all.BLOCK.sub("", text)
+
+
+def test_the_readme_states_verdicts_only_in_generated_blocks():
+    text = (FIGURES / "README.md").read_text(encoding="utf-8")
+    offending = [line for line in hand_written(text).splitlines() if VERDICT_WORDS.search(line)]
+    assert offending == []
+    for name in SCRIPTS:  # every run figure's interpretation is generated with its verdicts
+        block = text.split(f"<!-- BEGIN generated:{name} -->")[1].split("<!-- END")[0]
+        assert "**Reading (generated).**" in block
+
+
+def test_the_verdict_check_catches_a_hand_written_verdict():
+    text = ("intro\n<!-- BEGIN generated:x -->\nclaim SUPPORTED, p = 0.01\n<!-- END generated:x -->\n"
+            "The claim holds point by point from 16x on.\n")
+    assert [line for line in hand_written(text).splitlines() if VERDICT_WORDS.search(line)] == [
+        "The claim holds point by point from 16x on."]
+
+
+def test_a_claim_is_adjusted_over_every_test_it_draws_on():
+    import _findings
+
+    options = AnalysisOptions()
+    rows = [pd.DataFrame({"p_value": [0.002, 0.5], "p_equivalence": [0.9, 0.9], "difference": [-2.0, 0.1],
+                          "se": [0.3, 0.3], "df": [4.0, 4.0], "family": f, "family_size": 2})
+            for f in ("A", "B", "C", "D")]
+    claim = _findings.claim_rows(rows, "curves differ", options)
+    assert set(claim["family"]) == {"claim: curves differ"} and (claim["family_size"] == 8).all()
+    assert claim["p_adjusted"].min() == pytest.approx(8 * 0.002)  # Holm over the union, not within A
+    assert set(claim["source_family"]) == {"A", "B", "C", "D"}
+    claim20 = _findings.claim_rows(rows * 5, "curves differ", options)
+    assert claim20["p_adjusted"].min() == pytest.approx(min(1.0, 40 * 0.002))
+    assert _findings.verdict(claim20, -1) == "not shown"
