@@ -106,6 +106,16 @@ def test_every_metric_is_documented_with_unit_direction_and_stage():
     assert metric_info("latency_b64").name == "latency"
 
 
+def test_the_analysis_knows_every_direction_and_unit_the_registry_states():
+    from shrinkbench.analysis.schema import HIGHER_IS_BETTER, UNITS
+
+    for name in METRICS:
+        info = METRICS.get(name)
+        assert UNITS.get(name) == info.unit, name
+        assert HIGHER_IS_BETTER.get(name) == info.higher_is_better, name
+    assert set(HIGHER_IS_BETTER) <= set(METRICS)
+
+
 def test_cli_metrics_and_zoo_json(capsys):
     assert main(["metrics", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
