@@ -59,13 +59,28 @@ def options_from(args: argparse.Namespace) -> AnalysisOptions:
 
 
 def load(args: argparse.Namespace) -> StoreScan:
-    """Read the source; skipped record files are reported on stderr, one line each."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", StoreWarning)
-        scan = load_table(args.store, args.csv)
-    for warning in caught:
-        print(f"warning: {warning.message}", file=sys.stderr)
-    return scan
+    """Read the source (skipped record files are warned about, see `reporting_warnings`)."""
+    return load_table(args.store, args.csv)
+
+
+def reporting_warnings(command):
+    """Run `command(args)` with every StoreWarning it raises (a skipped or stray record file,
+    a NaN metric, a method stored in several versions) printed on stderr, one line each."""
+    import functools
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", StoreWarning)
+            status = command(args)  # an error is its own one line: the warnings behind it stay unsaid
+            said = set()
+            for warning in caught:
+                text = str(warning.message)
+                if issubclass(warning.category, StoreWarning) and text not in said:
+                    said.add(text)
+                    print(f"warning: {text}", file=sys.stderr)
+        return status
+    return run
 
 
 def _emit(text: str, out: str | None) -> None:
@@ -75,6 +90,7 @@ def _emit(text: str, out: str | None) -> None:
         sys.stdout.write(text)
 
 
+@reporting_warnings
 def cmd_results(args: argparse.Namespace) -> int:
     table = load(args).with_config_columns()
     text = table.to_csv(index=False) if args.format == "csv" else to_json(frame_records(table))
@@ -82,6 +98,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+@reporting_warnings
 def cmd_compare(args: argparse.Namespace) -> int:
     from shrinkbench.analysis.compare import compare, method_pairs
     from shrinkbench.analysis.pareto import pareto_labels
@@ -111,6 +128,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+@reporting_warnings
 def cmd_plan_seeds(args: argparse.Namespace) -> int:
     from shrinkbench.analysis.planner import plan_seeds
     from shrinkbench.analysis.runs import run_table
@@ -129,6 +147,7 @@ def cmd_plan_seeds(args: argparse.Namespace) -> int:
     return 0
 
 
+@reporting_warnings
 def cmd_report(args: argparse.Namespace) -> int:
     from shrinkbench.analysis.report import build_report
 

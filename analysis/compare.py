@@ -180,21 +180,31 @@ def bootstrap_warnings(curve_level: pd.DataFrame, options: AnalysisOptions) -> l
             f"covers about 75% at n = 3, 84% at n = 5); the Student-t intervals beside them keep their level"]
 
 
+def versions_of(strategies, name: str) -> list[str]:
+    """`name` itself, or its versions `name@<version>` when the store holds several."""
+    if name in strategies:
+        return [name]
+    return sorted(s for s in strategies if s.startswith(name + "@"))
+
+
 def method_pairs(runs: pd.DataFrame, method: str | None, baselines=None) -> list[tuple[str, str]]:
     """(method, baseline) pairs: the method against the given baselines (default: every
-    other pruning strategy), or with no method, every pair of strategies once."""
+    other pruning strategy), or with no method, every pair of strategies once. A method
+    stored with several versions of its code is compared version by version."""
     strategies = sorted(set(runs["strategy"]) - {DENSE_STRATEGY})
     if method is None:
         return [(a, b) for i, a in enumerate(strategies) for b in strategies[i + 1:]]
-    if method not in strategies:
+    methods = versions_of(strategies, method)
+    if not methods:
         raise AnalysisError(f"unknown method {method!r}; the table has: {', '.join(strategies)}")
-    chosen = list(baselines) if baselines else [s for s in strategies if s != method]
+    chosen = [v for b in baselines for v in versions_of(strategies, b) or [b]] if baselines else \
+        [s for s in strategies if s not in methods]
     for name in chosen:
         if name not in strategies:
             raise AnalysisError(f"unknown baseline {name!r}; the table has: {', '.join(strategies)}")
     if not chosen:
         raise AnalysisError(f"no baseline to compare {method!r} with; the table has only {method!r}")
-    return [(method, b) for b in chosen if b != method]
+    return [(m, b) for m in methods for b in chosen if b != m]
 
 
 __all__ = ["DECISIONS", "ComparisonReport", "SettingIndex", "adjust_family", "all_pairs_family", "compare",

@@ -17,8 +17,8 @@ import pandas as pd
 
 from shrinkbench.analysis.errors import AnalysisError, StoreWarning
 from shrinkbench.analysis.schema import (CONFOUNDER_COLUMNS, IDENTITY_COLUMNS, RECORD_SCHEMA,
-                             REQUIRED_COLUMNS, SPLITS, STAGES, TIDY_COLUMNS, flat_config, record_to_rows,
-                             unit_of)
+                                        REQUIRED_COLUMNS, SPLITS, STAGES, TIDY_COLUMNS, flat_config,
+                                        non_finite_metrics, record_to_rows, unit_of)
 
 ROW_STAGES = STAGES + ("none",)
 """Stages a tidy row may carry: `none` is the stage of the single row of a failed run."""
@@ -28,6 +28,7 @@ INT_COLUMNS = ("base_seed", "seed", "prune_steps")
 FLOAT_COLUMNS = ("compression", "finetune_epochs", "finetune_lr", "value")
 DEFAULTS = {
     "status": "ok",
+    "strategy_version": "",
     "base_id": "",
     "prune_steps": 1,
     "finetune_epochs": 0.0,
@@ -97,15 +98,32 @@ def scan_store(store: str | Path) -> StoreScan:
         try:
             with open(path, encoding="utf-8") as handle:
                 record = json.load(handle)
-            rows.extend(_record_rows(record))
+            new_rows = _record_rows(record)
+            if str(record["run_id"]) != path.stem:
+                original = runs / f"{record['run_id']}.json"
+                raise ValueError(f"its run_id {record['run_id']!r} is not its file name"
+                                 + (f" (a copy of {original.name}? it would count that run twice)"
+                                    if original.is_file() else ""))
+            rows.extend(new_rows)
             configs.append({"run_id": str(record["run_id"]), **flat_config(record["config"])})
             records += 1
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+            nan = non_finite_metrics(record)
+            if nan:
+                warnings.warn(f"{path}: non-finite value of {', '.join(nan[:3])}{' ...' if len(nan) > 3 else ''} "
+                              "(kept as NaN, left out of every mean)", StoreWarning, stacklevel=2)
+        except json.JSONDecodeError as exc:
+            reason = f"not valid JSON ({exc.msg} at line {exc.lineno})"
+            skipped.append(SkippedFile(str(path), reason))
+            warnings.warn(f"skipped {path}: {reason}", StoreWarning, stacklevel=2)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             skipped.append(SkippedFile(str(path), reason))
             warnings.warn(f"skipped {path}: {reason}", StoreWarning, stacklevel=2)
     if not rows:
-        raise AnalysisError(f"store {str(store)!r} holds no readable run records in runs/")
+        why = "; ".join(f"{Path(s.path).name}: {s.reason}" for s in skipped[:3])
+        more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
+        raise AnalysisError(f"store {str(store)!r} holds no readable run records in runs/"
+                            + (f"; unreadable: {why}{more}" if skipped else ""))
     table = validate(pd.DataFrame.from_records(rows, columns=list(TIDY_COLUMNS)), str(store))
     return StoreScan(table=table, source=str(store), records=records, skipped=skipped,
                      configs=pd.DataFrame.from_records(configs))

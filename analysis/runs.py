@@ -13,7 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from shrinkbench.analysis.errors import AnalysisError
+import warnings
+
+from shrinkbench.analysis.errors import AnalysisError, StoreWarning
 from shrinkbench.analysis.options import AnalysisOptions
 from shrinkbench.analysis.schema import CONFOUNDER_COLUMNS, DENSE_STRATEGY, IDENTITY_COLUMNS
 from shrinkbench.analysis.stats import t_interval_from_summary
@@ -64,6 +66,25 @@ def _attach_dense(runs: pd.DataFrame) -> pd.DataFrame:
     return runs
 
 
+def separate_versions(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """A strategy name stored with several versions of its code (`strategy_version`, the
+    sha256 of a user's strategy file) becomes one method per version, `name@<version>`, so
+    that results of different code are never pooled; returns the messages that say so."""
+    if "strategy_version" not in runs.columns or runs.empty:
+        return runs, []
+    versions = runs.groupby("strategy")["strategy_version"].nunique()
+    several = versions[versions > 1].index
+    if not len(several):
+        return runs, []
+    runs = runs.copy()
+    chosen = runs["strategy"].isin(several)
+    runs.loc[chosen, "strategy"] = runs.loc[chosen, "strategy"] + "@" + runs.loc[chosen, "strategy_version"]
+    messages = [f"{name} is stored with {versions[name]} versions of its code "
+                f"({', '.join(sorted(set(runs.loc[runs['strategy'].str.startswith(name + '@'), 'strategy_version'])))}); "
+                f"each is analysed as its own method, {name}@<version>" for name in several]
+    return runs, messages
+
+
 def run_table(table: pd.DataFrame, options: AnalysisOptions = AnalysisOptions()) -> pd.DataFrame:
     """One row per successful run: identity, confounders, `y` (the response), `dense_y`,
     `delta`, the measured x metrics (`compression_ratio` falls back to the target), `unit`
@@ -77,6 +98,9 @@ def run_table(table: pd.DataFrame, options: AnalysisOptions = AnalysisOptions())
             f"metrics present: {', '.join(sorted(ok['metric'].unique())[:12])}"
         raise AnalysisError(f"no {options.response} values in the table; {hint}")
     runs = pick.drop_duplicates("run_id")[RUN_COLUMNS + ["value"]].rename(columns={"value": "y"})
+    runs, messages = separate_versions(runs)
+    for message in messages:
+        warnings.warn(message, StoreWarning, stacklevel=2)
     runs = runs.join(_structural(ok, options.stage, X_METRICS), on="run_id")
     runs["compression_ratio"] = runs["compression_ratio"].fillna(runs["compression"])
     return assign_units(_attach_dense(runs)).reset_index(drop=True)

@@ -26,6 +26,8 @@ must agree between runs that are compared, then `stage`, `split`, `metric`, `val
 """
 from __future__ import annotations
 
+import json
+import math
 from typing import Any, Iterator
 
 RECORD_SCHEMA = 1
@@ -48,6 +50,7 @@ IDENTITY_COLUMNS = (
     "compression",
     "base_seed",
     "seed",
+    "strategy_version",
 )
 CONFOUNDER_COLUMNS = (
     "base_id",
@@ -61,7 +64,7 @@ CONFOUNDER_COLUMNS = (
 )
 MEASUREMENT_COLUMNS = ("stage", "split", "metric", "value", "unit")
 TIDY_COLUMNS = IDENTITY_COLUMNS + CONFOUNDER_COLUMNS + MEASUREMENT_COLUMNS
-REQUIRED_COLUMNS = IDENTITY_COLUMNS[2:] + ("stage", "split", "metric", "value")
+REQUIRED_COLUMNS = IDENTITY_COLUMNS[2:8] + ("stage", "split", "metric", "value")
 """What an analysis needs at least; the rest is filled with defaults when missing."""
 
 UNITS = {
@@ -137,7 +140,8 @@ def record_identity(record: dict[str, Any]) -> dict[str, Any]:
         "status": record.get("status", "ok"),
         "model": config["model"],
         "dataset": config["dataset"],
-        "strategy": config["strategy"],
+        "strategy": strategy_name(config),
+        "strategy_version": str(config.get("strategy_sha256") or "")[:12],
         "compression": float(config["compression"]),
         "base_seed": int(base.get("seed", 0)),
         "seed": int(config.get("seed", 0)),
@@ -150,6 +154,20 @@ def record_identity(record: dict[str, Any]) -> dict[str, Any]:
         "code_version": str(prov.get("code_version", "")),
         "compute": compute_label(prov),
     }
+
+
+def strategy_name(config: dict[str, Any]) -> str:
+    """The name a method is shown and found by: its label where the config gives one, else the
+    strategy with its parameters, `file.py:Class(power=3)`."""
+    if config.get("strategy_label"):
+        return str(config["strategy_label"])
+    params = config.get("strategy_params") or {}
+    if not isinstance(params, dict):
+        raise ValueError("strategy_params is not a table")
+    if not params:
+        return str(config["strategy"])
+    shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(params.items()))
+    return f"{config['strategy']}({shown})"
 
 
 def compute_label(provenance: dict[str, Any]) -> str:
@@ -186,4 +204,19 @@ def record_to_rows(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
         return
     for m in record.get("metrics", []):
         yield {**ident, "stage": m["stage"], "split": m["split"], "metric": m["metric"],
-               "value": float(m["value"]), "unit": unit_of(m["metric"])}
+               "value": metric_value(m), "unit": unit_of(m["metric"])}
+
+
+def metric_value(entry: dict[str, Any]) -> float:
+    """A stored metric's value: a JSON number (NaN included). Anything else, a string such as
+    "NaN" among them, makes the record unusable (ValueError naming the metric)."""
+    value = entry["value"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"metric {entry.get('metric')!r} has a non-numeric value {value!r}")
+    return float(value)
+
+
+def non_finite_metrics(record: dict[str, Any]) -> list[str]:
+    """`stage/split metric` of every stored metric whose value is NaN or infinite."""
+    return [f"{m.get('stage')}/{m.get('split')} {m.get('metric')}" for m in record.get("metrics", [])
+            if isinstance(m.get("value"), float) and not math.isfinite(m["value"])]

@@ -115,6 +115,17 @@ def _agrees(config: Any, wanted: Any, where: tuple = (), skip=frozenset()) -> bo
     return config == wanted
 
 
+def _strategy_listed(config: dict, entries: list) -> bool:
+    """Whether the record's strategy (with its parameters) is one of the [sweep] entries:
+    a name (no parameters) or a table {name, params, label}."""
+    params = config.get("strategy_params") or {}
+    for entry in entries:
+        name, wanted = (entry, {}) if isinstance(entry, str) else (entry.get("name"), entry.get("params") or {})
+        if config.get("strategy") == name and _agrees(params, wanted) and set(params) == set(wanted):
+            return True
+    return False
+
+
 def variant_of(spec: SuiteSpec, config: dict) -> str | None:
     """The variant of `spec` a record's config belongs to, or None if it is not the suite's."""
     s = spec.sweep
@@ -127,7 +138,7 @@ def variant_of(spec: SuiteSpec, config: dict) -> str | None:
     dense = strategy == DENSE_STRATEGY
     if (config.get("model") not in s["models"] or config.get("dataset") not in s["datasets"]
             or not any(math.isclose(compression, float(c)) for c in s["compressions"])
-            or not (dense or strategy in s["strategies"]) or pair not in spec.seed_pairs()):
+            or not (dense or _strategy_listed(config, s["strategies"])) or pair not in spec.seed_pairs()):
         return None
     if "budgets" in s and config.get("finetune", {}).get("epochs") not in s["budgets"]:
         return None

@@ -8,6 +8,7 @@ both train it: one claims it, the other waits for the file.
 """
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections import OrderedDict
@@ -20,7 +21,7 @@ from torch import nn
 
 from shrinkbench.config import RunConfig
 from shrinkbench.errors import CheckpointError
-from shrinkbench.store import Store, write_json_atomic
+from shrinkbench.store import Store, temporary_path, write_json_atomic
 
 WAIT_FOR_OTHER_S = 6 * 3600.0
 
@@ -47,6 +48,10 @@ def read_state_dict(path: Path, model: nn.Module, what: str) -> dict[str, torch.
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{what} {path} does not hold a state dict of tensors")
     obj = {k.removeprefix("module."): v for k, v in obj.items()}
+    broken = [k for k, v in obj.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise CheckpointError(f"{what} {path} holds non-finite values (nan or inf) in {', '.join(broken[:3])}"
+                              f"{' ...' if len(broken) > 3 else ''}; it cannot be a starting model")
     expected = model.state_dict()
     missing = sorted(set(expected) - set(obj))
     unexpected = sorted(set(obj) - set(expected))
@@ -103,9 +108,14 @@ def _from_cache_or_make(cfg, store, build, train_base) -> BaseModel:
         else:
             info = {"source": "trained", **train_base(model, train=True)}
         store.bases.mkdir(parents=True, exist_ok=True)
-        tmp = weights.with_name(f".tmp-{weights.name}")
-        torch.save(model.state_dict(), tmp)
-        tmp.replace(weights)
+        buffer = io.BytesIO()  # saved to memory first: the file's bytes do not depend on its (temporary) name
+        torch.save(model.state_dict(), buffer)
+        tmp = temporary_path(weights)
+        try:
+            tmp.write_bytes(buffer.getvalue())
+            tmp.replace(weights)
+        finally:
+            tmp.unlink(missing_ok=True)
         from shrinkbench.provenance import file_sha256
 
         info = {"id": cfg.base_id, "identity": cfg.base_identity(), **info, "sha256": file_sha256(weights)}

@@ -11,10 +11,17 @@ from typing import Sequence
 from shrinkbench.errors import ShrinkBenchError
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes end in ONE line on stderr (what was wrong, where to look) and exit 2."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from shrinkbench.commands import COMMANDS
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="shrinkbench",
         description="Benchmark neural-network pruning: fixed model zoo, one MACs convention, "
                     "multi-seed runs, statistics.")
@@ -28,7 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from shrinkbench.analysis.errors import AnalysisError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a usage error already said in one line
+        return int(done.code or 0)
     try:
         return int(args.func(args) or 0)
     except (ShrinkBenchError, AnalysisError) as exc:

@@ -1,7 +1,8 @@
 """Frozen, validated run configurations; a run's identity is the hash of its canonical form.
 
-A `RunConfig` says everything that determines a run's numbers: model, dataset, strategy,
-target compression, run seed, the base model (its own training config and seed, or a
+A `RunConfig` says everything that determines a run's numbers: model, dataset, strategy
+(with its parameters and, for a user's strategy, the sha256 of its source file), target
+compression, run seed, the base model (its own training config and seed, or a
 checkpoint by content hash), fine-tuning budget, optimizer and schedule, the pruning
 schedule, the data split and the measurement settings. Where the files live (data root,
 checkpoint path) and which device runs it are not part of the identity; they are recorded
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from shrinkbench.errors import ConfigError
+from shrinkbench.params import Params
 
 CONFIG_SCHEMA = 1
 DENSE = "none"
@@ -138,6 +140,9 @@ class RunConfig:
     measure: MeasureConfig = MeasureConfig()
     amp: bool = False
     deterministic: bool = True
+    strategy_params: Params = Params()
+    strategy_sha256: str | None = None
+    strategy_label: str | None = None
 
     def __post_init__(self) -> None:
         _check(isinstance(self.compression, (int, float)) and math.isfinite(self.compression),
@@ -147,9 +152,17 @@ class RunConfig:
         _check(self.score_batches >= 1 and self.score_batch_size >= 1,
                "score_batches and score_batch_size must be >= 1")
         object.__setattr__(self, "compression", float(self.compression))
+        _check(isinstance(self.strategy_params, Params),
+               f"strategy_params must be a table of name = value, got {self.strategy_params!r}")
+        _check(self.strategy_label is None or (isinstance(self.strategy_label, str) and self.strategy_label.strip()
+                                               and ":" not in self.strategy_label),
+               f"strategy label must be a non-empty name without ':', got {self.strategy_label!r}")
         if self.compression == 1.0:  # the dense model: one run, whatever strategy was asked for
             object.__setattr__(self, "strategy", DENSE)
             object.__setattr__(self, "prune_steps", 1)
+            object.__setattr__(self, "strategy_params", Params())
+            object.__setattr__(self, "strategy_sha256", None)
+            object.__setattr__(self, "strategy_label", None)
 
     @property
     def is_dense(self) -> bool:
@@ -170,6 +183,10 @@ class RunConfig:
         if self.is_dense:  # scoring settings play no part in a dense run
             d.pop("score_batches")
             d.pop("score_batch_size")
+        d.pop("strategy_label")  # a name to show; the numbers do not depend on it
+        for key, default in IDENTITY_DEFAULTS.items():  # fields added later keep old run ids
+            if d.get(key) == default:
+                d.pop(key)
         return d
 
     @property
@@ -195,12 +212,19 @@ class RunConfig:
         return build(cls, data, where)
 
 
+IDENTITY_DEFAULTS: dict[str, Any] = {"strategy_params": {}, "strategy_sha256": None}
+"""Fields added after the first release, left out of the identity at their defaults so the
+run ids of earlier runs stay what they were."""
+
+
 def digest(obj: Any) -> str:
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Params):
+        return obj.to_dict()
     if isinstance(obj, dict):
         return {k: _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -258,6 +282,8 @@ def _convert(value: Any, hint: Any, where: str, key: str) -> Any:
         if dataclasses.is_dataclass(value):
             return value
         return build(hint, value, where, key + ".")
+    if hint is Params:
+        return value if isinstance(value, Params) else Params(value, f"{where}: {key}")
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             fail("a list")

@@ -36,3 +36,8 @@ class CompressionError(ShrinkBenchError, ValueError):
 
 class TrainingDivergedError(ShrinkBenchError, FloatingPointError):
     """The loss became NaN or infinite during training."""
+
+
+class StrategyError(ShrinkBenchError):
+    """A strategy misbehaved while scoring (it raised, returned wrong shapes, non-finite
+    scores or a bad scope). The run gets a failed record with this message; the sweep goes on."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import inspect
 import time
 import traceback
 from typing import Any, Callable
@@ -30,7 +29,7 @@ from shrinkbench.bases import obtain_base
 from shrinkbench.config import DataConfig, RunConfig
 from shrinkbench.device import autocast, deterministic_algorithms, is_out_of_memory, precision
 from shrinkbench.device import resolve_device
-from shrinkbench.errors import ShrinkBenchError, TrainingDivergedError
+from shrinkbench.errors import ConfigError, StrategyError, TrainingDivergedError
 from shrinkbench.store import Store
 
 
@@ -208,6 +207,7 @@ def _execute(cfg: RunConfig, store: Store, dev: torch.device, on_epoch, loader_w
     from shrinkbench.provenance import environment, now_iso
 
     started, t0 = now_iso(), time.perf_counter()
+    source = checked_strategy_source(cfg)
     record: dict[str, Any] = {"schema": RECORD_SCHEMA, "run_id": cfg.run_id, "status": "ok",
                               "error": None, "config": cfg.to_dict(), "metrics": [], "epochs": []}
     ctx = None
@@ -226,10 +226,10 @@ def _execute(cfg: RunConfig, store: Store, dev: torch.device, on_epoch, loader_w
         if masks is not None:
             record["layers"] = [{"name": n, "numel": int(m.numel()), "kept": int(m.sum())}
                                 for n, m in masks.items()]
-    except TrainingDivergedError as exc:
+    except (TrainingDivergedError, StrategyError) as exc:  # this run fails, the sweep goes on
         record.update(status="failed", error=str(exc), metrics=[])
     record["provenance"] = {**environment(dev), "started_at": started, "finished_at": now_iso(),
-                            "seconds": time.perf_counter() - t0, **_strategy_source(cfg)}
+                            "seconds": time.perf_counter() - t0, **source}
     if ctx is not None:
         record["provenance"]["data_location"] = ctx.splits.location
     return record
@@ -241,7 +241,7 @@ def _prune_and_finetune(cfg: RunConfig, ctx: RunContext, model: nn.Module, recor
 
     masks = None
     excluded = ctx.model_spec.excluded if cfg.exclude is None else cfg.exclude
-    strategy = None if cfg.is_dense else resolve_strategy(cfg.strategy)
+    strategy = None if cfg.is_dense else resolve_strategy(cfg.strategy, cfg.strategy_params)
     order = generator(cfg.seed, "finetune-order")
     for step in range(1, cfg.prune_steps + 1):
         if strategy is not None:
@@ -257,18 +257,19 @@ def _prune_and_finetune(cfg: RunConfig, ctx: RunContext, model: nn.Module, recor
     return masks
 
 
-def _strategy_source(cfg: RunConfig) -> dict[str, str]:
-    """For a user strategy named `module:Class`, the sha256 of its source file."""
-    if ":" not in cfg.strategy:
-        return {}
-    try:
-        from shrinkbench.pruning import resolve_strategy
+def checked_strategy_source(cfg: RunConfig) -> dict[str, str]:
+    """For a user strategy, the path and sha256 of its source file, which must still be the
+    file the config was validated with (its hash is part of the run id)."""
+    from shrinkbench.pruning import strategy_source
 
-        source = inspect.getsourcefile(type(resolve_strategy(cfg.strategy)))
-        with open(source, "rb") as fh:
-            return {"strategy_source": source, "strategy_source_sha256": hashlib.sha256(fh.read()).hexdigest()}
-    except (OSError, TypeError, ShrinkBenchError):
+    found = None if cfg.is_dense else strategy_source(cfg.strategy)
+    if found is None:
         return {}
+    path, sha = found
+    if cfg.strategy_sha256 is not None and sha != cfg.strategy_sha256:
+        raise ConfigError(f"strategy file {path} changed since this run was planned (sha256 {sha[:12]}, the run "
+                          f"was planned with {cfg.strategy_sha256[:12]}); start the sweep again")
+    return {"strategy_source": path, "strategy_source_sha256": sha}
 
 
 def failure_record(cfg: RunConfig, exc: BaseException, device: str | None) -> dict[str, Any]:

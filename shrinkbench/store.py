@@ -46,11 +46,33 @@ class CorruptRecordWarning(UserWarning):
     pass
 
 
+def _machine() -> str:
+    """A short tag of this machine and pid namespace (pids are only comparable within one)."""
+    import hashlib
+
+    return hashlib.sha256(f"{socket.gethostname()}|{_pid_namespace()}".encode()).hexdigest()[:8]
+
+
+def temporary_path(path: Path) -> Path:
+    """Where `path` is written before it is moved into place: `.tmp-<pid>-<machine>-<random>-<name>`
+    in the same folder, so a leftover of a killed writer can be told from one being written."""
+    return path.parent / f".tmp-{os.getpid()}-{_machine()}-{uuid.uuid4().hex[:8]}-{path.name}"
+
+
+def _writer_gone(tmp: Path) -> bool:
+    """Whether the process that made temporary file `tmp` no longer runs on this machine
+    (False when it cannot be told: another machine's, or an older name)."""
+    parts = tmp.name.split("-", 4)
+    if len(parts) < 5 or not parts[1].isdigit() or parts[2] != _machine():
+        return False
+    return not _pid_alive(int(parts[1]))
+
+
 def write_json_atomic(path: Path, obj: Any, *, exclusive: bool = False) -> bool:
     """Write `obj` as JSON to `path` atomically; with `exclusive`, never replace an existing
     file and return False if one is there."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp-{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = temporary_path(path)
     try:
         with open(tmp, "w") as fh:
             json.dump(obj, fh, indent=1, sort_keys=True, allow_nan=True)
@@ -84,6 +106,29 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
+
+    def check_writable(self, create: bool = True) -> "Store":
+        """Make sure the store can take records (creating its folder unless `create` is
+        False), or raise a one-line ConfigError saying what is in the way: a file where the
+        folder should be, a folder that cannot be created or written, a `runs`/`bases`/`claims`
+        that is not a folder."""
+        from shrinkbench.errors import ConfigError
+
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(f"store {str(self.root)!r} is a file, not a folder; pass --store DIR")
+        if not create and not self.root.exists():
+            return self
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the store folder {str(self.root)!r}: {exc.strerror or exc}") from None
+        for part in (self.runs, self.bases, self.claims):
+            if part.exists() and not part.is_dir():
+                raise ConfigError(f"store {str(self.root)!r}: {part.name} is a file, not a folder; is this a "
+                                  "shrinkbench store?")
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise ConfigError(f"store {str(self.root)!r} is not writable by this user")
+        return self
 
     def record_path(self, run_id: str) -> Path:
         return self.runs / f"{run_id}.json"
@@ -164,17 +209,30 @@ class Store:
             path.unlink(missing_ok=True)
 
     def clean_leftovers(self, older_than_s: float = 3600.0) -> int:
-        """Remove temporary files that a killed writer left behind."""
+        """Remove temporary files that a killed writer left behind: at once where the writer
+        was a process of this machine that is gone, else once older than `older_than_s`."""
         removed = 0
         now = time.time()
         for folder in (self.runs, self.bases):
             for tmp in folder.glob(".tmp-*") if folder.is_dir() else ():
                 try:
-                    if now - tmp.stat().st_mtime > older_than_s:
+                    if _writer_gone(tmp) or now - tmp.stat().st_mtime > older_than_s:
                         tmp.unlink()
                         removed += 1
                 except FileNotFoundError:
                     pass
+        return removed
+
+    def tidy(self) -> int:
+        """Leave the store clean after a sweep: the leftovers of killed writers, and every
+        claim whose owner is gone (a dead process of this machine, or another machine's claim
+        untouched for CLAIM_STALE_S). Returns how many files went."""
+        removed = self.clean_leftovers()
+        for path in self.claims.glob("*.claim") if self.claims.is_dir() else ():
+            seen = _claim_if_stale(path)
+            if seen:
+                _take_over(path, seen)
+                removed += not path.exists()
         return removed
 
 

@@ -5,6 +5,7 @@ budgets, plus the settings every run shares.
     models = ["lenet_300_100"]
     datasets = ["fashion-mnist"]
     strategies = ["global_magnitude", "random"]     # registered names or "module:Class"
+    # or a table: {name = "mymethod.py:Mine", params = {power = 3}, label = "mine-p3"}
     compressions = [1, 2, 4, 8]
     seeds = [0, 1, 2]          # run seeds
     base_seeds = [0, 1, 2]     # base-model seeds (default: the same list as seeds)
@@ -47,7 +48,7 @@ from shrinkbench.errors import ConfigError, ShrinkBenchError
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 TOP_LEVEL = ("name", "description", "sweep", "run", "base", "finetune", "data", "measure", "variants")
-SWEEP_LISTS = {"models": str, "datasets": str, "strategies": str, "compressions": (int, float),
+SWEEP_LISTS = {"models": str, "datasets": str, "strategies": (str, dict), "compressions": (int, float),
                "seeds": int, "base_seeds": int, "budgets": int, "prune_steps": int}
 REQUIRED = ("models", "datasets", "strategies", "compressions", "seeds")
 
@@ -127,9 +128,10 @@ def _sweep_section(sweep: Any, where: str) -> dict[str, list]:
         value = sweep[key]
         if not isinstance(value, list) or not value or not all(
                 isinstance(v, kind) and not isinstance(v, bool) for v in value):
-            expected = "strings" if kind is str else "integers" if kind is int else "numbers"
+            expected = {str: "strings", int: "integers", (str, dict): "names or tables"}.get(kind, "numbers")
             raise ConfigError(f"{where}: [sweep] {key} must be a non-empty list of {expected}, got {value!r}")
         out[key] = value
+    out["strategies"] = [_strategy_entry(s, where) for s in out["strategies"]]
     out["seeding"] = sweep.get("seeding", DEFAULT_SEEDING)
     if out["seeding"] not in ("zip", "product"):
         raise ConfigError(f"{where}: [sweep] seeding must be \"zip\" or \"product\", got {out['seeding']!r}")
@@ -139,6 +141,24 @@ def _sweep_section(sweep: Any, where: str) -> dict[str, list]:
                           f"({len(out['base_seeds'])} vs {len(out['seeds'])}); set seeding = \"product\" to pair "
                           "every base seed with every run seed")
     return out
+
+
+STRATEGY_KEYS = ("name", "params", "label")
+
+
+def _strategy_entry(entry: str | dict, where: str) -> dict[str, Any]:
+    """A [sweep] strategies entry as {name, params, label}: a plain name, or a table
+    `{name = "file.py:Class", params = {...}, label = "shown name"}`."""
+    if isinstance(entry, str):
+        return {"name": entry}
+    unknown = sorted(set(entry) - set(STRATEGY_KEYS))
+    if unknown or not isinstance(entry.get("name"), str):
+        raise ConfigError(f"{where}: [sweep] strategies: a table needs a name and may have params and a label, "
+                          f"got {entry!r}")
+    if "params" in entry and not isinstance(entry["params"], dict):
+        raise ConfigError(f"{where}: [sweep] strategies: params of {entry['name']!r} must be a table, e.g. "
+                          "params = {power = 3}")
+    return {k: entry[k] for k in STRATEGY_KEYS if k in entry}
 
 
 DEFAULT_SEEDING = "zip"
@@ -198,7 +218,11 @@ def expand(sweep: dict[str, Any], template: dict[str, Any], where: str) -> tuple
             sweep["models"], sweep["datasets"], sweep["strategies"], sweep["compressions"],
             pairs, budgets, steps):
         raw = _deep_copy(template)
-        raw.update(model=model, dataset=dataset, strategy=strategy, compression=compression, seed=seed)
+        raw.update(model=model, dataset=dataset, strategy=strategy["name"], compression=compression, seed=seed)
+        if "params" in strategy:
+            raw["strategy_params"] = strategy["params"]
+        if "label" in strategy:
+            raw["strategy_label"] = strategy["label"]
         raw.setdefault("base", {})["seed"] = base_seed
         if budget is not None:
             raw.setdefault("finetune", {})["epochs"] = budget
@@ -208,7 +232,7 @@ def expand(sweep: dict[str, Any], template: dict[str, Any], where: str) -> tuple
         try:
             cfg = validate_config(cfg)
         except ShrinkBenchError as exc:
-            raise type(exc)(f"{where}: {model} x {dataset} x {strategy} x {compression:g}: {exc}") from None
+            raise type(exc)(f"{where}: {model} x {dataset} x {strategy['name']} x {compression:g}: {exc}") from None
         seen.setdefault(cfg.run_id, cfg)
     return tuple(seen.values())
 

@@ -77,6 +77,11 @@ def start(configs: Sequence[RunConfig], store: Store,
     return report, todo
 
 
+def finish(store: Store) -> None:
+    """The end of every sweep, whatever executed it: the store is left clean (`Store.tidy`)."""
+    store.tidy()
+
+
 def run_one(cfg: RunConfig | dict, store_root: str, device: str | None = None,
             retry_failed: bool = False, on_epoch: Callable[[dict], None] | None = None,
             loader_workers: int = 0) -> RunOutcome:
@@ -144,6 +149,7 @@ def run_local(configs: Sequence[RunConfig], store: Store, *, device: str | None 
             bar.update(1)
     finally:
         bar.close()
+        finish(store)
     return report
 
 

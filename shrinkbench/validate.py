@@ -1,8 +1,12 @@
 """Checking a run config against the registries before anything runs.
 
 `validate_config` returns the canonical config (registered names instead of aliases, the
-dataset's default validation size filled in, a checkpoint's hash filled in) or raises a
-one-line `ShrinkBenchError` that says what is wrong and what is allowed.
+dataset's default validation size filled in, a checkpoint's hash and a user strategy's source
+hash filled in) or raises a one-line `ShrinkBenchError` that says what is wrong and what is
+allowed. A user's strategy is also dry-run once per (strategy, source, parameters, model):
+built with its parameters and asked to score a freshly initialised model on a random batch of
+two examples, so that a strategy that cannot import, has a bad scope, or returns scores of the
+wrong shape or non-finite scores is refused before the sweep starts (`preflight_strategy`).
 """
 from __future__ import annotations
 
@@ -11,7 +15,11 @@ import functools
 import os
 
 from shrinkbench.config import RunConfig
-from shrinkbench.errors import CheckpointError, ConfigError
+from shrinkbench.errors import CheckpointError, ConfigError, DataNotFoundError, StrategyError
+from shrinkbench.params import Params
+
+PREFLIGHT_BATCH = 2
+"""Examples of the random batch a user's strategy is dry-run on."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -32,10 +40,61 @@ def _checkpoint_hash(path: str, mtime: float, size: int) -> str:
     return file_sha256(path)
 
 
+_PREFLIGHTED: set[tuple] = set()
+
+
+def preflight_strategy(strategy: str, source_sha256: str | None, params: Params, model_name: str,
+                       exclude: tuple[str, ...] | None, compression: float) -> None:
+    """Dry-run a user's strategy (see the module docstring) at `compression`, once per
+    (strategy, source, parameters, model, exclusions) in a process; a misbehaving one is a
+    one-line ConfigError naming what it did."""
+    key = (strategy, source_sha256, params, model_name, exclude)
+    if key in _PREFLIGHTED:
+        return
+    _dry_run(strategy, params, model_name, exclude, compression)
+    _PREFLIGHTED.add(key)
+
+
+def _dry_run(strategy: str, params: Params, model_name: str, exclude, compression: float) -> None:
+    import torch
+
+    from shrinkbench.models import create_model, model_spec
+    from shrinkbench.pruning import prune, resolve_strategy
+
+    spec = model_spec(model_name)
+    model = create_model(model_name, seed=0)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn((PREFLIGHT_BATCH, *spec.input_shape), generator=generator)
+    y = torch.randint(0, spec.num_classes, (PREFLIGHT_BATCH,), generator=generator)
+    excluded = spec.excluded if exclude is None else exclude
+    from shrinkbench.device import is_out_of_memory
+
+    try:
+        with torch.random.fork_rng(devices=[]):
+            prune(model, resolve_strategy(strategy, params), compression, excluded=excluded, batches=[(x, y)],
+                  generator=generator, dry_run=True)
+    except StrategyError as error:
+        raise ConfigError(f"dry run of strategy {strategy} on {model_name} (a random batch of {PREFLIGHT_BATCH}) "
+                          f"failed: {error}") from None
+    except Exception as error:  # out of memory on this machine says nothing of the run's device
+        if not is_out_of_memory(error):
+            raise
+
+
+def _check_data(dspec, data) -> None:
+    if data.root is not None and not os.path.isdir(os.path.expanduser(data.root)):
+        raise DataNotFoundError(f"data root {data.root!r} (--data-root or data.root) is not a folder; name the "
+                                "folder that holds the datasets")
+    n = dspec.train_examples
+    if n is not None and data.val_size is not None and not 0 <= data.val_size < n:
+        raise ConfigError(f"data.val_size must be between 0 and {n - 1} ({dspec.name}'s official training split "
+                          f"has {n} examples), got {data.val_size}")
+
+
 def validate_config(cfg: RunConfig) -> RunConfig:
     from shrinkbench.data import DATASETS, dataset_spec
     from shrinkbench.models import MODELS, model_spec
-    from shrinkbench.pruning import keep_count, resolve_strategy
+    from shrinkbench.pruning import keep_count, resolve_strategy, strategy_source
 
     model = MODELS.canonical(cfg.model)
     dataset = DATASETS.canonical(cfg.dataset)
@@ -45,19 +104,28 @@ def validate_config(cfg: RunConfig) -> RunConfig:
             f"model {model} takes {'x'.join(map(str, mspec.input_shape))} inputs with {mspec.num_classes} "
             f"classes but dataset {dataset} has {'x'.join(map(str, dspec.input_shape))} with "
             f"{dspec.num_classes}; pick a matching variant (see `shrinkbench zoo`)")
-    strategy = cfg.strategy
+    strategy, sha = cfg.strategy, cfg.strategy_sha256
     if not cfg.is_dense:
-        resolved = resolve_strategy(cfg.strategy)  # fails early for unknown names or files
+        resolved = resolve_strategy(cfg.strategy, cfg.strategy_params)  # fails early for unknown names or files
         strategy = cfg.strategy if ":" in cfg.strategy else resolved.name
+        source = strategy_source(strategy)
+        if source is not None:
+            if sha is not None and sha != source[1]:
+                raise ConfigError(f"strategy file {source[0]} has sha256 {source[1][:12]}, but the config asks for "
+                                  f"{sha[:12]} (the file changed)")
+            sha = source[1]
     exclude = cfg.exclude
     if exclude is not None:
         exclude = tuple(sorted(set(exclude)))
     meta_model, prunable = _prunable_counts(model, exclude)
     if not cfg.is_dense:
         keep_count(meta_model, prunable, cfg.compression)  # raises with the largest reachable ratio
+        if sha is not None:
+            preflight_strategy(strategy, sha, cfg.strategy_params, model, exclude, cfg.compression)
     data = cfg.data
     if data.val_size is None:
         data = dataclasses.replace(data, val_size=dspec.val_size)
+    _check_data(dspec, data)
     base = cfg.base
     if base.checkpoint is not None:
         path = os.path.expanduser(base.checkpoint)
@@ -70,4 +138,4 @@ def validate_config(cfg: RunConfig) -> RunConfig:
                                   f"but the config asks for {base.checkpoint_sha256}")
         base = dataclasses.replace(base, checkpoint_sha256=digest)
     return cfg.replace(model=model, dataset=dataset, strategy=strategy, exclude=exclude,
-                       data=data, base=base)
+                       data=data, base=base, strategy_sha256=sha)

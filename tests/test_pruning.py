@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from shrinkbench.errors import CompressionError, ConfigError, UnknownNameError
+from shrinkbench.errors import CompressionError, ConfigError, StrategyError, UnknownNameError
 from shrinkbench.metrics.structure import params, params_nonzero
 from shrinkbench.models import create_model, model_spec
 from shrinkbench.pruning import (STRATEGIES, ScoringContext, Strategy, apportion,
@@ -403,8 +403,44 @@ def test_non_finite_scores_name_the_strategy_and_layer():
                     for n, w in ctx.weights.items()}
 
     model, excluded = build("lenet_300_100")
-    with pytest.raises(ConfigError, match="'broken'.*non-finite.*'fc2'"):
+    with pytest.raises(StrategyError, match="'broken'.*non-finite.*'fc2'"):
         prune(model, Broken(), 2, excluded=excluded, batches=[], generator=torch.Generator())
+
+
+def test_non_finite_weights_are_blamed_on_the_weights_not_the_strategy():
+    model, excluded = build("lenet_300_100")
+    with torch.no_grad():
+        model.fc1.weight[0, 0] = float("nan")
+    with pytest.raises(ConfigError, match="'fc1' holds non-finite weights.*not the strategy"):
+        prune(model, resolve_strategy("global_magnitude"), 2, excluded=excluded, batches=[],
+              generator=torch.Generator())
+
+
+@pytest.mark.parametrize("body,message", [
+    ("raise RuntimeError('boom')", "raised RuntimeError: boom"),
+    ("import sys; sys.exit(0)", "called sys.exit(0)"),
+    ("return [w for w in ctx.weights.values()]", "must return a dict"),
+    ("return {n: 'high' for n in ctx.weights}", "no score tensor"),
+])
+def test_whatever_a_strategys_score_does_is_one_strategy_error_line(body, message):
+    namespace = {"Strategy": Strategy}
+    exec(f"class Odd(Strategy):\n    def score(self, ctx):\n        {body}\n", namespace)
+    model, excluded = build("lenet_300_100")
+    with pytest.raises(StrategyError) as err:
+        prune(model, namespace["Odd"](), 2, excluded=excluded, batches=[], generator=torch.Generator())
+    assert message in str(err.value) and "\n" not in str(err.value) and "'Odd'" in str(err.value)
+
+
+def test_a_bad_scope_is_a_strategy_error():
+    class Sideways(Strategy):
+        scope = "sideways"
+
+        def score(self, ctx):
+            return {n: w.detach().abs() for n, w in ctx.weights.items()}
+
+    model, excluded = build("lenet_300_100")
+    with pytest.raises(StrategyError, match="scope 'sideways'"):
+        prune(model, Sideways(), 2, excluded=excluded, batches=[], generator=torch.Generator())
 
 
 def test_scores_of_the_wrong_shape_or_missing_are_errors():
@@ -413,7 +449,7 @@ def test_scores_of_the_wrong_shape_or_missing_are_errors():
             return {n: torch.ones(3) for n in ctx.weights}
 
     model, excluded = build("lenet_300_100")
-    with pytest.raises(ConfigError, match="WrongShape.*shape"):
+    with pytest.raises(StrategyError, match="WrongShape.*shape"):
         prune(model, WrongShape(), 2, excluded=excluded, batches=[], generator=torch.Generator())
 
 

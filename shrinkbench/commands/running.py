@@ -9,12 +9,23 @@ import sys
 from shrinkbench.executors import add_arguments as add_executor_arguments
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default="results", help="results folder (default: results)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
-    p.add_argument("--data-root", default=None, help="folder holding the datasets")
+    p.add_argument("--data-root", default=None, help="folder holding the datasets (must exist)")
     p.add_argument("--download", action="store_true", help="allow torchvision to download missing data")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -23,6 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--strategy", required=True, help="registered name or module:Class or file.py:Class")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", default=None,
+                   help="a parameter of the strategy, passed to its constructor and part of the run's identity "
+                        "(repeatable; VALUE is read as JSON where it parses, e.g. --param power=3)")
+    p.add_argument("--label", default=None, help="the name the analysis shows for this method (default: the strategy)")
     p.add_argument("--compression", type=float, required=True)
     p.add_argument("--seed", type=int, default=0, help="run seed")
     p.add_argument("--base-seed", type=int, default=0)
@@ -64,8 +79,15 @@ def _setup(args) -> None:
 
 
 def _data_overrides(args) -> dict:
+    import os
+
+    from shrinkbench.errors import DataNotFoundError
+
     data = {}
     if args.data_root:
+        if not os.path.isdir(os.path.expanduser(args.data_root)):
+            raise DataNotFoundError(f"--data-root {args.data_root!r} is not a folder; name the folder that holds "
+                                    "the datasets")
         data["root"] = args.data_root
     if args.download:
         data["download"] = True
@@ -74,6 +96,7 @@ def _data_overrides(args) -> dict:
 
 def cmd_prune(args) -> int:
     from shrinkbench.config import RunConfig
+    from shrinkbench.params import parse_assignments
     from shrinkbench.store import Store
     from shrinkbench.sweep import run_one
     from shrinkbench.validate import validate_config
@@ -82,6 +105,10 @@ def cmd_prune(args) -> int:
     raw: dict = _read_config_file(args.config) if args.config else {}
     raw.update(model=args.model, dataset=args.dataset, strategy=args.strategy,
                compression=args.compression, seed=args.seed, prune_steps=args.prune_steps)
+    if args.param:
+        raw["strategy_params"] = {**raw.get("strategy_params", {}), **parse_assignments(args.param).to_dict()}
+    if args.label:
+        raw["strategy_label"] = args.label
     base = raw.setdefault("base", {})
     base["seed"] = args.base_seed
     if args.base_checkpoint:
@@ -91,7 +118,7 @@ def cmd_prune(args) -> int:
          optimizer=args.optimizer)
     raw.setdefault("data", {}).update(_data_overrides(args))
     cfg = validate_config(RunConfig.from_dict(raw, "command line"))
-    store = Store(args.store)
+    store = Store(args.store).check_writable()
     outcome = run_one(cfg, str(store.root), args.device)
     record = store.read(cfg.run_id)
     if args.format == "json":
@@ -147,7 +174,7 @@ def _run_suite(args, suite_name: str):
     if overrides:
         from dataclasses import replace
         configs = tuple(c.replace(data=replace(c.data, **overrides)) for c in configs)
-    store = Store(args.store)
+    store = Store(args.store).check_writable(create=not getattr(args, "dry_run", False))
     todo = pending(configs, store, getattr(args, "retry_failed", False))
     print(f"suite {suite.name} ({suite.path}): {len(configs)} runs, {len(configs) - len(todo)} already "
           f"in {store.root}, {len(todo)} to run", file=sys.stderr)

@@ -66,6 +66,7 @@ def cifar_formats(files: CifarFiles) -> tuple[FileFormat, ...]:
         std=(0.3530,),
         augmentation="none",
         source="Fashion-MNIST (Xiao, Rasul & Vollgraf 2017): 60000 train / 10000 test 28x28 grey images, 10 classes; IDX files",
+        train_examples=60000,
     ),
     folders=("FashionMNIST/raw",),
     download=torchvision_download("FashionMNIST"),
@@ -86,6 +87,7 @@ def fashion_mnist() -> tuple[FileFormat, ...]:
         std=(0.3081,),
         augmentation="none",
         source="MNIST (LeCun et al. 1998): 60000 train / 10000 test 28x28 grey digits, 10 classes; IDX files",
+        train_examples=60000,
     ),
     folders=("MNIST/raw",),
     download=torchvision_download("MNIST"),
@@ -108,6 +110,7 @@ def cifar_spec(name: str, num_classes: int, mean: tuple[float, ...], std: tuple[
         source=source,
         crop_padding=4,
         flip_p=0.5,
+        train_examples=50000,
     )
 
 
@@ -165,6 +168,7 @@ def imagenet() -> tuple[FileFormat, ...]:
         augmentation="none",
         source="scikit-learn load_digits (UCI optical digits): 1797 8x8 images, values 0..16 scaled to 0..1, "
         "bilinearly upsampled to 28x28 (align_corners=False); fixed test split of 297 by seed 0",
+        train_examples=1797 - DIGITS_TEST_SIZE,
     ),
     place="scikit-learn's bundled copy (sklearn.datasets.load_digits)",
 )

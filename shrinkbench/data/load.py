@@ -28,7 +28,8 @@ def hold_out_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, to
     """(train, val) indices: with ``p = randperm(n, generator=Generator().manual_seed(seed))``,
     val = sorted(p[:val_size]) and train = sorted(p[val_size:]). Disjoint, covering 0..n-1."""
     if not 0 <= val_size < n:
-        raise ConfigError(f"val_size must be between 0 and {n - 1} (the training split has {n} examples), got {val_size}")
+        raise ConfigError(f"data.val_size must be between 0 and {n - 1} (the training split has {n} examples), "
+                          f"got {val_size}")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return order[val_size:].sort().values, order[:val_size].sort().values
 

@@ -35,7 +35,9 @@ class DatasetSpec:
     a random crop of the input size taken after zero-padding the raw image by
     `crop_padding` pixels on each side (0 = no crop), then a horizontal flip with
     probability `flip_p`. On-disk datasets (imagenet) do their augmentation per image and
-    leave both at 0; `augmentation` states what they do.
+    leave both at 0; `augmentation` states what they do. `train_examples` is the size of
+    the official training split where it is fixed (None for folders of any size), so a
+    `val_size` that would leave no training data is refused before anything runs.
     """
 
     name: str
@@ -49,6 +51,7 @@ class DatasetSpec:
     source: str
     crop_padding: int = 0
     flip_p: float = 0.0
+    train_examples: int | None = None
 
     def __post_init__(self) -> None:
         where = f"dataset spec {self.name!r}"

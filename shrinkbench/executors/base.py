@@ -19,7 +19,7 @@ from shrinkbench.config import RunConfig
 from shrinkbench.errors import ShrinkBenchError
 from shrinkbench.registry import Registry
 from shrinkbench.store import Store
-from shrinkbench.sweep import RunOutcome, SweepReport, describe, run_one, start
+from shrinkbench.sweep import RunOutcome, SweepReport, describe, finish, run_one, start
 
 BASE, RUN = "base", "run"
 
@@ -95,8 +95,11 @@ class PlannedExecutor:
     def run(self, configs: Sequence[RunConfig], store: Store, runtime: Runtime = Runtime(), *,
             workers: int | None = None, progress: bool = True) -> SweepReport:
         work_plan = plan(configs, store, runtime.retry_failed)
-        if work_plan.runs:
-            self.execute(work_plan, store, runtime, workers, progress)
+        try:
+            if work_plan.runs:
+                self.execute(work_plan, store, runtime, workers, progress)
+        finally:
+            finish(store)
         return work_plan.report
 
     def execute(self, work_plan: Plan, store: Store, runtime: Runtime, workers: int | None,

@@ -26,7 +26,7 @@ from shrinkbench.pruning.criteria import CRITERIA, input_channel_scale
 from shrinkbench.pruning.layers import (PRUNABLE_TYPES, keep_count, max_compression,
                                         prunable_weights)
 from shrinkbench.pruning.masks import MaskSet
-from shrinkbench.pruning.resolve import resolve_strategy
+from shrinkbench.pruning.resolve import resolve_strategy, strategy_source
 from shrinkbench.pruning.selection import apportion, prune, select, top_k_mask
 from shrinkbench.pruning.strategies import (SCOPES, STRATEGIES, Strategy, list_strategies,
                                             register_strategy)
@@ -34,4 +34,4 @@ from shrinkbench.pruning.strategies import (SCOPES, STRATEGIES, Strategy, list_s
 __all__ = ["CRITERIA", "MaskSet", "PRUNABLE_TYPES", "SCOPES", "STRATEGIES", "ScoringContext",
            "Strategy", "apportion", "input_channel_scale", "keep_count", "list_strategies",
            "max_compression", "prunable_weights", "prune", "register_strategy",
-           "resolve_strategy", "select", "top_k_mask"]
+           "resolve_strategy", "select", "strategy_source", "top_k_mask"]

@@ -41,11 +41,14 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
 
 class ScoringContext:
     """The model, its prunable weights, the score batches, the run generator and the current
-    masks (weights already pruned must stay pruned; `prune` gives them score -inf)."""
+    masks (weights already pruned must stay pruned; `prune` gives them score -inf).
+    `dry_run` is True while the toolkit checks a user's strategy on a random batch before a
+    sweep starts (`shrinkbench.validate`): a strategy may skip costly side effects then."""
 
     def __init__(self, model: nn.Module, weights: dict[str, nn.Parameter],
                  batches: Sequence[Batch], generator: torch.Generator,
-                 masks: MaskSet | None = None):
+                 masks: MaskSet | None = None, dry_run: bool = False):
+        self.dry_run = dry_run
         self.model = model
         self.weights = weights
         self.batches = list(batches)

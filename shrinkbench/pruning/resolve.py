@@ -1,11 +1,19 @@
-"""Turn a `--strategy` value into a Strategy instance.
+"""Turn a `--strategy` value (and its parameters) into a Strategy instance.
 
 Accepted forms:
     global_magnitude / GlobalMagWeight   a registered name or alias
     mypkg.mymethod:MyMethod              a class in an importable module (on sys.path)
     path/to/file.py:MyMethod             a class in a Python file (imported from its path)
-The class must subclass `Strategy` and take no constructor arguments. Every failure is a
-one-line `ShrinkBenchError` saying which part was wrong.
+The class must subclass `Strategy`; its constructor receives the run's `strategy_params` as
+keyword arguments (none by default). Every failure is a one-line `ShrinkBenchError` saying
+which part was wrong; user code that raises, or calls `sys.exit`, while it is imported or
+built cannot end the command silently.
+
+A user's strategy is identified by its code: `strategy_source(spec)` gives the path and the
+sha256 of the ONE file that defines it (the `.py` file named, or the file of the module named),
+and `validate_config` puts that hash into the run's identity, so an edited file makes new
+runs instead of reusing old records. Code the file imports from other files is not hashed;
+keep a method in one file, or change that file when its helpers change.
 """
 from __future__ import annotations
 
@@ -13,23 +21,43 @@ import difflib
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Mapping
 
 from shrinkbench.errors import ConfigError, UnknownNameError
 from shrinkbench.pruning.strategies import STRATEGIES, Strategy
 
 
 def _one_line(error: BaseException) -> str:
+    if isinstance(error, SystemExit):
+        return f"it called sys.exit({error.code!r})"
     return f"{type(error).__name__}: {' '.join(str(error).split())}"
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _is_file_spec(target: str) -> bool:
+    return target.endswith(".py") or "/" in target or "\\" in target
+
+
+def _split(spec: str) -> tuple[str, str]:
+    target, _, class_name = spec.rpartition(":")
+    if not target or not class_name.isidentifier():
+        raise ConfigError(f"strategy {spec!r} must look like module:ClassName or path/to/file.py:ClassName")
+    return target, class_name
 
 
 def _import_file(path_text: str) -> ModuleType:
     path = Path(path_text).expanduser().resolve()
     if not path.is_file():
         raise ConfigError(f"strategy file {path_text!r} does not exist")
-    digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    # the module's name carries the file's content: an edited file is imported afresh
+    digest = hashlib.sha256(str(path).encode() + _file_sha256(path).encode()).hexdigest()[:12]
     module_name = f"shrinkbench_user_strategy_{path.stem}_{digest}"
     if module_name in sys.modules:
         return sys.modules[module_name]
@@ -40,21 +68,36 @@ def _import_file(path_text: str) -> ModuleType:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as error:  # the user's code failed: report it on one line
+    except KeyboardInterrupt:
+        del sys.modules[module_name]
+        raise
+    except BaseException as error:  # the user's code failed or exited: report it on one line
         del sys.modules[module_name]
         raise ConfigError(f"importing strategy file {path_text!r} failed: {_one_line(error)}") from None
     return module
 
 
+_MODULE_HASHES: dict[str, str] = {}
+
+
 def _import_module(name: str) -> ModuleType:
     try:
-        return importlib.import_module(name)
+        module = importlib.import_module(name)
+        source = getattr(module, "__file__", None)
+        if source and Path(source).is_file():  # re-import a module whose file changed meanwhile
+            digest = _file_sha256(Path(source))
+            if _MODULE_HASHES.setdefault(name, digest) != digest:
+                module = importlib.reload(module)
+                _MODULE_HASHES[name] = digest
+        return module
+    except KeyboardInterrupt:
+        raise
     except ModuleNotFoundError as error:
         if error.name and name.startswith(error.name):
             raise ConfigError(f"strategy module {name!r} not found: is its folder on sys.path "
                               f"(PYTHONPATH)? or give a file: path/to/file.py:ClassName") from None
         raise ConfigError(f"importing strategy module {name!r} failed: {_one_line(error)}") from None
-    except Exception as error:
+    except BaseException as error:
         raise ConfigError(f"importing strategy module {name!r} failed: {_one_line(error)}") from None
 
 
@@ -72,37 +115,75 @@ def _strategy_class(module: ModuleType, where: str, class_name: str) -> type[Str
     return cls
 
 
-def _instantiate(factory, label: str) -> Strategy:
+def _check_parameters(factory, params: Mapping, label: str) -> None:
+    """Every parameter must be a keyword the constructor takes."""
+    if not params:
+        return
     try:
-        strategy = factory()
-    except Exception as error:
-        raise ConfigError(f"strategy {label} could not be constructed without arguments: "
-                          f"{_one_line(error)}") from None
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return
+    accepted = [p.name for p in signature.parameters.values()
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
+        return
+    unknown = [k for k in params if k not in accepted]
+    if unknown:
+        takes = f"it takes {', '.join(accepted)}" if accepted else "it takes no parameters"
+        raise ConfigError(f"strategy {label} has no parameter {unknown[0]!r}; {takes}")
+
+
+def _instantiate(factory, label: str, params: Mapping) -> Strategy:
+    _check_parameters(factory, params, label)
+    try:
+        strategy = factory(**dict(params))
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:
+        how = f"with {dict(params)}" if params else "without arguments"
+        raise ConfigError(f"strategy {label} could not be constructed {how}: {_one_line(error)}") from None
     if not isinstance(strategy, Strategy):
         raise ConfigError(f"strategy {label} did not produce a shrinkbench.pruning.Strategy")
     return strategy
 
 
-def resolve_strategy(spec: str) -> Strategy:
-    """A Strategy instance for a registered name/alias, `module:Class` or `file.py:Class`."""
+def resolve_strategy(spec: str, params: Mapping | None = None) -> Strategy:
+    """A Strategy instance for a registered name/alias, `module:Class` or `file.py:Class`,
+    constructed with `params` as keyword arguments."""
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"strategy must be a non-empty string, got {spec!r}")
     spec = spec.strip()
+    params = dict(params or {})
     if ":" not in spec:
         try:
             factory = STRATEGIES.get(spec)
         except UnknownNameError as error:
             raise UnknownNameError(f"{error} (or give your own as module:ClassName or "
                                    f"path/to/file.py:ClassName)") from None
-        strategy = _instantiate(factory, repr(spec))
+        strategy = _instantiate(factory, repr(spec), params)
         strategy.name = STRATEGIES.canonical(spec)  # what a record stores, resolvable again
         return strategy
-    target, _, class_name = spec.rpartition(":")
-    if not target or not class_name.isidentifier():
-        raise ConfigError(f"strategy {spec!r} must look like module:ClassName or "
-                          f"path/to/file.py:ClassName")
-    if target.endswith(".py") or "/" in target or "\\" in target:
+    target, class_name = _split(spec)
+    if _is_file_spec(target):
         module, where = _import_file(target), f"strategy file {target!r}"
     else:
         module, where = _import_module(target), f"strategy module {target!r}"
-    return _instantiate(_strategy_class(module, where, class_name), repr(spec))
+    return _instantiate(_strategy_class(module, where, class_name), repr(spec), params)
+
+
+def strategy_source(spec: str) -> tuple[str, str] | None:
+    """(path, sha256) of the file defining a user's strategy `module:Class` or
+    `file.py:Class`; None for a registered name. Imports the module if needed."""
+    if ":" not in spec:
+        return None
+    target, _ = _split(spec.strip())
+    if _is_file_spec(target):
+        path = Path(target).expanduser().resolve()
+        if not path.is_file():
+            raise ConfigError(f"strategy file {target!r} does not exist")
+    else:
+        source = getattr(_import_module(target), "__file__", None)
+        if not source:
+            raise ConfigError(f"strategy module {target!r} has no source file to identify it by")
+        path = Path(source).resolve()
+    return str(path), _file_sha256(path)

@@ -21,7 +21,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from shrinkbench.errors import CompressionError, ConfigError
+from shrinkbench.errors import CompressionError, ConfigError, ShrinkBenchError, StrategyError
 from shrinkbench.pruning.context import Batch, ScoringContext
 from shrinkbench.pruning.layers import keep_count, prunable_weights
 from shrinkbench.pruning.masks import MaskSet
@@ -76,27 +76,53 @@ def apportion(total: int, sizes: Sequence[int], capacities: Sequence[int]) -> li
 def _checked_scores(strategy: Strategy, scores, weights: dict[str, nn.Parameter]) -> dict[str, torch.Tensor]:
     label = strategy.name
     if not isinstance(scores, dict):
-        raise ConfigError(f"strategy {label!r}: score() must return a dict name -> tensor, "
-                          f"got {type(scores).__name__}")
+        raise StrategyError(f"strategy {label!r}: score() must return a dict name -> tensor, "
+                            f"got {type(scores).__name__}")
     extra = [n for n in scores if n not in weights]
     if extra:
-        raise ConfigError(f"strategy {label!r} scored {extra[0]!r}, which is not a prunable layer")
+        raise StrategyError(f"strategy {label!r} scored {extra[0]!r}, which is not a prunable layer")
     checked = {}
     for name, weight in weights.items():
         score = scores.get(name)
         if not isinstance(score, torch.Tensor):
-            raise ConfigError(f"strategy {label!r} returned no score tensor for layer {name!r}")
+            raise StrategyError(f"strategy {label!r} returned no score tensor for layer {name!r}")
         if score.shape != weight.shape:
-            raise ConfigError(f"strategy {label!r}: score of layer {name!r} has shape "
-                              f"{tuple(score.shape)}, its weight {tuple(weight.shape)}")
+            raise StrategyError(f"strategy {label!r}: score of layer {name!r} has shape "
+                                f"{tuple(score.shape)}, its weight {tuple(weight.shape)}")
         score = score.detach()
         if not score.is_floating_point():
             score = score.double()
         if not bool(torch.isfinite(score).all()):
-            raise ConfigError(f"strategy {label!r} gave non-finite scores (nan or inf) for "
-                              f"layer {name!r}")
+            raise StrategyError(f"strategy {label!r} gave non-finite scores (nan or inf) for "
+                                f"layer {name!r}")
         checked[name] = score.to(weight.device)
     return checked
+
+
+def check_finite_weights(weights: dict[str, nn.Parameter]) -> None:
+    """A model whose weights are already nan or inf cannot be pruned: say where the fault is."""
+    for name, weight in weights.items():
+        if not bool(torch.isfinite(weight.detach()).all()):
+            raise ConfigError(f"layer {name!r} holds non-finite weights (nan or inf) before pruning: the "
+                              f"starting weights are broken (a checkpoint or a diverged training), not the strategy")
+
+
+def call_score(strategy: Strategy, ctx) -> object:
+    """`strategy.score(ctx)`; whatever a user's code raises (or exits with) becomes one
+    `StrategyError` line; the toolkit's own errors, running out of memory (recorded as such
+    by the sweep) and Ctrl-C pass through."""
+    from shrinkbench.device import is_out_of_memory
+
+    try:
+        return strategy.score(ctx)
+    except (KeyboardInterrupt, ShrinkBenchError):
+        raise
+    except BaseException as error:  # noqa: BLE001 - a user's code: report it, never crash
+        if is_out_of_memory(error):
+            raise
+        what = (f"called sys.exit({error.code!r})" if isinstance(error, SystemExit)
+                else f"raised {type(error).__name__}: {' '.join(str(error).split())}")
+        raise StrategyError(f"strategy {strategy.name!r}: score() {what}"[:500]) from None
 
 
 def select(scores: dict[str, torch.Tensor], k: int, scope: str,
@@ -128,7 +154,7 @@ def select(scores: dict[str, torch.Tensor], k: int, scope: str,
 
 def prune(model: nn.Module, strategy: Strategy, compression: float, *, excluded,
           batches: Sequence[Batch], generator: torch.Generator,
-          masks: MaskSet | None = None) -> MaskSet:
+          masks: MaskSet | None = None, dry_run: bool = False) -> MaskSet:
     """Prune `model` in place to `compression` (params / params_nonzero) with `strategy`.
 
     Keeps exactly K = keep_count(...) prunable weights: scores from `strategy.score`, the
@@ -150,10 +176,11 @@ def prune(model: nn.Module, strategy: Strategy, compression: float, *, excluded,
                                    f"only {alive:,} are left unpruned; masks only shrink, so "
                                    f"prune to a compression at least as high as before")
     if strategy.scope not in SCOPES:
-        raise ConfigError(f"strategy {strategy.name!r} has scope {strategy.scope!r}; "
-                          f"allowed: {', '.join(SCOPES)}")
-    ctx = ScoringContext(model, weights, batches, generator, masks)
-    scores = _checked_scores(strategy, strategy.score(ctx), weights)
+        raise StrategyError(f"strategy {strategy.name!r} has scope {strategy.scope!r}; "
+                            f"allowed: {', '.join(SCOPES)}")
+    check_finite_weights(weights)
+    ctx = ScoringContext(model, weights, batches, generator, masks, dry_run=dry_run)
+    scores = _checked_scores(strategy, call_score(strategy, ctx), weights)
     with torch.no_grad():
         new_masks = select(scores, k, strategy.scope, masks)
     new_masks.apply(model)
