@@ -7,10 +7,19 @@ Reads only the tidy table (see `analysis.schema`) and never imports torch. Modul
 `significance`, `report` (Markdown + HTML), `cli` (`report`, `compare`, `plan-seeds`,
 `results`). Plotting modules are imported only when used.
 """
-from shrinkbench.analysis.errors import AnalysisError, StoreWarning
-from shrinkbench.analysis.load import load_table, read_csv, read_store, scan_store, validate
-from shrinkbench.analysis.options import AnalysisOptions
-from shrinkbench.analysis.runs import run_table, summarize
+import importlib
 
-__all__ = ["AnalysisError", "StoreWarning", "AnalysisOptions", "load_table", "read_csv", "read_store",
-           "scan_store", "validate", "run_table", "summarize"]
+from shrinkbench.analysis.errors import AnalysisError, StoreWarning
+
+_LAZY = {"load_table": "load", "read_csv": "load", "read_store": "load", "scan_store": "load", "validate": "load",
+         "AnalysisOptions": "options", "run_table": "runs", "summarize": "runs"}
+"""Imported on first use, so that `import shrinkbench.analysis` (and the CLI's --help) stays light."""
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"shrinkbench.analysis.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'shrinkbench.analysis' has no attribute {name!r}")
+
+
+__all__ = ["AnalysisError", "StoreWarning", *sorted(_LAZY)]

@@ -11,14 +11,16 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from shrinkbench.analysis.errors import AnalysisError, StoreWarning
-from shrinkbench.analysis.files import frame_records, to_json, write_text
-from shrinkbench.analysis.load import StoreScan, load_table
-from shrinkbench.analysis.options import INTERVALS, AnalysisOptions
+from shrinkbench.analysis.options import DIRECTIONS, INTERVALS, AnalysisOptions
 from shrinkbench.analysis.schema import SPLITS, STAGES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from shrinkbench.analysis.load import StoreScan
+
+# numpy, pandas and scipy are imported by the commands that need them, not to build --help
 
 
 def _source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +42,8 @@ def _option_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--rope", type=float, default=d.rope,
                        help=f"region of practical equivalence, ± accuracy points (default: {d.rope})")
     group.add_argument("--power", type=float, default=d.power, help=f"target power (default: {d.power})")
+    group.add_argument("--direction", default=d.direction, choices=DIRECTIONS,
+                       help="which way the response is better: auto (the metrics registry's), higher or lower")
     group.add_argument("--interval", default=d.interval, choices=INTERVALS,
                        help="curve bands: Student-t or bootstrap over whole seeds (default: t)")
     group.add_argument("--n-boot", type=int, default=d.n_boot, help=f"bootstrap resamples (default: {d.n_boot})")
@@ -54,12 +58,14 @@ def _output_arguments(parser: argparse.ArgumentParser, formats: tuple[str, ...],
 
 def options_from(args: argparse.Namespace) -> AnalysisOptions:
     return AnalysisOptions(metric=args.metric, stage=args.stage, split=args.split, alpha=args.alpha,
-                           confidence=args.confidence, rope=args.rope, power=args.power,
+                           confidence=args.confidence, rope=args.rope, power=args.power, direction=args.direction,
                            interval=args.interval, n_boot=args.n_boot, seed=args.seed)
 
 
-def load(args: argparse.Namespace) -> StoreScan:
+def load(args: argparse.Namespace) -> "StoreScan":
     """Read the source (skipped record files are warned about, see `reporting_warnings`)."""
+    from shrinkbench.analysis.load import load_table
+
     return load_table(args.store, args.csv)
 
 
@@ -84,6 +90,8 @@ def reporting_warnings(command):
 
 
 def _emit(text: str, out: str | None) -> None:
+    from shrinkbench.analysis.files import write_text
+
     if out:
         write_text(out, text)
     else:
@@ -92,6 +100,8 @@ def _emit(text: str, out: str | None) -> None:
 
 @reporting_warnings
 def cmd_results(args: argparse.Namespace) -> int:
+    from shrinkbench.analysis.files import frame_records, to_json
+
     table = load(args).with_config_columns()
     text = table.to_csv(index=False) if args.format == "csv" else to_json(frame_records(table))
     _emit(text, args.out)
@@ -100,6 +110,9 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 @reporting_warnings
 def cmd_compare(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from shrinkbench.analysis.files import to_json
     from shrinkbench.analysis.compare import compare, method_pairs
     from shrinkbench.analysis.pareto import pareto_labels
     from shrinkbench.analysis.report import write_significance
@@ -130,6 +143,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 @reporting_warnings
 def cmd_plan_seeds(args: argparse.Namespace) -> int:
+    from shrinkbench.analysis.files import frame_records, to_json
     from shrinkbench.analysis.planner import plan_seeds
     from shrinkbench.analysis.runs import run_table
     from shrinkbench.analysis.significance import seed_plan_table
@@ -149,6 +163,7 @@ def cmd_plan_seeds(args: argparse.Namespace) -> int:
 
 @reporting_warnings
 def cmd_report(args: argparse.Namespace) -> int:
+    from shrinkbench.analysis.files import to_json
     from shrinkbench.analysis.report import build_report
 
     options = options_from(args)

@@ -122,7 +122,9 @@ def test_cli_metrics_and_zoo_json(capsys):
     assert {"name", "unit", "higher_is_better", "definition", "stage"} <= set(rows[0])
     assert main(["zoo", "lenet*", "--format", "json"]) == 0
     zoo = json.loads(capsys.readouterr().out)
-    assert [z["name"] for z in zoo] == ["lenet_300_100", "lenet5_caffe"]
+    assert [z["name"] for z in zoo] == ["lenet_300_100", "lenet5_caffe", "lenet_300_100_w0.5", "lenet5_caffe_w0.5",
+                                        "lenet_300_100_w0.25", "lenet5_caffe_w0.25", "lenet_300_100_w0.125",
+                                        "lenet5_caffe_w0.125"]
     assert {"name", "input_shape", "num_classes", "params", "macs", "fingerprint"} <= set(zoo[0])
 
 

@@ -36,3 +36,16 @@ def test_pyproject_installs_every_package_folder():
     found |= {name + ("." + ".".join(p.parent.relative_to(folder).parts) if p.parent != folder else "")
               for name, folder in mapped.items() for p in folder.rglob("__init__.py")}
     assert found == listed
+
+
+def test_the_listing_commands_and_help_import_neither_torch_nor_pandas():
+    code = ("import sys, io, contextlib\n"
+            "from shrinkbench.cli import main\n"
+            "for argv in (['zoo'], ['zoo', 'lenet*', '--format', 'json'], ['strategies'], ['metrics'], ['suites'],"
+            " ['--help'], ['run', '--help'], ['compare', '--help']):\n"
+            "    with contextlib.redirect_stdout(io.StringIO()):\n"
+            "        assert main(argv) == 0, argv\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'pandas', 'scipy'))\n"
+            "assert not heavy, heavy[:5]\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -8,7 +8,7 @@ from torch import nn
 
 from shrinkbench.errors import UnknownNameError
 from shrinkbench.macs import count_macs
-from shrinkbench.models import (build_on_meta, create_model, describe_model, fingerprint,
+from shrinkbench.models import (build_on_meta, count_model, create_model, describe_model, fingerprint,
                                 list_models, model_spec)
 
 # (model, params, MACs) from the reference table; LeNets: Han et al. 2015 architectures,
@@ -27,15 +27,34 @@ REFERENCE = [
     ("lenet_300_100", 266_610, 266_200),
     ("lenet5_caffe", 20 * 25 + 20 + 50 * 20 * 25 + 50 + 800 * 500 + 500 + 500 * 10 + 10,
      24 * 24 * 20 * 25 + 8 * 8 * 50 * 20 * 25 + 800 * 500 + 500 * 10),
+    # width-scaled dense variants, by hand: LeNet-300-100 at 1/2 is 784-150-50-10
+    ("lenet_300_100_w0.5", 784 * 150 + 150 + 150 * 50 + 50 + 50 * 10 + 10, 784 * 150 + 150 * 50 + 50 * 10),
+    # LeNet-5 at 1/8: conv 3 (2.5 rounded half up), conv 6 (6.25), fc 63 (62.5)
+    ("lenet5_caffe_w0.125", 3 * 25 + 3 + 6 * 3 * 25 + 6 + 96 * 63 + 63 + 63 * 10 + 10,
+     24 * 24 * 3 * 25 + 8 * 8 * 6 * 3 * 25 + 96 * 63 + 63 * 10),
 ]
 
 
 @pytest.mark.parametrize("name,params,macs", REFERENCE)
 def test_reference_counts_to_the_unit(name, params, macs):
-    info = describe_model(name)
+    info = describe_model(name, count=True)
     assert info["params"] == params
     assert info["macs"] == macs
     assert info["uncounted"] == []
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_golden_count_is_the_real_count(name):
+    spec = model_spec(name)
+    assert spec.golden is not None, f"{name} has no golden counts in shrinkbench/models/catalog.py"
+    assert count_model(name) == spec.golden
+
+
+def test_listing_the_zoo_needs_no_torch():
+    code = ("import sys; from shrinkbench.models import list_models, describe_model\n"
+            "rows = [describe_model(n) for n in list_models()]\n"
+            "assert rows[0]['params'] and 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 @pytest.mark.parametrize("name", ["cifar_resnet20", "lenet_300_100", "lenet5_caffe",
@@ -81,7 +100,7 @@ def test_option_a_shortcuts_have_no_parameters():
 
 
 def test_cifar_resnet18_is_not_torchvision_resnet18():
-    assert describe_model("cifar_resnet18")["params"] == 11_173_962
+    assert describe_model("cifar_resnet18", count=True)["params"] == 11_173_962
     assert describe_model("cifar_resnet18")["fingerprint"] != describe_model("imagenet_resnet18")["fingerprint"]
 
 
@@ -91,17 +110,16 @@ def test_vgg_variants_differ_in_classes():
 
 
 def test_fingerprints_unique_and_weight_independent():
-    prints = {name: describe_model(name)["fingerprint"] for name in list_models()}
+    prints = {name: count_model(name).fingerprint for name in list_models()}
     assert len(set(prints.values())) == len(prints)
     assert fingerprint(create_model("lenet_300_100", seed=0)) == fingerprint(create_model("lenet_300_100", seed=1))
 
 
 def test_fingerprints_stable_across_processes():
-    code = ("from shrinkbench.models import describe_model;"
-            "print(describe_model('cifar_resnet56')['fingerprint'], describe_model('lenet5_caffe')['fingerprint'])")
+    code = ("from shrinkbench.models import count_model;"
+            "print(count_model('cifar_resnet56').fingerprint, count_model('lenet5_caffe').fingerprint)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == [describe_model("cifar_resnet56")["fingerprint"],
-                                  describe_model("lenet5_caffe")["fingerprint"]]
+    assert out.stdout.split() == [count_model("cifar_resnet56").fingerprint, count_model("lenet5_caffe").fingerprint]
 
 
 def test_same_seed_same_weights_and_no_global_rng_change():
@@ -119,4 +137,6 @@ def test_unknown_model_lists_close_matches():
         model_spec("cifar_resnet65")
     message = str(err.value)
     assert "cifar_resnet56" in message and "\n" not in message
-    assert list_models("cifar_resnet5*") == ["cifar_resnet56", "cifar_resnet56_1x28x28"]
+    assert list_models("cifar_resnet5*") == ["cifar_resnet56", "cifar_resnet56_1x28x28", "cifar_resnet56_w0.5",
+                                             "cifar_resnet56_w0.5_1x28x28", "cifar_resnet56_w0.25",
+                                             "cifar_resnet56_w0.25_1x28x28"]

@@ -11,10 +11,17 @@ splitting), `batching` (reproducible batches), `augment`, and the format readers
 """
 from shrinkbench.data import catalog as _catalog  # noqa: F401  (registers the datasets)
 from shrinkbench.data.batching import batches, normalise
-from shrinkbench.data.imagefolder import ImageFolderSplit
 from shrinkbench.data.load import dataset_spec, describe_search, find_official, hold_out, hold_out_indices, load_splits
 from shrinkbench.data.sources import DATASETS, FileFormat, builtin_dataset, dataset
 from shrinkbench.data.spec import DataFormatError, DatasetSpec, DataSplits, TensorSplit
+
+
+def __getattr__(name: str):
+    if name == "ImageFolderSplit":  # torchvision and PIL are imported only where image folders are read
+        from shrinkbench.data.imagefolder import ImageFolderSplit
+
+        return ImageFolderSplit
+    raise AttributeError(f"module 'shrinkbench.data' has no attribute {name!r}")
 
 __all__ = [
     "DATASETS",

@@ -19,7 +19,6 @@ import torch.nn.functional as F
 
 from shrinkbench.data.cifar import CIFAR10, CIFAR100, CifarFiles, read_binary, read_python
 from shrinkbench.data.idx import read_image_label_pair
-from shrinkbench.data.imagefolder import read_image_folders
 from shrinkbench.data.load import hold_out_indices
 from shrinkbench.data.sources import FileFormat, builtin_dataset, dataset, torchvision_download
 from shrinkbench.data.spec import DatasetSpec, TensorSplit
@@ -138,6 +137,13 @@ def cifar100() -> tuple[FileFormat, ...]:
     return cifar_formats(CIFAR100)
 
 
+def _read_image_folders(paths):
+    """`shrinkbench.data.imagefolder.read_image_folders`, imported (with torchvision) when used."""
+    from shrinkbench.data.imagefolder import read_image_folders
+
+    return read_image_folders(paths)
+
+
 @dataset(
     DatasetSpec(
         name="imagenet",
@@ -153,7 +159,8 @@ def cifar100() -> tuple[FileFormat, ...]:
     fix="torchvision cannot download ImageNet; get it from image-net.org and sort val/ into class folders",
 )
 def imagenet() -> tuple[FileFormat, ...]:
-    return (FileFormat("ImageFolder", (("train",), ("val",)), read_image_folders),)
+    return (FileFormat("ImageFolder", (("train",), ("val",)), _read_image_folders),)
+
 
 
 @builtin_dataset(

@@ -6,13 +6,13 @@ once, so a partial last batch weighs exactly as many examples as it holds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
-
-import torch
-import torch.nn.functional as F
-from torch import nn
+from typing import TYPE_CHECKING, Iterable
 
 from shrinkbench.metrics.registry import metric
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
 
 
 @dataclass
@@ -24,7 +24,9 @@ class PredictionCounts:
     correct5: int = 0
     loss_sum: float = 0.0
 
-    def add(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
+    def add(self, logits: "torch.Tensor", targets: "torch.Tensor") -> None:
+        import torch.nn.functional as F
+
         k = min(5, logits.shape[1])
         topk = logits.topk(k, dim=1).indices
         hits = topk.eq(targets.unsqueeze(1))
@@ -57,6 +59,8 @@ def loss(counts: PredictionCounts) -> float:
 
 def predict_counts(model: nn.Module, batches: Iterable, device: torch.device | str = "cpu") -> PredictionCounts:
     """Run `model` in eval mode over `batches` of (x, y) and sum the counts."""
+    import torch
+
     counts = PredictionCounts()
     was_training = model.training
     model.eval()

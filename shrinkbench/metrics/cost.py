@@ -11,13 +11,15 @@ import statistics
 import time
 import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from shrinkbench.metrics.registry import metric
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -31,13 +33,17 @@ class LatencySettings:
             raise ValueError("latency needs batch sizes >= 1, repeats >= 3 and warmup >= 0")
 
 
-def _sync(device: torch.device) -> None:
+def _sync(device: "torch.device") -> None:
     if device.type == "cuda":
+        import torch
+
         torch.cuda.synchronize(device)
 
 
 def time_forward(model: nn.Module, x: torch.Tensor, warmup: int, repeats: int) -> list[float]:
     """Seconds of each of `repeats` timed forward passes on `x` (after `warmup` passes)."""
+    import torch
+
     times = []
     with torch.inference_mode():
         for i in range(warmup + repeats):
@@ -71,31 +77,37 @@ def throughput(times: list[float], batch_size: int) -> float:
     return batch_size / latency(times)
 
 
-class _TensorMemoryTracker(TorchDispatchMode):
-    """Follows the bytes of tensor storages created under it, freed when they die."""
+def _memory_tracker(baseline: int):
+    """A TorchDispatchMode that follows the bytes of tensor storages created under it, freed
+    when they die (defined on first use: importing this module needs no torch)."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
 
-    def __init__(self, baseline: int):
-        super().__init__()
-        self.current = baseline
-        self.peak = baseline
-        self._seen: set[int] = set()
+    class TensorMemoryTracker(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.current = baseline
+            self.peak = baseline
+            self._seen: set[int] = set()
 
-    def _free(self, key: int, nbytes: int) -> None:
-        self.current -= nbytes
-        self._seen.discard(key)
+        def _free(self, key: int, nbytes: int) -> None:
+            self.current -= nbytes
+            self._seen.discard(key)
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else (out,):
-            if isinstance(t, torch.Tensor):
-                storage = t.untyped_storage()
-                key = storage.data_ptr()
-                if key and key not in self._seen:
-                    self._seen.add(key)
-                    self.current += storage.nbytes()
-                    self.peak = max(self.peak, self.current)
-                    weakref.finalize(storage, self._free, key, storage.nbytes())
-        return out
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(t, torch.Tensor):
+                    storage = t.untyped_storage()
+                    key = storage.data_ptr()
+                    if key and key not in self._seen:
+                        self._seen.add(key)
+                        self.current += storage.nbytes()
+                        self.peak = max(self.peak, self.current)
+                        weakref.finalize(storage, self._free, key, storage.nbytes())
+            return out
+
+    return TensorMemoryTracker()
 
 
 @metric(unit="bytes", higher_is_better=False, kind="cost", stages=("post",), per_batch_size=True)
@@ -104,6 +116,8 @@ def peak_memory(model: nn.Module, x: torch.Tensor) -> int:
     peak_memory_bB = bytes(parameters, buffers, input) + max over time of the bytes of live
     activation storages (CPU: tracked per tensor storage; CUDA: the allocator's peak,
     torch.cuda.max_memory_allocated)."""
+    import torch
+
     with torch.inference_mode():
         if x.device.type == "cuda":
             torch.cuda.synchronize(x.device)
@@ -113,7 +127,7 @@ def peak_memory(model: nn.Module, x: torch.Tensor) -> int:
             return int(torch.cuda.max_memory_allocated(x.device))
         baseline = sum(t.numel() * t.element_size() for t in model.state_dict().values())
         baseline += x.numel() * x.element_size()
-        tracker = _TensorMemoryTracker(baseline)
+        tracker = _memory_tracker(baseline)
         with tracker:
             model(x)
         return int(tracker.peak)
@@ -122,6 +136,8 @@ def peak_memory(model: nn.Module, x: torch.Tensor) -> int:
 def measure_cost(model: nn.Module, input_shape: tuple[int, ...], settings: LatencySettings,
                  device: torch.device | str = "cpu", seed: int = 0) -> dict[str, float]:
     """latency, latency_iqr and throughput at every batch size, and peak memory at the largest."""
+    import torch
+
     device = torch.device(device)
     was_training = model.training
     model.eval()

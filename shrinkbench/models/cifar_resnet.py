@@ -17,12 +17,6 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from shrinkbench.models.zoo import register_model
-
-HE2016 = "He, Zhang, Ren, Sun. Deep Residual Learning for Image Recognition. CVPR 2016 (CIFAR, option A)"
-RESNET18_CIFAR = ("ResNet-18 with a 3x3 stem for 32x32 inputs, as in e.g. Liu et al. 2019 "
-                  "'Rethinking the Value of Network Pruning' and many later papers")
-
 
 class PadShortcut(nn.Module):
     """Option A shortcut: x[:, :, ::s, ::s], zero-padded with new channels (no parameters)."""
@@ -88,22 +82,15 @@ class CifarResNet(nn.Module):
         return self.fc(x.flatten(1))
 
 
-def _register_option_a(depth: int) -> None:
+def option_a(depth: int, in_channels: int = 3, num_classes: int = 10, width: float = 1.0) -> CifarResNet:
+    """ResNet-`depth` (depth = 6n + 2) with option-A shortcuts; `width` scales 16/32/64."""
+    from shrinkbench.models.lenet import scaled_width
+
     n = (depth - 2) // 6
-    for suffix, shape in (("", (3, 32, 32)), ("_1x28x28", (1, 28, 28))):
-        register_model(
-            name=f"cifar_resnet{depth}{suffix}", input_shape=shape, num_classes=10, excluded=("fc",),
-            reference=HE2016, family="cifar_resnet",
-            description=f"ResNet-{depth}, 3 stages x {n} basic blocks (16/32/64), option-A shortcuts",
-        )(lambda n=n, c=shape[0]: CifarResNet((n, n, n), (16, 32, 64), "A", in_channels=c))
+    widths = tuple(scaled_width(w, width) for w in (16, 32, 64))
+    return CifarResNet((n, n, n), widths, "A", in_channels=in_channels, num_classes=num_classes)
 
 
-for _depth in (20, 32, 44, 56, 110):
-    _register_option_a(_depth)
-
-for _suffix, _shape in (("", (3, 32, 32)), ("_1x28x28", (1, 28, 28))):
-    register_model(
-        name=f"cifar_resnet18{_suffix}", input_shape=_shape, num_classes=10, excluded=("fc",),
-        reference=RESNET18_CIFAR, family="cifar_resnet18",
-        description="ResNet-18 layout (64-128-256-512, 2 blocks/stage, 1x1 projection shortcuts), 3x3 stem, no max-pool",
-    )(lambda c=_shape[0]: CifarResNet((2, 2, 2, 2), (64, 128, 256, 512), "B", in_channels=c))
+def resnet18(in_channels: int = 3, num_classes: int = 10) -> CifarResNet:
+    """The ResNet-18 layout with a 3x3 stem and 1x1 projection shortcuts."""
+    return CifarResNet((2, 2, 2, 2), (64, 128, 256, 512), "B", in_channels=in_channels, num_classes=num_classes)

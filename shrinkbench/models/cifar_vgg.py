@@ -10,10 +10,6 @@ from __future__ import annotations
 
 from torch import nn
 
-from shrinkbench.models.zoo import register_model
-
-ZAGORUYKO2015 = ("Zagoruyko 2015, '92.45% on CIFAR-10 in Torch' (vgg_bn_drop), the CIFAR VGG of "
-                 "the original ShrinkBench (Blalock et al. 2020)")
 
 # (out_channels, dropout after it or None); "M" = max-pool
 _LAYOUT = [(64, 0.3), (64, None), "M", (128, 0.4), (128, None), "M",
@@ -49,13 +45,3 @@ class VGGBnDrop(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.features(x).flatten(1))
-
-
-for _name, _shape, _classes in (("cifar_vgg16_bn", (3, 32, 32), 10),
-                                ("cifar100_vgg16_bn", (3, 32, 32), 100),
-                                ("cifar_vgg16_bn_1x28x28", (1, 28, 28), 10)):
-    register_model(
-        name=_name, input_shape=_shape, num_classes=_classes, excluded=("classifier.5",),
-        reference=ZAGORUYKO2015, family="cifar_vgg",
-        description=f"VGG-16 with BN and dropout, fc 512-512-{_classes} (ShrinkBench's CIFAR VGG)",
-    )(lambda c=_shape[0], k=_classes: VGGBnDrop(in_channels=c, num_classes=k))

@@ -21,17 +21,23 @@ or `--strategy path/to/mymethod.py:SquaredMagnitude` (registering is optional):
 `ctx` also offers `ctx.gradients()`, `ctx.activations()`, `ctx.batches`, `ctx.generator`
 (the run seed's) and `ctx.masks` (see `ScoringContext`).
 """
-from shrinkbench.pruning.context import ScoringContext
-from shrinkbench.pruning.criteria import CRITERIA, input_channel_scale
-from shrinkbench.pruning.layers import (PRUNABLE_TYPES, keep_count, max_compression,
-                                        prunable_weights)
-from shrinkbench.pruning.masks import MaskSet
-from shrinkbench.pruning.resolve import resolve_strategy, strategy_source
-from shrinkbench.pruning.selection import apportion, prune, select, top_k_mask
-from shrinkbench.pruning.strategies import (SCOPES, STRATEGIES, Strategy, list_strategies,
+import importlib
+
+from shrinkbench.pruning.strategies import (SCOPES, STRATEGIES, Strategy, list_strategies,  # noqa: F401
                                             register_strategy)
 
-__all__ = ["CRITERIA", "MaskSet", "PRUNABLE_TYPES", "SCOPES", "STRATEGIES", "ScoringContext",
-           "Strategy", "apportion", "input_channel_scale", "keep_count", "list_strategies",
-           "max_compression", "prunable_weights", "prune", "register_strategy",
-           "resolve_strategy", "select", "strategy_source", "top_k_mask"]
+_LAZY = {  # name -> module: these need torch, imported on first use (listing strategies needs none)
+    "ScoringContext": "context", "CRITERIA": "criteria", "input_channel_scale": "criteria",
+    "PRUNABLE_TYPES": "layers", "keep_count": "layers", "max_compression": "layers", "prunable_weights": "layers",
+    "MaskSet": "masks", "resolve_strategy": "resolve", "strategy_source": "resolve", "apportion": "selection",
+    "prune": "selection", "select": "selection", "top_k_mask": "selection",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"shrinkbench.pruning.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'shrinkbench.pruning' has no attribute {name!r}")
+
+
+__all__ = sorted([*_LAZY, "SCOPES", "STRATEGIES", "Strategy", "list_strategies", "register_strategy"])

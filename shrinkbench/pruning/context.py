@@ -15,16 +15,17 @@ measure the network as it is evaluated. Neither touches `.grad` of any parameter
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, Sequence
-
-import torch
-import torch.nn.functional as F
-from torch import nn
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from shrinkbench.errors import ConfigError
-from shrinkbench.pruning.masks import MaskSet
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
+
+    from shrinkbench.pruning.masks import MaskSet
+
+Batch = tuple["torch.Tensor", "torch.Tensor"]
 
 
 @contextmanager
@@ -66,9 +67,12 @@ class ScoringContext:
             raise ConfigError(f"{what} scores need at least one score batch, got none")
         return [(x.to(self.device), y.to(self.device)) for x, y in self.batches]
 
-    def gradients(self) -> dict[str, torch.Tensor]:
+    def gradients(self) -> dict[str, "torch.Tensor"]:
         """Per prunable layer, d/dW of the mean cross-entropy over all score examples (eval
         mode; batches of any sizes weigh each example equally)."""
+        import torch
+        import torch.nn.functional as F
+
         if self._gradients is None:
             batches = self._batches_on_device("gradient")
             names, params = list(self.weights), list(self.weights.values())
@@ -91,9 +95,12 @@ class ScoringContext:
             self._gradients = {n: s.to(p.dtype) for n, s, p in zip(names, sums, params)}
         return self._gradients
 
-    def activations(self) -> dict[str, torch.Tensor]:
+    def activations(self) -> dict[str, "torch.Tensor"]:
         """Per prunable layer, the mean |input| per input channel (Conv, ConvTranspose) or
         input feature (Linear), over score examples and spatial positions (eval mode)."""
+        import torch
+        from torch import nn
+
         if self._activations is None:
             batches = self._batches_on_device("activation")
             modules = {name: self.model.get_submodule(name) for name in self.weights}

@@ -14,15 +14,17 @@ seven built-in strategies are four criteria times the scopes, not seven classes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
-from torch import nn
-
-from shrinkbench.pruning.context import ScoringContext
 from shrinkbench.registry import Registry
 
-Scores = dict[str, torch.Tensor]
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
+
+    from shrinkbench.pruning.context import ScoringContext
+
+Scores = dict[str, "torch.Tensor"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class Criterion:
     name: str
     formula: str
     needs_data: bool
-    fn: Callable[[ScoringContext], Scores]
+    fn: Callable[["ScoringContext"], Scores]
 
 
 CRITERIA: Registry[Criterion] = Registry("pruning criterion")
@@ -39,7 +41,7 @@ CRITERIA: Registry[Criterion] = Registry("pruning criterion")
 def criterion(formula: str, needs_data: bool = False):
     """Register the decorated function under its name, with its formula."""
 
-    def wrap(fn: Callable[[ScoringContext], Scores]) -> Callable[[ScoringContext], Scores]:
+    def wrap(fn: Callable[["ScoringContext"], Scores]) -> Callable[["ScoringContext"], Scores]:
         CRITERIA.register(fn.__name__, Criterion(fn.__name__, formula, needs_data, fn))
         return fn
 
@@ -68,6 +70,8 @@ def input_channel_scale(module: nn.Module, a_in: torch.Tensor) -> torch.Tensor:
     Conv, weight (C_out, C_in/g, k...):  w[o, j, ...]   <- a[(o // (C_out/g)) * (C_in/g) + j]
     ConvTranspose, weight (C_in, C_out/g, k...): w[i, ...] <- a[i]
     """
+    from torch import nn
+
     weight = module.weight
     if isinstance(module, nn.Linear):
         return a_in.reshape(1, -1)
@@ -93,6 +97,8 @@ def activation(ctx: ScoringContext) -> Scores:
 @criterion("u ~ U[0, 1)")
 def random(ctx: ScoringContext) -> Scores:
     """s ~ Uniform[0, 1), i.i.d., from the run generator, layer by layer in layer order."""
+    import torch
+
     device = ctx.generator.device
     return {n: torch.rand(w.shape, generator=ctx.generator, device=device,
                           dtype=torch.float64).to(w.device)

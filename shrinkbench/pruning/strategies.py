@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import inspect
 from functools import partial
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
-
-from shrinkbench.pruning.context import ScoringContext
 from shrinkbench.pruning.criteria import CRITERIA, Criterion
 from shrinkbench.registry import Registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from shrinkbench.pruning.context import ScoringContext
 
 SCOPES = ("global", "layerwise")
 
