@@ -23,9 +23,10 @@ from shrinkbench.analysis.schema import DENSE_STRATEGY
 AXES = {
     "compression": ("compression_ratio", 1.0, "Compression ratio (params / nonzero params)"),
     "speedup": ("theoretical_speedup", 1.0, "Theoretical speedup (MACs / nonzero MACs)"),
+    "measured speedup": ("measured_speedup", 1.0, "Measured speedup, largest batch (dense latency / latency)"),
     "latency": ("latency_b1", 1e3, "Measured latency, batch 1 (ms)"),
 }
-MEASURED_AXES = ("latency",)
+MEASURED_AXES = ("latency", "measured speedup")
 """Axes whose x is measured per run (noisy, not monotone in compression): drawn as points
 with interval bars instead of lines with bands."""
 CRITERION_COLORS = {"magnitude": "#0072B2", "gradient": "#D55E00", "activation": "#009E73",
@@ -157,6 +158,51 @@ def curve_figure(points: pd.DataFrame, axis: str, delta: bool, metric_label: str
     shown = "bars" if axis in MEASURED_AXES else "band"
     fig.suptitle(f"{metric_label}{' difference to dense' if delta else ''} vs {axis}\n"
                  f"mean over seeds, {shown} = {band}", fontsize=10)
+    return fig
+
+
+def speedup_gap_figure(points: pd.DataFrame, column: str = "measured_speedup") -> Figure:
+    """Theoretical against measured speedup, one facet per model x dataset: each method's
+    operating points (unit means, bars = the measured speedup's interval over units when the
+    points carry it), the line y = x where the MACs saved would all be time saved, and y = 1
+    where nothing is. A masked model on dense kernels sits at y = 1 whatever its x."""
+    keys = [tuple(k) for k in points[SETTING].drop_duplicates().sort_values(SETTING).itertuples(index=False)]
+    ncols = min(3, len(keys))
+    nrows = math.ceil(len(keys) / ncols)
+    styles_count = len(set(points["strategy"]) - {DENSE_STRATEGY}) + 2
+    legend_h = 0.22 * math.ceil(styles_count / 2) + 0.2
+    fig = Figure(figsize=(max(4.8 * ncols, 8.0), 4.2 * nrows + legend_h + 1.0))
+    _fixed_layout(fig, nrows, ncols, legend_h)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    styles = strategy_styles(set(points["strategy"]) - {DENSE_STRATEGY})
+    for ax, (model, dataset) in zip(axes, keys):
+        sub = points[(points["model"] == model) & (points["dataset"] == dataset)].dropna(
+            subset=["theoretical_speedup", column])
+        top = max(2.0, float(np.nanmax(sub[["theoretical_speedup", column]].to_numpy(float))) * 1.15) if len(sub) else 2.0
+        ax.plot([1, top], [1, top], color="0.5", linestyle="--", linewidth=1.0)
+        ax.axhline(1.0, color=DENSE_COLOR, linestyle=":", linewidth=1.0)
+        for strategy, curve in sub[sub["strategy"] != DENSE_STRATEGY].groupby("strategy"):
+            style = styles[strategy]
+            curve = curve.sort_values("theoretical_speedup")
+            ax.plot(curve["theoretical_speedup"], curve[column], color=style["color"], linestyle="none",
+                    marker=style["marker"], markersize=5)
+        for ax_set in (ax.set_xscale, ax.set_yscale):
+            ax_set("log", base=2)
+        ax.set_xlim(0.9, top)
+        ax.set_ylim(min(0.5, float(sub[column].min()) * 0.9) if len(sub) else 0.5, top)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_title(setting_label(model, dataset), fontsize=10, y=1.01)
+        ax.set_xlabel("Theoretical speedup (MACs / nonzero MACs)")
+        ax.set_ylabel("Measured speedup, largest batch measured")
+        ax.grid(True, alpha=0.3, linewidth=0.6)
+    for ax in axes[len(keys):]:
+        ax.set_visible(False)
+    handles = [Line2D([], [], color=s["color"], marker=s["marker"], linestyle="none", label=n) for n, s in styles.items()]
+    handles += [Line2D([], [], color="0.5", linestyle="--", label="measured = theoretical"),
+                Line2D([], [], color=DENSE_COLOR, linestyle=":", label="no speedup")]
+    fig.legend(handles=handles, loc="lower center", ncols=2, frameon=False, fontsize=8)
+    fig.suptitle("Theoretical vs measured speedup\nmean over units; the dense model timed in alternation", fontsize=10)
     return fig
 
 

@@ -29,6 +29,8 @@ FLOAT_COLUMNS = ("compression", "finetune_epochs", "finetune_lr", "value")
 DEFAULTS = {
     "status": "ok",
     "strategy_version": "",
+    "granularity": "weight",
+    "target": "compression",
     "base_id": "",
     "prune_steps": 1,
     "finetune_epochs": 0.0,
@@ -95,6 +97,8 @@ def scan_store(store: str | Path) -> StoreScan:
     skipped: list[SkippedFile] = []
     records = 0
     for path in sorted(runs.glob("*.json")):
+        if path.name.startswith("."):  # a writer's temporary file, never a record
+            continue
         try:
             with open(path, encoding="utf-8") as handle:
                 record = json.load(handle)

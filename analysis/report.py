@@ -18,7 +18,7 @@ import pandas as pd
 
 from shrinkbench.analysis.bands import curve_points
 from shrinkbench.analysis.compare import all_pairs_family, compare, method_pairs
-from shrinkbench.analysis.curves import AXES, curve_figure, save_figure
+from shrinkbench.analysis.curves import AXES, curve_figure, save_figure, speedup_gap_figure
 from shrinkbench.analysis.errors import AnalysisError
 from shrinkbench.analysis.files import to_json, write_text
 from shrinkbench.analysis.load import StoreScan
@@ -139,6 +139,15 @@ def write_figures(doc: Document, table: pd.DataFrame, runs: pd.DataFrame, option
                 if png.exists() and png in saved:
                     what = f"{label} {'difference to dense' if delta else ''} vs {axis}".replace("  ", " ")
                     doc.figure(png, f"figures/{stem}.png", f"{what} ({options.stage}/{options.split})")
+    points = curve_points(runs, options, rng)
+    if np.isfinite(points.get("measured_speedup", pd.Series(dtype=float)).to_numpy(float)).any():
+        saved = save_figure(speedup_gap_figure(points), out / "figures" / "speedup_theoretical_vs_measured", formats)
+        paths += saved
+        if (out / "figures" / "speedup_theoretical_vs_measured.png") in saved:
+            doc.figure(out / "figures" / "speedup_theoretical_vs_measured.png",
+                       "figures/speedup_theoretical_vs_measured.png",
+                       "Theoretical vs measured speedup (largest batch measured): on the dashed line every MAC "
+                       "saved is time saved; masked weights stay near 1")
     return paths
 
 

@@ -25,7 +25,8 @@ RUN_PAIR = ["base_seed", "seed"]
 """A run and the dense run it is compared with share both seeds (and the budget)."""
 POINT = SETTING + ["strategy", "compression"]
 BUDGET = ["finetune_epochs", "finetune_optimizer", "finetune_lr"]
-X_METRICS = ("compression_ratio", "theoretical_speedup", "latency_b1", "latency_b64")
+X_METRICS = ("compression_ratio", "theoretical_speedup", "latency_b1", "latency_b64", "measured_speedup")
+"""x-axis columns of the run table; `measured_speedup` is that of the largest batch size measured."""
 RUN_COLUMNS = list(IDENTITY_COLUMNS) + list(CONFOUNDER_COLUMNS)
 
 
@@ -101,7 +102,11 @@ def run_table(table: pd.DataFrame, options: AnalysisOptions = AnalysisOptions())
     runs, messages = separate_versions(runs)
     for message in messages:
         warnings.warn(message, StoreWarning, stacklevel=2)
-    runs = runs.join(_structural(ok, options.stage, X_METRICS), on="run_id")
+    measured = sorted({m for m in ok["metric"].unique() if m.startswith("measured_speedup_b") and m[18:].isdigit()},
+                      key=lambda m: int(m[18:]))
+    runs = runs.join(_structural(ok, options.stage, [m for m in X_METRICS if m != "measured_speedup"] + measured),
+                     on="run_id")
+    runs["measured_speedup"] = runs[measured[-1]] if measured else np.nan
     runs["compression_ratio"] = runs["compression_ratio"].fillna(runs["compression"])
     return assign_units(_attach_dense(runs)).reset_index(drop=True)
 

@@ -51,6 +51,8 @@ IDENTITY_COLUMNS = (
     "base_seed",
     "seed",
     "strategy_version",
+    "granularity",
+    "target",
 )
 CONFOUNDER_COLUMNS = (
     "base_id",
@@ -81,6 +83,8 @@ UNITS = {
     "loss": "nats",
     "latency": "s",
     "latency_iqr": "s",
+    "latency_dense": "s",
+    "measured_speedup": "ratio",
     "throughput": "examples/s",
     "peak_memory": "bytes",
     "model_bytes_dense": "bytes",
@@ -96,6 +100,7 @@ HIGHER_IS_BETTER = {
     "loss": False,
     "latency": False,
     "latency_iqr": False,
+    "measured_speedup": True,
     "throughput": True,
     "peak_memory": False,
     "model_bytes_dense": False,
@@ -142,6 +147,8 @@ def record_identity(record: dict[str, Any]) -> dict[str, Any]:
         "dataset": config["dataset"],
         "strategy": strategy_name(config),
         "strategy_version": str(config.get("strategy_sha256") or "")[:12],
+        "granularity": str(config.get("granularity") or "weight"),
+        "target": str(config.get("target") or "compression"),
         "compression": float(config["compression"]),
         "base_seed": int(base.get("seed", 0)),
         "seed": int(config.get("seed", 0)),
@@ -156,18 +163,32 @@ def record_identity(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def method_tags(config: dict[str, Any]) -> list[str]:
+    """What sets a run's method apart beyond its strategy: a granularity other than `weight`
+    (`channel`, `2:4`) and a target other than compression (`speedup target`)."""
+    tags = []
+    if (config.get("granularity") or "weight") != "weight":
+        tags.append(str(config["granularity"]))
+    if (config.get("target") or "compression") != "compression":
+        tags.append(f"{config['target']} target")
+    return tags
+
+
 def strategy_name(config: dict[str, Any]) -> str:
     """The name a method is shown and found by: its label where the config gives one, else the
-    strategy with its parameters, `file.py:Class(power=3)`."""
-    if config.get("strategy_label"):
-        return str(config["strategy_label"])
+    strategy with its parameters, `file.py:Class(power=3)`; then the method's tags in
+    brackets, `global_l1 [channel, speedup target]` (see `method_tags`)."""
     params = config.get("strategy_params") or {}
     if not isinstance(params, dict):
         raise ValueError("strategy_params is not a table")
-    if not params:
-        return str(config["strategy"])
-    shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(params.items()))
-    return f"{config['strategy']}({shown})"
+    if config.get("strategy_label"):
+        name = str(config["strategy_label"])
+    elif params:
+        name = f"{config['strategy']}({', '.join(f'{k}={json.dumps(v)}' for k, v in sorted(params.items()))})"
+    else:
+        name = str(config["strategy"])
+    tags = method_tags(config)
+    return f"{name} [{', '.join(tags)}]" if tags else name
 
 
 def compute_label(provenance: dict[str, Any]) -> str:

@@ -66,10 +66,25 @@ class SuiteSpec:
     def expected_runs(self) -> int:
         """Runs the suite expands to (dense runs counted once per seed pair and variant)."""
         s = self.sweep
-        pruned = [c for c in s["compressions"] if float(c) != 1.0]
-        per_setting = len(s["strategies"]) * len(pruned) * len(s.get("budgets", [0])) * len(s.get("prune_steps", [0]))
-        per_setting += len(s.get("budgets", [0])) if len(pruned) < len(s["compressions"]) else 0
+        values = s.get("compressions", []) + s.get("speedups", [])
+        pruned = [c for c in values if float(c) != 1.0] + [c for c in s.get("sparsities", []) if float(c) != 0.0]
+        has_dense = len(pruned) < len(values) + len(s.get("sparsities", []))
+        pairs = sum(len(granularities_of(entry, s.get("granularities", ["weight"]))) for entry in s["strategies"])
+        per_setting = pairs * len(pruned) * len(s.get("budgets", [0])) * len(s.get("prune_steps", [0]))
+        per_setting += len(s.get("budgets", [0])) if has_dense else 0
         return per_setting * len(s["models"]) * len(s["datasets"]) * len(self.seed_pairs()) * len(self.variants)
+
+
+def granularities_of(entry, listed: list[str]) -> list[str]:
+    """The listed granularities a [sweep] strategy entry runs at: a registered strategy's own
+    (read from the torch-free registry), all of them for a user's strategy."""
+    from shrinkbench.pruning.strategies import STRATEGIES
+
+    name = entry if isinstance(entry, str) else entry.get("name", "")
+    if name not in STRATEGIES:
+        return list(listed)
+    supported = STRATEGIES.get(name)().granularities
+    return [g for g in listed if ("nm" if ":" in g else g) in supported]
 
 
 def _merged(template: dict, override: dict) -> dict:
@@ -89,8 +104,9 @@ def read_suite(path: str | Path) -> SuiteSpec:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise AnalysisError(f"suite file {str(path)!r} cannot be read: {str(exc).splitlines()[0]}") from None
     sweep = data.get("sweep")
-    required = ("models", "datasets", "strategies", "compressions", "seeds")
-    if not isinstance(sweep, dict) or any(not isinstance(sweep.get(k), list) for k in required):
+    required = ("models", "datasets", "strategies", "seeds")
+    if not isinstance(sweep, dict) or any(not isinstance(sweep.get(k), list) for k in required) or not any(
+            isinstance(sweep.get(k), list) for k in ("compressions", "speedups", "sparsities")):
         raise AnalysisError(f"suite file {str(path)!r} needs a [sweep] table listing {', '.join(required)}")
     template = dict(data.get("run", {}))
     for section in ("base", "finetune", "data", "measure"):
@@ -136,8 +152,14 @@ def variant_of(spec: SuiteSpec, config: dict) -> str | None:
     except (KeyError, TypeError, ValueError):
         return None
     dense = strategy == DENSE_STRATEGY
+    target = config.get("target", "compression")
+    listed = s.get({"compression": "compressions", "speedup": "speedups", "sparsity": "sparsities"}[target], [])
+    if dense:
+        listed = [1.0] if any(float(c) == 1.0 for c in s.get("compressions", []) + s.get("speedups", [])) or \
+            any(float(c) == 0.0 for c in s.get("sparsities", [])) else []
     if (config.get("model") not in s["models"] or config.get("dataset") not in s["datasets"]
-            or not any(math.isclose(compression, float(c)) for c in s["compressions"])
+            or config.get("granularity", "weight") not in s.get("granularities", ["weight"]) and not dense
+            or not any(math.isclose(compression, float(c)) for c in listed)
             or not (dense or _strategy_listed(config, s["strategies"])) or pair not in spec.seed_pairs()):
         return None
     if "budgets" in s and config.get("finetune", {}).get("epochs") not in s["budgets"]:
@@ -158,6 +180,8 @@ def suite_records(spec: SuiteSpec, store: str | Path) -> dict[str, str]:
         raise AnalysisError(f"store {str(store)!r} has no runs/ folder; run the sweep with --rerun")
     found = {}
     for path in sorted(runs.glob("*.json")):
+        if path.name.startswith("."):
+            continue
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
             config = record["config"]

@@ -15,7 +15,7 @@ want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "[setup] installing shrinkbench and its dependencies into $VENV (first time: a few minutes)"
     # (this machine's pip configuration warns about absent local indexes: not our business)
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]" \
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test,bench]" \
         2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
     echo "$want" > "$stamp"
 fi

@@ -27,6 +27,7 @@ from shrinkbench.params import Params
 
 CONFIG_SCHEMA = 1
 DENSE = "none"
+TARGETS = ("compression", "speedup", "sparsity")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LR_SCHEDULES = ("constant", "cosine", "step")
 
@@ -116,9 +117,15 @@ class MeasureConfig:
 class RunConfig:
     """One run: base model -> prune (in `prune_steps` steps) -> fine-tune -> evaluate.
 
-    With `prune_steps` = k > 1 the run prunes to compression c**(j/k) at step j = 1..k and
-    fine-tunes `finetune.epochs` epochs after every step (total budget k x epochs).
-    A compression of 1 is the dense model: its strategy is always `none`.
+    `granularity` is what one unit of selection is (`weight`, `channel` or `N:M`, see
+    `shrinkbench.pruning.granularity`); `target` says what `compression` is the value of:
+    `compression` (params / nonzero params, >= 1), `speedup` (dense MACs / nonzero MACs,
+    >= 1) or `sparsity` (the fraction of prunable weights removed, in [0, 1)).
+    With `prune_steps` = k > 1 the run prunes to value**(j/k) at step j = 1..k (sparsity:
+    1 - (1 - value)**(j/k)) and fine-tunes `finetune.epochs` epochs after every step
+    (total budget k x epochs).
+    A target of nothing (compression 1, speedup 1, sparsity 0) is the dense model: its
+    strategy is always `none`, and it is one run whatever granularity or target named it.
     `amp` (float16 mixed precision on CUDA) and `deterministic` (deterministic kernels,
     no cuDNN benchmarking) change a GPU run's numbers, so both are part of the identity
     and of the base model's; see `shrinkbench.device`.
@@ -143,11 +150,23 @@ class RunConfig:
     strategy_params: Params = Params()
     strategy_sha256: str | None = None
     strategy_label: str | None = None
+    granularity: str = "weight"
+    target: str = "compression"
 
     def __post_init__(self) -> None:
         _check(isinstance(self.compression, (int, float)) and math.isfinite(self.compression),
                f"compression must be a number, got {self.compression!r}")
-        _check(self.compression >= 1, f"compression must be >= 1 (params / nonzero params), got {self.compression}")
+        _check(self.target in TARGETS, f"target must be one of {', '.join(TARGETS)}, got {self.target!r}")
+        if self.target == "sparsity":
+            _check(0 <= self.compression < 1, f"a sparsity target must be in [0, 1) (the fraction of prunable "
+                                              f"weights removed), got {self.compression}")
+        else:
+            what = "params / nonzero params" if self.target == "compression" else "dense MACs / nonzero MACs"
+            _check(self.compression >= 1, f"{self.target} must be >= 1 ({what}), got {self.compression}")
+        if self.compression == (0.0 if self.target == "sparsity" else 1.0):  # nothing pruned: the dense run
+            object.__setattr__(self, "compression", 1.0)
+            object.__setattr__(self, "target", "compression")
+            object.__setattr__(self, "granularity", "weight")
         _check(self.prune_steps >= 1, f"prune_steps must be >= 1, got {self.prune_steps}")
         _check(self.score_batches >= 1 and self.score_batch_size >= 1,
                "score_batches and score_batch_size must be >= 1")
@@ -212,7 +231,8 @@ class RunConfig:
         return build(cls, data, where)
 
 
-IDENTITY_DEFAULTS: dict[str, Any] = {"strategy_params": {}, "strategy_sha256": None}
+IDENTITY_DEFAULTS: dict[str, Any] = {"strategy_params": {}, "strategy_sha256": None, "granularity": "weight",
+                                     "target": "compression"}
 """Fields added after the first release, left out of the identity at their defaults so the
 run ids of earlier runs stay what they were."""
 

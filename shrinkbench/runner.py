@@ -11,7 +11,12 @@ deterministic kernels; the record lists the operations that had none).
 Stages: `pre` is measured right after the (last) pruning step, before fine-tuning (for the
 dense run: the base model itself); `post` after fine-tuning. Accuracy and loss on the
 validation and test splits at both stages; structure metrics at both; measured cost
-(latency, throughput, peak memory) at `post`.
+(latency, throughput, peak memory) at `post`, of the model as it would be deployed: the
+compacted one where the granularity compacts (channels), else the masked one, timed in
+alternation with the dense model of the same architecture (`measured_speedup`). A
+compacted model must compute what the masked one does: the largest logit difference on a
+probe batch is recorded (`deployed`), and a difference above `COMPACTION_TOLERANCE` fails
+the run.
 """
 from __future__ import annotations
 
@@ -31,6 +36,11 @@ from shrinkbench.device import autocast, deterministic_algorithms, is_out_of_mem
 from shrinkbench.device import resolve_device
 from shrinkbench.errors import ConfigError, StrategyError, TrainingDivergedError
 from shrinkbench.store import Store
+
+
+COMPACTION_TOLERANCE = 1e-3
+"""Largest logit difference between a compacted model and its masked original that a run
+accepts (float32 sums in another order differ by about 1e-6; a wrong compaction by far more)."""
 
 
 def derive_seed(seed: int, purpose: str) -> int:
@@ -126,8 +136,11 @@ class RunContext:
         with autocast(self.device, self.cfg.amp):
             return evaluate(model, self.eval_batches(split), self.device)
 
-    def measure(self, model: nn.Module, stage: str) -> list[dict[str, Any]]:
+    def measure(self, model: nn.Module, stage: str, deployed: nn.Module | None = None) -> list[dict[str, Any]]:
+        """Structure and accuracy of `model`; at `post` also the measured cost of `deployed`
+        (default: `model`) against a dense model of the same architecture."""
         from shrinkbench.metrics import LatencySettings, measure_cost, measure_structure
+        from shrinkbench.models import create_model
 
         rows = [{"stage": stage, "split": "none", "metric": k, "value": float(v)}
                 for k, v in measure_structure(model, self.profile).items()]
@@ -137,11 +150,46 @@ class RunContext:
         m = self.cfg.measure
         if stage == "post" and m.latency:
             settings = LatencySettings(m.latency_batch_sizes, m.latency_warmup, m.latency_repeats)
+            dense = create_model(self.cfg.model, seed=self.cfg.base.seed).to(self.device)
             with autocast(self.device, self.cfg.amp):
-                cost = measure_cost(model, self.model_spec.input_shape, settings, self.device,
-                                    seed=derive_seed(self.cfg.seed, "latency"))
+                cost = measure_cost(deployed if deployed is not None else model, self.model_spec.input_shape,
+                                    settings, self.device, seed=derive_seed(self.cfg.seed, "latency"), reference=dense)
             rows += [{"stage": stage, "split": "none", "metric": k, "value": float(v)} for k, v in cost.items()]
         return rows
+
+    def deployed(self, model: nn.Module, masks) -> tuple[nn.Module, dict[str, Any]]:
+        """The model as deployed (compacted where the granularity compacts) and what the
+        record says of it: its real params and MACs, and how far its logits are from the
+        masked model's on a probe batch (a difference above COMPACTION_TOLERANCE is an error)."""
+        from shrinkbench.errors import StrategyError
+        from shrinkbench.macs import count_macs
+        from shrinkbench.pruning.granularity import granularity
+
+        unit = granularity(self.cfg.granularity)
+        small = unit.deployed(model, masks, self.model_spec.input_shape, self.excluded)
+        info: dict[str, Any] = {"kind": "compacted" if small is not model else "masked"}
+        info["params"] = sum(p.numel() for p in small.parameters())
+        info["macs"] = count_macs(small, self.model_spec.input_shape).macs
+        if small is not model:
+            probe = torch.randn((4, *self.model_spec.input_shape),
+                                generator=generator(self.cfg.seed, "compaction-probe")).to(self.device)
+            flags = [(mod, mod.training) for mod in model.modules()]
+            model.eval()
+            small.eval()
+            try:
+                with torch.inference_mode():
+                    info["max_abs_logit_diff"] = float((model(probe) - small(probe)).abs().max())
+            finally:
+                for mod, training in flags:
+                    mod.training = training
+            if not info["max_abs_logit_diff"] <= COMPACTION_TOLERANCE:
+                raise StrategyError(f"the compacted model's logits differ from the masked model's by "
+                                    f"{info['max_abs_logit_diff']:.3g} (tolerance {COMPACTION_TOLERANCE:g})")
+        return small, info
+
+    @property
+    def excluded(self) -> tuple[str, ...]:
+        return self.model_spec.excluded if self.cfg.exclude is None else self.cfg.exclude
 
 
 def _train_base(ctx: RunContext) -> Callable[[nn.Module, bool], dict[str, Any]]:
@@ -189,20 +237,22 @@ def prepare_base(cfg: RunConfig, store: Store, device: str | None = None, loader
 
 
 def execute(cfg: RunConfig, store: Store, device: str | None = None,
-            on_epoch: Callable[[dict], None] | None = None, loader_workers: int = 0) -> dict[str, Any]:
+            on_epoch: Callable[[dict], None] | None = None, loader_workers: int = 0,
+            save_pruned: bool = False) -> dict[str, Any]:
     """Run `cfg` (already validated) and return its record (not yet stored).
 
     A diverging loss makes a `failed` record with the reason; other errors propagate.
     """
     dev = resolve_device(device)
     with deterministic_algorithms(cfg.deterministic) as nondeterministic:
-        record = _execute(cfg, store, dev, on_epoch, loader_workers)
+        record = _execute(cfg, store, dev, on_epoch, loader_workers, save_pruned)
     record["provenance"].update(precision=precision(cfg.amp, dev), loader_workers=loader_workers,
                                 nondeterministic_ops=sorted(nondeterministic) if cfg.deterministic else None)
     return record
 
 
-def _execute(cfg: RunConfig, store: Store, dev: torch.device, on_epoch, loader_workers: int) -> dict[str, Any]:
+def _execute(cfg: RunConfig, store: Store, dev: torch.device, on_epoch, loader_workers: int,
+             save_pruned: bool = False) -> dict[str, Any]:
     from shrinkbench.models import create_model
     from shrinkbench.provenance import environment, now_iso
 
@@ -222,7 +272,12 @@ def _execute(cfg: RunConfig, store: Store, dev: torch.device, on_epoch, loader_w
         with torch.random.fork_rng(devices=_rng_devices(dev)):
             torch.manual_seed(derive_seed(cfg.seed, "dropout"))
             masks = _prune_and_finetune(cfg, ctx, model, record, on_epoch)
-        record["metrics"] += ctx.measure(model, "post")
+        deployed, record["deployed"] = ctx.deployed(model, masks)
+        record["metrics"] += ctx.measure(model, "post", deployed)
+        if save_pruned and masks is not None:
+            from shrinkbench.structured.saving import save_pruned_model
+
+            record["deployed"]["saved"] = save_pruned_model(store, cfg, deployed, masks)
         if masks is not None:
             record["layers"] = [{"name": n, "numel": int(m.numel()), "kept": int(m.sum())}
                                 for n, m in masks.items()]
@@ -236,18 +291,20 @@ def _execute(cfg: RunConfig, store: Store, dev: torch.device, on_epoch, loader_w
 
 
 def _prune_and_finetune(cfg: RunConfig, ctx: RunContext, model: nn.Module, record: dict, on_epoch):
-    from shrinkbench.pruning import prune, resolve_strategy
+    from shrinkbench.pruning import resolve_strategy
+    from shrinkbench.pruning.granularity import granularity, target_at_step
     from shrinkbench.training import train
 
     masks = None
-    excluded = ctx.model_spec.excluded if cfg.exclude is None else cfg.exclude
+    unit = granularity(cfg.granularity)
     strategy = None if cfg.is_dense else resolve_strategy(cfg.strategy, cfg.strategy_params)
     order = generator(cfg.seed, "finetune-order")
     for step in range(1, cfg.prune_steps + 1):
         if strategy is not None:
-            target = cfg.compression ** (step / cfg.prune_steps)
-            masks = prune(model, strategy, target, excluded=excluded, batches=ctx.score_batches(),
-                          generator=generator(cfg.seed, f"strategy-{step}"), masks=masks)
+            value = target_at_step(cfg.target, cfg.compression, step, cfg.prune_steps)
+            masks = unit.prune(model, strategy, cfg.target, value, excluded=ctx.excluded, batches=ctx.score_batches(),
+                               generator=generator(cfg.seed, f"strategy-{step}"), masks=masks,
+                               input_shape=ctx.model_spec.input_shape)
         if step == cfg.prune_steps:
             record["metrics"] += ctx.measure(model, "pre")
         train(model, ctx.train_batches(cfg.finetune.batch_size, cfg.finetune.augment), cfg.finetune,

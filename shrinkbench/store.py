@@ -54,9 +54,10 @@ def _machine() -> str:
 
 
 def temporary_path(path: Path) -> Path:
-    """Where `path` is written before it is moved into place: `.tmp-<pid>-<machine>-<random>-<name>`
-    in the same folder, so a leftover of a killed writer can be told from one being written."""
-    return path.parent / f".tmp-{os.getpid()}-{_machine()}-{uuid.uuid4().hex[:8]}-{path.name}"
+    """Where `path` is written before it is moved into place:
+    `.tmp-<pid>-<machine>-<random>-<name>.part` in the same folder, so a leftover of a killed
+    writer can be told from one being written (and never matches a reader's `*.json`)."""
+    return path.parent / f".tmp-{os.getpid()}-{_machine()}-{uuid.uuid4().hex[:8]}-{path.name}.part"
 
 
 def _writer_gone(tmp: Path) -> bool:
@@ -164,6 +165,8 @@ class Store:
         if not self.runs.is_dir():
             return
         for path in sorted(self.runs.glob("*.json")):
+            if path.name.startswith("."):  # a writer's temporary file
+                continue
             try:
                 record = _parse(path)
             except ValueError as exc:

@@ -6,7 +6,8 @@ budgets, plus the settings every run shares.
     datasets = ["fashion-mnist"]
     strategies = ["global_magnitude", "random"]     # registered names or "module:Class"
     # or a table: {name = "mymethod.py:Mine", params = {power = 3}, label = "mine-p3"}
-    compressions = [1, 2, 4, 8]
+    compressions = [1, 2, 4, 8]  # targets: compressions, and/or speedups (channel) and sparsities
+    granularities = ["weight"]   # default; "channel", "2:4" (N:M); each strategy runs at those it scores for
     seeds = [0, 1, 2]          # run seeds
     base_seeds = [0, 1, 2]     # base-model seeds (default: the same list as seeds)
     seeding = "zip"            # "zip" (default): i-th base seed with i-th run seed; "product": all pairs
@@ -49,8 +50,11 @@ from shrinkbench.errors import ConfigError, ShrinkBenchError
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 TOP_LEVEL = ("name", "description", "sweep", "run", "base", "finetune", "data", "measure", "variants")
 SWEEP_LISTS = {"models": str, "datasets": str, "strategies": (str, dict), "compressions": (int, float),
+               "speedups": (int, float), "sparsities": (int, float), "granularities": str,
                "seeds": int, "base_seeds": int, "budgets": int, "prune_steps": int}
-REQUIRED = ("models", "datasets", "strategies", "compressions", "seeds")
+REQUIRED = ("models", "datasets", "strategies", "seeds")
+TARGET_LISTS = {"compressions": "compression", "speedups": "speedup", "sparsities": "sparsity"}
+"""[sweep] lists of target values, and the target each names (at least one is required)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,8 @@ def _sweep_section(sweep: Any, where: str) -> dict[str, list]:
     for key in REQUIRED:
         if key not in sweep:
             raise ConfigError(f"{where}: [sweep] is missing {key!r}")
+    if not any(key in sweep for key in TARGET_LISTS):
+        raise ConfigError(f"{where}: [sweep] needs the targets: compressions, speedups or sparsities")
     out: dict[str, Any] = {}
     for key, kind in SWEEP_LISTS.items():
         if key not in sweep:
@@ -132,6 +138,8 @@ def _sweep_section(sweep: Any, where: str) -> dict[str, list]:
             raise ConfigError(f"{where}: [sweep] {key} must be a non-empty list of {expected}, got {value!r}")
         out[key] = value
     out["strategies"] = [_strategy_entry(s, where) for s in out["strategies"]]
+    out["targets"] = [(target, float(v)) for key, target in TARGET_LISTS.items() for v in out.get(key, [])]
+    out.setdefault("granularities", ["weight"])
     out["seeding"] = sweep.get("seeding", DEFAULT_SEEDING)
     if out["seeding"] not in ("zip", "product"):
         raise ConfigError(f"{where}: [sweep] seeding must be \"zip\" or \"product\", got {out['seeding']!r}")
@@ -191,7 +199,7 @@ def _template(data: dict, where: str) -> dict[str, Any]:
     run = data.get("run", {})
     if not isinstance(run, dict):
         raise ConfigError(f"{where}: [run] must be a table")
-    for key in ("model", "dataset", "strategy", "compression", "seed"):
+    for key in ("model", "dataset", "strategy", "compression", "seed", "granularity", "target"):
         if key in run:
             raise ConfigError(f"{where}: [run] {key} is set by [sweep]; list it there")
     template.update(run)
@@ -214,11 +222,13 @@ def expand(sweep: dict[str, Any], template: dict[str, Any], where: str) -> tuple
     budgets = sweep.get("budgets", [None])
     steps = sweep.get("prune_steps", [None])
     seen: dict[str, RunConfig] = {}
-    for model, dataset, strategy, compression, (base_seed, seed), budget, k in itertools.product(
-            sweep["models"], sweep["datasets"], sweep["strategies"], sweep["compressions"],
-            pairs, budgets, steps):
+    points = [(s, g, target, value) for s in sweep["strategies"]
+              for g, target, value in operating_points(s, sweep["granularities"], sweep["targets"], where)]
+    for model, dataset, (strategy, unit, target, compression), (base_seed, seed), budget, k in itertools.product(
+            sweep["models"], sweep["datasets"], points, pairs, budgets, steps):
         raw = _deep_copy(template)
-        raw.update(model=model, dataset=dataset, strategy=strategy["name"], compression=compression, seed=seed)
+        raw.update(model=model, dataset=dataset, strategy=strategy["name"], compression=compression, seed=seed,
+                   granularity=unit, target=target)
         if "params" in strategy:
             raw["strategy_params"] = strategy["params"]
         if "label" in strategy:
@@ -235,6 +245,31 @@ def expand(sweep: dict[str, Any], template: dict[str, Any], where: str) -> tuple
             raise type(exc)(f"{where}: {model} x {dataset} x {strategy['name']} x {compression:g}: {exc}") from None
         seen.setdefault(cfg.run_id, cfg)
     return tuple(seen.values())
+
+
+def operating_points(strategy: dict, granularities: list[str], targets: list[tuple[str, float]],
+                     where: str) -> list[tuple[str, str, float]]:
+    """(granularity, target, value) of one [sweep] strategy entry: every listed granularity it
+    scores for, with every listed target that granularity takes. An N:M granularity fixes the
+    target at sparsity 1 - N/M (plus the dense point where a list has it). A strategy that
+    fits no listed granularity is an error."""
+    from shrinkbench.pruning import resolve_strategy
+    from shrinkbench.pruning.granularity import granularity, is_dense_target, nm_sparsity
+
+    supported = getattr(resolve_strategy(strategy["name"], strategy.get("params")), "granularities", ("weight", "nm"))
+    out = []
+    for name in granularities:
+        unit = granularity(name)
+        if ("nm" if nm_sparsity(unit.name) is not None else unit.name) not in supported:
+            continue
+        dense = [("compression", 1.0)] if any(is_dense_target(t, v) for t, v in targets) else []
+        chosen = dense + [("sparsity", nm_sparsity(unit.name))] if nm_sparsity(unit.name) is not None else \
+            [(t, v) for t, v in targets if t in unit.targets or is_dense_target(t, v)]
+        out += [(unit.name, t, v) for t, v in chosen]
+    if not out:
+        raise ConfigError(f"{where}: [sweep] strategy {strategy['name']!r} scores for {', '.join(supported)}, which "
+                          f"no listed granularity ({', '.join(granularities)}) with its targets is")
+    return out
 
 
 def _merged(template: dict, override: dict) -> dict:

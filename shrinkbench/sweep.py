@@ -84,7 +84,7 @@ def finish(store: Store) -> None:
 
 def run_one(cfg: RunConfig | dict, store_root: str, device: str | None = None,
             retry_failed: bool = False, on_epoch: Callable[[dict], None] | None = None,
-            loader_workers: int = 0) -> RunOutcome:
+            loader_workers: int = 0, save_pruned: bool = False) -> RunOutcome:
     """Claim, execute and store one run. Safe to call from any process on any host that
     sees the store's folder."""
     from shrinkbench.runner import execute, failure_record
@@ -104,7 +104,8 @@ def run_one(cfg: RunConfig | dict, store_root: str, device: str | None = None,
         if state == "ok" or (state == "failed" and not retry_failed):
             return RunOutcome(run_id, "skipped")
         try:
-            record = execute(cfg, store, device, on_epoch=on_epoch, loader_workers=loader_workers)
+            record = execute(cfg, store, device, on_epoch=on_epoch, loader_workers=loader_workers,
+                             save_pruned=save_pruned)
         except ShrinkBenchError:
             raise  # data missing, corrupt checkpoint: the user must act, every run would fail
         except (KeyboardInterrupt, SystemExit):
@@ -129,7 +130,8 @@ def _free_memory(device: str | None) -> None:
 
 
 def run_local(configs: Sequence[RunConfig], store: Store, *, device: str | None = None,
-              retry_failed: bool = False, progress: bool = True, loader_workers: int = 0) -> SweepReport:
+              retry_failed: bool = False, progress: bool = True, loader_workers: int = 0,
+              save_pruned: bool = False) -> SweepReport:
     """Run every pending config in this process, one after another, with a progress bar."""
     from tqdm.auto import tqdm
 
@@ -142,7 +144,7 @@ def run_local(configs: Sequence[RunConfig], store: Store, *, device: str | None 
         for cfg in todo:
             bar.set_description(describe(cfg), refresh=live)
             outcome = run_one(cfg, str(store.root), device, retry_failed, on_epoch=note,
-                              loader_workers=loader_workers)
+                              loader_workers=loader_workers, save_pruned=save_pruned)
             report.outcomes.append(outcome)
             if outcome.status == "failed":
                 bar.write(f"run {outcome.run_id} failed: {outcome.error}")
@@ -154,7 +156,12 @@ def run_local(configs: Sequence[RunConfig], store: Store, *, device: str | None 
 
 
 def describe(cfg: RunConfig) -> str:
-    name = "dense" if cfg.is_dense else f"{cfg.strategy} x{cfg.compression:g}"
+    """`lenet5_caffe/fashion-mnist global_l1 [channel] speedup 2 seed 0/0`."""
+    if cfg.is_dense:
+        name = "dense"
+    else:
+        unit = "" if cfg.granularity == "weight" else f" [{cfg.granularity}]"
+        name = f"{cfg.strategy_label or cfg.strategy}{unit} {cfg.target} {cfg.compression:g}"
     return f"{cfg.model}/{cfg.dataset} {name} seed {cfg.base.seed}/{cfg.seed}"
 
 

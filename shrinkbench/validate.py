@@ -43,23 +43,25 @@ def _checkpoint_hash(path: str, mtime: float, size: int) -> str:
 _PREFLIGHTED: set[tuple] = set()
 
 
-def preflight_strategy(strategy: str, source_sha256: str | None, params: Params, model_name: str,
-                       exclude: tuple[str, ...] | None, compression: float) -> None:
-    """Dry-run a user's strategy (see the module docstring) at `compression`, once per
-    (strategy, source, parameters, model, exclusions) in a process; a misbehaving one is a
-    one-line ConfigError naming what it did."""
-    key = (strategy, source_sha256, params, model_name, exclude)
+def preflight_strategy(cfg: RunConfig) -> None:
+    """Dry-run a user's strategy (see the module docstring) at the config's target, once per
+    (strategy, source, parameters, model, exclusions, granularity) in a process; a
+    misbehaving one is a one-line ConfigError naming what it did."""
+    key = (cfg.strategy, cfg.strategy_sha256, cfg.strategy_params, cfg.model, cfg.exclude, cfg.granularity)
     if key in _PREFLIGHTED:
         return
-    _dry_run(strategy, params, model_name, exclude, compression)
+    _dry_run(cfg.strategy, cfg.strategy_params, cfg.model, cfg.exclude, cfg.granularity, cfg.target, cfg.compression)
     _PREFLIGHTED.add(key)
 
 
-def _dry_run(strategy: str, params: Params, model_name: str, exclude, compression: float) -> None:
+def _dry_run(strategy: str, params: Params, model_name: str, exclude, granularity_name: str, target: str,
+             value: float) -> None:
     import torch
 
+    from shrinkbench.pruning.granularity import granularity
+
     from shrinkbench.models import create_model, model_spec
-    from shrinkbench.pruning import prune, resolve_strategy
+    from shrinkbench.pruning import resolve_strategy
 
     spec = model_spec(model_name)
     model = create_model(model_name, seed=0)
@@ -71,14 +73,33 @@ def _dry_run(strategy: str, params: Params, model_name: str, exclude, compressio
 
     try:
         with torch.random.fork_rng(devices=[]):
-            prune(model, resolve_strategy(strategy, params), compression, excluded=excluded, batches=[(x, y)],
-                  generator=generator, dry_run=True)
+            granularity(granularity_name).prune(model, _DryRun(resolve_strategy(strategy, params)), target, value,
+                                                excluded=excluded, batches=[(x, y)], generator=generator,
+                                                input_shape=spec.input_shape)
     except StrategyError as error:
         raise ConfigError(f"dry run of strategy {strategy} on {model_name} (a random batch of {PREFLIGHT_BATCH}) "
                           f"failed: {error}") from None
     except Exception as error:  # out of memory on this machine says nothing of the run's device
         if not is_out_of_memory(error):
             raise
+
+
+class _DryRun:
+    """A strategy as the dry run shows it to the toolkit: `ctx.dry_run` is True in its scoring."""
+
+    def __init__(self, strategy):
+        self._strategy = strategy
+
+    def __getattr__(self, name):
+        return getattr(self._strategy, name)
+
+    def score(self, ctx):
+        ctx.dry_run = True
+        return self._strategy.score(ctx)
+
+    def score_groups(self, ctx):
+        ctx.dry_run = True
+        return self._strategy.score_groups(ctx)
 
 
 def _check_data(dspec, data) -> None:
@@ -104,7 +125,10 @@ def validate_config(cfg: RunConfig) -> RunConfig:
             f"model {model} takes {'x'.join(map(str, mspec.input_shape))} inputs with {mspec.num_classes} "
             f"classes but dataset {dataset} has {'x'.join(map(str, dspec.input_shape))} with "
             f"{dspec.num_classes}; pick a matching variant (see `shrinkbench zoo`)")
+    from shrinkbench.pruning.granularity import granularity
+
     strategy, sha = cfg.strategy, cfg.strategy_sha256
+    unit = granularity(cfg.granularity)
     if not cfg.is_dense:
         resolved = resolve_strategy(cfg.strategy, cfg.strategy_params)  # fails early for unknown names or files
         strategy = cfg.strategy if ":" in cfg.strategy else resolved.name
@@ -119,9 +143,13 @@ def validate_config(cfg: RunConfig) -> RunConfig:
         exclude = tuple(sorted(set(exclude)))
     meta_model, prunable = _prunable_counts(model, exclude)
     if not cfg.is_dense:
-        keep_count(meta_model, prunable, cfg.compression)  # raises with the largest reachable ratio
-        if sha is not None:
-            preflight_strategy(strategy, sha, cfg.strategy_params, model, exclude, cfg.compression)
+        unit.check(model, exclude, resolved, cfg.target, cfg.compression)
+        if unit.name == "weight" and cfg.target == "compression":
+            keep_count(meta_model, prunable, cfg.compression)  # raises with the largest reachable ratio
+        elif unit.name not in ("weight", "channel"):
+            from shrinkbench.pruning.nm import check_nm_layers
+
+            check_nm_layers(prunable, unit.m)
     data = cfg.data
     if data.val_size is None:
         data = dataclasses.replace(data, val_size=dspec.val_size)
@@ -137,5 +165,8 @@ def validate_config(cfg: RunConfig) -> RunConfig:
             raise CheckpointError(f"checkpoint {base.checkpoint} has sha256 {digest}, "
                                   f"but the config asks for {base.checkpoint_sha256}")
         base = dataclasses.replace(base, checkpoint_sha256=digest)
-    return cfg.replace(model=model, dataset=dataset, strategy=strategy, exclude=exclude,
-                       data=data, base=base, strategy_sha256=sha)
+    checked = cfg.replace(model=model, dataset=dataset, strategy=strategy, exclude=exclude,
+                          data=data, base=base, strategy_sha256=sha, granularity=unit.name)
+    if not cfg.is_dense and sha is not None:
+        preflight_strategy(checked)
+    return checked

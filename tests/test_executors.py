@@ -30,7 +30,7 @@ from shrinkbench.validate import validate_config
 
 from runner_helpers import metric, tiny_config, write_suite
 
-COST = ("latency", "throughput", "peak_memory")
+COST = ("latency", "throughput", "peak_memory", "measured_speedup")
 ARGS = ("--workers", "2", "--threads", "1", "--device", "cpu", "--quiet")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 

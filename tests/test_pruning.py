@@ -486,7 +486,7 @@ def test_a_registered_user_strategy_is_named_by_its_key():
 
     assert resolve_strategy("TestSquared").name == "test_squared_magnitude"
     assert ("test_squared_magnitude", "layerwise", "custom", ("TestSquared",),
-            "Squared magnitude, layer by layer.") in list_strategies()
+            "Squared magnitude, layer by layer.", "weight, nm") in list_strategies()
     assert Squared().name == "Squared"  # unregistered: its class name
     with pytest.raises(TypeError):
         register_strategy("not_a_strategy")(dict)

@@ -15,7 +15,7 @@ from shrinkbench.validate import validate_config
 
 from runner_helpers import metric, tiny_config
 
-COST = ("latency", "throughput", "peak_memory")
+COST = ("latency", "throughput", "peak_memory", "measured_speedup")
 
 
 def numbers(record):

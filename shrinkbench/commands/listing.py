@@ -9,7 +9,9 @@ from shrinkbench.commands.output import print_records
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("zoo", help="list every model with params, MACs and fingerprint")
     p.add_argument("pattern", nargs="?", default="*", help="wildcard filter, e.g. 'cifar_resnet*'")
-    p.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    p.add_argument("--format", choices=("text", "json", "csv"), default="text", help="output format (default: text)")
+    p.add_argument("--groups", action="store_true",
+                   help="list the channel dependency groups of the matching models (what channel pruning removes together)")
     p.set_defaults(func=cmd_zoo)
 
     p = sub.add_parser("metrics", help="list every metric with unit, direction and definition")
@@ -37,11 +39,25 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         from shrinkbench.errors import UnknownNameError
         from shrinkbench.models import MODELS
         raise UnknownNameError(MODELS.unknown_message(args.pattern))
+    if args.groups:
+        return _print_groups(names)
     rows = [describe_model(n) for n in names]
     columns = ["name", "input_shape", "num_classes", "params", "macs", "fingerprint"]
     if args.format != "text":
         columns += ["family", "excluded", "uncounted", "reference", "description"]
     print_records(rows, columns, args.format)
+    return 0
+
+
+def _print_groups(names: list[str]) -> int:
+    from shrinkbench.structured.prune import groups_of
+
+    for name in names:
+        groups = groups_of(name)
+        print(f"{name}: {len(groups)} channel groups over {len(groups.layers)} layers; not removable: "
+              f"{'; '.join(groups.frozen)}")
+        for line in groups.summary():
+            print(f"  {line}")
     return 0
 
 
@@ -69,10 +85,12 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 def cmd_strategies(args: argparse.Namespace) -> int:
     from shrinkbench.pruning import list_strategies
 
-    rows = [dict(zip(("name", "scope", "criterion", "aliases", "description"), row)) for row in list_strategies()]
+    columns = ["name", "granularity", "scope", "criterion", "aliases", "description"]
+    rows = [dict(zip(("name", "scope", "criterion", "aliases", "description", "granularity"), row))
+            for row in list_strategies()]
     for r in rows:
         r["aliases"] = ", ".join(r["aliases"]) if args.format == "text" else list(r["aliases"])
-    print_records(rows, ["name", "scope", "criterion", "aliases", "description"], args.format)
+    print_records(rows, columns, args.format)
     return 0
 
 

@@ -27,6 +27,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--download", action="store_true", help="allow torchvision to download missing data")
     p.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--save-pruned", action="store_true",
+                   help="also write each run's deployed model (compacted for channel runs) to <store>/pruned/, "
+                        "loadable with shrinkbench.structured.saving.load_pruned")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a parameter of the strategy, passed to its constructor and part of the run's identity "
                         "(repeatable; VALUE is read as JSON where it parses, e.g. --param power=3)")
     p.add_argument("--label", default=None, help="the name the analysis shows for this method (default: the strategy)")
-    p.add_argument("--compression", type=float, required=True)
+    p.add_argument("--compression", type=float, required=True,
+                   help="the target's value: params / nonzero params (default target), dense MACs / nonzero MACs "
+                        "(--target speedup) or the fraction of prunable weights removed (--target sparsity)")
+    p.add_argument("--target", default=None, choices=("compression", "speedup", "sparsity"),
+                   help="what --compression is the value of (default: compression)")
+    p.add_argument("--granularity", default=None,
+                   help="what one pruned unit is: weight (default), channel, or N:M such as 2:4")
     p.add_argument("--seed", type=int, default=0, help="run seed")
     p.add_argument("--base-seed", type=int, default=0)
     p.add_argument("--base-checkpoint", default=None, help="start from this state dict instead of training")
@@ -105,6 +114,7 @@ def cmd_prune(args) -> int:
     raw: dict = _read_config_file(args.config) if args.config else {}
     raw.update(model=args.model, dataset=args.dataset, strategy=args.strategy,
                compression=args.compression, seed=args.seed, prune_steps=args.prune_steps)
+    _set(raw, target=args.target, granularity=args.granularity)
     if args.param:
         raw["strategy_params"] = {**raw.get("strategy_params", {}), **parse_assignments(args.param).to_dict()}
     if args.label:
@@ -119,7 +129,7 @@ def cmd_prune(args) -> int:
     raw.setdefault("data", {}).update(_data_overrides(args))
     cfg = validate_config(RunConfig.from_dict(raw, "command line"))
     store = Store(args.store).check_writable()
-    outcome = run_one(cfg, str(store.root), args.device)
+    outcome = run_one(cfg, str(store.root), args.device, save_pruned=args.save_pruned)
     record = store.read(cfg.run_id)
     if args.format == "json":
         json.dump(record, sys.stdout, indent=1)

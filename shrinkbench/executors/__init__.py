@@ -78,4 +78,5 @@ def runtime_from_args(args: argparse.Namespace) -> Runtime:
     if loader < 0:
         raise ConfigError(f"--loader-workers must be >= 0, got {loader}")
     return Runtime(device=check_device_name(args.device), threads=args.threads, loader_workers=loader,
-                   retry_failed=getattr(args, "retry_failed", False))
+                   retry_failed=getattr(args, "retry_failed", False),
+                   save_pruned=getattr(args, "save_pruned", False))

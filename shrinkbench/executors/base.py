@@ -31,12 +31,14 @@ class Runtime:
     device: auto, cpu, cuda or cuda:N, as seen by the worker. threads: torch intra-op
     threads per worker (None: the executor's default, cores / workers). loader_workers:
     DataLoader worker processes for datasets on disk (pinned memory is used on CUDA).
+    save_pruned: also write each run's deployed (compacted) model beside its record.
     """
 
     device: str = "auto"
     threads: int | None = None
     loader_workers: int = 0
     retry_failed: bool = False
+    save_pruned: bool = False
 
 
 class Executor(Protocol):
@@ -129,7 +131,8 @@ def work(kind: str, cfg: dict, store_root: str, runtime: Runtime, assigned_gpus:
     device = worker_device(runtime.device, assigned_gpus)
     config = RunConfig.from_dict(cfg)
     if kind == RUN:
-        return run_one(config, store_root, device, runtime.retry_failed, loader_workers=runtime.loader_workers)
+        return run_one(config, store_root, device, runtime.retry_failed, loader_workers=runtime.loader_workers,
+                       save_pruned=runtime.save_pruned)
     from shrinkbench.runner import prepare_base
 
     key = f"base:{config.base_id}"

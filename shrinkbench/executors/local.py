@@ -36,7 +36,8 @@ class LocalExecutor:
 
             torch.set_num_threads(runtime.threads)
         return run_local(configs, store, device=runtime.device, retry_failed=runtime.retry_failed,
-                         progress=progress, loader_workers=runtime.loader_workers)
+                         progress=progress, loader_workers=runtime.loader_workers,
+                         save_pruned=runtime.save_pruned)
 
 
 def _slot_init(threads: int, visible_gpu: str | None) -> None:

@@ -4,6 +4,11 @@ Latency is wall-clock time of one inference forward pass of a batch, measured `r
 times after `warmup` untimed passes, with the device synchronised around each timed pass
 (CUDA); the median and the interquartile range are recorded. The settings (threads,
 device, batch sizes, repeats) are part of every record's provenance.
+
+Measured speedup: with a `reference` model (the dense model of the same architecture),
+the reference and the measured model are timed in alternation, one pass each per round,
+in the same process with the same settings, so that drift in the machine's load hits both
+alike; `measured_speedup = median(reference times) / median(model times)`.
 """
 from __future__ import annotations
 
@@ -71,6 +76,40 @@ def latency_iqr(times: list[float]) -> float:
     return float(q75 - q25)
 
 
+@metric(unit="ratio", higher_is_better=True, kind="cost", stages=("post",), per_batch_size=True)
+def measured_speedup(reference_times: list[float], times: list[float]) -> float:
+    """Measured speedup over the dense model at batch size B, timed in alternation in the
+    same process: measured_speedup_bB = median(dense times) / median(times). A masked model
+    on dense kernels measures about 1; a compacted (channel-pruned) model what it really gains."""
+    return statistics.median(reference_times) / statistics.median(times)
+
+
+@metric(unit="s", higher_is_better=None, kind="cost", stages=("post",), per_batch_size=True)
+def latency_dense(reference_times: list[float]) -> float:
+    """The dense model's latency at batch size B, timed in alternation with the run's model:
+    latency_dense_bB = median(dense times); the reference of measured_speedup_bB."""
+    return statistics.median(reference_times)
+
+
+def time_alternating(model: "nn.Module", reference: "nn.Module", x: "torch.Tensor", warmup: int,
+                     repeats: int) -> tuple[list[float], list[float]]:
+    """(model times, reference times): `repeats` rounds, each one timed pass of each, after
+    `warmup` untimed rounds."""
+    import torch
+
+    mine, theirs = [], []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            for net, out in ((reference, theirs), (model, mine)):
+                _sync(x.device)
+                start = time.perf_counter()
+                net(x)
+                _sync(x.device)
+                if i >= warmup:
+                    out.append(time.perf_counter() - start)
+    return mine, theirs
+
+
 @metric(unit="examples/s", higher_is_better=True, kind="cost", stages=("post",), per_batch_size=True)
 def throughput(times: list[float], batch_size: int) -> float:
     """Examples per second at batch size B: throughput_bB = B / latency_bB."""
@@ -134,19 +173,28 @@ def peak_memory(model: nn.Module, x: torch.Tensor) -> int:
 
 
 def measure_cost(model: nn.Module, input_shape: tuple[int, ...], settings: LatencySettings,
-                 device: torch.device | str = "cpu", seed: int = 0) -> dict[str, float]:
-    """latency, latency_iqr and throughput at every batch size, and peak memory at the largest."""
+                 device: torch.device | str = "cpu", seed: int = 0,
+                 reference: "nn.Module | None" = None) -> dict[str, float]:
+    """latency, latency_iqr, throughput and peak memory at every batch size; with a dense
+    `reference`, also latency_dense and measured_speedup (timed in alternation)."""
     import torch
 
     device = torch.device(device)
     was_training = model.training
     model.eval()
+    if reference is not None:
+        reference.eval()
     gen = torch.Generator().manual_seed(seed)
     out: dict[str, float] = {}
     try:
         for b in settings.batch_sizes:
             x = torch.randn((b, *input_shape), generator=gen).to(device)
-            times = time_forward(model, x, settings.warmup, settings.repeats)
+            if reference is None:
+                times = time_forward(model, x, settings.warmup, settings.repeats)
+            else:
+                times, dense = time_alternating(model, reference, x, settings.warmup, settings.repeats)
+                out[f"latency_dense_b{b}"] = latency_dense(dense)
+                out[f"measured_speedup_b{b}"] = measured_speedup(dense, times)
             out[f"latency_b{b}"] = latency(times)
             out[f"latency_iqr_b{b}"] = latency_iqr(times)
             out[f"throughput_b{b}"] = throughput(times, b)

@@ -14,6 +14,7 @@ Every family is also registered for 1x28x28 inputs (suffix `_1x28x28`) so that i
 """
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -30,6 +31,24 @@ class PadShortcut(nn.Module):
         x = x[:, :, :: self.stride, :: self.stride]
         half = self.extra // 2
         return F.pad(x, (0, 0, 0, 0, half, self.extra - half))
+
+
+class IndexShortcut(nn.Module):
+    """An option-A shortcut after channel pruning: x[:, :, ::s, ::s] written into output
+    channels `index` of `out_channels` (the others zero). `PadShortcut` is the case
+    index = range(pad, pad + C_in)."""
+
+    def __init__(self, stride: int, out_channels: int, index: tuple[int, ...]):
+        super().__init__()
+        self.stride = stride
+        self.out_channels = out_channels
+        self.index = tuple(int(i) for i in index)
+        self.register_buffer("positions", torch.tensor(self.index, dtype=torch.long), persistent=False)
+
+    def forward(self, x):
+        x = x[:, :, :: self.stride, :: self.stride]
+        out = x.new_zeros((x.shape[0], self.out_channels, *x.shape[2:]))
+        return out.index_copy(1, self.positions.to(x.device), x)
 
 
 class BasicBlock(nn.Module):

@@ -86,6 +86,16 @@ def max_compression(model: nn.Module, prunable: dict[str, nn.Parameter]) -> floa
     return total / (total - n_prunable + 1)
 
 
+def keep_count_for_sparsity(prunable: dict[str, nn.Parameter], sparsity: float) -> int:
+    """K = round_half_up((1 - s) * prunable): the prunable weights kept at sparsity s, 0 <= s < 1
+    (at least one)."""
+    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not 0 <= sparsity < 1:
+        raise CompressionError(f"sparsity must be a number in [0, 1) (the fraction of prunable weights removed), "
+                               f"got {sparsity!r}")
+    n_prunable = sum(w.numel() for w in prunable.values())
+    return min(n_prunable, max(1, math.floor((1 - sparsity) * n_prunable + 0.5)))
+
+
 def keep_count(model: nn.Module, prunable: dict[str, nn.Parameter], compression: float) -> int:
     """K = round_half_up(params / c - non_prunable), the number of prunable weights to keep.
 

@@ -1,7 +1,10 @@
 """Keep-masks of the prunable weights, and their enforcement during fine-tuning.
 
 A `MaskSet` maps each prunable layer's qualified name to a boolean tensor of its weight's
-shape (True = kept). Pruned weights stay exactly zero through fine-tuning when every step is
+shape (True = kept). Structured granularities also mask other parameters (`extra`, keyed by
+the full parameter name: biases, normalisation scales and shifts, an excluded classifier's
+input columns), which are enforced the same way; counts (`kept`, `total`) are of the
+prunable weights alone. Pruned weights stay exactly zero through fine-tuning when every step is
 
     loss.backward(); masks.mask_gradients(); optimizer.step(); masks.mask_weights()
 
@@ -37,13 +40,15 @@ else:  # pragma: no cover - very old torch
 class MaskSet:
     """Boolean keep-masks (True = kept), one per prunable layer, in layer order."""
 
-    def __init__(self, masks: Mapping[str, torch.Tensor]):
+    def __init__(self, masks: Mapping[str, torch.Tensor], extra: Mapping[str, torch.Tensor] | None = None):
         self._masks: dict[str, torch.Tensor] = {}
-        for name, mask in masks.items():
-            if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-                raise ConfigError(f"mask of layer {name!r} must be a bool tensor, got "
-                                  f"{getattr(mask, 'dtype', type(mask).__name__)}")
-            self._masks[name] = mask
+        self.extra: dict[str, torch.Tensor] = {}
+        for target, source in ((self._masks, masks), (self.extra, extra or {})):
+            for name, mask in source.items():
+                if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+                    raise ConfigError(f"mask of {name!r} must be a bool tensor, got "
+                                      f"{getattr(mask, 'dtype', type(mask).__name__)}")
+                target[name] = mask
         self._params: list[nn.Parameter] | None = None   # bound by attach(), all layers
         self._active: list[nn.Parameter] = []              # those with something pruned
         self._factors: list[torch.Tensor] = []             # their masks as 0/1 in their dtype
@@ -125,10 +130,24 @@ class MaskSet:
             params.append(weight)
         return params
 
+    def _extra_parameters_of(self, model: nn.Module) -> list[nn.Parameter]:
+        params = []
+        for name, mask in self.extra.items():
+            try:
+                param = model.get_parameter(name)
+            except AttributeError:
+                raise CheckpointError(f"mask for parameter {name!r}, but the model has no such parameter") from None
+            if param.shape != mask.shape:
+                raise CheckpointError(f"mask for {name!r} has shape {tuple(mask.shape)}, the parameter "
+                                      f"{tuple(param.shape)}")
+            params.append(param)
+        return params
+
     @torch.no_grad()
     def apply(self, model: nn.Module) -> None:
         """Set every pruned weight of `model` to exactly 0 (masked_fill, so nan/inf become 0)."""
-        for weight, mask in zip(self._parameters_of(model), self._masks.values()):
+        for weight, mask in zip(self._parameters_of(model) + self._extra_parameters_of(model),
+                                list(self._masks.values()) + list(self.extra.values())):
             weight.masked_fill_(~mask.to(weight.device), 0)
 
     def attach(self, model: nn.Module) -> "MaskSet":
@@ -138,13 +157,13 @@ class MaskSet:
         `mask_gradients` / `mask_weights` then do no name lookups, and skip layers whose
         mask keeps everything.
         """
-        self._params = self._parameters_of(model)
+        self._params = self._parameters_of(model) + self._extra_parameters_of(model)
         self._cast_factors()
         return self
 
     def _cast_factors(self) -> None:
-        pairs = [(p, m.to(device=p.device, dtype=p.dtype))
-                 for p, m in zip(self._params, self._masks.values()) if not bool(m.all())]
+        masks = list(self._masks.values()) + list(self.extra.values())
+        pairs = [(p, m.to(device=p.device, dtype=p.dtype)) for p, m in zip(self._params, masks) if not bool(m.all())]
         self._active = [p for p, _ in pairs]
         self._factors = [f for _, f in pairs]
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from shrinkbench.errors import CompressionError, ConfigError, ShrinkBenchError, StrategyError
 from shrinkbench.pruning.context import Batch, ScoringContext
-from shrinkbench.pruning.layers import keep_count, prunable_weights
+from shrinkbench.pruning.layers import keep_count, keep_count_for_sparsity, prunable_weights
 from shrinkbench.pruning.masks import MaskSet
 from shrinkbench.pruning.strategies import SCOPES, Strategy
 
@@ -152,17 +152,78 @@ def select(scores: dict[str, torch.Tensor], k: int, scope: str,
     return MaskSet({n: p.reshape(scores[n].shape) for n, p in zip(flat, pieces)})
 
 
+def speedup_keep_count(scores: dict[str, torch.Tensor], scope: str, alive: MaskSet | None, positions: dict[str, int],
+                       fixed_macs: int, total_macs: int, speedup: float) -> int:
+    """The largest K whose selection (by `scope`) reaches `speedup` = total MACs / (MACs of the
+    layers not pruned + sum over prunable layers of positions x kept weights).
+
+    Global scope: the kept set grows one weight at a time in score order, so the MACs are
+    monotone in K and K is exact (a sort and a cumulative sum). Layerwise scope: bisection on
+    K over `apportion`'s per-layer counts (whose MACs can, by a weight, fall as K grows).
+    """
+    names = list(scores)
+    budget = total_macs / speedup - fixed_macs  # the MACs the kept prunable weights may use
+    sizes = [scores[n].numel() for n in names]
+    capacity = [s if alive is None else int(alive[n].sum().item()) for n, s in zip(names, sizes)]
+    if budget < min(positions[n] for n in names):
+        raise CompressionError(f"speedup {speedup:g} cannot be reached by masking weights: the layers that are not "
+                               f"pruned alone cost {fixed_macs:,} of {total_macs:,} MACs")
+    if scope == "global":
+        flat = torch.cat([s.reshape(-1).double() if alive is None else
+                          s.reshape(-1).double().masked_fill(~alive[n].reshape(-1), float("-inf"))
+                          for n, s in scores.items()])
+        cost = torch.cat([torch.full((s,), float(positions[n]), dtype=torch.float64) for n, s in zip(names, sizes)])
+        order = torch.argsort(-flat, stable=True)
+        spent = torch.cumsum(cost[order], 0)
+        k = int(torch.searchsorted(spent, torch.tensor(budget, dtype=torch.float64), right=True))
+        return max(1, min(k, sum(capacity)))
+    low, high = 1, sum(capacity)
+    while low < high:
+        mid = (low + high + 1) // 2
+        macs = sum(positions[n] * c for n, c in zip(names, apportion(mid, sizes, capacity)))
+        low, high = (mid, high) if macs <= budget else (low, mid - 1)
+    return low
+
+
+def _macs_of(model: nn.Module, weights: dict[str, nn.Parameter], input_shape) -> tuple[dict[str, int], int, int]:
+    """(positions of each prunable layer, MACs of the counted layers that are not pruned, all MACs)."""
+    from shrinkbench.macs import count_macs
+
+    if not input_shape:
+        raise ConfigError("a speedup target needs the model's input shape")
+    profile = count_macs(model, input_shape)
+    positions: dict[str, int] = {}
+    fixed = 0
+    for layer in profile.layers:
+        if layer.name in weights:
+            positions[layer.name] = positions.get(layer.name, 0) + layer.positions
+        else:
+            fixed += layer.macs
+    return positions, fixed, profile.macs
+
+
 def prune(model: nn.Module, strategy: Strategy, compression: float, *, excluded,
           batches: Sequence[Batch], generator: torch.Generator,
-          masks: MaskSet | None = None, dry_run: bool = False) -> MaskSet:
-    """Prune `model` in place to `compression` (params / params_nonzero) with `strategy`.
+          masks: MaskSet | None = None, dry_run: bool = False, target: str = "compression",
+          input_shape: tuple[int, ...] = ()) -> MaskSet:
+    """Prune `model` in place to `compression` (params / params_nonzero) with `strategy`, or,
+    with `target="sparsity"`, to that fraction of the prunable weights removed, or with
+    `target="speedup"`, to that ratio of dense to nonzero MACs (needs `input_shape`).
 
-    Keeps exactly K = keep_count(...) prunable weights: scores from `strategy.score`, the
-    top K chosen by its scope (ties to the lower index), weights pruned by `masks` never
-    revived. Zeroes the pruned weights and returns the new masks.
+    Keeps exactly K prunable weights (`keep_count`, `keep_count_for_sparsity`,
+    `speedup_keep_count`): scores from `strategy.score`, the top K chosen by its scope (ties to
+    the lower index), weights pruned by `masks` never revived. Zeroes the pruned weights and
+    returns the masks.
     """
     weights = prunable_weights(model, excluded)
-    k = keep_count(model, weights, compression)
+    if target == "sparsity":
+        k = keep_count_for_sparsity(weights, compression)
+    elif target == "compression":
+        k = keep_count(model, weights, compression)
+    elif target == "speedup":
+        k = None  # depends on which weights the scores keep
+    else:
+        raise ConfigError(f"weight granularity takes targets compression, sparsity or speedup, not {target!r}")
     if not weights:
         return MaskSet({})
     if masks is not None:
@@ -171,8 +232,8 @@ def prune(model: nn.Module, strategy: Strategy, compression: float, *, excluded,
                               f"layers are {list(weights)}")
         masks.apply(model)
         alive = masks.kept()
-        if k > alive:
-            raise CompressionError(f"compression {compression:g} keeps {k:,} prunable weights but "
+        if k is not None and k > alive:
+            raise CompressionError(f"{target} {compression:g} keeps {k:,} prunable weights but "
                                    f"only {alive:,} are left unpruned; masks only shrink, so "
                                    f"prune to a compression at least as high as before")
     if strategy.scope not in SCOPES:
@@ -182,6 +243,8 @@ def prune(model: nn.Module, strategy: Strategy, compression: float, *, excluded,
     ctx = ScoringContext(model, weights, batches, generator, masks, dry_run=dry_run)
     scores = _checked_scores(strategy, call_score(strategy, ctx), weights)
     with torch.no_grad():
+        if k is None:
+            k = speedup_keep_count(scores, strategy.scope, masks, *_macs_of(model, weights, input_shape), compression)
         new_masks = select(scores, k, strategy.scope, masks)
     new_masks.apply(model)
     return new_masks

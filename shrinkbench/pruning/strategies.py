@@ -40,6 +40,8 @@ class Strategy:
     scope: str = "global"
     criterion: str = "custom"
     description: str = ""
+    granularities: tuple[str, ...] = ("weight", "nm")
+    """What it scores for: single weights (also N:M); channel strategies say ("channel",)."""
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -103,11 +105,14 @@ STRATEGIES.register("random", partial(ScoredStrategy, CRITERIA.get("random"), "l
                     aliases=("RandomPruning",))
 
 
-def list_strategies() -> list[tuple[str, str, str, tuple[str, ...], str]]:
-    """(name, scope, criterion, aliases, description) of every registered strategy."""
+def list_strategies() -> list[tuple[str, str, str, tuple[str, ...], str, str]]:
+    """(name, scope, criterion, aliases, description, granularities) of every registered strategy."""
     rows = []
     for name, factory in STRATEGIES.items():
         strategy = factory()
         rows.append((name, strategy.scope, strategy.criterion, STRATEGIES.aliases(name),
-                     strategy.summary()))
+                     strategy.summary(), ", ".join(strategy.granularities)))
     return rows
+
+
+from shrinkbench.structured import criteria as _channel_criteria  # noqa: E402,F401  (registers the channel strategies)
