@@ -28,6 +28,7 @@ import lit_tradeoff_curves  # noqa: E402
 import run_five_baselines  # noqa: E402
 import run_global_vs_layerwise  # noqa: E402
 import run_starting_weights  # noqa: E402
+import run_structured  # noqa: E402
 
 from shrinkbench.analysis.errors import AnalysisError  # noqa: E402
 from shrinkbench.analysis.files import write_text  # noqa: E402
@@ -35,7 +36,7 @@ from shrinkbench.analysis.files import write_text  # noqa: E402
 README = Path(__file__).resolve().parent / "README.md"
 LITERATURE = (lit_efficient_architectures, lit_tradeoff_curves, lit_corpus_statistics)
 RUN_FIGURES = {"global_vs_layerwise": run_global_vs_layerwise, "five_baselines": run_five_baselines,
-               "starting_weights": run_starting_weights}
+               "starting_weights": run_starting_weights, "structured": run_structured}
 """Figure name -> script; the suites run in this order with --rerun (later ones reuse runs)."""
 BLOCK = re.compile(r"(<!-- BEGIN generated:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END generated:(?P=name) -->)", re.S)
 
