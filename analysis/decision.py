@@ -36,7 +36,7 @@ from shrinkbench.analysis.units import BASE_MODELS, ONLY_THESE_WEIGHTS, generali
 
 DECISIONS = ("better", "equivalent", "worse", "inconclusive")
 CONFOUNDERS = {
-    "prune_steps": "pruning steps", "finetune_epochs": "fine-tuning epochs",
+    "budget_epochs": "training budget (epochs after the starting weights)", "prune_steps": "pruning steps", "finetune_epochs": "fine-tuning epochs",
     "finetune_optimizer": "fine-tuning optimizer", "finetune_lr": "fine-tuning learning rate",
     "data_split": "dataset split", "code_version": "code version",
     "compute": "compute environment (device, threads, precision)",

@@ -25,12 +25,15 @@ ROW_STAGES = STAGES + ("none",)
 
 STATUSES = ("ok", "failed")
 INT_COLUMNS = ("base_seed", "seed", "prune_steps")
-FLOAT_COLUMNS = ("compression", "finetune_epochs", "finetune_lr", "value")
+FLOAT_COLUMNS = ("compression", "budget_epochs", "finetune_epochs", "finetune_lr", "value")
 DEFAULTS = {
     "status": "ok",
     "strategy_version": "",
     "granularity": "weight",
     "target": "compression",
+    "when": "after_training",
+    "control": "none",
+    "schedule": "one_shot",
     "base_id": "",
     "prune_steps": 1,
     "finetune_epochs": 0.0,
@@ -199,6 +202,10 @@ def validate(frame: pd.DataFrame, source: str = "table") -> pd.DataFrame:
     for column, default in DEFAULTS.items():
         if column not in frame.columns:
             frame[column] = default
+    if "budget_epochs" not in frame.columns:  # a table from before budgets were recorded
+        epochs = pd.to_numeric(frame["finetune_epochs"], errors="coerce")
+        steps = pd.to_numeric(frame["prune_steps"], errors="coerce")
+        frame["budget_epochs"] = np.where(frame["strategy"] == "none", epochs, epochs * steps)
     for column in INT_COLUMNS:
         _coerce(frame, column, int, source)
     for column in FLOAT_COLUMNS:

@@ -53,9 +53,13 @@ IDENTITY_COLUMNS = (
     "strategy_version",
     "granularity",
     "target",
+    "when",
+    "control",
+    "schedule",
 )
 CONFOUNDER_COLUMNS = (
     "base_id",
+    "budget_epochs",
     "prune_steps",
     "finetune_epochs",
     "finetune_optimizer",
@@ -149,10 +153,14 @@ def record_identity(record: dict[str, Any]) -> dict[str, Any]:
         "strategy_version": str(config.get("strategy_sha256") or "")[:12],
         "granularity": str(config.get("granularity") or "weight"),
         "target": str(config.get("target") or "compression"),
+        "when": str(config.get("when") or "after_training"),
+        "control": str(config.get("control") or "none"),
+        "schedule": schedule_label(config),
         "compression": float(config["compression"]),
         "base_seed": int(base.get("seed", 0)),
         "seed": int(config.get("seed", 0)),
         "base_id": record.get("base", {}).get("id", ""),
+        "budget_epochs": float(budget_epochs(record)),
         "prune_steps": int(config.get("prune_steps", 1)),
         "finetune_epochs": float(finetune.get("epochs", 0)),
         "finetune_optimizer": str(finetune.get("optimizer", "")),
@@ -163,14 +171,65 @@ def record_identity(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def schedule_label(config: dict[str, Any]) -> str:
+    """`one_shot`, `gradual`, `weight_rewinding@<epoch>`, `lr_rewinding@<epoch>`; with
+    `prune_steps` > 1, `/<k> steps` and, where one budget is split over them, `, split`."""
+    schedule = config.get("schedule") or {}
+    kind = str(schedule.get("kind") or "one_shot")
+    label = f"{kind}@{schedule['rewind_epoch']}" if kind.endswith("_rewinding") else kind
+    steps = int(config.get("prune_steps", 1) or 1)
+    if steps > 1:
+        label += f"/{steps} steps" + (", split" if schedule.get("split_budget") else "")
+    return label
+
+
+def budget_epochs(record: dict[str, Any]) -> float:
+    """Epochs a run trained after its starting weights (the record's `budget`; records from
+    before it was recorded fine-tuned `finetune.epochs` after each of `prune_steps` steps)."""
+    budget = record.get("budget")
+    if isinstance(budget, dict) and isinstance(budget.get("epochs"), (int, float)):
+        return float(budget["epochs"])
+    config = record.get("config", {})
+    epochs = float((config.get("finetune") or {}).get("epochs", 0) or 0)
+    steps = 1 if config.get("strategy") == DENSE_STRATEGY else int(config.get("prune_steps", 1) or 1)
+    return epochs * steps
+
+
+CONTROL_TAGS = {"layerwise_shuffle": "shuffled", "reinit": "reinit", "invert": "inverted",
+                "from_scratch": "from scratch"}
+
+
 def method_tags(config: dict[str, Any]) -> list[str]:
-    """What sets a run's method apart beyond its strategy: a granularity other than `weight`
-    (`channel`, `2:4`) and a target other than compression (`speedup target`)."""
+    """What sets a run's method apart beyond its strategy, in the order a reader needs it: a
+    granularity other than `weight` (`channel`, `2:4`), a target other than compression
+    (`speedup target`), pruning at initialisation (`at init`), a schedule other than one-shot
+    (`gradual`, `weight rewinding to epoch 1`, `3 steps, split budget` or `3 steps, full
+    budget each`), a control (`shuffled`, `reinit`, `inverted`, `from scratch`) and a run
+    without fine-tuning (`no fine-tuning`). The dense run has none."""
+    if config.get("strategy") == DENSE_STRATEGY:
+        return []
     tags = []
     if (config.get("granularity") or "weight") != "weight":
         tags.append(str(config["granularity"]))
     if (config.get("target") or "compression") != "compression":
         tags.append(f"{config['target']} target")
+    if (config.get("when") or "after_training") == "at_init":
+        tags.append("at init")
+    schedule = config.get("schedule") or {}
+    kind = schedule.get("kind") or "one_shot"
+    if kind == "gradual":
+        tags.append("gradual")
+    elif kind.endswith("_rewinding"):
+        tags.append(f"{kind.split('_')[0].replace('lr', 'LR')} rewinding to epoch {schedule.get('rewind_epoch')}")
+    steps = int(config.get("prune_steps", 1) or 1)
+    if steps > 1:
+        tags.append(f"{steps} steps, " + ("split budget" if schedule.get("split_budget") else "full budget each"))
+    if config.get("control"):
+        tags.append(CONTROL_TAGS.get(config["control"], str(config["control"])))
+    after = (config.get("when") or "after_training") == "after_training"
+    if after and kind == "one_shot" and config.get("control") != "from_scratch" \
+            and float((config.get("finetune") or {}).get("epochs", 1) or 0) == 0:
+        tags.append("no fine-tuning")
     return tags
 
 

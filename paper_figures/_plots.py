@@ -37,3 +37,16 @@ def cut_axis(ax, points: pd.DataFrame, dense_mean: float) -> None:
     below = [f"{r.strategy} {r.compression:g}×: {r.mean:.1f}%" for r in pruned[pruned["mean"] < floor].itertuples()]
     ax.text(0.03, 0.03, f"below the cut at {floor:.0f}% (mean):\n" + "\n".join(below), transform=ax.transAxes,
             fontsize=7, color="0.3", va="bottom", bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
+
+
+def unit_interval(values: pd.Series, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean of per-unit values and its t interval (the mean alone where n < 2; NaN where n = 0)."""
+    from shrinkbench.analysis.stats import t_interval_from_summary
+
+    if len(values) == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, mean, mean
+    low, high = t_interval_from_summary(mean, float(values.std(ddof=1)), len(values), confidence)
+    return mean, float(low), float(high)

@@ -69,10 +69,21 @@ class SuiteSpec:
         values = s.get("compressions", []) + s.get("speedups", [])
         pruned = [c for c in values if float(c) != 1.0] + [c for c in s.get("sparsities", []) if float(c) != 0.0]
         has_dense = len(pruned) < len(values) + len(s.get("sparsities", []))
-        pairs = sum(len(granularities_of(entry, s.get("granularities", ["weight"]))) for entry in s["strategies"])
-        per_setting = pairs * len(pruned) * len(s.get("budgets", [0])) * len(s.get("prune_steps", [0]))
+        pairs = sum(len(granularities_of(entry, s.get("granularities", ["weight"]))) * modifiers_of(entry, s)
+                    for entry in s["strategies"])
+        per_setting = pairs * len(pruned) * len(s.get("budgets", [0]))
         per_setting += len(s.get("budgets", [0])) if has_dense else 0
-        return per_setting * len(s["models"]) * len(s["datasets"]) * len(self.seed_pairs()) * len(self.variants)
+        dense_only = len(s.get("dense_models", [])) * len(s.get("budgets", [0]))
+        return ((per_setting * len(s["models"]) + dense_only) * len(s["datasets"]) * len(self.seed_pairs())
+                * len(self.variants))
+
+
+def modifiers_of(entry, sweep: dict) -> int:
+    """How many (when, control, pruning steps) combinations a [sweep] strategy entry runs at:
+    the sweep's lists, except where the entry sets its own value."""
+    own = entry if isinstance(entry, dict) else {}
+    return math.prod(1 if key in own else len(sweep.get(listed, [None]))
+                     for key, listed in (("when", "whens"), ("control", "controls"), ("prune_steps", "prune_steps")))
 
 
 def granularities_of(entry, listed: list[str]) -> list[str]:
@@ -109,7 +120,7 @@ def read_suite(path: str | Path) -> SuiteSpec:
             isinstance(sweep.get(k), list) for k in ("compressions", "speedups", "sparsities")):
         raise AnalysisError(f"suite file {str(path)!r} needs a [sweep] table listing {', '.join(required)}")
     template = dict(data.get("run", {}))
-    for section in ("base", "finetune", "data", "measure"):
+    for section in ("base", "finetune", "data", "measure", "schedule"):
         if section in data:
             template[section] = data[section]
     variants = data.get("variants") or {"": {}}
@@ -131,13 +142,41 @@ def _agrees(config: Any, wanted: Any, where: tuple = (), skip=frozenset()) -> bo
     return config == wanted
 
 
-def _strategy_listed(config: dict, entries: list) -> bool:
+RUN_DEFAULTS = {"when": "after_training", "control": None, "prune_steps": 1}
+SCHEDULE_DEFAULTS = {"kind": "one_shot", "split_budget": False, "start": 0.0, "end": 0.75, "every": 10,
+                     "rewind_epoch": None}
+"""The values of `shrinkbench.config` a record from before these fields existed has."""
+
+
+def _modifier(config: dict, key: str):
+    value = config.get(key, RUN_DEFAULTS[key])
+    return "none" if value is None else value
+
+
+def _strategy_listed(config: dict, entries: list, sweep: dict | None = None, template: dict | None = None) -> bool:
     """Whether the record's strategy (with its parameters) is one of the [sweep] entries:
-    a name (no parameters) or a table {name, params, label}."""
+    a name (no parameters) or a table {name, params, label, when, control, prune_steps,
+    schedule}; the run modifiers an entry leaves out must be among the sweep's lists
+    (`whens`, `controls`, `prune_steps`) and its schedule the suite's [schedule]."""
+    sweep, template = sweep or {}, template or {}
     params = config.get("strategy_params") or {}
+    schedule = {**SCHEDULE_DEFAULTS, **(config.get("schedule") or {})}
     for entry in entries:
-        name, wanted = (entry, {}) if isinstance(entry, str) else (entry.get("name"), entry.get("params") or {})
-        if config.get("strategy") == name and _agrees(params, wanted) and set(params) == set(wanted):
+        entry = {"name": entry} if isinstance(entry, str) else entry
+        wanted = entry.get("params") or {}
+        if config.get("strategy") != entry.get("name") or not _agrees(params, wanted) or set(params) != set(wanted):
+            continue
+        ok = True
+        for key, listed in (("when", "whens"), ("control", "controls"), ("prune_steps", "prune_steps")):
+            value = _modifier(config, key)
+            if key in entry:
+                ok &= value == entry[key] or (key == "control" and value == "none" and entry[key] in (None, "none"))
+            elif listed in sweep:
+                ok &= value in sweep[listed] or (key == "control" and value == "none" and None in sweep[listed])
+            elif key != "prune_steps":
+                ok &= value == ("none" if key == "control" else RUN_DEFAULTS[key])
+        ok &= _agrees(schedule, {**SCHEDULE_DEFAULTS, **template.get("schedule", {}), **entry.get("schedule", {})})
+        if ok:
             return True
     return False
 
@@ -157,18 +196,20 @@ def variant_of(spec: SuiteSpec, config: dict) -> str | None:
     if dense:
         listed = [1.0] if any(float(c) == 1.0 for c in s.get("compressions", []) + s.get("speedups", [])) or \
             any(float(c) == 0.0 for c in s.get("sparsities", [])) else []
-    if (config.get("model") not in s["models"] or config.get("dataset") not in s["datasets"]
+    if dense and config.get("model") in s.get("dense_models", []):
+        listed = [1.0]
+    if (config.get("model") not in s["models"] + (s.get("dense_models", []) if dense else [])
+            or config.get("dataset") not in s["datasets"]
             or config.get("granularity", "weight") not in s.get("granularities", ["weight"]) and not dense
             or not any(math.isclose(compression, float(c)) for c in listed)
-            or not (dense or _strategy_listed(config, s["strategies"])) or pair not in spec.seed_pairs()):
+            or pair not in spec.seed_pairs()):
         return None
     if "budgets" in s and config.get("finetune", {}).get("epochs") not in s["budgets"]:
         return None
-    if "prune_steps" in s and not dense and config.get("prune_steps") not in s["prune_steps"]:
-        return None
-    skip = UNCHECKED | (DENSE_UNCHECKED if dense else set())
+    skip = UNCHECKED | (DENSE_UNCHECKED if dense else set()) | {("schedule",)}
     for name, settings in spec.variants.items():
-        if _agrees(config, settings, (), frozenset(skip)):
+        if (dense or _strategy_listed(config, s["strategies"], s, settings)) and \
+                _agrees(config, settings, (), frozenset(skip)):
             return name
     return None
 

@@ -3,7 +3,7 @@
     python paper_figures/make_all.py            # literature corpus + committed reference store: seconds
     python paper_figures/make_all.py --rerun    # re-run the missing sweeps into --store first (needs torch)
 
-Writes the literature figures (from the corpus), the three run figures (from the store)
+Writes the literature figures (from the corpus), the run figures (from the store)
 with their findings, and fills the generated blocks of paper_figures/README.md (between
 `<!-- BEGIN generated:NAME -->` and `<!-- END generated:NAME -->`) with the verdicts of each
 run figure and the corpus statistics, so the README never states a number the figures do not.
@@ -26,7 +26,10 @@ import lit_corpus_statistics  # noqa: E402
 import lit_efficient_architectures  # noqa: E402
 import lit_tradeoff_curves  # noqa: E402
 import run_five_baselines  # noqa: E402
+import run_from_scratch  # noqa: E402
 import run_global_vs_layerwise  # noqa: E402
+import run_prune_at_init  # noqa: E402
+import run_sparse_vs_dense  # noqa: E402
 import run_starting_weights  # noqa: E402
 import run_structured  # noqa: E402
 
@@ -36,7 +39,9 @@ from shrinkbench.analysis.files import write_text  # noqa: E402
 README = Path(__file__).resolve().parent / "README.md"
 LITERATURE = (lit_efficient_architectures, lit_tradeoff_curves, lit_corpus_statistics)
 RUN_FIGURES = {"global_vs_layerwise": run_global_vs_layerwise, "five_baselines": run_five_baselines,
-               "starting_weights": run_starting_weights, "structured": run_structured}
+               "starting_weights": run_starting_weights, "structured": run_structured,
+               "from_scratch": run_from_scratch, "sparse_vs_dense": run_sparse_vs_dense,
+               "prune_at_init": run_prune_at_init}
 """Figure name -> script; the suites run in this order with --rerun (later ones reuse runs)."""
 BLOCK = re.compile(r"(<!-- BEGIN generated:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END generated:(?P=name) -->)", re.S)
 

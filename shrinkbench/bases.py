@@ -70,23 +70,27 @@ def read_state_dict(path: Path, model: nn.Module, what: str) -> dict[str, torch.
 
 
 def obtain_base(cfg: RunConfig, store: Store, build: Callable[[], nn.Module],
-                train_base: Callable[[nn.Module], dict[str, Any]]) -> BaseModel:
+                train_base: Callable[..., dict[str, Any]], epoch: int | None = None) -> BaseModel:
     """The base model of `cfg`: from memory, the store's cache, the user's checkpoint, or
-    trained now by `train_base(model)` (which returns the info to keep)."""
-    key = (str(store.root.resolve()), cfg.base_id)
+    trained now by `train_base(model)` (which returns the info to keep). With `epoch`, the
+    weights after that many epochs of the same base training (the first `epoch` epochs of its
+    schedule, seeded alike, so they are the trained model's own past: what weight rewinding
+    goes back to), cached as `<base_id>-epoch<k>`."""
+    key = (str(store.root.resolve()), cfg.base_id if epoch is None else f"{cfg.base_id}-epoch{epoch}")
     if key in _MEMORY:
         _MEMORY.move_to_end(key)
         return _MEMORY[key]
-    base = _from_cache_or_make(cfg, store, build, train_base)
+    base = _from_cache_or_make(cfg, store, build, train_base, epoch)
     _MEMORY[key] = base
     while len(_MEMORY) > 2:
         _MEMORY.popitem(last=False)
     return base
 
 
-def _from_cache_or_make(cfg, store, build, train_base) -> BaseModel:
-    weights = store.bases / f"{cfg.base_id}.pt"
-    meta = store.bases / f"{cfg.base_id}.json"
+def _from_cache_or_make(cfg, store, build, train_base, epoch: int | None = None) -> BaseModel:
+    base_id = cfg.base_id if epoch is None else f"{cfg.base_id}-epoch{epoch}"
+    weights = store.bases / f"{base_id}.pt"
+    meta = store.bases / f"{base_id}.json"
     claimed = False
     deadline = time.monotonic() + WAIT_FOR_OTHER_S
     try:
@@ -94,14 +98,19 @@ def _from_cache_or_make(cfg, store, build, train_base) -> BaseModel:
             cached = _read_cache(weights, meta, build)
             if cached is not None:
                 return cached
-            if claimed or store.claim(f"base-{cfg.base_id}"):
+            if claimed or store.claim(f"base-{base_id}"):
                 claimed = True
                 break
             if time.monotonic() > deadline:
-                raise CheckpointError(f"gave up waiting for another process to make base model {cfg.base_id}")
+                raise CheckpointError(f"gave up waiting for another process to make base model {base_id}")
             time.sleep(1.0)
         model = build()
-        if cfg.base.checkpoint is not None:
+        if epoch is not None:
+            if cfg.base.checkpoint is not None:
+                raise CheckpointError("weight rewinding needs the base model's own training (its epoch-k weights); "
+                                      "a checkpoint base has none")
+            info = {"source": f"trained, first {epoch} epochs", **train_base(model, train=True, stop_after=epoch)}
+        elif cfg.base.checkpoint is not None:
             model.load_state_dict(read_state_dict(Path(cfg.base.checkpoint).expanduser(), model, "checkpoint"))
             info = {"source": "checkpoint", "checkpoint": cfg.base.checkpoint,
                     "checkpoint_sha256": cfg.base.checkpoint_sha256, **train_base(model, train=False)}
@@ -118,12 +127,12 @@ def _from_cache_or_make(cfg, store, build, train_base) -> BaseModel:
             tmp.unlink(missing_ok=True)
         from shrinkbench.provenance import file_sha256
 
-        info = {"id": cfg.base_id, "identity": cfg.base_identity(), **info, "sha256": file_sha256(weights)}
+        info = {"id": base_id, "identity": cfg.base_identity(), **info, "sha256": file_sha256(weights)}
         write_json_atomic(meta, info)
         return BaseModel({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, info)
     finally:
         if claimed:
-            store.release(f"base-{cfg.base_id}")
+            store.release(f"base-{base_id}")
 
 
 def _read_cache(weights: Path, meta: Path, build) -> BaseModel | None:

@@ -113,6 +113,48 @@ class MeasureConfig:
         _check(self.latency_warmup >= 0, f"latency_warmup must be >= 0, got {self.latency_warmup}")
 
 
+SCHEDULES = ("one_shot", "gradual", "weight_rewinding", "lr_rewinding")
+WHENS = ("after_training", "at_init")
+CONTROLS = ("layerwise_shuffle", "reinit", "invert", "from_scratch")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """When pruning happens during training, and what training follows (`shrinkbench.plans`).
+
+    - `one_shot`: prune in `RunConfig.prune_steps` steps (1 = one-shot), fine-tuning after
+      each: `finetune.epochs` per step, or, with `split_budget`, the fine-tuning budget split
+      over the steps (a fixed total, the budget of one-shot pruning).
+    - `gradual` (Zhu & Gupta 2017): prune during fine-tuning, every `every` optimizer steps
+      from `start` to `end` (fractions of the fine-tuning budget), to the cubic sparsity
+      s_t = s_f (1 - (1 - (t - t0) / (t1 - t0))^3).
+    - `weight_rewinding` (Frankle et al. 2020): iterative magnitude pruning in `prune_steps`
+      steps; after each, the weights left are rewound to their values at epoch
+      `rewind_epoch` of base training and retrained with the base recipe from that epoch on.
+    - `lr_rewinding` (Renda et al. 2020): the same, but the weights are kept and only the
+      learning-rate schedule is rewound to epoch `rewind_epoch` of base training.
+    """
+
+    kind: str = "one_shot"
+    split_budget: bool = False
+    start: float = 0.0
+    end: float = 0.75
+    every: int = 10
+    rewind_epoch: int | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.kind in SCHEDULES, f"schedule.kind must be one of {', '.join(SCHEDULES)}, got {self.kind!r}")
+        _check(0.0 <= self.start < self.end <= 1.0,
+               f"schedule.start and schedule.end are fractions of the fine-tuning budget with 0 <= start < end <= 1, "
+               f"got {self.start} and {self.end}")
+        _check(self.every >= 1, f"schedule.every must be >= 1 optimizer steps, got {self.every}")
+        rewinds = self.kind in ("weight_rewinding", "lr_rewinding")
+        _check(not rewinds or (self.rewind_epoch is not None and self.rewind_epoch >= 0),
+               f"schedule {self.kind} needs schedule.rewind_epoch (an epoch of base training, >= 0)")
+        _check(rewinds or self.rewind_epoch is None,
+               f"schedule.rewind_epoch belongs to weight_rewinding or lr_rewinding, not {self.kind}")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """One run: base model -> prune (in `prune_steps` steps) -> fine-tune -> evaluate.
@@ -152,6 +194,9 @@ class RunConfig:
     strategy_label: str | None = None
     granularity: str = "weight"
     target: str = "compression"
+    when: str = "after_training"
+    control: str | None = None
+    schedule: ScheduleConfig = ScheduleConfig()
 
     def __post_init__(self) -> None:
         _check(isinstance(self.compression, (int, float)) and math.isfinite(self.compression),
@@ -168,6 +213,12 @@ class RunConfig:
             object.__setattr__(self, "target", "compression")
             object.__setattr__(self, "granularity", "weight")
         _check(self.prune_steps >= 1, f"prune_steps must be >= 1, got {self.prune_steps}")
+        _check(self.when in WHENS, f"when must be one of {', '.join(WHENS)}, got {self.when!r}")
+        _check(self.control is None or self.control in CONTROLS,
+               f"control must be one of {', '.join(CONTROLS)} (or none), got {self.control!r}")
+        if self.when == "at_init":
+            _check(self.schedule.kind == "one_shot", f"pruning at initialisation trains once, from the pruned "
+                                                     f"initial weights; schedule {self.schedule.kind!r} does not apply")
         _check(self.score_batches >= 1 and self.score_batch_size >= 1,
                "score_batches and score_batch_size must be >= 1")
         object.__setattr__(self, "compression", float(self.compression))
@@ -182,6 +233,9 @@ class RunConfig:
             object.__setattr__(self, "strategy_params", Params())
             object.__setattr__(self, "strategy_sha256", None)
             object.__setattr__(self, "strategy_label", None)
+            object.__setattr__(self, "when", "after_training")
+            object.__setattr__(self, "control", None)
+            object.__setattr__(self, "schedule", ScheduleConfig())
 
     @property
     def is_dense(self) -> bool:
@@ -232,7 +286,8 @@ class RunConfig:
 
 
 IDENTITY_DEFAULTS: dict[str, Any] = {"strategy_params": {}, "strategy_sha256": None, "granularity": "weight",
-                                     "target": "compression"}
+                                     "target": "compression", "when": "after_training", "control": None,
+                                     "schedule": dataclasses.asdict(ScheduleConfig())}
 """Fields added after the first release, left out of the identity at their defaults so the
 run ids of earlier runs stay what they were."""
 

@@ -198,7 +198,7 @@ def _train_base(ctx: RunContext) -> Callable[[nn.Module, bool], dict[str, Any]]:
 
     cfg = ctx.cfg
 
-    def run(model: nn.Module, train: bool = True) -> dict[str, Any]:
+    def run(model: nn.Module, train: bool = True, stop_after: int | None = None) -> dict[str, Any]:
         model.to(ctx.device)
         start = time.perf_counter()
         log: list = []
@@ -207,7 +207,7 @@ def _train_base(ctx: RunContext) -> Callable[[nn.Module, bool], dict[str, Any]]:
                 torch.manual_seed(derive_seed(cfg.base.seed, "base-dropout"))
                 train_loop(model, ctx.train_batches(cfg.base.train.batch_size, cfg.base.train.augment),
                           cfg.base.train, generator(cfg.base.seed, "base-order"), device=ctx.device,
-                          log=log, tag="base", amp=cfg.amp,
+                          log=log, tag="base", amp=cfg.amp, stop_after=stop_after,
                           evaluate=lambda m: {"top1": ctx.accuracy(m, "val")["top1"]})
         metrics = {f"{split}_{k}": v for split in ("val", "test") for k, v in ctx.accuracy(model, split).items()}
         model.cpu()
@@ -263,15 +263,24 @@ def _execute(cfg: RunConfig, store: Store, dev: torch.device, on_epoch, loader_w
     ctx = None
     try:
         ctx = RunContext(cfg, dev, loader_workers)
-        base = obtain_base(cfg, store, lambda: create_model(cfg.model, seed=cfg.base.seed), _train_base(ctx))
-        record["base"] = {k: base.info.get(k) for k in ("id", "source", "sha256", "checkpoint_sha256", "metrics")}
-        record["base"]["id"] = cfg.base_id
-        model = create_model(cfg.model, seed=cfg.base.seed)
-        model.load_state_dict(base.state)
+        build = lambda: create_model(cfg.model, seed=cfg.base.seed)  # noqa: E731
+        model = build()
+        if cfg.when == "at_init":  # the base model's own initial weights; no base training needed
+            record["base"] = {"id": cfg.base_id, "source": "initial weights", "sha256": None,
+                              "checkpoint_sha256": None, "metrics": None}
+        else:
+            base = obtain_base(cfg, store, build, _train_base(ctx))
+            record["base"] = {k: base.info.get(k) for k in ("id", "source", "sha256", "checkpoint_sha256", "metrics")}
+            record["base"]["id"] = cfg.base_id
+            model.load_state_dict(base.state)
         model.to(dev)
+
+        def origin(epoch: int) -> dict:  # the base training's weights after `epoch` epochs
+            return obtain_base(cfg, store, build, _train_base(ctx), epoch=epoch).state
+
         with torch.random.fork_rng(devices=_rng_devices(dev)):
             torch.manual_seed(derive_seed(cfg.seed, "dropout"))
-            masks = _prune_and_finetune(cfg, ctx, model, record, on_epoch)
+            masks = _prune_and_finetune(cfg, ctx, model, record, on_epoch, origin)
         deployed, record["deployed"] = ctx.deployed(model, masks)
         record["metrics"] += ctx.measure(model, "post", deployed)
         if save_pruned and masks is not None:
@@ -290,28 +299,35 @@ def _execute(cfg: RunConfig, store: Store, dev: torch.device, on_epoch, loader_w
     return record
 
 
-def _prune_and_finetune(cfg: RunConfig, ctx: RunContext, model: nn.Module, record: dict, on_epoch):
+def _prune_and_finetune(cfg: RunConfig, ctx: RunContext, model: nn.Module, record: dict, on_epoch,
+                        origin: Callable[[int], dict]):
+    """Execute the run's plan (`shrinkbench.plans`) on `model`; returns its masks."""
+    from shrinkbench.execution import PlanExecution
+    from shrinkbench.plans import Inverted, build_plan
     from shrinkbench.pruning import resolve_strategy
-    from shrinkbench.pruning.granularity import granularity, target_at_step
-    from shrinkbench.training import train
 
-    masks = None
-    unit = granularity(cfg.granularity)
     strategy = None if cfg.is_dense else resolve_strategy(cfg.strategy, cfg.strategy_params)
-    order = generator(cfg.seed, "finetune-order")
-    for step in range(1, cfg.prune_steps + 1):
-        if strategy is not None:
-            value = target_at_step(cfg.target, cfg.compression, step, cfg.prune_steps)
-            masks = unit.prune(model, strategy, cfg.target, value, excluded=ctx.excluded, batches=ctx.score_batches(),
-                               generator=generator(cfg.seed, f"strategy-{step}"), masks=masks,
-                               input_shape=ctx.model_spec.input_shape)
-        if step == cfg.prune_steps:
-            record["metrics"] += ctx.measure(model, "pre")
-        train(model, ctx.train_batches(cfg.finetune.batch_size, cfg.finetune.augment), cfg.finetune,
-              order, masks=masks, device=ctx.device, log=record["epochs"], tag=f"finetune-{step}",
-              amp=cfg.amp, evaluate=lambda m: {"top1": ctx.accuracy(m, "val")["top1"]},
-              on_epoch=on_epoch)
+    if strategy is not None and cfg.control == "invert":
+        strategy = Inverted(strategy)
+    plan = build_plan(cfg)
+    record["budget"] = budget_record(cfg, plan)
+    execution = PlanExecution(cfg, ctx, model, record, on_epoch, strategy, origin)
+    masks = execution.run(plan)
+    record["plan"] = execution.log
     return masks
+
+
+def budget_record(cfg: RunConfig, plan: list) -> dict[str, Any]:
+    """What the record says of the training a run did after its starting weights: epochs in
+    all (`epochs`), how many of them were the fine-tuning recipe's and the base recipe's, and
+    whether `prune_steps > 1` split one budget over the steps or fine-tuned fully after each."""
+    from shrinkbench.plans import Gradual, Train, budget
+
+    return {"epochs": budget(plan, cfg),
+            "finetune_epochs": sum(p.epochs for p in plan if isinstance(p, Train) and p.source == "finetune")
+            + sum(cfg.finetune.epochs for p in plan if isinstance(p, Gradual)),
+            "base_recipe_epochs": sum(p.epochs for p in plan if isinstance(p, Train) and p.source == "base"),
+            "steps": cfg.prune_steps, "split_budget": cfg.schedule.split_budget}
 
 
 def checked_strategy_source(cfg: RunConfig) -> dict[str, str]:

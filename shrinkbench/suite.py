@@ -3,11 +3,16 @@ budgets, plus the settings every run shares.
 
     [sweep]
     models = ["lenet_300_100"]
+    dense_models = ["lenet_300_100_w0.5"]   # optional: models run only dense (the "dense small" baselines)
     datasets = ["fashion-mnist"]
     strategies = ["global_magnitude", "random"]     # registered names or "module:Class"
-    # or a table: {name = "mymethod.py:Mine", params = {power = 3}, label = "mine-p3"}
+    # or a table: {name = "mymethod.py:Mine", params = {power = 3}, label = "mine-p3"}, which may
+    # also set that strategy's own when, control, prune_steps and schedule (a table):
+    # {name = "snip", when = "at_init"}, {name = "global_magnitude", schedule = {kind = "gradual"}}
     compressions = [1, 2, 4, 8]  # targets: compressions, and/or speedups (channel) and sparsities
     granularities = ["weight"]   # default; "channel", "2:4" (N:M); each strategy runs at those it scores for
+    whens = ["after_training"]   # and/or "at_init" (`shrinkbench.plans`)
+    controls = ["none"]          # and/or "layerwise_shuffle", "reinit", "invert", "from_scratch"
     seeds = [0, 1, 2]          # run seeds
     base_seeds = [0, 1, 2]     # base-model seeds (default: the same list as seeds)
     seeding = "zip"            # "zip" (default): i-th base seed with i-th run seed; "product": all pairs
@@ -20,6 +25,8 @@ budgets, plus the settings every run shares.
     [finetune]   # TrainConfig of fine-tuning
     [data]       # val_size, split_seed, train_size, root
     [measure]    # eval_batch_size, latency, latency_batch_sizes, latency_warmup, latency_repeats
+    [schedule]   # kind (one_shot, gradual, weight_rewinding, lr_rewinding), split_budget, start,
+                 # end, every, rewind_epoch (`shrinkbench.config.ScheduleConfig`)
 
     [variants.A.base.train]   # optional: named variants, each a partial override of the
     lr = 0.1                  # tables above; the sweep runs every combination once per
@@ -48,10 +55,12 @@ from shrinkbench.config import RunConfig
 from shrinkbench.errors import ConfigError, ShrinkBenchError
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
-TOP_LEVEL = ("name", "description", "sweep", "run", "base", "finetune", "data", "measure", "variants")
+TOP_LEVEL = ("name", "description", "sweep", "run", "base", "finetune", "data", "measure", "schedule",
+             "variants")
 SWEEP_LISTS = {"models": str, "datasets": str, "strategies": (str, dict), "compressions": (int, float),
                "speedups": (int, float), "sparsities": (int, float), "granularities": str,
-               "seeds": int, "base_seeds": int, "budgets": int, "prune_steps": int}
+               "seeds": int, "base_seeds": int, "budgets": int, "prune_steps": int, "whens": str,
+               "controls": str, "dense_models": str}
 REQUIRED = ("models", "datasets", "strategies", "seeds")
 TARGET_LISTS = {"compressions": "compression", "speedups": "speedup", "sparsities": "sparsity"}
 """[sweep] lists of target values, and the target each names (at least one is required)."""
@@ -151,7 +160,9 @@ def _sweep_section(sweep: Any, where: str) -> dict[str, list]:
     return out
 
 
-STRATEGY_KEYS = ("name", "params", "label")
+STRATEGY_KEYS = ("name", "params", "label", "when", "control", "prune_steps", "schedule")
+"""What a [sweep] strategies table may set: its name, parameters and shown label, and the run
+modifiers that belong to that strategy alone (they override the sweep's lists and tables)."""
 
 
 def _strategy_entry(entry: str | dict, where: str) -> dict[str, Any]:
@@ -161,8 +172,11 @@ def _strategy_entry(entry: str | dict, where: str) -> dict[str, Any]:
         return {"name": entry}
     unknown = sorted(set(entry) - set(STRATEGY_KEYS))
     if unknown or not isinstance(entry.get("name"), str):
-        raise ConfigError(f"{where}: [sweep] strategies: a table needs a name and may have params and a label, "
-                          f"got {entry!r}")
+        raise ConfigError(f"{where}: [sweep] strategies: a table needs a name and may have "
+                          f"{', '.join(STRATEGY_KEYS[1:])}, got {entry!r}")
+    if "schedule" in entry and not isinstance(entry["schedule"], dict):
+        raise ConfigError(f"{where}: [sweep] strategies: schedule of {entry['name']!r} must be a table, e.g. "
+                          'schedule = {kind = "gradual"}')
     if "params" in entry and not isinstance(entry["params"], dict):
         raise ConfigError(f"{where}: [sweep] strategies: params of {entry['name']!r} must be a table, e.g. "
                           "params = {power = 3}")
@@ -199,11 +213,11 @@ def _template(data: dict, where: str) -> dict[str, Any]:
     run = data.get("run", {})
     if not isinstance(run, dict):
         raise ConfigError(f"{where}: [run] must be a table")
-    for key in ("model", "dataset", "strategy", "compression", "seed", "granularity", "target"):
+    for key in ("model", "dataset", "strategy", "compression", "seed", "granularity", "target", "when", "control"):
         if key in run:
             raise ConfigError(f"{where}: [run] {key} is set by [sweep]; list it there")
     template.update(run)
-    for section in ("base", "finetune", "data", "measure"):
+    for section in ("base", "finetune", "data", "measure", "schedule"):
         if section in data:
             if not isinstance(data[section], dict):
                 raise ConfigError(f"{where}: [{section}] must be a table")
@@ -221,11 +235,12 @@ def expand(sweep: dict[str, Any], template: dict[str, Any], where: str) -> tuple
     pairs = seed_pairs(sweep)
     budgets = sweep.get("budgets", [None])
     steps = sweep.get("prune_steps", [None])
+    modifiers = list(itertools.product(sweep.get("whens", [None]), sweep.get("controls", [None])))
     seen: dict[str, RunConfig] = {}
     points = [(s, g, target, value) for s in sweep["strategies"]
               for g, target, value in operating_points(s, sweep["granularities"], sweep["targets"], where)]
-    for model, dataset, (strategy, unit, target, compression), (base_seed, seed), budget, k in itertools.product(
-            sweep["models"], sweep["datasets"], points, pairs, budgets, steps):
+    for model, dataset, (strategy, unit, target, compression), (base_seed, seed), budget, k, (when, control) in \
+            itertools.product(sweep["models"], sweep["datasets"], points, pairs, budgets, steps, modifiers):
         raw = _deep_copy(template)
         raw.update(model=model, dataset=dataset, strategy=strategy["name"], compression=compression, seed=seed,
                    granularity=unit, target=target)
@@ -238,11 +253,36 @@ def expand(sweep: dict[str, Any], template: dict[str, Any], where: str) -> tuple
             raw.setdefault("finetune", {})["epochs"] = budget
         if k is not None:
             raw["prune_steps"] = k
+        if when is not None:
+            raw["when"] = when
+        if control is not None:
+            raw["control"] = None if control == "none" else control
+        for key in ("when", "control", "prune_steps"):
+            if key in strategy:
+                raw[key] = None if strategy[key] == "none" else strategy[key]
+        if "schedule" in strategy:
+            raw["schedule"] = _merged(raw.get("schedule", {}), strategy["schedule"])
         cfg = RunConfig.from_dict(raw, where)
         try:
             cfg = validate_config(cfg)
         except ShrinkBenchError as exc:
-            raise type(exc)(f"{where}: {model} x {dataset} x {strategy['name']} x {compression:g}: {exc}") from None
+            what = " x ".join([model, dataset, strategy["name"], f"{compression:g}"] +
+                              [str(raw[k]) for k in ("when", "control") if raw.get(k)])
+            raise type(exc)(f"{where}: {what}: {exc}") from None
+        seen.setdefault(cfg.run_id, cfg)
+    for model, dataset, (base_seed, seed), budget in itertools.product(
+            sweep.get("dense_models", []), sweep["datasets"], pairs, budgets):
+        raw = _deep_copy(template)
+        raw.update(model=model, dataset=dataset, strategy="none", compression=1.0, seed=seed)
+        raw.setdefault("base", {})["seed"] = base_seed
+        if budget is not None:
+            raw.setdefault("finetune", {})["epochs"] = budget
+        for key in ("when", "control", "schedule", "prune_steps"):
+            raw.pop(key, None)
+        try:
+            cfg = validate_config(RunConfig.from_dict(raw, where))
+        except ShrinkBenchError as exc:
+            raise type(exc)(f"{where}: dense model {model} x {dataset}: {exc}") from None
         seen.setdefault(cfg.run_id, cfg)
     return tuple(seen.values())
 

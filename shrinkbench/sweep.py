@@ -156,12 +156,16 @@ def run_local(configs: Sequence[RunConfig], store: Store, *, device: str | None 
 
 
 def describe(cfg: RunConfig) -> str:
-    """`lenet5_caffe/fashion-mnist global_l1 [channel] speedup 2 seed 0/0`."""
+    """`lenet5_caffe/fashion-mnist global_l1 [channel] speedup 2 seed 0/0`: the method as the
+    reports name it (`shrinkbench.analysis.schema.strategy_name`), its target and seeds."""
+    from shrinkbench.analysis.schema import strategy_name
+
     if cfg.is_dense:
         name = "dense"
     else:
-        unit = "" if cfg.granularity == "weight" else f" [{cfg.granularity}]"
-        name = f"{cfg.strategy_label or cfg.strategy}{unit} {cfg.target} {cfg.compression:g}"
+        config = cfg.to_dict()
+        tags = strategy_name({**config, "target": "compression"})  # the target is said after the name
+        name = f"{tags} {cfg.target} {cfg.compression:g}"
     return f"{cfg.model}/{cfg.dataset} {name} seed {cfg.base.seed}/{cfg.seed}"
 
 

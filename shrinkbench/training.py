@@ -49,14 +49,22 @@ def train(model: nn.Module, batch_source: Callable[[torch.Generator], Iterable],
           generator: torch.Generator, *, masks=None, device: torch.device | str = "cpu",
           evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
           log: list[dict[str, Any]] | None = None, tag: str = "", amp: bool = False,
-          on_epoch: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Train `model` for `cfg.epochs` epochs; returns (and appends to `log`) one entry per epoch.
+          on_epoch: Callable[[dict[str, Any]], None] | None = None, start_epoch: int = 0,
+          stop_after: int | None = None, step_hook=None) -> list[dict[str, Any]]:
+    """Train `model` for epochs `start_epoch + 1 .. stop_after` (default: `cfg.epochs`) of
+    `cfg`'s schedule: the learning rate follows the schedule over all `cfg.epochs` epochs, so
+    a run that starts at epoch k continues a schedule (learning-rate rewinding) and one that
+    stops after epoch k is that schedule's first k epochs (the weights a rewind goes back to).
+    Returns (and appends to `log`) one entry per epoch.
 
     `batch_source(generator)` yields shuffled (x, y) training batches for one epoch, drawn
-    from `generator`; `evaluate(model)` (optional) gives validation metrics per epoch.
+    from `generator`; `evaluate(model)` (optional) gives validation metrics per epoch;
+    `step_hook(step, total)` (optional) runs after every optimizer step and may return new
+    masks (gradual pruning), which the loop enforces from then on.
     """
     log = [] if log is None else log
-    if cfg.epochs == 0:
+    last = cfg.epochs if stop_after is None else min(stop_after, cfg.epochs)
+    if last <= start_epoch:
         return log
     device = torch.device(device)
     if masks is not None:
@@ -65,11 +73,12 @@ def train(model: nn.Module, batch_source: Callable[[torch.Generator], Iterable],
     step, total = 0, None
     use_amp = precision(amp, device) == "float16-mixed"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(start_epoch + 1, last + 1):
         model.train()
         batches = batch_source(generator)
         if total is None:
             total = cfg.epochs * len(batches)
+            step = start_epoch * len(batches)
         start = time.perf_counter()
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -101,6 +110,11 @@ def train(model: nn.Module, batch_source: Callable[[torch.Generator], Iterable],
             if masks is not None:
                 masks.mask_weights()
             step += 1
+            if step_hook is not None:
+                new = step_hook(step, total)
+                if new is not None:
+                    masks = new.attach(model)
+                    masks.mask_optimizer_state(optimizer)
             n = y.shape[0]
             seen += n
             loss_sum += loss.detach().double() * n

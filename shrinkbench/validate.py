@@ -167,6 +167,9 @@ def validate_config(cfg: RunConfig) -> RunConfig:
         base = dataclasses.replace(base, checkpoint_sha256=digest)
     checked = cfg.replace(model=model, dataset=dataset, strategy=strategy, exclude=exclude,
                           data=data, base=base, strategy_sha256=sha, granularity=unit.name)
+    from shrinkbench.plans import check_plan
+
+    check_plan(checked)
     if not cfg.is_dense and sha is not None:
         preflight_strategy(checked)
     return checked

@@ -28,12 +28,31 @@ sys.path.insert(0, str(FIGURES))
 import _runs  # noqa: E402
 import make_all  # noqa: E402
 import run_five_baselines  # noqa: E402
+import run_from_scratch  # noqa: E402
 import run_global_vs_layerwise  # noqa: E402
+import run_prune_at_init  # noqa: E402
+import run_sparse_vs_dense  # noqa: E402
 import run_starting_weights  # noqa: E402
 import run_structured  # noqa: E402
 
 SCRIPTS = {"global_vs_layerwise": run_global_vs_layerwise, "five_baselines": run_five_baselines,
-           "starting_weights": run_starting_weights, "structured": run_structured}
+           "starting_weights": run_starting_weights, "structured": run_structured,
+           "from_scratch": run_from_scratch, "sparse_vs_dense": run_sparse_vs_dense,
+           "prune_at_init": run_prune_at_init}
+TINY_SUITES = {  # name -> (strategies, text replacements of the written suite)
+    "from_scratch": (('"global_magnitude"', '"global_l1"'),
+                     {"compressions = [1, 2, 4]": 'speedups = [1, 2]\ngranularities = ["weight", "channel"]\n'
+                                                  'controls = ["none", "from_scratch"]'}),
+    "sparse_vs_dense": (('"global_magnitude"',),
+                        {"compressions = [1, 2, 4]": "compressions = [1, 2.11914]\nspeedups = [2.11943]",
+                         'models = ["lenet_300_100"]': 'models = ["lenet_300_100"]\n'
+                                                       'dense_models = ["lenet_300_100_w0.5"]'}),
+    "prune_at_init": (('{name = "snip", when = "at_init"}', '{name = "global_magnitude", when = "at_init"}',
+                       '{name = "global_magnitude", schedule = {kind = "weight_rewinding", rewind_epoch = 0}}',
+                       '{name = "random", when = "at_init", control = "none"}'),
+                      {"compressions = [1, 2, 4]": 'compressions = [1, 4]\n'
+                                                   'controls = ["none", "layerwise_shuffle", "reinit", "invert"]'}),
+}
 FOUR = ('"global_magnitude"', '"layerwise_magnitude"', '"global_gradient"', '"layerwise_gradient"')
 VARIANTS = """
     [variants.weights_A.base.train]
@@ -62,8 +81,15 @@ def tiny(tmp_path_factory):
             path.write_text(path.read_text().replace("compressions = [1, 2, 4]", 'speedups = [1, 2]\n'
                                                      'granularities = ["weight", "channel"]')
                             .replace("latency_batch_sizes = [1, 8]", "latency_batch_sizes = [1, 64]"))
+    for name, (chosen, changes) in TINY_SUITES.items():
+        path = write_suite(suites / f"{name}.toml", chosen, seeds="[0, 1]", base_seeds="[0, 1]", name=name,
+                           latency=False)
+        text = path.read_text()
+        for old, new in changes.items():
+            text = text.replace(old, new)
+        path.write_text(text)
     store = root / "store"
-    for name in ("five_baselines", "starting_weights", "structured"):
+    for name in ("five_baselines", "starting_weights", "structured", *TINY_SUITES):
         assert SCRIPTS[name].main(["--rerun", "--device", "cpu", "--store", str(store), "--out", str(root / "out"),
                                    "--suite", str(suites / f"{name}.toml"), "--formats", "png"]) == 0
     return suites, store
@@ -198,7 +224,7 @@ def test_each_run_figure_script_writes_its_figure_and_findings(tiny, tmp_path, n
     assert status == 0
     assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     findings = (out / f"{name}_findings.md").read_text()
-    assert "claim" in findings.lower() and ("| Ratio |" in findings or "| Speedup target |" in findings)
+    assert "claim" in findings.lower() and any(f"| {x} |" in findings for x in ("Ratio", "Speedup target", "Target"))
     assert f"wrote {out / (name + '.png')}" in capsys.readouterr().out
 
 
@@ -250,6 +276,17 @@ def test_fill_blocks_replaces_only_named_blocks():
     assert new == text.replace("\n1\n", "\nnew\n") and missing == ["z"]
 
 
+def test_the_sparse_vs_dense_targets_are_the_zoo_ratios_of_the_width_variants():
+    from shrinkbench.models.catalog import GOLDEN
+
+    sweep = _runs.read_suite(_runs.SUITES / "sparse_vs_dense.toml").sweep
+    (large,) = sweep["models"]
+    params = sorted(GOLDEN[large].params / GOLDEN[m].params for m in sweep["dense_models"])
+    macs = sorted(GOLDEN[large].macs / GOLDEN[m].macs for m in sweep["dense_models"])
+    assert np.allclose(sorted(c for c in sweep["compressions"] if c != 1), params, rtol=5e-6)  # six significant digits
+    assert np.allclose(sorted(sweep["speedups"]), macs, rtol=5e-6)  # six significant digits
+
+
 def test_shipped_suites_load_and_the_shared_runs_are_shared():
     from shrinkbench.suite import load_suite
 
@@ -271,9 +308,10 @@ def test_the_figures_are_drawn_from_the_reference_store_without_torch(tmp_path):
             "sys.exit(3 if bad else status)\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == (0 if _literature_present() else 2), done.stdout + done.stderr
-    for name in SCRIPTS:  # every run of the three suites is in the committed store
+    for name in SCRIPTS:  # every run of every suite is in the committed store
         findings = (tmp_path / f"{name}_findings.md").read_text()
-        assert findings.startswith("Setting: fashion-mnist/lenet5_caffe.")
+        model = _runs.read_suite(_runs.SUITES / f"{name}.toml").sweep["models"][0]
+        assert findings.startswith(f"Setting: fashion-mnist/{model}")
         found, expected = findings.split(" runs of suite")[0].split(". ")[-1].split(" of the ")
         assert found == expected
 

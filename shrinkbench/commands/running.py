@@ -57,6 +57,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--finetune-lr", type=float, default=None)
     p.add_argument("--optimizer", default=None, choices=("sgd", "adam", "adamw"), help="fine-tuning optimizer")
     p.add_argument("--prune-steps", type=int, default=1, help="1 = one-shot, k = iterative in k steps")
+    p.add_argument("--when", default=None, choices=("after_training", "at_init"),
+                   help="prune the trained base model (default) or its initial weights, then train with the base "
+                        "recipe")
+    p.add_argument("--control", default=None, choices=("layerwise_shuffle", "reinit", "invert", "from_scratch"),
+                   help="a control applied to the strategy's mask (see docs/methods.md)")
+    p.add_argument("--schedule", default=None, choices=("one_shot", "gradual", "weight_rewinding", "lr_rewinding"),
+                   help="when pruning happens during training (default: one_shot)")
+    p.add_argument("--rewind-epoch", type=int, default=None,
+                   help="the epoch of base training weight_rewinding / lr_rewinding go back to")
+    p.add_argument("--split-budget", action="store_true",
+                   help="with --prune-steps k > 1: split finetune epochs over the steps instead of fine-tuning "
+                        "fully after each")
     p.add_argument("--config", default=None, help="TOML/JSON file with further RunConfig settings")
     p.add_argument("--format", choices=("text", "json"), default="text")
     _common(p)
@@ -114,7 +126,11 @@ def cmd_prune(args) -> int:
     raw: dict = _read_config_file(args.config) if args.config else {}
     raw.update(model=args.model, dataset=args.dataset, strategy=args.strategy,
                compression=args.compression, seed=args.seed, prune_steps=args.prune_steps)
-    _set(raw, target=args.target, granularity=args.granularity)
+    _set(raw, target=args.target, granularity=args.granularity, when=args.when, control=args.control)
+    schedule = raw.setdefault("schedule", {})
+    _set(schedule, kind=args.schedule, rewind_epoch=args.rewind_epoch)
+    if args.split_budget:
+        schedule["split_budget"] = True
     if args.param:
         raw["strategy_params"] = {**raw.get("strategy_params", {}), **parse_assignments(args.param).to_dict()}
     if args.label:

@@ -44,12 +44,18 @@ class ScoringContext:
     """The model, its prunable weights, the score batches, the run generator and the current
     masks (weights already pruned must stay pruned; `prune` gives them score -inf).
     `dry_run` is True while the toolkit checks a user's strategy on a random batch before a
-    sweep starts (`shrinkbench.validate`): a strategy may skip costly side effects then."""
+    sweep starts (`shrinkbench.validate`): a strategy may skip costly side effects then.
+    `keep` is the number of prunable weights the selection will keep (None where it depends
+    on the scores, e.g. a speedup target), `input_shape` the shape of one example (C, H, W):
+    what iterative and data-free criteria (SynFlow) need."""
 
     def __init__(self, model: nn.Module, weights: dict[str, nn.Parameter],
                  batches: Sequence[Batch], generator: torch.Generator,
-                 masks: MaskSet | None = None, dry_run: bool = False):
+                 masks: MaskSet | None = None, dry_run: bool = False, keep: int | None = None,
+                 input_shape: tuple[int, ...] = ()):
         self.dry_run = dry_run
+        self.keep = keep
+        self.input_shape = tuple(input_shape)
         self.model = model
         self.weights = weights
         self.batches = list(batches)

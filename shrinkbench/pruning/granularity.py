@@ -83,6 +83,24 @@ class Granularity:
 class WeightGranularity(Granularity):
     """Single weights (see the module docstring)."""
 
+    def check(self, model_name, exclude, strategy, target, value) -> None:
+        super().check(model_name, exclude, strategy, target, value)
+        if getattr(strategy, "criterion", None) == "synflow" and target == "speedup":
+            raise ConfigError("SynFlow prunes to a kept count over its 100 rounds; give it a compression or sparsity "
+                              "target, not speedup")
+        scope = getattr(strategy, "scope", "global")
+        from shrinkbench.pruning.selection import ALLOCATIONS
+
+        if target in ("compression", "sparsity") and scope in ALLOCATIONS and scope != "layerwise":
+            from shrinkbench.models import build_on_meta, model_spec
+            from shrinkbench.pruning.layers import keep_count, keep_count_for_sparsity, prunable_weights
+            from shrinkbench.pruning.selection import check_allocation
+
+            model = build_on_meta(model_name)
+            weights = prunable_weights(model, model_spec(model_name).excluded if exclude is None else exclude)
+            k = keep_count(model, weights, value) if target == "compression" else keep_count_for_sparsity(weights, value)
+            check_allocation(scope, k, [tuple(w.shape) for w in weights.values()])
+
     def prune(self, model, strategy, target, value, *, excluded, batches, generator, masks=None, input_shape=()):
         from shrinkbench.pruning.selection import prune
 

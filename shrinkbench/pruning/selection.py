@@ -125,10 +125,50 @@ def call_score(strategy: Strategy, ctx) -> object:
         raise StrategyError(f"strategy {strategy.name!r}: score() {what}"[:500]) from None
 
 
+def erk_weights(shapes: Sequence[tuple[int, ...]]) -> list[int]:
+    """Erdos-Renyi-Kernel (Evci et al. 2020): a layer's density is proportional to
+    (sum of its weight's dimensions) / (product of them), so its kept COUNT is proportional to
+    the sum of its dimensions, n_out + n_in (+ k_h + k_w for a convolution)."""
+    return [sum(shape) for shape in shapes]
+
+
+def allocate_layerwise(k: int, sizes: list[int], capacities: list[int], shapes) -> list[int]:
+    """Each layer keeps the same fraction k / P (Hamilton apportionment, exact)."""
+    return apportion(k, sizes, capacities)
+
+
+def allocate_erk(k: int, sizes: list[int], capacities: list[int], shapes) -> list[int]:
+    """Kept counts proportional to ERK's weights, capped at each layer's size (a layer ERK
+    would make denser than dense stays dense; the rest share what is left)."""
+    return apportion(k, erk_weights(shapes), capacities)
+
+
+def allocate_first_dense(k: int, sizes: list[int], capacities: list[int], shapes) -> list[int]:
+    """The first prunable layer stays dense (Gale, Elsen, Hooker 2019); the others share the
+    rest in proportion to their sizes."""
+    if k < capacities[0]:
+        raise CompressionError(f"keeping the first layer dense needs {capacities[0]:,} weights, the target keeps "
+                               f"only {k:,}; choose a smaller compression")
+    return [capacities[0]] + apportion(k - capacities[0], sizes[1:], capacities[1:])
+
+
+def check_allocation(scope: str, k: int, shapes: Sequence[tuple[int, ...]]) -> None:
+    """Raise (one line) if `scope`'s allocation cannot keep exactly `k` of fresh layers of
+    these shapes, e.g. first_dense with a target that leaves fewer weights than layer 1 has."""
+    import math as _math
+
+    sizes = [_math.prod(s) for s in shapes]
+    ALLOCATIONS[scope](k, sizes, sizes, list(shapes))
+
+
+ALLOCATIONS = {"layerwise": allocate_layerwise, "erk": allocate_erk, "first_dense": allocate_first_dense}
+"""Per-layer scopes: how many weights each layer keeps, before each ranks its own."""
+
+
 def select(scores: dict[str, torch.Tensor], k: int, scope: str,
            alive: MaskSet | None = None) -> MaskSet:
-    """Masks keeping exactly k weights by `scope` ('global' | 'layerwise'); weights not
-    alive (alive mask False) get score -inf and stay pruned."""
+    """Masks keeping exactly k weights by `scope` (global, or a per-layer allocation of
+    `ALLOCATIONS`); weights not alive (alive mask False) get score -inf and stay pruned."""
     if scope not in SCOPES:
         raise ConfigError(f"strategy scope must be one of {', '.join(SCOPES)}, got {scope!r}")
     dtype = torch.float32
@@ -147,7 +187,7 @@ def select(scores: dict[str, torch.Tensor], k: int, scope: str,
         sizes = [s.numel() for s in flat.values()]
         capacities = (sizes if alive is None else
                       [int(alive[n].sum().item()) for n in flat])
-        counts = apportion(k, sizes, capacities)
+        counts = ALLOCATIONS[scope](k, sizes, capacities, [tuple(scores[n].shape) for n in flat])
         pieces = [top_k_mask(s, c) for s, c in zip(flat.values(), counts)]
     return MaskSet({n: p.reshape(scores[n].shape) for n, p in zip(flat, pieces)})
 
@@ -159,7 +199,7 @@ def speedup_keep_count(scores: dict[str, torch.Tensor], scope: str, alive: MaskS
 
     Global scope: the kept set grows one weight at a time in score order, so the MACs are
     monotone in K and K is exact (a sort and a cumulative sum). Layerwise scope: bisection on
-    K over `apportion`'s per-layer counts (whose MACs can, by a weight, fall as K grows).
+    K over the allocation's per-layer counts (whose MACs can, by a weight, fall as K grows).
     """
     names = list(scores)
     budget = total_macs / speedup - fixed_macs  # the MACs the kept prunable weights may use
@@ -177,10 +217,11 @@ def speedup_keep_count(scores: dict[str, torch.Tensor], scope: str, alive: MaskS
         spent = torch.cumsum(cost[order], 0)
         k = int(torch.searchsorted(spent, torch.tensor(budget, dtype=torch.float64), right=True))
         return max(1, min(k, sum(capacity)))
-    low, high = 1, sum(capacity)
+    low, high = (capacity[0] if scope == "first_dense" else 1), sum(capacity)
+    shapes = [tuple(scores[n].shape) for n in names]
     while low < high:
         mid = (low + high + 1) // 2
-        macs = sum(positions[n] * c for n, c in zip(names, apportion(mid, sizes, capacity)))
+        macs = sum(positions[n] * c for n, c in zip(names, ALLOCATIONS[scope](mid, sizes, capacity, shapes)))
         low, high = (mid, high) if macs <= budget else (low, mid - 1)
     return low
 
@@ -240,7 +281,7 @@ def prune(model: nn.Module, strategy: Strategy, compression: float, *, excluded,
         raise StrategyError(f"strategy {strategy.name!r} has scope {strategy.scope!r}; "
                             f"allowed: {', '.join(SCOPES)}")
     check_finite_weights(weights)
-    ctx = ScoringContext(model, weights, batches, generator, masks, dry_run=dry_run)
+    ctx = ScoringContext(model, weights, batches, generator, masks, dry_run=dry_run, keep=k, input_shape=input_shape)
     scores = _checked_scores(strategy, call_score(strategy, ctx), weights)
     with torch.no_grad():
         if k is None:

@@ -25,7 +25,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from shrinkbench.pruning.context import ScoringContext
 
-SCOPES = ("global", "layerwise")
+SCOPES = ("global", "layerwise", "erk", "first_dense")
+"""How scores are compared: one global ranking, or a per-layer allocation of the kept count
+(`shrinkbench.pruning.selection.ALLOCATIONS`) with each layer ranked on its own."""
 
 
 class Strategy:
@@ -63,14 +65,15 @@ class Strategy:
 class ScoredStrategy(Strategy):
     """A built-in criterion applied with a scope."""
 
-    def __init__(self, criterion: Criterion, scope: str, name: str):
+    def __init__(self, criterion: Criterion, scope: str, name: str, reference: str = ""):
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
         self._criterion = criterion
         self.name, self.scope, self.criterion = name, scope, criterion.name
-        how = ("ranked over all prunable weights" if scope == "global"
-               else "each layer keeps the same fraction")
-        self.description = f"score {criterion.formula}, {how}"
+        how = {"global": "ranked over all prunable weights", "layerwise": "each layer keeps the same fraction",
+               "erk": "layer densities by Erdos-Renyi-Kernel (Evci et al. 2020)",
+               "first_dense": "first layer dense, the others the same fraction (Gale et al. 2019)"}[scope]
+        self.description = f"score {criterion.formula}, {how}" + (f" ({reference})" if reference else "")
 
     def score(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:
         return self._criterion.fn(ctx)
@@ -103,6 +106,16 @@ for _criterion, _scope, _alias in _BUILTINS:
                         aliases=(_alias,))
 STRATEGIES.register("random", partial(ScoredStrategy, CRITERIA.get("random"), "layerwise", "random"),
                     aliases=("RandomPruning",))
+_PAPERS = [  # (name, criterion, scope, reference): the methods and baselines a pruning paper is judged against
+    ("snip", "gradient", "global", "SNIP, Lee, Ajanthan, Torr 2019: |g * w| at initialisation"),
+    ("grasp", "grasp", "global", "GraSP, Wang, Zhang, Grosse 2020"),
+    ("synflow", "synflow", "global", "SynFlow, Tanaka, Kunin, Yamins, Ganguli 2020; data-free"),
+    ("lamp", "lamp", "global", "LAMP, Lee, Park, Mo, Ahn, Shin 2021"),
+    ("erk_magnitude", "magnitude", "erk", "Evci, Gale, Menick, Castro, Elsen 2020"),
+    ("first_dense_magnitude", "magnitude", "first_dense", "Gale, Elsen, Hooker 2019"),
+]
+for _name, _criterion, _scope, _reference in _PAPERS:
+    STRATEGIES.register(_name, partial(ScoredStrategy, CRITERIA.get(_criterion), _scope, _name, _reference))
 
 
 def list_strategies() -> list[tuple[str, str, str, tuple[str, ...], str, str]]:

@@ -30,8 +30,9 @@ class ChannelScoringContext(ScoringContext):
     """A `ScoringContext` whose `weights` are the producer layers' weights, with the model's
     dependency `groups` and per-batch gradients of any parameters."""
 
-    def __init__(self, model, weights, batches, generator, masks, groups: GroupSet, dry_run: bool = False):
-        super().__init__(model, weights, batches, generator, masks, dry_run=dry_run)
+    def __init__(self, model, weights, batches, generator, masks, groups: GroupSet, dry_run: bool = False,
+                 input_shape: tuple[int, ...] = ()):
+        super().__init__(model, weights, batches, generator, masks, dry_run=dry_run, input_shape=input_shape)
         self.groups = groups
 
     def parameter_gradients(self, names: Sequence[str]) -> list[dict[str, torch.Tensor]]:
@@ -186,7 +187,7 @@ def prune_channels(model: nn.Module, strategy, target: str, value: float, *, exc
         masks.apply(model)
     check_finite_weights(weights)
     producers = {name: w for name, w in weights.items() if name in groups.layers}
-    ctx = ChannelScoringContext(model, producers, batches, generator, masks, groups)
+    ctx = ChannelScoringContext(model, producers, batches, generator, masks, groups, input_shape=input_shape)
     scores = _group_scores(strategy, ctx)
     counter = Counter(groups, count_macs(model, input_shape), list(weights))
     order = removal_order(groups, scores.tolist(), strategy.scope, already)
