@@ -284,6 +284,9 @@ def figure_data(suite: str | Path, store: str | Path, options: AnalysisOptions =
         if ids:
             frames.append(run_table(table[table["run_id"].isin(ids)], options).assign(variant=name))
     runs = pd.concat(frames, ignore_index=True)
+    if (runs["strategy"] == DENSE_STRATEGY).all():
+        raise AnalysisError(f"store {str(store)!r} holds only dense runs of suite {spec.name!r} ({spec.path}), which "
+                            "it shares with other suites; re-run the sweep with --rerun")
     seconds, threads = _provenance(store, members)
     return FigureData(spec, store, runs, len(members), spec.expected_runs(), seconds, threads)
 
