@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from shrinkbench.analysis.groups import baseline_group
 from shrinkbench.analysis.decision import (CONFOUNDERS, DECISIONS, adjust_family, compare_values,  # noqa: F401
                                            confounder_warnings, decide)
 from shrinkbench.analysis.errors import AnalysisError
@@ -97,7 +98,7 @@ COMPARISON_COLUMNS = [
     "difference", "ci_low", "ci_high", "sim_low", "sim_high", "df", "se", "statistic", "p_value", "p_adjusted",
     "adjustment", "family", "family_size", "p_equivalence", "p_equivalence_adjusted", "effect_size",
     "effect_size_kind", "prob_improvement", "mde", "mde_alpha", "rope", "decision", "underpowered", "general",
-    "note", "warnings",
+    "note", "warnings", "baseline_group",
 ]
 
 
@@ -148,7 +149,9 @@ def compare(runs: pd.DataFrame, pairs: list[tuple[str, str]], options: AnalysisO
     if not families:
         raise AnalysisError(f"no operating point where {' / '.join(' vs '.join(p) for p in pairs[:3])} "
                             f"both have {options.response} values")
-    comparisons = pd.concat(families, ignore_index=True)[COMPARISON_COLUMNS]
+    comparisons = pd.concat(families, ignore_index=True)
+    comparisons["baseline_group"] = comparisons["baseline"].map(baseline_group)
+    comparisons = comparisons[COMPARISON_COLUMNS]
     curve_level = pd.concat(levels, ignore_index=True)[LEVEL_COLUMNS] if levels else pd.DataFrame(columns=LEVEL_COLUMNS)
     warnings = sorted({f"{r.dataset}/{r.model} {r.method} vs {r.baseline} at {r.compression:g}x: {w}"
                        for r in comparisons.itertuples() if r.warnings

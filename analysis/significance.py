@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from shrinkbench.analysis.groups import GROUPS
 from shrinkbench.analysis.compare import ComparisonReport
 from shrinkbench.analysis.decision import decision_text
 from shrinkbench.analysis.resample import MIN_BOOTSTRAP_UNITS
@@ -33,15 +34,24 @@ def replication_text(rows: pd.DataFrame) -> str:
     return (f"n counts the run seeds of ONE base model: every verdict holds for {ONLY_THESE_WEIGHTS}")
 
 
+def _grouped(row) -> str:
+    """`lamp (layer allocation)`: a baseline with its group."""
+    group = getattr(row, "baseline_group", "")
+    return f"{row.baseline} ({group})" if group and group != "user" else row.baseline
+
+
 def comparison_tables(report: ComparisonReport) -> list[Table]:
     """One table per family (a setting and its declared set of comparisons)."""
     o = report.options
     tables = []
     for family, rows in report.comparisons.groupby("family", sort=False):
         body = []
+        if "baseline_group" in rows.columns:  # baselines listed by group (analysis.groups), then as compared
+            order = rows["baseline_group"].map(lambda g: GROUPS.index(g) if g in GROUPS else len(GROUPS))
+            rows = rows.assign(_order=order).sort_values("_order", kind="stable")
         for r in rows.itertuples():
             body.append([
-                f"{r.compression:g}×", r.method, r.baseline, r.test, f"{r.n_method}/{r.n_baseline}",
+                f"{r.compression:g}×", r.method, _grouped(r), r.test, f"{r.n_method}/{r.n_baseline}",
                 mean_std_n(r.mean_method, r.std_method, r.n_method),
                 mean_std_n(r.mean_baseline, r.std_baseline, r.n_baseline),
                 f"{r.difference:+.2f} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]", f"[{fmt(r.sim_low)}, {fmt(r.sim_high)}]",

@@ -60,7 +60,7 @@ TOP_LEVEL = ("name", "description", "sweep", "run", "base", "finetune", "data", 
 SWEEP_LISTS = {"models": str, "datasets": str, "strategies": (str, dict), "compressions": (int, float),
                "speedups": (int, float), "sparsities": (int, float), "granularities": str,
                "seeds": int, "base_seeds": int, "budgets": int, "prune_steps": int, "whens": str,
-               "controls": str, "dense_models": str}
+               "controls": str, "dense_models": str, "added_controls": str}
 REQUIRED = ("models", "datasets", "strategies", "seeds")
 TARGET_LISTS = {"compressions": "compression", "speedups": "speedup", "sparsities": "sparsity"}
 """[sweep] lists of target values, and the target each names (at least one is required)."""
@@ -93,8 +93,12 @@ def find_suite(name_or_path: str) -> Path:
                       f"{', '.join(shipped_suites())}")
 
 
-def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Suite:
-    """Parse, expand and validate a suite. Every error names the file and the place."""
+def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None, added: list[str] | None = None) -> Suite:
+    """Parse, expand and validate a suite. Every error names the file and the place.
+
+    `added` strategies (`--add-strategy`: a user's method) join the [sweep] strategies, each
+    also with every control of the suite's `added_controls` list (the sanity checks a method
+    is put through: e.g. its mask shuffled within each layer, reinitialised, inverted)."""
     path = find_suite(name_or_path)
     where = str(path)
     try:
@@ -105,6 +109,14 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> Su
         raise ConfigError(f"{where}: not a text file") from None
     for key, value in (overrides or {}).items():
         data.setdefault("sweep", {})[key] = value
+    if added:
+        sweep_table = data.setdefault("sweep", {})
+        controls = sweep_table.get("added_controls", [])
+        if not isinstance(controls, list):
+            raise ConfigError(f"{where}: [sweep] added_controls must be a list of controls")
+        sweep_table["strategies"] = list(sweep_table.get("strategies", [])) + [
+            entry for name in added for entry in
+            [{"name": name, "control": "none"}] + [{"name": name, "control": c} for c in controls]]
     unknown = sorted(set(data) - set(TOP_LEVEL))
     if unknown:
         raise ConfigError(f"{where}: unknown section [{unknown[0]}]; allowed: {', '.join(TOP_LEVEL)}")

@@ -502,23 +502,30 @@ def test_inapplicable_plans_are_one_line_errors(tmp_path, capsys, extra, message
 
 # ---- suites and reports -----------------------------------------------------------------------
 
-def test_a_suite_puts_a_method_against_controls_and_at_init_baselines(tmp_path, capsys):
+def test_one_command_puts_a_users_method_against_grouped_baselines_and_its_controls(tmp_path, capsys):
+    method = tmp_path / "mine.py"
+    method.write_text("from shrinkbench.pruning import Strategy\n\n\nclass Mine(Strategy):\n    scope = 'global'\n\n"
+                      "    def score(self, ctx):\n"
+                      "        return {n: w.detach().abs() ** 3 for n, w in ctx.weights.items()}\n")
     suite = write_suite(tmp_path / "s.toml", strategies=(
-        '"global_magnitude"', '{name = "snip", when = "at_init"}',
-        '{name = "global_magnitude", schedule = {kind = "gradual", every = 5}, control = "none"}'),
-        compressions="[1, 4]", seeds="[0, 1]", latency=False,
-        extra='')
-    text = suite.read_text().replace('seeds = [0, 1]', 'seeds = [0, 1]\ncontrols = ["none", "reinit"]')
-    suite.write_text(text)
+        '"global_magnitude"', '"lamp"', '{name = "snip", when = "at_init"}',
+        '{name = "global_magnitude", schedule = {kind = "gradual", every = 5}}', '"random"'),
+        compressions="[1, 4]", seeds="[0, 1]", latency=False)
+    suite.write_text(suite.read_text().replace("seeds = [0, 1]", 'seeds = [0, 1]\nadded_controls = ["reinit"]'))
     store = tmp_path / "store"
-    assert main(["run", str(suite), "--store", str(store), "--quiet", "--threads", "1"]) == 0
+    status = main(["benchmark", "--suite", str(suite), "--store", str(store), "--quiet", "--threads", "1",
+                   "--add-strategy", f"{method}:Mine"])
+    out = capsys.readouterr().out
+    assert status == 0
     runs = [json.loads(p.read_text()) for p in (store / "runs").glob("*.json")]
-    assert len(runs) == 2 * (1 + 2 + 2 + 1) and all(r["status"] == "ok" for r in runs)
-    capsys.readouterr()
-    assert main(["compare", "--store", str(store), "--method", "snip [at init]", "--format", "csv"]) == 0
-    out = capsys.readouterr()
-    assert "global_magnitude [reinit]" in out.out and "global_magnitude [gradual]" in out.out
-    assert "training budget" not in out.err or "differs" in out.err
+    assert len(runs) == 2 * (1 + 5 + 2) and all(r["status"] == "ok" for r in runs)
+    for group in ("(magnitude)", "(layer allocation)", "(pruning at initialisation)", "(schedules)", "(controls)",
+                  "(random)"):
+        assert group in out, group
+    assert out.index("(magnitude)") < out.index("(layer allocation)") < out.index("(random)")
+    assert f"{method}:Mine [reinit]" in out
+    comparisons = (store / "report" / "significance" / "comparisons.csv").read_text()
+    assert "baseline_group" in comparisons.splitlines()[0]
 
 
 def test_the_table_carries_when_control_schedule_and_budget():
@@ -540,3 +547,30 @@ def test_the_table_carries_when_control_schedule_and_budget():
         "global_magnitude [no fine-tuning]"
     assert strategy_name({"strategy": "none", "finetune": {"epochs": 0}}) == "none"
     assert math.isfinite(row["budget_epochs"])
+
+
+def test_the_shipped_methods_suite_expands_with_a_users_strategy_and_its_controls(tmp_path):
+    from shrinkbench.suite import load_suite
+
+    method = tmp_path / "mine.py"
+    method.write_text("from shrinkbench.pruning import Strategy\n\n\nclass Mine(Strategy):\n    scope = 'global'\n\n"
+                      "    def score(self, ctx):\n        return {n: w.detach().abs() for n, w in ctx.weights.items()}\n")
+    plain = load_suite("methods")
+    added = load_suite("methods", added=[f"{method}:Mine"])
+    mine = [c for c in added.configs if c.strategy.endswith(":Mine")]
+    assert len(added.configs) == len(plain.configs) + len(mine) and len(mine) == 4 * 2 * 3
+    assert {c.control for c in mine} == {None, "layerwise_shuffle", "reinit", "invert"}
+    assert {c.when for c in plain.configs} == {"after_training", "at_init"}
+    assert {c.schedule.kind for c in plain.configs} == {"one_shot", "gradual", "lr_rewinding"}
+
+
+def test_baseline_groups_by_name_and_tags():
+    from shrinkbench.analysis.groups import baseline_group
+
+    cases = {"global_magnitude": "magnitude", "lamp": "layer allocation", "global_gradient": "saliency",
+             "snip [at init]": "pruning at initialisation", "global_magnitude [gradual]": "schedules",
+             "global_magnitude [3 steps, split budget]": "schedules", "global_l1 [channel, speedup target]":
+             "structured (channels)", "global_magnitude [2:4]": "N:M", "snip [at init, shuffled]": "controls",
+             "mine.py:Mine [inverted]": "controls", "random [at init]": "random", "mine.py:Mine": "user",
+             "none": "dense"}
+    assert {k: baseline_group(k) for k in cases} == cases

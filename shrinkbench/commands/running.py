@@ -78,6 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("suite", help="a suite file, or the name of a shipped suite (e.g. default)")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     p.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
+    _add_strategy_argument(p)
     _common(p)
     add_executor_arguments(p)  # --executor, --workers, --loader-workers, Ray and Slurm settings
     p.set_defaults(func=cmd_run)
@@ -85,11 +86,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("benchmark", help="the default benchmark: run the default suite, then the report")
     p.add_argument("--suite", default="default")
     p.add_argument("--out", default=None, help="report folder (default: <store>/report)")
-    p.add_argument("--method", default="global_magnitude",
-                   help="the method whose verdict against every baseline is printed (default: global_magnitude)")
+    p.add_argument("--method", default=None,
+                   help="the method whose verdict against every baseline is printed (default: the first "
+                        "--add-strategy, else global_magnitude)")
+    _add_strategy_argument(p)
     _common(p)
     add_executor_arguments(p)
     p.set_defaults(func=cmd_benchmark)
+
+
+def _add_strategy_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--add-strategy", action="append", default=None, metavar="STRATEGY",
+                   help="run this strategy too (registered name, module:Class or file.py:Class; repeatable), with "
+                        "the controls the suite lists in added_controls (e.g. `shrinkbench benchmark --suite methods "
+                        "--add-strategy mine.py:Mine` puts a method against every baseline and its sanity checks)")
 
 
 def _setup(args) -> None:
@@ -194,7 +204,7 @@ def _run_suite(args, suite_name: str):
 
     _setup(args)
     runtime, executor = runtime_from_args(args), executor_from_args(args)
-    suite = load_suite(suite_name)
+    suite = load_suite(suite_name, added=getattr(args, "add_strategy", None))
     configs = suite.configs
     overrides = _data_overrides(args)
     if overrides:
@@ -221,6 +231,13 @@ def cmd_run(args) -> int:
     return 1 if report.count("failed") or report.count("lost") else 0
 
 
+def _method_name(strategy: str) -> str:
+    """The name the reports give an added strategy: a registered one's canonical name, else as written."""
+    from shrinkbench.pruning import resolve_strategy
+
+    return strategy if ":" in strategy else resolve_strategy(strategy).name
+
+
 def cmd_benchmark(args) -> int:
     from pathlib import Path
 
@@ -228,5 +245,6 @@ def cmd_benchmark(args) -> int:
     from shrinkbench.analysis.benchmark import benchmark_summary
 
     out = Path(args.out) if args.out else Path(args.store) / "report"
-    print(benchmark_summary(args.store, out, method=args.method))
+    method = args.method or (_method_name(args.add_strategy[0]) if args.add_strategy else "global_magnitude")
+    print(benchmark_summary(args.store, out, method=method))
     return 1 if report is not None and (report.count("failed") or report.count("lost")) else 0
