@@ -93,6 +93,12 @@ UNITS = {
     "peak_memory": "bytes",
     "model_bytes_dense": "bytes",
     "model_bytes_sparse": "bytes",
+    "perplexity": "ppl",
+    "nll": "nats/token",
+    "sparsity": "fraction",
+    "prune_seconds": "s",
+    "tokens_per_s": "tokens/s",
+    "semi_structured_speedup": "ratio",
 }
 
 
@@ -112,6 +118,11 @@ HIGHER_IS_BETTER = {
     "params_nonzero": False,
     "macs_nonzero": False,
     "flops_nonzero": False,
+    "perplexity": False,
+    "nll": False,
+    "prune_seconds": False,
+    "tokens_per_s": True,
+    "semi_structured_speedup": True,
 }
 """Direction of every registered metric that has one (mirrors `shrinkbench.metrics`, checked
 by the tests), so the analysis knows it without torch and never guesses it from a name."""
@@ -144,6 +155,9 @@ def record_identity(record: dict[str, Any]) -> dict[str, Any]:
     split_id = f"val{data.get('val_size', '')}-seed{data.get('split_seed', '')}"
     if data.get("train_size") is not None:
         split_id += f"-train{data['train_size']}"
+    if config.get("track") == "llm":  # the text windows every compared run must share
+        split_id = (f"{config.get('dataset')}-seq{config.get('seq_len')}-calib{config.get('calib_sequences')}"
+                    f"-eval{config.get('eval_windows')}")
     return {
         "run_id": record["run_id"],
         "status": record.get("status", "ok"),
@@ -208,6 +222,8 @@ def method_tags(config: dict[str, Any]) -> list[str]:
     without fine-tuning (`no fine-tuning`). The dense run has none."""
     if config.get("strategy") == DENSE_STRATEGY:
         return []
+    if config.get("track") == "llm":
+        return llm_method_tags(config)
     tags = []
     if (config.get("granularity") or "weight") != "weight":
         tags.append(str(config["granularity"]))
@@ -230,6 +246,18 @@ def method_tags(config: dict[str, Any]) -> list[str]:
     if after and kind == "one_shot" and config.get("control") != "from_scratch" \
             and float((config.get("finetune") or {}).get("epochs", 1) or 0) == 0:
         tags.append("no fine-tuning")
+    return tags
+
+
+def llm_method_tags(config: dict[str, Any]) -> list[str]:
+    """A language-model run's tags: its N:M pattern (`2:4`) or else its scope (`row`, `layer`,
+    `block`, `global`: where the kept count is exact), and a recovery fine-tune
+    (`recovery 100 steps`). One-shot without fine-tuning is the track's default, not tagged."""
+    pattern = config.get("pattern") or "unstructured"
+    tags = [pattern] if pattern != "unstructured" else ([str(config["scope"])] if config.get("scope") else [])
+    steps = int(config.get("finetune_steps") or 0)
+    if steps:
+        tags.append(f"recovery {steps} steps")
     return tags
 
 

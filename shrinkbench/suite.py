@@ -109,6 +109,13 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None, added
         raise ConfigError(f"{where}: not a text file") from None
     for key, value in (overrides or {}).items():
         data.setdefault("sweep", {})[key] = value
+    track = data.pop("track", "vision")
+    if track == "llm":  # the language-model track has its own [sweep] (shrinkbench.llm.suite)
+        from shrinkbench.llm.suite import load_llm_suite
+
+        return load_llm_suite({**data, "track": track}, where, path, added)
+    if track != "vision":
+        raise ConfigError(f"{where}: track must be \"vision\" (the default) or \"llm\", got {track!r}")
     if added:
         sweep_table = data.setdefault("sweep", {})
         controls = sweep_table.get("added_controls", [])

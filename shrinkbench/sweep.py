@@ -87,10 +87,12 @@ def run_one(cfg: RunConfig | dict, store_root: str, device: str | None = None,
             loader_workers: int = 0, save_pruned: bool = False) -> RunOutcome:
     """Claim, execute and store one run. Safe to call from any process on any host that
     sees the store's folder."""
-    from shrinkbench.runner import execute, failure_record
+    from shrinkbench.runner import failure_record
+    from shrinkbench.tracks import config_from_dict, track_of
 
     if isinstance(cfg, dict):
-        cfg = RunConfig.from_dict(cfg)
+        cfg = config_from_dict(cfg)
+    execute = track_of(cfg).execute
     store = Store(store_root)
     run_id = cfg.run_id
     state = store.state(run_id).status
@@ -160,6 +162,10 @@ def describe(cfg: RunConfig) -> str:
     reports name it (`shrinkbench.analysis.schema.strategy_name`), its target and seeds."""
     from shrinkbench.analysis.schema import strategy_name
 
+    if getattr(cfg, "track", "vision") == "llm":
+        from shrinkbench.llm.suite import describe_llm
+
+        return describe_llm(cfg)
     if cfg.is_dense:
         name = "dense"
     else:

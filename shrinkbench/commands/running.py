@@ -207,7 +207,7 @@ def _run_suite(args, suite_name: str):
     suite = load_suite(suite_name, added=getattr(args, "add_strategy", None))
     configs = suite.configs
     overrides = _data_overrides(args)
-    if overrides:
+    if overrides and all(getattr(c, "track", "vision") == "vision" for c in configs):
         from dataclasses import replace
         configs = tuple(c.replace(data=replace(c.data, **overrides)) for c in configs)
     store = Store(args.store).check_writable(create=not getattr(args, "dry_run", False))

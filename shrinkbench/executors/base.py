@@ -20,6 +20,7 @@ from shrinkbench.errors import ShrinkBenchError
 from shrinkbench.registry import Registry
 from shrinkbench.store import Store
 from shrinkbench.sweep import RunOutcome, SweepReport, describe, finish, run_one, start
+from shrinkbench.tracks import config_from_dict, track_of
 
 BASE, RUN = "base", "run"
 
@@ -83,7 +84,7 @@ def plan(configs: Sequence[RunConfig], store: Store, retry_failed: bool) -> Plan
     report, todo = start(configs, store, retry_failed)
     bases: dict[str, RunConfig] = {}
     for cfg in todo:
-        if cfg.base_id not in bases and not store.has_base(cfg.base_id):
+        if track_of(cfg).needs_base and cfg.base_id not in bases and not store.has_base(cfg.base_id):
             bases[cfg.base_id] = cfg
     return Plan(report, list(bases.values()), todo)
 
@@ -129,7 +130,7 @@ def work(kind: str, cfg: dict, store_root: str, runtime: Runtime, assigned_gpus:
     if runtime.threads:
         torch.set_num_threads(runtime.threads)
     device = worker_device(runtime.device, assigned_gpus)
-    config = RunConfig.from_dict(cfg)
+    config = config_from_dict(cfg)
     if kind == RUN:
         return run_one(config, store_root, device, runtime.retry_failed, loader_workers=runtime.loader_workers,
                        save_pruned=runtime.save_pruned)

