@@ -33,7 +33,9 @@ def _source_arguments(parser: argparse.ArgumentParser) -> None:
 def _option_arguments(parser: argparse.ArgumentParser) -> None:
     d = AnalysisOptions()
     group = parser.add_argument_group("statistics")
-    group.add_argument("--metric", default=d.metric, help=f"response metric (default: {d.metric})")
+    group.add_argument("--metric", default="auto",
+                       help="response metric (default auto: top1 where the runs have it, else perplexity, the "
+                            "language-model track's)")
     group.add_argument("--stage", default=d.stage, choices=STAGES, help=f"default: {d.stage}")
     group.add_argument("--split", default=d.split, choices=SPLITS, help=f"default: {d.split}")
     group.add_argument("--alpha", type=float, default=d.alpha, help=f"significance level (default: {d.alpha})")
@@ -56,8 +58,16 @@ def _output_arguments(parser: argparse.ArgumentParser, formats: tuple[str, ...],
     parser.add_argument("--out", metavar=out, help=out_help)
 
 
-def options_from(args: argparse.Namespace) -> AnalysisOptions:
-    return AnalysisOptions(metric=args.metric, stage=args.stage, split=args.split, alpha=args.alpha,
+def response_metric(requested: str, table) -> str:
+    """`auto`: `top1` where the table has it (vision runs), else `perplexity` (LLM runs)."""
+    if requested != "auto":
+        return requested
+    metrics = set(table["metric"].unique()) if table is not None and len(table) else set()
+    return "top1" if "top1" in metrics or "perplexity" not in metrics else "perplexity"
+
+
+def options_from(args: argparse.Namespace, table=None) -> AnalysisOptions:
+    return AnalysisOptions(metric=response_metric(args.metric, table), stage=args.stage, split=args.split, alpha=args.alpha,
                            confidence=args.confidence, rope=args.rope, power=args.power, direction=args.direction,
                            interval=args.interval, n_boot=args.n_boot, seed=args.seed)
 
@@ -119,8 +129,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from shrinkbench.analysis.runs import failed_runs, run_table
     from shrinkbench.analysis.significance import comparison_tables, curve_level_table, pareto_table, report_dict
 
-    options = options_from(args)
     scan = load(args)
+    options = options_from(args, scan.table)
     runs = run_table(scan.table, options)
     report = compare(runs, method_pairs(runs, args.method, args.baseline), options,
                      np.random.default_rng(options.seed))
@@ -148,8 +158,9 @@ def cmd_plan_seeds(args: argparse.Namespace) -> int:
     from shrinkbench.analysis.runs import run_table
     from shrinkbench.analysis.significance import seed_plan_table
 
-    options = options_from(args)
-    runs = run_table(load(args).table, options)
+    table = load(args).table
+    options = options_from(args, table)
+    runs = run_table(table, options)
     plan = plan_seeds(runs, args.target, options, args.method, args.baseline, args.family_size)
     if args.format == "json":
         text = to_json(frame_records(plan))
@@ -166,8 +177,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from shrinkbench.analysis.files import to_json
     from shrinkbench.analysis.report import build_report
 
-    options = options_from(args)
     scan = load(args)
+    options = options_from(args, scan.table)
     out = args.out or (str(Path(args.store) / "report") if args.csv is None else "report")
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     unknown = set(formats) - {"png", "pdf", "svg"}

@@ -29,6 +29,7 @@ from shrinkbench.analysis.resample import MIN_BOOTSTRAP_UNITS
 from shrinkbench.analysis.runs import SETTING, failed_runs, run_table
 from shrinkbench.analysis.significance import comparison_tables, curve_level_table, pareto_table, report_dict
 from shrinkbench.analysis.tables import operating_point_table, table_csv, table_latex, table_markdown, table_sections
+from shrinkbench.analysis.schema import rope_unit
 
 TOP5_SATURATED = 99.5
 """Top-5 is drawn for a setting only where the dense model's mean top-5 is below this (%):
@@ -155,7 +156,7 @@ def _provenance(scan: StoreScan, runs: pd.DataFrame, failed: pd.DataFrame, optio
     return [f"Source: {scan.source} ({scan.records} record files read, {len(scan.table):,} tidy rows)",
             f"Runs analysed: {len(runs)} successful with {options.response}; failed runs: {len(failed)}",
             f"Response: {options.response}; α = {options.alpha:g}; intervals {options.confidence:.0%}; "
-            f"ROPE ±{options.rope:g} points; power {options.power:.0%}; curve bands: {options.interval}",
+            f"ROPE ±{options.rope:g} {rope_unit(options.metric)}; power {options.power:.0%}; curve bands: {options.interval}",
             f"numpy Generator seed (every resampler): {options.seed}; bootstrap resamples: {options.n_boot}"]
 
 

@@ -140,6 +140,12 @@ def unit_of(metric: str) -> str:
     return UNITS.get(base_metric(metric), "")
 
 
+def rope_unit(metric: str) -> str:
+    """How a difference of `metric` is spoken of: accuracy points for percentages, else its unit."""
+    unit = unit_of(metric)
+    return "points" if unit in ("%", "") else unit
+
+
 def higher_is_better(metric: str) -> bool | None:
     """The registered direction of `metric` (None: no direction, or not registered)."""
     return HIGHER_IS_BETTER.get(base_metric(metric))

@@ -13,6 +13,7 @@ from shrinkbench.analysis.files import frame_records
 from shrinkbench.analysis.render import Table, fmt, fmt_p, mean_std_n
 from shrinkbench.analysis.runs import SETTING, setting_label
 from shrinkbench.analysis.units import BASE_MODELS, ONLY_THESE_WEIGHTS
+from shrinkbench.analysis.schema import rope_unit
 
 DECISION_RULE = ("Decision: equivalent if the Holm-adjusted TOST p < α (difference inside ±ROPE); "
                  "else better/worse if the Holm-adjusted p < α; else inconclusive, marked "
@@ -65,7 +66,7 @@ def comparison_tables(report: ComparisonReport) -> list[Table]:
                      "P(better)", "MDE", "Decision", "Family"],
             body, ["r", "l", "l", "l", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r", "l", "l"],
             f"Family: {family} (Holm, m={int(first['family_size'])}); {replication_text(rows)}. "
-            f"ROPE ±{o.rope:g} points, α={o.alpha:g}. {DECISION_RULE} {INTERVALS_NOTE}"
+            f"ROPE ±{o.rope:g} {rope_unit(o.metric)}, α={o.alpha:g}. {DECISION_RULE} {INTERVALS_NOTE}"
             + (f" Notes: {notes}." if notes else "")))
     return tables
 

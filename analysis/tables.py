@@ -132,11 +132,14 @@ def _cells(row) -> list[str]:
             fmt(row.macs_reduction) + "×", accuracy, delta]
 
 
-HEADERS = ["Method", "Target", "Params ↓", "MACs ↓", "{metric} (%)", "Δ dense"]
+HEADERS = ["Method", "Target", "Params ↓", "MACs ↓", "{metric} ({unit})", "Δ dense"]
 
 
 def _headers(options: AnalysisOptions) -> list[str]:
-    return [h.format(metric=options.metric) for h in HEADERS]
+    from shrinkbench.analysis.schema import unit_of
+
+    return [h.format(metric=options.metric, unit=unit_of(options.metric) or "value")
+            for h in HEADERS]
 
 
 def _legend(options: AnalysisOptions) -> str:

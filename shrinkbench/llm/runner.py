@@ -85,8 +85,8 @@ def _check_windows(source, model_sha, tokenizer_folder, tokenizer_sha, dataset, 
 
     tokenizer = load_tokenizer(source, model_sha, tokenizer_folder)
     train_ids, test_ids = text_tokens(_text(dataset, root, download), tokenizer, model_sha, tokenizer_sha)
-    eval_windows(test_ids, seq_len, windows, dataset)
     calibration_windows(train_ids, seq_len, 1, torch.Generator().manual_seed(0), dataset)
+    eval_windows(test_ids, seq_len, windows, dataset)
 
 
 # ------------------------------------------------------------------------- measuring
@@ -227,7 +227,7 @@ def recover(model, masks, train_ids, cfg: LLMRunConfig, device, record: dict) ->
             with torch.no_grad():
                 for name, keep in (masks or {}).items():
                     layers[name].weight.mul_(keep.to(layers[name].weight.device))
-            record["epochs"].append({"phase": "recovery", "step": step + 1, "epoch": 0, "train_loss": float(loss),
+            record["epochs"].append({"phase": "recovery", "step": step + 1, "epoch": 0, "train_loss": float(loss.detach()),
                                      "lr": cfg.finetune_lr})
     finally:
         model.eval()

@@ -5,7 +5,7 @@ Sources (`TEXTS`):
 - `kjv` (offline default): the King James Bible (1611, public domain) from Debian's
   `bible-kjv-text`, read with its `bible` program (package `bible-kjv`): all 31,102 verses,
   Genesis 1:1 to Revelation 22:21, one verse per line without its reference. Split by verse
-  order: the first 90% of the verses (27,991, Genesis to 2 Corinthians 13 ... as they fall) are
+  order: the first 90% of the verses (27,992: Genesis 1:1 to Romans 2:29) are
   `train`, the last 10% `test`.
 - `wikitext2`: WikiText-2 (raw) through the `datasets` library, its own train and test splits,
   documents joined with "\\n\\n" (the convention of the SparseGPT and Wanda evaluations).
