@@ -157,15 +157,18 @@ def run_local(configs: Sequence[RunConfig], store: Store, *, device: str | None 
     return report
 
 
-def describe(cfg: RunConfig) -> str:
+def describe(cfg) -> str:
+    """The run as its track names it in one line (`shrinkbench.tracks`)."""
+    from shrinkbench.tracks import track_of
+
+    return track_of(cfg).describe(cfg)
+
+
+def describe_vision(cfg: RunConfig) -> str:
     """`lenet5_caffe/fashion-mnist global_l1 [channel] speedup 2 seed 0/0`: the method as the
     reports name it (`shrinkbench.analysis.schema.strategy_name`), its target and seeds."""
     from shrinkbench.analysis.schema import strategy_name
 
-    if getattr(cfg, "track", "vision") == "llm":
-        from shrinkbench.llm.suite import describe_llm
-
-        return describe_llm(cfg)
     if cfg.is_dense:
         name = "dense"
     else:

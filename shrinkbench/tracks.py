@@ -21,6 +21,8 @@ class Track:
     execute: Callable[..., dict]
     needs_base: bool
     """Whether a base model is made (trained) before the runs: vision yes, a pretrained LLM no."""
+    describe: Callable[[Any], str]
+    """The one-line name of a run shown by progress bars and dry runs."""
 
 
 def _vision_from_dict(data, where="config"):
@@ -33,6 +35,18 @@ def _vision_execute(cfg, store, device=None, **kwargs):
     from shrinkbench.runner import execute
 
     return execute(cfg, store, device, **kwargs)
+
+
+def _vision_describe(cfg) -> str:
+    from shrinkbench.sweep import describe_vision
+
+    return describe_vision(cfg)
+
+
+def _llm_describe(cfg) -> str:
+    from shrinkbench.llm.suite import describe_llm
+
+    return describe_llm(cfg)
 
 
 def _llm_from_dict(data, where="config"):
@@ -48,8 +62,8 @@ def _llm_execute(cfg, store, device=None, on_epoch=None, **_):
 
 
 TRACKS: Registry[Track] = Registry("track")
-TRACKS.register("vision", Track("vision", _vision_from_dict, _vision_execute, True))
-TRACKS.register("llm", Track("llm", _llm_from_dict, _llm_execute, False))
+TRACKS.register("vision", Track("vision", _vision_from_dict, _vision_execute, True, _vision_describe))
+TRACKS.register("llm", Track("llm", _llm_from_dict, _llm_execute, False, _llm_describe))
 
 
 def track_of(cfg_or_dict: Any) -> Track:

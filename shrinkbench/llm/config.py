@@ -132,10 +132,6 @@ class LLMRunConfig:
     def target(self) -> str:
         return "sparsity"
 
-    @property
-    def base_seed(self) -> int:
-        return 0
-
     def to_dict(self) -> dict[str, Any]:
         d = _jsonable(dataclasses.asdict(self))
         d.update(track=TRACK, compression=self.compression, granularity=self.granularity, target=self.target,

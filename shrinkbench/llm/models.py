@@ -155,7 +155,7 @@ def load_model(source: ModelSource, sha256: str, tokenizer_folder: str | None = 
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder or where, local_files_only=local or
                                                   tokenizer_folder is not None)
     model.eval()
-    check_tokenizer(model, tokenizer, source.name, tokenizer_folder)
+    check_vocabulary(len(tokenizer), model.get_input_embeddings().num_embeddings, source.name, tokenizer_folder)
     return model, tokenizer
 
 
@@ -171,17 +171,15 @@ def load_tokenizer(source: ModelSource, sha256: str, tokenizer_folder: str | Non
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder or where, local_files_only=local)
     config = AutoConfig.from_pretrained(where, local_files_only=local)
     rows = getattr(config, "vocab_size", None)
-    if rows is not None and len(tokenizer) > rows:
-        raise ConfigError(f"tokenizer {tokenizer_folder or source.name!r} has {len(tokenizer):,} tokens but model "
-                          f"{source.name!r} embeds only {rows:,}: they do not belong together")
+    if rows is not None:
+        check_vocabulary(len(tokenizer), rows, source.name, tokenizer_folder)
     return tokenizer
 
 
-def check_tokenizer(model, tokenizer, model_name: str, tokenizer_folder: str | None) -> None:
+def check_vocabulary(tokens: int, rows: int, model_name: str, tokenizer_folder: str | None) -> None:
     """The tokenizer's ids must index the model's embedding rows."""
-    rows = model.get_input_embeddings().num_embeddings
-    if len(tokenizer) > rows:
-        raise ConfigError(f"tokenizer {tokenizer_folder or model_name!r} has {len(tokenizer):,} tokens but model "
+    if tokens > rows:
+        raise ConfigError(f"tokenizer {tokenizer_folder or model_name!r} has {tokens:,} tokens but model "
                           f"{model_name!r} embeds only {rows:,}: they do not belong together")
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import time
 from typing import Any, Callable
 
@@ -113,13 +114,12 @@ def language_metrics(stage: str, nlls: list[float], seq_len: int) -> list[dict]:
             {"stage": stage, "split": "test", "metric": "nll", "value": nll(total)}]
 
 
-def structure_metrics(model, masks: dict[str, torch.Tensor] | None, layer_names: list[str]) -> list[dict]:
+def structure_metrics(model, exclude: tuple[str, ...]) -> list[dict]:
     from shrinkbench.llm.engine import pruned_layers
     from shrinkbench.metrics.language import sparsity
     from shrinkbench.metrics.structure import compression_ratio, params, params_nonzero
 
-    layers = pruned_layers(model, ())
-    weights = [layers[n].weight for n in layer_names]
+    weights = [layer.weight for layer in pruned_layers(model, exclude).values()]
     zeros = sum(int((w == 0).sum()) for w in weights)
     numel = sum(w.numel() for w in weights)
     values = {"params": params(model), "params_nonzero": params_nonzero(model),
@@ -128,32 +128,35 @@ def structure_metrics(model, masks: dict[str, torch.Tensor] | None, layer_names:
             for stage in ("pre", "post") for k, v in values.items() if stage == "post" or k != "sparsity"]
 
 
+class _Logits(torch.nn.Module):
+    """A causal LM as `module(ids) -> logits`, the call the cost metrics make."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, ids):
+        return self.inner(input_ids=ids, use_cache=False).logits
+
+
+class _SparseLinear(torch.nn.Module):
+    """`x -> x W^T` with a given (possibly semi-structured sparse) weight, no bias."""
+
+    def __init__(self, weight):
+        super().__init__()
+        self.weight = weight
+
+    def forward(self, x):
+        return torch.nn.functional.linear(x, self.weight)
+
+
 def cost_metrics(model, cfg: LLMRunConfig, device: torch.device, notes: list[str]) -> list[dict]:
-    from shrinkbench.metrics.cost import peak_memory
+    from shrinkbench.metrics.cost import peak_memory, time_forward
     from shrinkbench.metrics.language import tokens_per_s
 
     x = torch.zeros(1, cfg.seq_len, dtype=torch.int64, device=device)
-
-    class Logits(torch.nn.Module):  # the cost metrics call model(x)
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, ids):
-            return self.inner(input_ids=ids, use_cache=False).logits
-
-    wrapped = Logits(model)
-    times = []
-    with torch.inference_mode():
-        for i in range(cfg.throughput_repeats + 1):
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t = time.perf_counter()
-            wrapped(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            if i:  # the first is a warm-up
-                times.append(time.perf_counter() - t)
+    wrapped = _Logits(model)
+    times = time_forward(wrapped, x, warmup=1, repeats=cfg.throughput_repeats)
     out = [{"stage": "post", "split": "none", "metric": "tokens_per_s", "value": tokens_per_s(times, cfg.seq_len)},
            {"stage": "post", "split": "none", "metric": "peak_memory_b1", "value": float(peak_memory(wrapped, x))}]
     if cfg.nm == (2, 4):
@@ -165,12 +168,14 @@ def cost_metrics(model, cfg: LLMRunConfig, device: torch.device, notes: list[str
 
 def semi_structured_speedup(model, cfg: LLMRunConfig, device: torch.device, notes: list[str]) -> float | None:
     """t(dense) / t(2:4 sparse kernels) summed over the pruned linear layers, in float16 on
-    CUDA, each layer timed in alternation on an input of seq_len tokens; None (with a note) on
-    a CPU or where torch's semi-structured kernels are not available."""
+    CUDA, each layer timed in alternation on an input of seq_len tokens (3 warm-up rounds, 10
+    timed); None (with a note) on a CPU or where torch's semi-structured kernels are not
+    available."""
     if device.type != "cuda":
         notes.append("semi_structured_speedup: not measured, torch's 2:4 sparse kernels need a CUDA GPU")
         return None
     from shrinkbench.llm.engine import pruned_layers
+    from shrinkbench.metrics.cost import time_alternating
     from shrinkbench.metrics.language import semi_structured_speedup as ratio
 
     try:
@@ -180,22 +185,12 @@ def semi_structured_speedup(model, cfg: LLMRunConfig, device: torch.device, note
         return None
     dense_t = sparse_t = 0.0
     try:
-        for name, layer in pruned_layers(model, cfg.exclude).items():
+        for layer in pruned_layers(model, cfg.exclude).values():
             w = layer.weight.detach().to(torch.float16)
-            sw = to_sparse_semi_structured(w)
             x = torch.randn(cfg.seq_len, w.shape[1], device=device, dtype=torch.float16)
-            for _ in range(3):
-                torch.nn.functional.linear(x, w), torch.nn.functional.linear(x, sw)
-            for _ in range(10):
-                for kind, weight in (("d", w), ("s", sw)):
-                    torch.cuda.synchronize(device)
-                    t = time.perf_counter()
-                    torch.nn.functional.linear(x, weight)
-                    torch.cuda.synchronize(device)
-                    if kind == "d":
-                        dense_t += time.perf_counter() - t
-                    else:
-                        sparse_t += time.perf_counter() - t
+            sparse, dense = time_alternating(_SparseLinear(to_sparse_semi_structured(w)), _SparseLinear(w), x,
+                                             warmup=3, repeats=10)
+            dense_t, sparse_t = dense_t + sum(dense), sparse_t + sum(sparse)
     except (RuntimeError, NotImplementedError) as exc:
         notes.append(f"semi_structured_speedup: torch's kernels refused: {' '.join(str(exc).split())[:200]}")
         return None
@@ -238,7 +233,7 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
             progress: Callable[[str], None] | None = None, **_: Any) -> dict[str, Any]:
     """Run `cfg` (validated) and return its record (not yet stored)."""
     from shrinkbench.device import resolve_device
-    from shrinkbench.llm.engine import prune_model, pruned_layers
+    from shrinkbench.llm.engine import prune_model
     from shrinkbench.llm.methods import resolve_llm_strategy
     from shrinkbench.llm.models import load_model, resolve_model
     from shrinkbench.llm.text import calibration_windows, eval_windows
@@ -272,7 +267,6 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
                       "predicted_tokens": cfg.eval_windows * (cfg.seq_len - 1),
                       "calibration": f"{cfg.calib_sequences} windows of {cfg.seq_len} train tokens, starts drawn "
                                      f"by the run seed"}
-    layer_names = list(pruned_layers(model, cfg.exclude))
     masks = None
     try:
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
@@ -306,10 +300,10 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
                 post = pre
             record["windows_nll"]["post"] = post
             record["metrics"] += language_metrics("post", post, cfg.seq_len)
-        if not all(map(lambda v: v == v and abs(v) != float("inf"), pre + post)):
+        if not all(map(math.isfinite, pre + post)):
             raise TrainingDivergedError("the pruned model's negative log-likelihood is not finite (NaN or inf "
                                         "logits); this method breaks the model at this sparsity")
-        record["metrics"] += structure_metrics(model, masks, layer_names)
+        record["metrics"] += structure_metrics(model, cfg.exclude)
         say("measuring cost")
         record["metrics"] += cost_metrics(model, cfg, dev, notes)
         if masks is not None:

@@ -7,6 +7,7 @@ seq_len - 1 later tokens, so T = eval_windows * (seq_len - 1) tokens are predict
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 
 from shrinkbench.metrics.registry import metric
@@ -50,10 +51,7 @@ def prune_seconds(seconds: float) -> float:
 def tokens_per_s(times: list[float], tokens: int) -> float:
     """tokens_per_s = tokens / median(t): one forward pass over a batch of one window of seq_len
     tokens, timed `throughput_repeats` times after one warm-up."""
-    ordered = sorted(times)
-    mid = len(ordered) // 2
-    median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-    return tokens / median
+    return tokens / statistics.median(times)
 
 
 @metric(unit="ratio", higher_is_better=True, kind="cost", stages=("post",))
