@@ -53,8 +53,10 @@ def _option_arguments(parser: argparse.ArgumentParser) -> None:
                        help="seed of the numpy Generator used by every resampler (default: 0)")
 
 
-def _output_arguments(parser: argparse.ArgumentParser, formats: tuple[str, ...], out: str, out_help: str) -> None:
-    parser.add_argument("--format", choices=formats, default=formats[0], help=f"default: {formats[0]}")
+def _output_arguments(parser: argparse.ArgumentParser, formats: tuple[str, ...], out: str, out_help: str,
+                      what: str = "") -> None:
+    parser.add_argument("--format", choices=formats, default=formats[0],
+                        help=f"what to print{': ' + what if what else ''} (default: {formats[0]})")
     parser.add_argument("--out", metavar=out, help=out_help)
 
 
@@ -143,9 +145,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
         sys.stdout.write(to_json(report_dict(report, labels, {"failed_runs": len(failed_runs(scan.table))})))
     elif args.format == "csv":
         sys.stdout.write(report.comparisons.to_csv(index=False))
-    else:
+    elif args.format == "wide":
         tables = comparison_tables(report) + [curve_level_table(report), pareto_table(labels)]
         sys.stdout.write("\n".join(t.text() for t in tables))
+    else:
+        from shrinkbench.analysis.headline import TERMINAL_WIDTH, summarize_settings, summary_text
+        from shrinkbench.analysis.significance import compact_comparison_tables, compact_curve_level_table
+        from shrinkbench.analysis.tables import operating_point_table
+
+        table = operating_point_table(runs, options, report.comparisons)
+        parts = [summary_text(summarize_settings(report, table, args.method), TERMINAL_WIDTH)]
+        parts += [t.text(TERMINAL_WIDTH) for t in compact_comparison_tables(report)]
+        parts += [compact_curve_level_table(report).text(TERMINAL_WIDTH),
+                  "Every column (tests, unadjusted CIs, effect sizes, MDE, Pareto labels): --format wide, "
+                  "csv or json, or --out DIR.\n"]
+        sys.stdout.write("\n".join(parts))
+    if args.format in ("text", "wide"):
         for warning in report.warnings:
             print(f"warning: {warning}", file=sys.stderr)
     return 0
@@ -211,7 +226,9 @@ def register(subparsers) -> None:
     p.add_argument("--method", required=True, help="the method to test")
     p.add_argument("--baseline", action="extend", nargs="+", metavar="B",
                    help="baselines (default: every other pruning strategy)")
-    _output_arguments(p, ("text", "json", "csv"), "DIR", "also write CSV, JSON and Markdown files here")
+    _output_arguments(p, ("text", "wide", "json", "csv"), "DIR", "also write CSV, JSON and Markdown files here",
+                      "text: the summary and compact tables within 100 columns; wide: every column as text; "
+                      "json/csv: machine-readable")
     _option_arguments(p)
     p.set_defaults(func=cmd_compare)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import math
+import textwrap
 from dataclasses import dataclass, field
 
 
@@ -58,19 +59,23 @@ class Table:
             lines += ["", self.note]
         return "\n".join(lines) + "\n"
 
-    def text(self) -> str:
-        """Aligned plain text for a terminal."""
+    def text(self, width: int | None = None) -> str:
+        """Aligned plain text for a terminal: title and note wrapped to `width` columns
+        (None: not wrapped), emphasised cells marked with a trailing `*` (plain text has no bold)."""
         align = self.align or ["l"] * len(self.headers)
-        grid = [list(map(str, self.headers))] + [list(map(str, r)) for r in self.rows]
+        rows = [[f"{c}*" if (i, j) in self.bold else str(c) for j, c in enumerate(r)] for i, r in enumerate(self.rows)]
+        grid = [list(map(str, self.headers))] + rows
         widths = [max(len(row[j]) for row in grid) for j in range(len(self.headers))]
 
         def line(row: list[str]) -> str:
             return "  ".join(c.rjust(w) if a == "r" else c.ljust(w) for c, w, a in zip(row, widths, align))
 
-        out = [self.title, line(grid[0]), "  ".join("-" * w for w in widths)]
+        wrap = (lambda text: textwrap.wrap(text, width, break_on_hyphens=False)) if width else (lambda text: [text])
+        out = wrap(self.title) + [line(grid[0]), "  ".join("-" * w for w in widths)]
         out += [line(row) for row in grid[1:]]
-        if self.note:
-            out.append(self.note)
+        note = self.note + (" *: marked (bold in the Markdown and HTML report)." if self.bold else "")
+        if note.strip():
+            out += wrap(note)
         return "\n".join(o.rstrip() for o in out) + "\n"
 
     def html(self, level: int = 3) -> str:
@@ -92,8 +97,24 @@ class Table:
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}",
                  "±": r"$\pm$", "Δ": r"$\Delta$", "×": r"$\times$", "↓": r"$\downarrow$",
-                 "–": "--"}
+                 "–": "--", "<": r"$<$", ">": r"$>$", "≤": r"$\leq$", "≥": r"$\geq$", "α": r"$\alpha$",
+                 "−": r"$-$", "|": r"$|$"}
+"""Characters LaTeX would drop or mis-set in its default (OT1) encoding: `<` prints as `¡`."""
 
 
-def latex_escape(text: str) -> str:
-    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+def latex_escape(text: str, breakable: bool = False) -> str:
+    """`text` safe for LaTeX: specials escaped, a minus sign before a number set as `$-$`
+    (not a hyphen), and with `breakable` a break allowed after `/` and `_` (long names in
+    captions would otherwise overflow the line)."""
+    text = str(text)
+    out = []
+    for i, ch in enumerate(text):
+        before = text[i - 1] if i else " "
+        after = text[i + 1] if i + 1 < len(text) else ""
+        if ch == "-" and after[:1].isdigit() and not (before.isalnum() or before == "."):
+            out.append("$-$")
+            continue
+        out.append(LATEX_SPECIAL.get(ch, ch))
+        if breakable and ch in "/_":
+            out.append(r"\allowbreak{}")
+    return "".join(out)

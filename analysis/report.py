@@ -21,6 +21,7 @@ from shrinkbench.analysis.compare import all_pairs_family, compare, method_pairs
 from shrinkbench.analysis.curves import AXES, curve_figure, save_figure, speedup_gap_figure
 from shrinkbench.analysis.errors import AnalysisError
 from shrinkbench.analysis.files import to_json, write_text
+from shrinkbench.analysis.headline import add_summary, summarize_settings
 from shrinkbench.analysis.load import StoreScan
 from shrinkbench.analysis.options import AnalysisOptions
 from shrinkbench.analysis.pareto import pareto_labels
@@ -86,7 +87,8 @@ class Document:
         for block in self.blocks:
             kind = block[0]
             if kind == "h":
-                out.append(f"<h{block[1]}>{html.escape(block[2])}</h{block[1]}>")
+                anchor = "-".join(block[2].lower().split())
+                out.append(f'<h{block[1]} id="{html.escape(anchor)}">{html.escape(block[2])}</h{block[1]}>')
             elif kind == "p":
                 out.append(f"<p>{html.escape(block[1])}</p>")
             elif kind == "ul":
@@ -182,8 +184,7 @@ def build_report(scan: StoreScan, out_dir: str | Path, options: AnalysisOptions 
     pairs = method_pairs(runs, method, baselines)
     family = None if method else (lambda _m, label: all_pairs_family(_m, label, options))
     significance = compare(runs, pairs, options, rng, family) if pairs else None
-    every_pair = significance is not None and method is None
-    table = operating_point_table(runs, options, significance.comparisons if every_pair else None)
+    table = operating_point_table(runs, options, significance.comparisons if significance is not None else None)
     files += [write_text(out / "tables" / "operating_points.md", table_markdown(table, options)),
               write_text(out / "tables" / "operating_points.tex", table_latex(table, options)),
               write_text(out / "tables" / "operating_points.csv", table_csv(table))]
@@ -201,6 +202,8 @@ def build_report(scan: StoreScan, out_dir: str | Path, options: AnalysisOptions 
     doc.table(pareto_table(labels))
     head = Document()
     head.heading("shrinkbench report", 1)
+    add_summary(head, summarize_settings(significance, table, method))
+    head.heading("Provenance")
     head.items(_provenance(scan, runs, failed, options))
     head.heading("Warnings")
     head.items(notes or ["none"])

@@ -71,6 +71,39 @@ def comparison_tables(report: ComparisonReport) -> list[Table]:
     return tables
 
 
+def compact_comparison_tables(report: ComparisonReport) -> list[Table]:
+    """The comparisons for a terminal (under 100 columns): ratio, baseline, the difference
+    with its simultaneous interval, Holm p and the decision; the full tables are in the files."""
+    tables = []
+    for family, rows in report.comparisons.groupby("family", sort=False):
+        body = [[f"{r.compression:g}×", r.baseline, f"{r.n_method}/{r.n_baseline}",
+                 f"{r.difference:+.2f} [{fmt(r.sim_low)}, {fmt(r.sim_high)}]", fmt_p(r.p_adjusted), decision_text(r)]
+                for r in rows.itertuples()]
+        tables.append(Table(f"{family} (Holm, m={int(rows['family_size'].iloc[0])})",
+                            ["Ratio", "Baseline", "n", "Δ [sim. CI]", "p (Holm)", "Decision"], body,
+                            ["r", "l", "r", "r", "r", "l"],
+                            f"Δ [sim. CI]: the difference with its simultaneous interval. {replication_text(rows)}. ROPE ±{report.options.rope:g} {rope_unit(report.options.metric)}, "
+                            f"α={report.options.alpha:g}."))
+    return tables
+
+
+def compact_curve_level_table(report: ComparisonReport) -> Table:
+    """The curve-level comparisons for a terminal (under 100 columns)."""
+    levels = report.curve_level
+    ranges = {(fmt(r.x_from, 0), fmt(r.x_to, 0)) for r in levels.itertuples()}
+    one_range = len(ranges) == 1
+    body = [[r.method, r.baseline, f"{r.difference:+.2f} [{fmt(r.sim_low)}, {fmt(r.sim_high)}]"]
+            + ([] if one_range else [f"{fmt(r.x_from, 0)}–{fmt(r.x_to, 0)}×"]) + [fmt_p(r.p_adjusted), decision_text(r)]
+            for r in levels.itertuples()]
+    families = "; ".join(f"{f} (m={int(m)})" for f, m in levels[["family", "family_size"]].drop_duplicates()
+                         .itertuples(index=False)) if len(levels) else "none"
+    span = f" over {'–'.join(next(iter(ranges)))}×" if one_range else ""
+    return Table(f"Curve level: mean difference over whole curves{span}",
+                 ["Method", "Baseline", "Δ [sim. CI]"] + ([] if one_range else ["Range"]) + ["p (Holm)", "Decision"],
+                 body, ["l", "l", "r"] + ([] if one_range else ["r"]) + ["r", "l"],
+                 f"Δ [sim. CI]: the difference with its simultaneous interval. Families: {families}.")
+
+
 def curve_level_table(report: ComparisonReport) -> Table:
     o = report.options
     levels = report.curve_level

@@ -7,9 +7,10 @@ model of the same base weights (paired per unit). At each compression the best m
 metric's direction) is marked only where the decision rule of every other output
 (`shrinkbench.analysis.decision`) calls it `better` than EVERY other method there: the tests
 of the best against each other method at each ratio form one Holm family per setting
-("best vs rest per ratio", named in the output), or, when the caller passes the comparisons
-of a report that holds all those pairs, the marks are read from those very rows, so the table
-and the report beside it cannot disagree. Renders to Markdown, LaTeX (booktabs) and CSV.
+("best vs rest per ratio", named in the output), except that at every ratio where the
+caller's report (its comparisons) holds all those pairs, for example where the best is the
+report's `--method`, the marks are read from those very rows, so the table and the report
+beside it cannot disagree. The family of each mark is named in the table's note. Renders to Markdown, LaTeX (booktabs) and CSV.
 """
 from __future__ import annotations
 
@@ -23,17 +24,19 @@ from shrinkbench.analysis.runs import SETTING, setting_label, settings, summariz
 from shrinkbench.analysis.schema import DENSE_STRATEGY
 from shrinkbench.analysis.units import replication_of, unit_values, with_units
 
-TABLE_COLUMNS = SETTING + ["strategy", "compression", "n", "mean", "std", "delta_n", "delta_mean",
+TABLE_COLUMNS = SETTING + ["strategy", "compression", "n", "mean", "std", "low", "high", "delta_n", "delta_mean",
                            "delta_std", "params_reduction", "macs_reduction", "best", "best_q", "family"]
 
 
-def best_vs_rest_rows(sub: pd.DataFrame, summary: pd.DataFrame, options: AnalysisOptions) -> pd.DataFrame:
-    """The tests of the best method at each ratio against each other method there, one Holm
-    family per setting (rows as `shrinkbench.analysis.decision.adjust_family` gives them)."""
+def best_vs_rest_rows(sub: pd.DataFrame, summary: pd.DataFrame, options: AnalysisOptions,
+                      compressions=None) -> pd.DataFrame:
+    """The tests of the best method at each ratio (of `compressions`, default all) against
+    each other method there, one Holm family per setting (rows as
+    `shrinkbench.analysis.decision.adjust_family` gives them)."""
     rows = []
     sign = 1.0 if options.higher_is_better else -1.0
     for compression, points in summary[summary["strategy"] != DENSE_STRATEGY].groupby("compression"):
-        if len(points) < 2:
+        if len(points) < 2 or (compressions is not None and compression not in compressions):
             continue
         best = points.loc[(sign * points["mean"]).idxmax(), "strategy"]
         at = sub[sub["compression"] == compression]
@@ -58,10 +61,11 @@ def _marks(rows: pd.DataFrame) -> tuple[dict, dict]:
     return marked, worst
 
 
-def _rows_from_report(comparisons: pd.DataFrame, summary: pd.DataFrame, options: AnalysisOptions) -> pd.DataFrame | None:
+def _rows_from_report(comparisons: pd.DataFrame, summary: pd.DataFrame,
+                      options: AnalysisOptions) -> tuple[pd.DataFrame, list[float]]:
     """The report's own rows of best vs every other at each ratio (either direction of a
-    pair, flipped to read best - other), or None where the report lacks one of them."""
-    out = []
+    pair, flipped to read best - other), and the ratios where the report lacks one of them."""
+    out, missing = [], []
     sign = 1.0 if options.higher_is_better else -1.0
     flip = {"better": "worse", "worse": "better"}
     for compression, points in summary[summary["strategy"] != DENSE_STRATEGY].groupby("compression"):
@@ -69,27 +73,32 @@ def _rows_from_report(comparisons: pd.DataFrame, summary: pd.DataFrame, options:
             continue
         best = points.loc[(sign * points["mean"]).idxmax(), "strategy"]
         at = comparisons[np.isclose(comparisons["compression"], compression)]
+        found = []
         for other in points["strategy"]:
             if other == best:
                 continue
             direct = at[(at["method"] == best) & (at["baseline"] == other)]
             reverse = at[(at["method"] == other) & (at["baseline"] == best)]
             if len(direct):
-                out.append(direct.iloc[0].to_dict())
+                found.append(direct.iloc[0].to_dict())
             elif len(reverse):
                 row = reverse.iloc[0].to_dict()
                 row.update(method=best, baseline=other, difference=-row["difference"],
                            decision=flip.get(row["decision"], row["decision"]))
-                out.append(row)
+                found.append(row)
             else:
-                return None
-    return pd.DataFrame(out)
+                missing.append(compression)
+                break
+        else:
+            out += found
+    return pd.DataFrame(out), missing
 
 
 def operating_point_table(runs: pd.DataFrame, options: AnalysisOptions = AnalysisOptions(),
                           comparisons: pd.DataFrame | None = None) -> pd.DataFrame:
     """The numbers of the table (one row per setting x strategy x compression). With
-    `comparisons` (a report's rows holding every pair), the best marks come from those rows."""
+    `comparisons` (a report's rows), the best marks at each ratio where those rows hold every
+    pair of the best come from them; the other ratios form the best-vs-rest family."""
     runs = with_units(runs)
     summary = summarize(runs, options.confidence)
     frames = []
@@ -98,21 +107,23 @@ def operating_point_table(runs: pd.DataFrame, options: AnalysisOptions = Analysi
         points = summary[mask].copy()
         sub = runs[(runs["model"] == model) & (runs["dataset"] == dataset)]
         label = setting_label(model, dataset)
-        rows = None
+        parts, missing = [], None
         if comparisons is not None:
             mine = comparisons[(comparisons["model"] == model) & (comparisons["dataset"] == dataset)]
-            rows = _rows_from_report(mine, points, options)
-        if rows is None or not len(rows):
-            rows = best_vs_rest_rows(sub, points, options)
-            family = f"best vs rest per ratio, {label}, {options.response}"
-            size = int(rows["family_size"].iloc[0]) if len(rows) else 0
-        else:
-            family = "; ".join(sorted(set(rows["family"])))
-            size = int(rows["family_size"].max())
+            from_report, missing = _rows_from_report(mine, points, options)
+            parts.append(from_report)
+        if missing is None or missing:
+            parts.append(best_vs_rest_rows(sub, points, options, missing).assign(
+                family=f"best vs rest per ratio, {label}, {options.response}"))
+        rows = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) \
+            else pd.DataFrame()
+        family = "; ".join(f"{f} (Holm, m={int(m)})" for f, m in
+                           rows[["family", "family_size"]].drop_duplicates().itertuples(index=False)) \
+            if len(rows) else "none"
         marked, worst = _marks(rows) if len(rows) else ({}, {})
         points["best"] = [marked.get(c) == s for s, c in zip(points["strategy"], points["compression"])]
         points["best_q"] = [worst.get(c, np.nan) if b else np.nan for b, c in zip(points["best"], points["compression"])]
-        points["family"] = f"{family} (Holm, m={size})"
+        points["family"] = family
         frames.append(points)
     table = pd.concat(frames, ignore_index=True).rename(
         columns={"compression_ratio": "params_reduction", "theoretical_speedup": "macs_reduction"})
@@ -128,22 +139,24 @@ def _cells(row) -> list[str]:
     if not dense and row.delta_n:
         delta = ("+" if row.delta_mean >= 0 else "") + mean_std_n(row.delta_mean, row.delta_std, row.delta_n)
     accuracy = mean_std_n(row.mean, row.std, row.n)
+    interval = f"[{fmt(row.low)}, {fmt(row.high)}]" if row.n > 1 else "–"
     return ["dense" if dense else row.strategy, f"{row.compression:g}×", fmt(row.params_reduction) + "×",
-            fmt(row.macs_reduction) + "×", accuracy, delta]
+            fmt(row.macs_reduction) + "×", accuracy, interval, delta]
 
 
-HEADERS = ["Method", "Target", "Params ↓", "MACs ↓", "{metric} ({unit})", "Δ dense"]
+HEADERS = ["Method", "Target", "Params ↓", "MACs ↓", "{metric} ({unit})", "{confidence} CI", "Δ dense"]
 
 
 def _headers(options: AnalysisOptions) -> list[str]:
     from shrinkbench.analysis.schema import unit_of
 
-    return [h.format(metric=options.metric, unit=unit_of(options.metric) or "value")
-            for h in HEADERS]
+    return [h.format(metric=options.metric, unit=unit_of(options.metric) or "value",
+                     confidence=f"{options.confidence:.0%}") for h in HEADERS]
 
 
 def _legend(options: AnalysisOptions) -> str:
-    return (f"{options.response}, mean ± std (n units: base models, or the run seeds of one base model). "
+    return (f"{options.response}, mean ± std (n units: base models, or the run seeds of one base model); "
+            f"CI: the Student-t {options.confidence:.0%} interval of the mean over the units. "
             f"Δ dense: paired difference to the dense model of the same base weights. Marked best: the best "
             f"mean at that ratio, called better than every other method there by the decision rule "
             f"(Holm-adjusted p < {options.alpha:g}, not equivalent within the ROPE).")
@@ -158,7 +171,7 @@ def table_sections(table: pd.DataFrame, options: AnalysisOptions) -> list[Table]
             body.append(_cells(row))
             if row.best:
                 bold.add((i, 4))
-        out.append(Table(setting_label(model, dataset), _headers(options), body, ["l", "r", "r", "r", "r", "r"],
+        out.append(Table(setting_label(model, dataset), _headers(options), body, ["l", "r", "r", "r", "r", "r", "r"],
                          f"{_legend(options)} Family: {rows['family'].iloc[0]}.", bold))
     return out
 
@@ -168,13 +181,16 @@ def table_markdown(table: pd.DataFrame, options: AnalysisOptions) -> str:
 
 
 def table_latex(table: pd.DataFrame, options: AnalysisOptions) -> str:
-    """One booktabs `table` environment per setting (needs \\usepackage{booktabs})."""
+    """One booktabs `table` environment per setting (needs \\usepackage{booktabs} and
+    \\usepackage{graphicx}); the tabular is scaled down to the line width when wider."""
     parts = []
     for (model, dataset), rows in table.groupby(SETTING, sort=True):
-        caption = latex_escape(f"{setting_label(model, dataset)}: {_legend(options)}")
+        caption = latex_escape(f"{setting_label(model, dataset)}: {_legend(options)} Family: {rows['family'].iloc[0]}.",
+                               breakable=True)
         header = " & ".join(latex_escape(h) for h in _headers(options))
-        lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{caption}}}",
-                 r"\begin{tabular}{llrrrr}", r"\toprule", header + r" \\", r"\midrule"]
+        lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{caption}}}",
+                 r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
+                 r"\begin{tabular}{llrrrrr}", r"\toprule", header + r" \\", r"\midrule"]
         previous = None
         for row in rows.itertuples():
             if previous is not None and row.compression != previous:
@@ -184,7 +200,7 @@ def table_latex(table: pd.DataFrame, options: AnalysisOptions) -> str:
             if row.best:
                 cells[4] = rf"\textbf{{{cells[4]}}}"
             lines.append(" & ".join(cells) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+        lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
         parts.append("\n".join(lines))
     return "\n".join(parts)
 

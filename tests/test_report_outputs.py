@@ -1,0 +1,161 @@
+"""What a researcher reads first: the summary at the top of the terminal output and of the
+HTML report (checked in a real headless Chromium where one is installed), outputs that agree
+with each other, terminal lines within 100 columns, and LaTeX that compiles cleanly (checked
+with pdflatex where TeX is installed)."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from shrinkbench.analysis.benchmark import benchmark_summary
+from shrinkbench.analysis.compare import compare, method_pairs
+from shrinkbench.analysis.headline import ratio_list, summarize_settings, summary_text
+from shrinkbench.analysis.load import scan_store
+from shrinkbench.analysis.options import AnalysisOptions
+from shrinkbench.analysis.render import latex_escape
+from shrinkbench.analysis.runs import run_table
+from shrinkbench.analysis.tables import operating_point_table, table_latex
+from analysis_fixtures import synthetic_store
+
+EFFECTS = {"global_magnitude": 1.0, "layerwise_magnitude": 0.9, "random": -2.0, "global_gradient": 0.2}
+COMPRESSIONS = (2, 4, 8, 16, 32)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return synthetic_store(tmp_path_factory.mktemp("store"), np.random.default_rng(0), EFFECTS,
+                           compressions=COMPRESSIONS, top5=True)
+
+
+@pytest.fixture(scope="module")
+def printed(store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    return benchmark_summary(store, out), out
+
+
+def test_ratio_lists_join_consecutive_doublings():
+    assert ratio_list([2, 4, 8, 32]) == "2–8×, 32×"
+    assert ratio_list([16.0]) == "16×"
+    assert ratio_list([4, 2, 16]) == "2–4×, 16×"
+    assert ratio_list([]) == "no ratio"
+
+
+def test_the_terminal_opens_with_the_summary_and_fits_100_columns(printed):
+    text, _ = printed
+    lines = text.splitlines()
+    assert lines[0].startswith("SUMMARY")
+    assert max(len(line) for line in lines) <= 100, max(lines, key=len)
+    assert text.index("SUMMARY") < text.index("Ratio  Baseline")
+    assert "random (2–32×)" in lines[2]  # what global_magnitude beats, per ratio, comes first
+
+
+def test_every_summary_verdict_is_a_row_of_the_report(store):
+    runs = run_table(scan_store(store).table)
+    options = AnalysisOptions()
+    report = compare(runs, method_pairs(runs, "global_magnitude"), options, np.random.default_rng(0))
+    table = operating_point_table(runs, options, report.comparisons)
+    (summary,) = summarize_settings(report, table, "global_magnitude")
+    rows = report.comparisons
+    said = dict(summary.verdicts)
+    for r in rows.itertuples():
+        kind = "inconclusive, underpowered" if r.decision == "inconclusive" and r.underpowered else {
+            "better": "better than", "worse": "worse than", "equivalent": "equivalent to"}.get(r.decision, r.decision)
+        listed = said[kind]
+        entry = re.search(rf"{r.baseline} \(([^)]*)\)", listed).group(1)
+        assert f"{r.compression:g}" in re.split(r"[–×, ]+", entry) or "–" in entry
+    family = rows["family"].iloc[0]
+    assert any(family in f and f"m={int(rows['family_size'].iloc[0])}" in f for f in summary.families)
+    assert "n = 3 base models" == summary.n_text
+
+
+def test_the_tables_best_marks_agree_with_the_report_beside_them(tmp_path):
+    # two methods close together: the report on "a" calls it equivalent or inconclusive to "b";
+    # the table may then not mark "a" as significantly best at any ratio
+    store = synthetic_store(tmp_path, np.random.default_rng(1), {"a": 1.0, "b": 0.95, "c": -3.0},
+                            units=tuple((i, i) for i in range(5)), noise_sd=0.05)
+    runs = run_table(scan_store(store).table)
+    options = AnalysisOptions()
+    report = compare(runs, method_pairs(runs, "a"), options, np.random.default_rng(0))
+    table = operating_point_table(runs, options, report.comparisons)
+    for row in table[table["best"]].itertuples():
+        mine = report.comparisons[np.isclose(report.comparisons["compression"], row.compression)]
+        if row.strategy == "a":
+            assert (mine["decision"] == "better").all()
+    against_b = report.comparisons[report.comparisons["baseline"] == "b"]
+    assert (against_b["decision"] != "better").any()
+    marked_a = table[table["best"] & (table["strategy"] == "a")]
+    for c in marked_a["compression"]:
+        assert against_b.loc[np.isclose(against_b["compression"], c), "decision"].eq("better").all()
+
+
+def _probe(html: str) -> str:
+    script = ('<script>window.addEventListener("load",()=>{const top=e=>e.getBoundingClientRect().top+window.scrollY;'
+              'const p=document.createElement("pre");p.id="probe";p.textContent=JSON.stringify({summary:'
+              'top(document.getElementById("summary")),figure:top(document.querySelector("figure")),'
+              'table:top(document.querySelector("table"))});document.body.appendChild(p);});</script>')
+    return html.replace("</body>", script + "</body>")
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None and shutil.which("chromium-browser") is None,
+                    reason="no headless Chromium installed (Debian: apt install chromium)")
+def test_the_html_report_shows_the_summary_first_in_a_real_browser(printed, tmp_path):
+    _, out = printed
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    page = tmp_path / "probe.html"
+    page.write_text(_probe((out / "report.html").read_text()))
+    flags = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,900"]
+    dom = subprocess.run(flags + ["--virtual-time-budget=5000", "--dump-dom", page.as_uri()], capture_output=True,
+                         text=True, timeout=120).stdout
+    found = re.search(r'<pre id="probe">([^<]*)</pre>', dom)
+    assert found, "the browser did not lay the page out"
+    where = json.loads(found.group(1))
+    assert where["summary"] < 900, where  # on the first screen
+    assert where["summary"] < where["figure"] and where["summary"] < where["table"], where
+    shot = tmp_path / "first_screen.png"
+    subprocess.run(flags + [f"--screenshot={shot}", (out / "report.html").as_uri()], capture_output=True, timeout=120)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_markdown_report_opens_with_the_summary(printed):
+    _, out = printed
+    md = (out / "report.md").read_text()
+    assert md.index("## Summary") < md.index("![") and md.index("## Summary") < md.index("| Method")
+
+
+def _outside_math(tex: str) -> str:
+    return re.sub(r"\$[^$]*\$", "", tex)
+
+
+def test_latex_sets_comparisons_and_minus_signs_in_math():
+    assert latex_escape("p < 0.05") == "p $<$ 0.05"
+    assert latex_escape("-0.28 [-1.5, 2]") == "$-$0.28 [$-$1.5, 2]"
+    assert latex_escape("fashion-mnist") == "fashion-mnist"  # a hyphen in a word stays one
+    assert r"\allowbreak" in latex_escape("lenet_300_100/x", breakable=True)
+
+
+def test_the_latex_table_has_intervals_and_no_text_mode_symbols(store):
+    runs = run_table(scan_store(store).table)
+    tex = table_latex(operating_point_table(runs), AnalysisOptions())
+    plain = _outside_math("\n".join(line for line in tex.splitlines() if not line.startswith("\\resizebox")))
+    assert "<" not in plain and ">" not in plain and not re.search(r"(^|[\s\[(])-\d", plain, re.M)
+    assert "95\\% CI" in tex and re.search(r"\[\d+\.\d\d, \d+\.\d\d\]", tex)
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None,
+                    reason="no pdflatex (Debian: apt install texlive-latex-base texlive-latex-recommended)")
+def test_the_latex_table_compiles_without_overfull_lines_or_lost_characters(printed, tmp_path):
+    _, out = printed
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\\usepackage{booktabs}\\usepackage{graphicx}\\tracinglostchars=2\n"
+        f"\\begin{{document}}\\input{{{out / 'tables' / 'operating_points.tex'}}}\\end{{document}}\n")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    log = (tmp_path / "doc.log").read_text(errors="replace")
+    assert done.returncode == 0, log[-2000:]
+    assert "Overfull \\hbox" not in log and "Missing character" not in log
+    assert (tmp_path / "doc.pdf").read_bytes()[:4] == b"%PDF"
