@@ -17,6 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
 from shrinkbench.analysis.files import write_atomic
+from shrinkbench.analysis.palette import DENSE_COLOR, method_styles
 from shrinkbench.analysis.runs import SETTING, setting_label
 from shrinkbench.analysis.schema import DENSE_STRATEGY
 
@@ -29,28 +30,12 @@ AXES = {
 MEASURED_AXES = ("latency", "measured speedup")
 """Axes whose x is measured per run (noisy, not monotone in compression): drawn as points
 with interval bars instead of lines with bands."""
-CRITERION_COLORS = {"magnitude": "#0072B2", "gradient": "#D55E00", "activation": "#009E73",
-                    "random": "#7F7F7F"}
-OTHER_COLORS = ("#CC79A7", "#E69F00", "#56B4E9", "#8C564B", "#BCBD22", "#17BECF")
-DENSE_COLOR = "#111111"
 
 
 def strategy_styles(strategies) -> dict[str, dict]:
-    """Colour by criterion (magnitude, gradient, ...), line style by scope: global solid,
-    layerwise dashed; other methods get their own colours."""
-    styles, others = {}, 0
-    for name in sorted(strategies):
-        scope, _, criterion = name.partition("_")
-        if name == "random" or (criterion in CRITERION_COLORS and scope in ("global", "layerwise")):
-            color = CRITERION_COLORS[criterion or "random"] if name != "random" else CRITERION_COLORS["random"]
-            dashed = scope == "layerwise"
-            styles[name] = {"color": color, "linestyle": "--" if dashed else "-",
-                            "marker": "s" if dashed else "o"}
-        else:
-            styles[name] = {"color": OTHER_COLORS[others % len(OTHER_COLORS)], "linestyle": "-",
-                            "marker": "^"}
-            others += 1
-    return styles
+    """Colour, line style and marker per strategy, the same in every figure
+    (`shrinkbench.analysis.palette`): colour by method, layerwise dashed."""
+    return method_styles(strategies)
 
 
 def _log2_axis(ax, values) -> None:
@@ -87,7 +72,12 @@ def draw_facet(ax, points: pd.DataFrame, runs: pd.DataFrame | None, axis: str, d
         if axis in MEASURED_AXES:  # a measured x is not ordered by compression: points, no line
             y = curve[mean_col].to_numpy(float)
             err = np.vstack([y - curve[f"{prefix}low"].to_numpy(float), curve[f"{prefix}high"].to_numpy(float) - y])
-            ax.errorbar(x, y, yerr=err, color=style["color"], marker=style["marker"], markersize=4,
+            xerr = None
+            if f"{column}_min" in curve.columns:  # the measured x's own spread: its range over units
+                xerr = np.vstack([x - curve[f"{column}_min"].to_numpy(float) * scale,
+                                  curve[f"{column}_max"].to_numpy(float) * scale - x])
+                xerr = np.clip(np.nan_to_num(xerr, nan=0.0), 0.0, None)  # rounding; one unit: no bar
+            ax.errorbar(x, y, yerr=err, xerr=xerr, color=style["color"], marker=style["marker"], markersize=4,
                         linestyle="none", elinewidth=1.0, capsize=2, alpha=0.85)
         else:
             ax.fill_between(x, curve[f"{prefix}low"], curve[f"{prefix}high"], color=style["color"],
@@ -111,6 +101,28 @@ def draw_facet(ax, points: pd.DataFrame, runs: pd.DataFrame | None, axis: str, d
     ax.set_xlabel(label)
     ax.grid(True, which="major", alpha=0.3, linewidth=0.6)
     ax.spines[["top", "right"]].set_visible(False)
+
+
+CUT_BELOW_DENSE = 12.0
+"""Accuracy panels show at most this many points below the dense mean (below 0 on change
+panels); the operating points below the cut are named in the panel, so one collapsed method
+does not squeeze the others into a thin band."""
+
+
+def cut_axis(ax, points: pd.DataFrame, reference: float, mean_col: str = "mean", listed: int = 6) -> None:
+    """Limit a panel to `CUT_BELOW_DENSE` below `reference` (the dense mean, or 0 for the
+    change to dense) when a curve's mean lies lower, and name the points cut off."""
+    floor = reference - CUT_BELOW_DENSE
+    pruned = points[points["strategy"] != DENSE_STRATEGY]
+    below = pruned[pruned[mean_col] < floor]
+    if below.empty:
+        return
+    ax.set_ylim(floor, ax.get_ylim()[1])
+    names = [f"{r.strategy} {r.compression:g}×: {getattr(r, mean_col):.1f}" for r in below.itertuples()]
+    if len(names) > listed:
+        names = names[:listed] + [f"and {len(names) - listed} more"]
+    ax.text(0.03, 0.03, f"below the cut at {floor:.0f} (mean):\n" + "\n".join(names), transform=ax.transAxes,
+            fontsize=7, color="0.3", va="bottom", bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
 
 
 def _fixed_layout(fig: Figure, nrows: int, ncols: int, legend_h: float) -> None:
@@ -145,6 +157,12 @@ def curve_figure(points: pd.DataFrame, axis: str, delta: bool, metric_label: str
         if runs is not None:
             seeds = runs[(runs["model"] == model) & (runs["dataset"] == dataset)]
         draw_facet(ax, points[mask], seeds, axis, delta, styles)
+        if delta:
+            cut_axis(ax, points[mask], 0.0, "delta_mean")
+        else:
+            dense = points[mask & (points["strategy"] == DENSE_STRATEGY)]
+            if len(dense):
+                cut_axis(ax, points[mask], float(dense["mean"].iloc[0]))
         ax.set_title(setting_label(model, dataset), fontsize=10, y=1.01)  # fixed y: no auto placement
         ax.set_ylabel(f"Δ {metric_label} vs dense (points)" if delta else f"{metric_label} (%)")
     for ax in axes[len(keys):]:
@@ -155,9 +173,10 @@ def curve_figure(points: pd.DataFrame, axis: str, delta: bool, metric_label: str
                           label="dense (same base weights)" if delta else "dense"))
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncols=min(len(handles), per_row),
                frameon=False, fontsize=8)
-    shown = "bars" if axis in MEASURED_AXES else "band"
+    shown = "vertical bars" if axis in MEASURED_AXES else "band"
+    extra = ", horizontal bars = range over units" if axis in MEASURED_AXES else ""
     fig.suptitle(f"{metric_label}{' difference to dense' if delta else ''} vs {axis}\n"
-                 f"mean over seeds, {shown} = {band}", fontsize=10)
+                 f"mean over seeds, {shown} = {band}{extra}", fontsize=10)
     return fig
 
 

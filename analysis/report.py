@@ -18,7 +18,7 @@ import pandas as pd
 
 from shrinkbench.analysis.bands import curve_points
 from shrinkbench.analysis.compare import all_pairs_family, compare, method_pairs
-from shrinkbench.analysis.curves import AXES, curve_figure, save_figure, speedup_gap_figure
+from shrinkbench.analysis.curves import AXES, MEASURED_AXES, curve_figure, save_figure, speedup_gap_figure
 from shrinkbench.analysis.errors import AnalysisError
 from shrinkbench.analysis.files import to_json, write_text
 from shrinkbench.analysis.headline import add_summary, summarize_settings
@@ -124,11 +124,18 @@ def write_figures(doc: Document, table: pd.DataFrame, runs: pd.DataFrame, option
     top5 = _top5_runs(table, options)
     if top5 is not None:
         sets.append(("top5", top5))
+    masked_only = "granularity" in runs.columns and set(runs["granularity"].dropna()) <= {"weight"}
     for metric, metric_runs in sets:
         points = curve_points(metric_runs, replace(options, metric=metric), rng)
         label = {"top1": "Top-1", "top5": "Top-5"}.get(metric, metric)
         for axis, (column, _, _) in AXES.items():
             if not np.isfinite(points[column].to_numpy(float)).any():
+                continue
+            if axis == "speedup" and repeats_compression(points):
+                if metric == options.metric:
+                    doc.para("No figures against theoretical speedup: it is within 10% of the compression ratio "
+                             "at every operating point here (every weight is used once per input, as in an MLP), "
+                             "so they would repeat the figures against compression.")
                 continue
             for delta in (False, True):
                 if delta and not np.isfinite(points["delta_mean"].to_numpy(float)).any():
@@ -141,7 +148,12 @@ def write_figures(doc: Document, table: pd.DataFrame, runs: pd.DataFrame, option
                 png = out / "figures" / f"{stem}.png"
                 if png.exists() and png in saved:
                     what = f"{label} {'difference to dense' if delta else ''} vs {axis}".replace("  ", " ")
-                    doc.figure(png, f"figures/{stem}.png", f"{what} ({options.stage}/{options.split})")
+                    caption = f"{what} ({options.stage}/{options.split})"
+                    if axis in MEASURED_AXES and masked_only:
+                        caption += (": every model here is masked, not compacted, and runs the dense model's "
+                                    "kernels, so its latency cannot differ from the dense model's beyond timing "
+                                    "noise; the horizontal bars show that noise (range over units)")
+                    doc.figure(png, f"figures/{stem}.png", caption)
     points = curve_points(runs, options, rng)
     if np.isfinite(points.get("measured_speedup", pd.Series(dtype=float)).to_numpy(float)).any():
         saved = save_figure(speedup_gap_figure(points), out / "figures" / "speedup_theoretical_vs_measured", formats)
@@ -152,6 +164,15 @@ def write_figures(doc: Document, table: pd.DataFrame, runs: pd.DataFrame, option
                        "Theoretical vs measured speedup (largest batch measured): on the dashed line every MAC "
                        "saved is time saved; masked weights stay near 1")
     return paths
+
+
+def repeats_compression(points: pd.DataFrame, tolerance: float = 0.1) -> bool:
+    """Whether theoretical speedup is the compression ratio at every operating point, to
+    within `tolerance` relative (an MLP: MACs / nonzero MACs and params / nonzero params
+    differ only by the unpruned biases, under 5% at 32x for LeNet-300-100): then figures
+    against it repeat those against compression."""
+    pairs = points[["compression_ratio", "theoretical_speedup"]].dropna().to_numpy(float)
+    return len(pairs) > 0 and bool(np.allclose(pairs[:, 0], pairs[:, 1], rtol=tolerance, atol=0.0))
 
 
 def _provenance(scan: StoreScan, runs: pd.DataFrame, failed: pd.DataFrame, options: AnalysisOptions) -> list[str]:

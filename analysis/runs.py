@@ -114,7 +114,8 @@ def run_table(table: pd.DataFrame, options: AnalysisOptions = AnalysisOptions())
 def summarize(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Per operating point (setting, strategy, target compression), over its UNITS (runs of
     one unit averaged first): `n` units, `runs`, `mean`, `std`, Student-t `low`/`high` of the
-    response; the same for `delta` (`delta_n`, ...); the unit means of the x metrics; and
+    response; the same for `delta` (`delta_n`, ...); the unit means of the x metrics (and
+    their range over units, `<metric>_min`/`<metric>_max`); and
     `replication` (what the units are)."""
     runs = with_units(runs)
     per_unit = unit_means(runs, POINT, ["y", "delta", *X_METRICS])
@@ -122,7 +123,9 @@ def summarize(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     out = grouped.agg(n=("y", "count"), runs=("runs", "sum"), mean=("y", "mean"), std=("y", "std"),
                       delta_n=("delta", "count"), delta_mean=("delta", "mean"),
                       delta_std=("delta", "std"),
-                      **{m: (m, "mean") for m in X_METRICS}).reset_index()
+                      **{m: (m, "mean") for m in X_METRICS},
+                      **{f"{m}_min": (m, "min") for m in X_METRICS},
+                      **{f"{m}_max": (m, "max") for m in X_METRICS}).reset_index()
     kinds = runs.groupby(POINT, sort=True)["replication"].first().reset_index(drop=True)
     out["replication"] = kinds.to_numpy()
     out["low"], out["high"] = t_interval_from_summary(out["mean"], out["std"], out["n"], confidence)

@@ -5,13 +5,9 @@ import _common
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from shrinkbench.analysis.curves import DENSE_COLOR
+from shrinkbench.analysis.curves import CUT_BELOW_DENSE, cut_axis  # noqa: F401 (the figures' shared cut)
+from shrinkbench.analysis.palette import DENSE_COLOR
 from shrinkbench.analysis.schema import DENSE_STRATEGY
-
-CUT_BELOW_DENSE = 12.0
-"""Absolute-accuracy panels show at most this many points below the dense mean (the change
-panels show everything); the runs below the cut are named in the panel."""
-
 
 def setting_stem(name: str, model: str, dataset: str, several: bool) -> str:
     """File stem of a figure: the suite's name, plus the setting when a suite has several."""
@@ -24,19 +20,6 @@ def legend_handles(styles: dict[str, dict]) -> list[Line2D]:
     handles.append(Line2D([], [], color=DENSE_COLOR, linestyle=":", marker="*",
                           label="dense model (band: 95% t interval)"))
     return handles
-
-
-def cut_axis(ax, points: pd.DataFrame, dense_mean: float) -> None:
-    """Limit an absolute-accuracy panel to `CUT_BELOW_DENSE` points below the dense mean
-    when a curve's mean lies lower, and name in the panel the operating points cut off."""
-    floor = dense_mean - CUT_BELOW_DENSE
-    pruned = points[points["strategy"] != DENSE_STRATEGY]
-    if not (pruned["mean"] < floor).any():
-        return
-    ax.set_ylim(floor, ax.get_ylim()[1])
-    below = [f"{r.strategy} {r.compression:g}×: {r.mean:.1f}%" for r in pruned[pruned["mean"] < floor].itertuples()]
-    ax.text(0.03, 0.03, f"below the cut at {floor:.0f}% (mean):\n" + "\n".join(below), transform=ax.transAxes,
-            fontsize=7, color="0.3", va="bottom", bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
 
 
 def unit_interval(values: pd.Series, confidence: float = 0.95) -> tuple[float, float, float]:

@@ -33,6 +33,7 @@ import pandas as pd  # noqa: E402
 
 from shrinkbench.analysis.decision import compare_values  # noqa: E402
 from shrinkbench.analysis.options import AnalysisOptions  # noqa: E402
+from shrinkbench.analysis.palette import context_colors  # noqa: E402
 from shrinkbench.analysis.render import fmt  # noqa: E402
 from shrinkbench.analysis.runs import setting_label  # noqa: E402
 from shrinkbench.analysis.schema import DENSE_STRATEGY  # noqa: E402
@@ -41,7 +42,7 @@ from shrinkbench.analysis.units import unit_values  # noqa: E402
 FIGURE = "from_scratch"
 OPTIONS = AnalysisOptions()
 CLAIM = "training the pruned architecture from scratch matches pruning and fine-tuning"
-COLORS = {"none": "#1b4f72", "from_scratch": "#e67e22"}
+COLORS = context_colors(["none", "from_scratch"])  # controls are not methods: colours no method uses
 NAMES = {"none": "pruned + fine-tuned", "from_scratch": "same mask, trained from scratch"}
 
 

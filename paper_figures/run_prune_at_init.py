@@ -37,6 +37,7 @@ import pandas as pd  # noqa: E402
 
 from shrinkbench.analysis.decision import compare_values  # noqa: E402
 from shrinkbench.analysis.options import AnalysisOptions  # noqa: E402
+from shrinkbench.analysis.palette import context_colors  # noqa: E402
 from shrinkbench.analysis.render import fmt  # noqa: E402
 from shrinkbench.analysis.runs import setting_label  # noqa: E402
 from shrinkbench.analysis.schema import CONTROL_TAGS, DENSE_STRATEGY  # noqa: E402
@@ -45,7 +46,7 @@ from shrinkbench.analysis.units import unit_values  # noqa: E402
 FIGURE = "prune_at_init"
 OPTIONS = AnalysisOptions()
 CONTROLS = ("layerwise_shuffle", "reinit", "invert")
-CONTROL_COLORS = {"none": "#1b4f72", "layerwise_shuffle": "#e67e22", "reinit": "#27ae60", "invert": "#8e44ad"}
+CONTROL_COLORS = context_colors(["none", "layerwise_shuffle", "reinit", "invert"])  # no method uses these
 CONTROL_NAMES = {"none": "as published", "layerwise_shuffle": "layerwise shuffled", "reinit": "reinitialised",
                  "invert": "inverted"}
 AFTER_TRAINING = "after training"

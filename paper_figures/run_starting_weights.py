@@ -40,6 +40,7 @@ from shrinkbench.analysis.compare import compare  # noqa: E402
 from shrinkbench.analysis.curves import draw_facet  # noqa: E402
 from shrinkbench.analysis.errors import AnalysisError  # noqa: E402
 from shrinkbench.analysis.options import AnalysisOptions  # noqa: E402
+from shrinkbench.analysis.palette import context_colors  # noqa: E402
 from shrinkbench.analysis.render import fmt, mean_std_n  # noqa: E402
 from shrinkbench.analysis.runs import setting_label, settings  # noqa: E402
 from shrinkbench.analysis.schema import DENSE_STRATEGY  # noqa: E402
@@ -49,7 +50,6 @@ FIGURE = "starting_weights"
 METHOD, BASELINE = "global_magnitude", "layerwise_magnitude"
 """The pair the figure draws (the paper's); the findings test every pair of the suite."""
 OPTIONS = AnalysisOptions()
-WEIGHT_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7")
 DIFF_STYLES = {"within": "-", "across": "--"}
 
 
@@ -265,7 +265,7 @@ def draw_differences(ax, rows: pd.DataFrame, colors: dict) -> None:
 
 
 def draw(runs: pd.DataFrame, rows: pd.DataFrame, variants: list[str], title: str):
-    colors = {weights_name(v): WEIGHT_COLORS[i % len(WEIGHT_COLORS)] for i, v in enumerate(variants)}
+    colors = context_colors([weights_name(v) for v in variants])
     styles = {}
     for v in variants:
         for strategy, (line, marker) in ((METHOD, ("-", "o")), (BASELINE, ("--", "s"))):

@@ -159,3 +159,46 @@ def test_the_latex_table_compiles_without_overfull_lines_or_lost_characters(prin
     assert done.returncode == 0, log[-2000:]
     assert "Overfull \\hbox" not in log and "Missing character" not in log
     assert (tmp_path / "doc.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_a_method_keeps_its_colour_whatever_is_drawn_beside_it():
+    from shrinkbench.analysis.curves import strategy_styles
+    from shrinkbench.analysis.palette import CONTEXT_COLORS, CRITERION_COLORS, NAMED_COLORS, SPARE_COLORS, method_color
+
+    alone = strategy_styles({"my_method", "global_magnitude"})
+    crowded = strategy_styles({"my_method", "aaa", "zzz", "snip", "wanda", "global_magnitude", "layerwise_gradient"})
+    assert alone["my_method"] == crowded["my_method"] and alone["global_magnitude"] == crowded["global_magnitude"]
+    assert method_color("global_magnitude [when=init]@1a2b3c") == method_color("global_magnitude")
+    assert crowded["layerwise_gradient"]["linestyle"] == "--" and crowded["snip"]["linestyle"] == "-"
+    named = {**{k: v for k, v in NAMED_COLORS.items() if k not in ("magnitude", "random_channels", "none")},
+             **{k: v for k, v in CRITERION_COLORS.items()}}
+    assert len(set(named.values())) == len(named)  # distinct methods, distinct colours
+    method_colours = set(named.values()) | set(SPARE_COLORS)
+    assert not method_colours & set(CONTEXT_COLORS) and not set(SPARE_COLORS) & set(named.values())
+
+
+def test_a_collapsed_method_is_cut_off_and_named(tmp_path):
+    from shrinkbench.analysis.bands import curve_points
+    from shrinkbench.analysis.curves import CUT_BELOW_DENSE, curve_figure
+
+    store = synthetic_store(tmp_path, np.random.default_rng(0), {"fine": 0.0, "collapsed": -60.0}, compressions=(2, 4))
+    runs = run_table(scan_store(store).table)
+    points = curve_points(runs, AnalysisOptions(), np.random.default_rng(0))
+    fig = curve_figure(points, "compression", False, "Top-1", "band")
+    ax = fig.axes[0]
+    dense = points.loc[points["strategy"] == "none", "mean"].iloc[0]
+    assert ax.get_ylim()[0] == pytest.approx(dense - CUT_BELOW_DENSE)
+    texts = " ".join(t.get_text() for t in ax.texts)
+    assert "collapsed 2×" in texts and "collapsed 4×" in texts and "fine" not in texts
+
+
+def test_figures_against_a_speedup_equal_to_compression_are_not_drawn_twice(tmp_path):
+    from shrinkbench.analysis.report import build_report
+
+    # the fixture's layerwise methods have theoretical speedup == compression, like an MLP
+    store = synthetic_store(tmp_path / "s", np.random.default_rng(0), {"layerwise_a": 0.0, "layerwise_b": -1.0},
+                            compressions=(2, 4))
+    build_report(scan_store(store), tmp_path / "out", formats=("png",))
+    figures = {p.name for p in (tmp_path / "out" / "figures").iterdir()}
+    assert "top1_abs_vs_compression.png" in figures and not any("_vs_speedup" in f for f in figures)
+    assert "No figures against theoretical speedup" in (tmp_path / "out" / "report.md").read_text()
