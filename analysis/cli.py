@@ -49,8 +49,8 @@ def _option_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--interval", default=d.interval, choices=INTERVALS,
                        help="curve bands: Student-t or bootstrap over whole seeds (default: t)")
     group.add_argument("--n-boot", type=int, default=d.n_boot, help=f"bootstrap resamples (default: {d.n_boot})")
-    group.add_argument("--seed", type=int, default=d.seed,
-                       help="seed of the numpy Generator used by every resampler (default: 0)")
+    group.add_argument("--resample-seed", "--seed", dest="seed", type=int, default=d.seed,
+                       help="seed of the numpy Generator every resampler (bootstrap) uses; not a run seed (default: 0)")
 
 
 def _output_arguments(parser: argparse.ArgumentParser, formats: tuple[str, ...], out: str, out_help: str,
@@ -198,7 +198,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     unknown = set(formats) - {"png", "pdf", "svg"}
     if unknown or not formats:
-        raise AnalysisError(f"--formats takes png, pdf and/or svg, got {args.formats!r}")
+        raise AnalysisError(f"--figure-formats takes png, pdf and/or svg, got {args.formats!r}")
     summary = build_report(scan, out, options, args.method, args.baseline, args.per_seed_points, formats)
     if args.format == "json":
         sys.stdout.write(to_json(summary))
@@ -213,17 +213,21 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("report", help="figures, tables and significance report (Markdown + HTML)")
     _source_arguments(p)
     p.add_argument("--out", metavar="DIR", help="output folder (default: <store>/report)")
-    p.add_argument("--method", help="compare this method against the others (default: all pairs)")
+    p.add_argument("--method", help="compare this method against the others (default: all pairs); a method is a "
+                                    "strategy as the analysis names it, with its tags, e.g. 'snip [at_init]'")
     p.add_argument("--baseline", action="extend", nargs="+", metavar="B", help="baselines for --method")
     p.add_argument("--per-seed-points", action="store_true", help="draw every seed's run as a point")
-    p.add_argument("--formats", default="png,pdf", help="figure formats (default: png,pdf)")
+    p.add_argument("--figure-formats", "--formats", dest="formats", default="png,pdf",
+                   help="file formats of the figures, comma-separated: png, pdf, svg (default: png,pdf)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="what to print on stdout")
     _option_arguments(p)
     p.set_defaults(func=cmd_report)
 
     p = subparsers.add_parser("compare", help="significance of a method against baselines")
     _source_arguments(p)
-    p.add_argument("--method", required=True, help="the method to test")
+    p.add_argument("--method", required=True,
+                   help="the method to test: a strategy as the analysis names it, with its tags and @version "
+                        "where a store holds several")
     p.add_argument("--baseline", action="extend", nargs="+", metavar="B",
                    help="baselines (default: every other pruning strategy)")
     _output_arguments(p, ("text", "wide", "json", "csv"), "DIR", "also write CSV, JSON and Markdown files here",
@@ -234,7 +238,8 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("plan-seeds", help="how many seeds a target difference needs")
     _source_arguments(p)
-    p.add_argument("--target", type=float, required=True, help="difference to detect, accuracy points")
+    p.add_argument("--target", type=float, required=True,
+                   help="difference to detect, in the response's unit (accuracy points for top1)")
     p.add_argument("--method", help="plan for this method (default: every strategy)")
     p.add_argument("--baseline", help="plan a paired comparison of --method against this baseline")
     p.add_argument("--family-size", type=int, default=None,

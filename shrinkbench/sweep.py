@@ -142,9 +142,13 @@ def run_local(configs: Sequence[RunConfig], store: Store, *, device: str | None 
     bar = tqdm(total=len(todo), disable=not progress or not todo, unit="run", dynamic_ncols=True,
                file=sys.stderr, smoothing=0.1, mininterval=0.1 if live else 30.0)
     note = (lambda e: bar.set_postfix_str(_epoch_note(e), refresh=True)) if live else None
+    warned = False
     try:
         for cfg in todo:
             bar.set_description(describe(cfg), refresh=live)
+            if not warned and (warning := contention_warning()):
+                bar.write(warning)
+                warned = True
             outcome = run_one(cfg, str(store.root), device, retry_failed, on_epoch=note,
                               loader_workers=loader_workers, save_pruned=save_pruned)
             report.outcomes.append(outcome)
@@ -155,6 +159,30 @@ def run_local(configs: Sequence[RunConfig], store: Store, *, device: str | None 
         bar.close()
         finish(store)
     return report
+
+
+def contention_warning(load: float | None = None, cores: int | None = None, threads: int | None = None) -> str:
+    """A one-line warning when other work competes for the cores while torch runs several
+    threads per process (OpenMP threads then wait on each other: 10x slower and worse was
+    measured on two cores), else "". `load` is the 1-minute load average (os.getloadavg),
+    which counts this process too; busy means load > cores + 0.5 with threads > 1."""
+    import os
+
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:  # not available on this platform
+            return ""
+    cores = cores or os.cpu_count() or 1
+    if threads is None:
+        import torch
+
+        threads = torch.get_num_threads()
+    if threads > 1 and load > cores + 0.5:
+        return (f"warning: the machine is busy (load {load:.1f} on {cores} cores) and torch runs {threads} threads "
+                "per process, which can make runs many times slower; --threads 1 avoids it (the thread count is "
+                "recorded: numbers are bit-identical only at the same count)")
+    return ""
 
 
 def describe(cfg) -> str:

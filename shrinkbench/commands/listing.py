@@ -15,16 +15,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_zoo)
 
     p = sub.add_parser("metrics", help="list every metric with unit, direction and definition")
-    p.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    p.add_argument("--format", choices=("text", "json", "csv"), default="text", help="output format (default: text)")
     p.set_defaults(func=cmd_metrics)
 
     p = sub.add_parser("strategies", help="list the registered pruning strategies")
-    p.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    p.add_argument("--format", choices=("text", "json", "csv"), default="text", help="output format (default: text)")
     p.set_defaults(func=cmd_strategies)
 
     p = sub.add_parser("datasets", help="list the datasets, their splits and where their files are looked for")
-    p.add_argument("--format", choices=("text", "json", "csv"), default="text")
-    p.add_argument("--data-root", default=None)
+    p.add_argument("--format", choices=("text", "json", "csv"), default="text", help="output format (default: text)")
+    p.add_argument("--data-root", default=None,
+                   help="also look for the datasets in this folder (default: the search order in the README)")
     p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("suites", help="list the suites shipped with the package")

@@ -34,8 +34,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("prune", help="run one run (base model -> prune -> fine-tune -> evaluate)")
-    p.add_argument("--model", required=True)
-    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--model", required=True, help="a zoo model (`shrinkbench zoo` lists them), e.g. lenet5_caffe")
+    p.add_argument("--dataset", default="fashion-mnist",
+                   help="a registered dataset (`shrinkbench datasets` lists them; default: fashion-mnist)")
     p.add_argument("--strategy", required=True, help="registered name or module:Class or file.py:Class")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", default=None,
                    help="a parameter of the strategy, passed to its constructor and part of the run's identity "
@@ -48,13 +49,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="what --compression is the value of (default: compression)")
     p.add_argument("--granularity", default=None,
                    help="what one pruned unit is: weight (default), channel, or N:M such as 2:4")
-    p.add_argument("--seed", type=int, default=0, help="run seed")
-    p.add_argument("--base-seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="run seed: scoring batches, random scores and fine-tuning order (default: 0)")
+    p.add_argument("--base-seed", type=int, default=0,
+                   help="seed of the base model's training: which starting weights (default: 0)")
     p.add_argument("--base-checkpoint", default=None, help="start from this state dict instead of training")
-    p.add_argument("--base-epochs", type=int, default=None)
-    p.add_argument("--base-lr", type=float, default=None)
-    p.add_argument("--finetune-epochs", type=int, default=None)
-    p.add_argument("--finetune-lr", type=float, default=None)
+    p.add_argument("--base-epochs", type=int, default=None,
+                   help="epochs of base-model training (default: the dataset's recipe)")
+    p.add_argument("--base-lr", type=float, default=None,
+                   help="learning rate of base-model training (default: the recipe's)")
+    p.add_argument("--finetune-epochs", type=int, default=None,
+                   help="epochs of fine-tuning after pruning (default: the recipe's; the run's whole budget is "
+                        "recorded as budget_epochs)")
+    p.add_argument("--finetune-lr", type=float, default=None,
+                   help="learning rate of fine-tuning (default: the recipe's)")
     p.add_argument("--optimizer", default=None, choices=("sgd", "adam", "adamw"), help="fine-tuning optimizer")
     p.add_argument("--prune-steps", type=int, default=1, help="1 = one-shot, k = iterative in k steps")
     p.add_argument("--when", default=None, choices=("after_training", "at_init"),
@@ -70,7 +78,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --prune-steps k > 1: split finetune epochs over the steps instead of fine-tuning "
                         "fully after each")
     p.add_argument("--config", default=None, help="TOML/JSON file with further RunConfig settings")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="what to print: text (default) or the run's record as JSON")
     _common(p)
     p.set_defaults(func=cmd_prune)
 
@@ -84,7 +93,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("benchmark", help="the default benchmark: run the default suite, then the report")
-    p.add_argument("--suite", default="default")
+    p.add_argument("--suite", default="default",
+                   help="the suite to run: a shipped name or a TOML file (default: default)")
     p.add_argument("--out", default=None, help="report folder (default: <store>/report)")
     p.add_argument("--method", default=None,
                    help="the method whose verdict against every baseline is printed (default: the first "

@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("slurm executor (submitit)")
     g.add_argument("--slurm-cluster", default="auto", choices=slurm.CLUSTERS,
                    help="slurm, local (subprocesses here), debug (this process), auto (default: slurm)")
-    g.add_argument("--slurm-partition", default=None)
+    g.add_argument("--slurm-partition", default=None, help="Slurm partition to submit to (default: the cluster's)")
     g.add_argument("--slurm-time", default=None, help="time limit per job: minutes, H:MM:SS or D-HH:MM:SS "
                                                       "(default 24 hours)")
     g.add_argument("--slurm-gpus-per-node", type=int, default=None, help="default: 1 on cuda, else 0")
