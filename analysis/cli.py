@@ -208,6 +208,46 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+@reporting_warnings
+def cmd_literature(args: argparse.Namespace) -> int:
+    from shrinkbench.analysis.files import frame_records, to_json
+    from shrinkbench.analysis.literature import load_results
+    from shrinkbench.analysis.overlay import overlay_figure, reported_results, reported_table
+
+    reported = reported_results(load_results(args.literature).rows, args.dataset, args.model, args.method)
+    if args.format == "json":
+        sys.stdout.write(to_json(frame_records(reported)))
+    elif args.format == "csv":
+        sys.stdout.write(reported.to_csv(index=False))
+    else:
+        sys.stdout.write(reported_table(reported).text(100) if len(reported) else
+                         f"the corpus reports no result for {args.model} on {args.dataset}"
+                         + (f" matching {args.method!r}" if args.method else "") + "\n")
+    if args.plot:
+        points = None
+        if args.store:
+            import numpy as np
+
+            from shrinkbench.analysis.bands import curve_points
+            from shrinkbench.analysis.runs import run_table
+
+            scan = load(args)
+            runs = run_table(scan.table, options_from(args, scan.table))
+            runs = runs[(runs["model"] == args.model) & (runs["dataset"] == args.dataset)]
+            if not len(runs):
+                raise AnalysisError(f"the store {args.store} holds no runs of {args.model} on {args.dataset} to draw "
+                                    "over the reported points")
+            points = curve_points(runs, options_from(args, scan.table), np.random.default_rng(args.seed))
+        from shrinkbench.analysis.curves import save_figure
+
+        fig = overlay_figure(reported, points, args.axis, f"{args.model} on {args.dataset}: reported vs reproduced")
+        stem = args.plot[:-4] if args.plot.endswith((".png", ".pdf", ".svg")) else args.plot
+        kind = args.plot[-3:] if args.plot.endswith((".png", ".pdf", ".svg")) else "png"
+        for path in save_figure(fig, stem, (kind,)):
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
 def register(subparsers) -> None:
     """Add `report`, `compare`, `plan-seeds` and `results` to an argparse subparsers object."""
     p = subparsers.add_parser("report", help="figures, tables and significance report (Markdown + HTML)")
@@ -248,6 +288,24 @@ def register(subparsers) -> None:
     _output_arguments(p, ("text", "json", "csv"), "FILE", "write to FILE instead of stdout")
     _option_arguments(p)
     p.set_defaults(func=cmd_plan_seeds)
+
+    p = subparsers.add_parser("literature", help="what the literature corpus reports for a dataset and model, "
+                                                 "and our runs drawn over it (reported vs reproduced)")
+    p.add_argument("--dataset", required=True, help="zoo dataset (cifar10, imagenet, mnist, ...) or corpus name")
+    p.add_argument("--model", required=True, help="zoo model (cifar_resnet56, imagenet_vgg16, ...) or corpus name; "
+                                                  "the mapping is written down in analysis/overlay.py")
+    p.add_argument("--method", default=None, help="only the reported results whose 'paper (method)' contains this")
+    p.add_argument("--literature", metavar="PATH", default=None,
+                   help="the corpus folder (default: $SHRINKBENCH_LITERATURE, then ../shared/literature)")
+    p.add_argument("--store", default=None, metavar="DIR", help="draw this store's runs of the model as 'reproduced'")
+    p.add_argument("--plot", metavar="FILE", default=None, help="write the overlay figure here (.png, .pdf or .svg)")
+    p.add_argument("--axis", choices=("compression", "speedup"), default="compression",
+                   help="x of the figure: compression ratio or theoretical speedup (default: compression)")
+    p.add_argument("--format", choices=("text", "json", "csv"), default="text",
+                   help="what to print: the reported results as text, JSON or CSV (default: text)")
+    p.add_argument("--csv", default=None, help=argparse.SUPPRESS)
+    _option_arguments(p)
+    p.set_defaults(func=cmd_literature)
 
     p = subparsers.add_parser("results", help="export the tidy results table")
     _source_arguments(p)

@@ -342,3 +342,36 @@ def test_the_loader_and_figures_do_not_import_torch():
             "assert 'torch' not in sys.modules, 'torch was imported'")
     root = FIGURES.parent
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=60)
+
+
+def test_literature_command_lists_reported_results_and_draws_ours_over_them(tiny_corpus, tmp_path, capsys):
+    import numpy as np
+
+    from shrinkbench.analysis.bands import curve_points
+    from shrinkbench.analysis.cli import main as analysis_main
+    from shrinkbench.analysis.load import scan_store
+    from shrinkbench.analysis.options import AnalysisOptions
+    from shrinkbench.analysis.overlay import overlay_figure, reported_results
+    from shrinkbench.analysis.runs import run_table
+    from analysis_fixtures import synthetic_store
+
+    rows = lit.load_results(tiny_corpus).rows
+    reported = reported_results(rows, "cifar10", "cifar_resnet56")  # zoo names, mapped to the corpus'
+    assert reported["label"].tolist() == ["b"] and reported["delta_top1"].iloc[0] == pytest.approx(-0.5)
+    assert reported_results(rows, "imagenet", "imagenet_alexnet")["model"].tolist() == ["CaffeNet"]
+    assert reported_results(rows, "cifar10", "cifar_resnet56", method="nothing").empty
+    store = synthetic_store(tmp_path / "store", np.random.default_rng(0), {"global_magnitude": 0.0},
+                            compressions=(2, 4), settings=(("cifar_resnet56", "cifar10"),))
+    points = curve_points(run_table(scan_store(store).table), AnalysisOptions(), np.random.default_rng(0))
+    fig = overlay_figure(reported, points, "speedup", "t")
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert "reported: b" in labels and any(label.startswith("reproduced: global_magnitude") for label in labels)
+    plot = tmp_path / "overlay.png"
+    assert analysis_main(["literature", "--literature", str(tiny_corpus), "--dataset", "cifar10", "--model",
+                          "cifar_resnet56", "--store", str(store), "--plot", str(plot), "--axis", "speedup"]) == 0
+    out = capsys.readouterr().out
+    assert "Reported by the papers" in out and "-0.50" in out and plot.read_bytes()[:4] == b"\x89PNG"
+    assert analysis_main(["literature", "--literature", str(tiny_corpus), "--dataset", "fashion-mnist",
+                          "--model", "lenet5_caffe"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "none of its papers reports one" in err
