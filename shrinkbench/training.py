@@ -1,8 +1,10 @@
 """The training loop shared by base-model training and fine-tuning.
 
 One step: forward, cross-entropy, backward, `masks.mask_gradients()` (pruned positions get
-zero gradient, so momentum and Adam state stay zero there), optimizer step,
-`masks.mask_weights()` (a guard), scheduler step. A non-finite loss stops training with
+zero gradient, so momentum and Adam state stay zero there and the weights exactly 0),
+optimizer step, scheduler step; `masks.mask_weights()` runs once at the end of every epoch as
+a guard (per step it was 3% of an MLP's step and changed no number: see
+`shrinkbench.pruning.masks`). A non-finite loss stops training with
 `TrainingDivergedError` naming the epoch and step. With `amp` on a CUDA device the forward
 pass runs under float16 autocast and the loss is scaled (`torch.amp.GradScaler`; gradients
 are unscaled before masking, and a step with non-finite gradients is skipped by the scaler).
@@ -107,8 +109,6 @@ def train(model: nn.Module, batch_source: Callable[[torch.Generator], Iterable],
                 scaler.update()
             else:
                 optimizer.step()
-            if masks is not None:
-                masks.mask_weights()
             step += 1
             if step_hook is not None:
                 new = step_hook(step, total)
@@ -119,6 +119,8 @@ def train(model: nn.Module, batch_source: Callable[[torch.Generator], Iterable],
             seen += n
             loss_sum += loss.detach().double() * n
             correct += (out.detach().argmax(1) == y).sum()
+        if masks is not None:
+            masks.mask_weights()  # the guard, once per epoch
         entry: dict[str, Any] = {
             "phase": tag, "epoch": epoch, "lr_end": optimizer.param_groups[0]["lr"],
             "train_loss": float(loss_sum.item()) / max(seen, 1),

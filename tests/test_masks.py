@@ -198,3 +198,25 @@ def test_only_shrinks_means_subset(a, b):
     both = MaskSet({"w": first["w"] & second["w"]})
     assert both.only_shrinks(first) and both.only_shrinks(second)
     assert (first == second) == (a == b)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_the_training_loop_keeps_every_pruned_weight_zero_after_every_step(optimizer):
+    """The loop masks gradients each step and re-zeroes weights once per epoch: zeros must
+    hold after each step already, not only at the epoch's end."""
+    from shrinkbench.config import TrainConfig
+    from shrinkbench.training import train as train_loop
+
+    model, masks = pruned("lenet5_caffe")
+    masks.attach(model)
+    data = torch.Generator().manual_seed(1)
+    batches = [(torch.randn(8, 1, 28, 28, generator=data), torch.randint(0, 10, (8,), generator=data))
+               for _ in range(5)]
+    seen = []
+
+    def check(step, total):
+        seen.append(bool((pruned_values(model, masks) == 0).all()))
+
+    cfg = TrainConfig(epochs=2, optimizer=optimizer, lr=0.01, weight_decay=1e-3, batch_size=8)
+    train_loop(model, lambda g: batches, cfg, torch.Generator().manual_seed(0), masks=masks, step_hook=check)
+    assert len(seen) == 10 and all(seen)
