@@ -164,9 +164,16 @@ def compare_curve_levels(runs: pd.DataFrame, pairs: list[tuple[str, str]], x_col
     for model, dataset in settings(runs):
         sub = runs[(runs["model"] == model) & (runs["dataset"] == dataset)]
         rows = []
+        cache: dict[tuple[str, str], dict] = {}  # a strategy's unit curves, built once per setting and x
+
+        def curves_of(strategy: str, x_column: str) -> dict:
+            if (strategy, x_column) not in cache:
+                cache[strategy, x_column] = unit_curves(sub, strategy, x_column)
+            return cache[strategy, x_column]
+
         for x_column in x_columns:
             for method, baseline in pairs:
-                curves_a, curves_b = unit_curves(sub, method, x_column), unit_curves(sub, baseline, x_column)
+                curves_a, curves_b = curves_of(method, x_column), curves_of(baseline, x_column)
                 lo, hi = common_range(curves_a, curves_b)
                 if not hi > lo:
                     continue
