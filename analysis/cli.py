@@ -112,11 +112,22 @@ def _emit(text: str, out: str | None) -> None:
 
 @reporting_warnings
 def cmd_results(args: argparse.Namespace) -> int:
-    from shrinkbench.analysis.files import frame_records, to_json
+    from shrinkbench.analysis.files import frame_records, to_json, write_atomic
 
-    table = load(args).with_config_columns()
-    text = table.to_csv(index=False) if args.format == "csv" else to_json(frame_records(table))
-    _emit(text, args.out)
+    if args.csv is not None:  # a CSV is already in memory-sized pieces; re-export it whole
+        table = load(args).table
+        _emit(table.to_csv(index=False) if args.format == "csv" else to_json(frame_records(table)), args.out)
+        return 0
+    from shrinkbench.analysis.load import stream_export
+
+    if args.out:  # streamed into a temporary file, moved into place when complete
+        def write(tmp: str) -> None:
+            with open(tmp, "w", encoding="utf-8", newline="") as handle:
+                stream_export(args.store, handle, args.format)
+
+        write_atomic(args.out, write)
+    else:
+        stream_export(args.store, sys.stdout, args.format)
     return 0
 
 

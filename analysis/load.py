@@ -11,6 +11,7 @@ import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator, TextIO
 
 import numpy as np
 import pandas as pd
@@ -87,18 +88,35 @@ def _record_rows(record: object) -> list[dict]:
     return rows
 
 
-def scan_store(store: str | Path) -> StoreScan:
-    """Read every `<store>/runs/*.json`; unusable files are skipped with a StoreWarning."""
-    store = Path(store)
-    runs = store / "runs"
+@dataclass(frozen=True)
+class ReadRecord:
+    """One usable record file: its tidy rows and its flat config row."""
+
+    path: Path
+    rows: list[dict]
+    config: dict
+
+
+def _runs_folder(store: Path) -> Path:
     if not store.is_dir():
         raise AnalysisError(f"store {str(store)!r} does not exist; pass --store DIR or --csv FILE")
+    runs = store / "runs"
     if not runs.is_dir():
         raise AnalysisError(f"store {str(store)!r} has no runs/ folder; is it a shrinkbench store?")
-    rows: list[dict] = []
-    configs: list[dict] = []
-    skipped: list[SkippedFile] = []
-    records = 0
+    return runs
+
+
+def iter_records(store: str | Path, skipped: list[SkippedFile], warn: bool = True) -> Iterator[ReadRecord]:
+    """Every usable `<store>/runs/*.json` in name order, one at a time (memory: one record);
+    an unusable file is appended to `skipped` (and warned about with a StoreWarning when
+    `warn`), as is a record whose run_id is not its file name (a stray copy)."""
+    runs = _runs_folder(Path(store))
+
+    def skip(path: Path, reason: str) -> None:
+        skipped.append(SkippedFile(str(path), reason))
+        if warn:
+            warnings.warn(f"skipped {path}: {reason}", StoreWarning, stacklevel=3)
+
     for path in sorted(runs.glob("*.json")):
         if path.name.startswith("."):  # a writer's temporary file, never a record
             continue
@@ -111,29 +129,91 @@ def scan_store(store: str | Path) -> StoreScan:
                 raise ValueError(f"its run_id {record['run_id']!r} is not its file name"
                                  + (f" (a copy of {original.name}? it would count that run twice)"
                                     if original.is_file() else ""))
-            rows.extend(new_rows)
-            configs.append({"run_id": str(record["run_id"]), **flat_config(record["config"])})
-            records += 1
-            nan = non_finite_metrics(record)
-            if nan:
-                warnings.warn(f"{path}: non-finite value of {', '.join(nan[:3])}{' ...' if len(nan) > 3 else ''} "
-                              "(kept as NaN, left out of every mean)", StoreWarning, stacklevel=2)
         except json.JSONDecodeError as exc:
-            reason = f"not valid JSON ({exc.msg} at line {exc.lineno})"
-            skipped.append(SkippedFile(str(path), reason))
-            warnings.warn(f"skipped {path}: {reason}", StoreWarning, stacklevel=2)
+            skip(path, f"not valid JSON ({exc.msg} at line {exc.lineno})")
+            continue
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            skipped.append(SkippedFile(str(path), reason))
-            warnings.warn(f"skipped {path}: {reason}", StoreWarning, stacklevel=2)
+            skip(path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            continue
+        nan = non_finite_metrics(record)
+        if nan and warn:
+            warnings.warn(f"{path}: non-finite value of {', '.join(nan[:3])}{' ...' if len(nan) > 3 else ''} "
+                          "(kept as NaN, left out of every mean)", StoreWarning, stacklevel=3)
+        yield ReadRecord(path, new_rows, {"run_id": str(record["run_id"]), **flat_config(record["config"])})
+
+
+def _no_records(store: str | Path, skipped: list[SkippedFile]) -> AnalysisError:
+    why = "; ".join(f"{Path(s.path).name}: {s.reason}" for s in skipped[:3])
+    more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
+    return AnalysisError(f"store {str(store)!r} holds no readable run records in runs/"
+                         + (f"; unreadable: {why}{more}" if skipped else ""))
+
+
+def scan_store(store: str | Path) -> StoreScan:
+    """Read every `<store>/runs/*.json`; unusable files are skipped with a StoreWarning."""
+    rows: list[dict] = []
+    configs: list[dict] = []
+    skipped: list[SkippedFile] = []
+    for read in iter_records(store, skipped):
+        rows.extend(read.rows)
+        configs.append(read.config)
     if not rows:
-        why = "; ".join(f"{Path(s.path).name}: {s.reason}" for s in skipped[:3])
-        more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
-        raise AnalysisError(f"store {str(store)!r} holds no readable run records in runs/"
-                            + (f"; unreadable: {why}{more}" if skipped else ""))
+        raise _no_records(store, skipped)
     table = validate(pd.DataFrame.from_records(rows, columns=list(TIDY_COLUMNS)), str(store))
-    return StoreScan(table=table, source=str(store), records=records, skipped=skipped,
+    return StoreScan(table=table, source=str(store), records=len(configs), skipped=skipped,
                      configs=pd.DataFrame.from_records(configs))
+
+
+def stream_export(store: str | Path, handle: TextIO, kind: str = "csv", chunk_records: int = 500) -> int:
+    """Write the tidy table with its `config.*` columns (what `StoreScan.with_config_columns`
+    holds) to `handle` as CSV or as a JSON array of row objects, in bounded memory: two
+    passes over the files, the first for the config columns (the union, in order of first
+    appearance) and which of them some record lacks, the second writing `chunk_records`
+    records at a time. Returns the number of records written."""
+    columns: dict[str, None] = {}
+    present: dict[str, int] = {}
+    skipped: list[SkippedFile] = []
+    records = 0
+    for read in iter_records(store, skipped):
+        records += 1
+        for key in read.config:
+            columns.setdefault(key, None)
+            present[key] = present.get(key, 0) + 1
+    if not records:
+        raise _no_records(store, skipped)
+    config_columns = [c for c in columns if c != "run_id"]
+    partial = [c for c in config_columns if present[c] < records]  # NaN somewhere: a float column, as in a merge
+    first = True
+
+    def flush(rows: list[dict], configs: list[dict]) -> None:
+        nonlocal first
+        table = validate(pd.DataFrame.from_records(rows, columns=list(TIDY_COLUMNS)), str(store))
+        config = pd.DataFrame.from_records(configs).reindex(columns=["run_id", *config_columns])
+        for column in partial:
+            if pd.api.types.is_integer_dtype(config[column]) or pd.api.types.is_bool_dtype(config[column]):
+                config[column] = config[column].astype(float)
+        chunk = table.merge(config, on="run_id", how="left")
+        if kind == "csv":
+            chunk.to_csv(handle, index=False, header=first)
+        else:
+            from shrinkbench.analysis.files import frame_records
+
+            for i, row in enumerate(frame_records(chunk)):
+                handle.write(("[\n" if first and i == 0 else ",\n") + json.dumps(row, allow_nan=False))
+        first = False
+
+    rows, configs = [], []
+    for read in iter_records(store, [], warn=False):
+        rows.extend(read.rows)
+        configs.append(read.config)
+        if len(configs) >= chunk_records:
+            flush(rows, configs)
+            rows, configs = [], []
+    if configs:
+        flush(rows, configs)
+    if kind == "json":
+        handle.write("\n]\n")
+    return records
 
 
 def read_store(store: str | Path = "results") -> pd.DataFrame:

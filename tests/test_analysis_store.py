@@ -136,3 +136,29 @@ def test_dense_is_matched_on_the_fine_tuning_budget(tmp_path):
     runs = run_table(scan_store(tmp_path).table).set_index(["strategy", "finetune_epochs"])
     assert runs.loc[("m", 2.0), "delta"] == pytest.approx(-2.0)
     assert runs.loc[("m", 8.0), "delta"] == pytest.approx(-0.5)
+
+
+@pytest.mark.parametrize("kind", ["csv", "json"])
+def test_the_streamed_export_equals_the_whole_table_whatever_the_chunk(tmp_path, kind):
+    import io
+
+    from shrinkbench.analysis.files import frame_records, to_json
+    from shrinkbench.analysis.load import stream_export
+
+    store = synthetic_store(tmp_path, np.random.default_rng(0), {"a": 1.0, "b": 0.0}, compressions=(2, 4), failed=2)
+    extra = make_record(strategy="a", compression=8.0, metrics=run_metrics(80.0, 8.0, 8.0))
+    extra["config"]["only_here"] = 3  # a config key one record has: NaN elsewhere, as in a merge
+    write_record(store, extra)
+    (store / "runs" / "broken.json").write_text("{")
+    with pytest.warns(StoreWarning):
+        whole = scan_store(store).with_config_columns()
+    expected = whole.to_csv(index=False) if kind == "csv" else to_json(frame_records(whole))
+    for chunk in (1, 4, 1000):
+        out = io.StringIO()
+        with pytest.warns(StoreWarning, match="broken.json"):
+            records = stream_export(store, out, kind, chunk_records=chunk)
+        assert records == len(whole["run_id"].unique())
+        if kind == "csv":
+            assert out.getvalue() == expected
+        else:
+            assert json.loads(out.getvalue()) == json.loads(expected)
