@@ -28,7 +28,8 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "figures"
 FORMATS = ("png", "pdf")
 REPORTED = "reported by the papers"
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "p", "h", "*", "d", "8")
-COLORS = plt.get_cmap("tab20").colors
+COLORS = plt.get_cmap("tab20").colors + plt.get_cmap("tab20b").colors
+"""40 distinct colours: every method of a literature figure (29 at most) has its own."""
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -83,6 +84,48 @@ def styles(labels: Iterable[str]) -> dict[str, dict]:
     """One (color, marker) per label, stable for a given sorted set of labels."""
     return {label: {"color": COLORS[i % len(COLORS)], "marker": MARKERS[i % len(MARKERS)]}
             for i, label in enumerate(sorted(set(labels)))}
+
+
+def spread_labels(ax, labels, fontsize: float = 6.5, gap: float = 1.25, dx: float = 4.0) -> list:
+    """Annotate points with text that does not overlap: `labels` are (x, y, text, color) in
+    data coordinates. Labels are placed right of their points; in each column of labels
+    closer in x than a label's width, they are sorted by height and pushed apart to at least
+    `gap` line heights (in points, at the figure's dpi), keeping their mean height; a label
+    moved more than half a line gets a thin leader line to its point. Returns the texts."""
+    import numpy as np
+
+    if not labels:
+        return []
+    fig = ax.figure
+    fig.canvas.draw_idle()
+    to_px = ax.transData.transform
+    px = np.array([to_px((x, y)) for x, y, _, _ in labels])
+    per_pt = fig.dpi / 72.0
+    height, char = gap * fontsize * per_pt, 0.55 * fontsize * per_pt
+    order = np.argsort(px[:, 0])
+    columns: list[list[int]] = []
+    for i in order:  # group labels whose text would overlap horizontally
+        width = char * len(labels[i][2])
+        if columns and px[i, 0] - px[columns[-1][0], 0] < width:
+            columns[-1].append(i)
+        else:
+            columns.append([i])
+    placed = px[:, 1].copy()
+    for members in columns:
+        members = sorted(members, key=lambda i: px[i, 1])
+        ys = [px[i, 1] for i in members]
+        for k in range(1, len(ys)):  # push up until every neighbour is a line apart
+            ys[k] = max(ys[k], ys[k - 1] + height)
+        shift = np.mean([px[i, 1] for i in members]) - np.mean(ys)  # keep the column centred
+        for i, y in zip(members, ys):
+            placed[i] = y + shift
+    texts = []
+    for i, (x, y, text, color) in enumerate(labels):
+        offset = (placed[i] - px[i, 1]) / per_pt
+        arrow = {"arrowstyle": "-", "color": color, "linewidth": 0.5, "alpha": 0.6} if abs(offset) > fontsize / 2 else None
+        texts.append(ax.annotate(text, (x, y), xytext=(dx, offset - fontsize / 2), textcoords="offset points",
+                                 fontsize=fontsize, color=color, va="bottom", arrowprops=arrow))
+    return texts
 
 
 def slug(text: str) -> str:

@@ -97,14 +97,13 @@ def draw(dense: pd.DataFrame, points: pd.DataFrame):
     markers = {m: PRUNED_MARKERS[i % len(PRUNED_MARKERS)]
                for i, m in enumerate(sorted(points["model"].unique()))}
     for ax, (size, ratio, scale, label) in zip(axes, AXES):
+        names = []
         for family, members in dense.dropna(subset=[size]).groupby("family"):
             members = members.sort_values(size)
             color = FAMILY_COLORS[family]
             ax.plot(members[size] / scale, members["top1"], "-o", color=color, linewidth=1.8,
                     markersize=6, label=f"{family} (dense architectures)", zorder=3)
-            for m in members.itertuples():
-                ax.annotate(m.name, (getattr(m, size) / scale, m.top1), fontsize=6.5,
-                            xytext=(3, -9), textcoords="offset points", color=color)
+            names += [(getattr(m, size) / scale, m.top1, m.name, color) for m in members.itertuples()]
         shown = points.dropna(subset=[size])
         for model, group in shown.groupby("model"):
             ax.plot(group[size] / scale, group["top1"], linestyle="none", marker=markers[model],
@@ -112,6 +111,8 @@ def draw(dense: pd.DataFrame, points: pd.DataFrame):
                     color=FAMILY_COLORS[group["family"].iloc[0]], label=f"pruned {model}")
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.autoscale_view()
+        _common.spread_labels(ax, names)  # after the axes are scaled: labels never overlap
         ax.set_xlabel(f"{label}\npruned: dense count / reported "
                       f"{ratio.replace('_', ' ')}")
         ax.grid(True, which="both", alpha=0.25)
