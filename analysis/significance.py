@@ -41,15 +41,21 @@ def _grouped(row) -> str:
     return f"{row.baseline} ({group})" if group and group != "user" else row.baseline
 
 
+def by_group(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows with their baselines listed by group (analysis.groups), then as compared."""
+    if "baseline_group" not in rows.columns:
+        return rows
+    order = rows["baseline_group"].map(lambda g: GROUPS.index(g) if g in GROUPS else len(GROUPS))
+    return rows.assign(_order=order).sort_values("_order", kind="stable")
+
+
 def comparison_tables(report: ComparisonReport) -> list[Table]:
     """One table per family (a setting and its declared set of comparisons)."""
     o = report.options
     tables = []
     for family, rows in report.comparisons.groupby("family", sort=False):
         body = []
-        if "baseline_group" in rows.columns:  # baselines listed by group (analysis.groups), then as compared
-            order = rows["baseline_group"].map(lambda g: GROUPS.index(g) if g in GROUPS else len(GROUPS))
-            rows = rows.assign(_order=order).sort_values("_order", kind="stable")
+        rows = by_group(rows)
         for r in rows.itertuples():
             body.append([
                 f"{r.compression:g}×", r.method, _grouped(r), r.test, f"{r.n_method}/{r.n_baseline}",
@@ -76,9 +82,9 @@ def compact_comparison_tables(report: ComparisonReport) -> list[Table]:
     with its simultaneous interval, Holm p and the decision; the full tables are in the files."""
     tables = []
     for family, rows in report.comparisons.groupby("family", sort=False):
-        body = [[f"{r.compression:g}×", r.baseline, f"{r.n_method}/{r.n_baseline}",
+        body = [[f"{r.compression:g}×", _grouped(r), f"{r.n_method}/{r.n_baseline}",
                  f"{r.difference:+.2f} [{fmt(r.sim_low)}, {fmt(r.sim_high)}]", fmt_p(r.p_adjusted), decision_text(r)]
-                for r in rows.itertuples()]
+                for r in by_group(rows).itertuples()]
         tables.append(Table(f"{family} (Holm, m={int(rows['family_size'].iloc[0])})",
                             ["Ratio", "Baseline", "n", "Δ [sim. CI]", "p (Holm)", "Decision"], body,
                             ["r", "l", "r", "r", "r", "l"],
