@@ -82,9 +82,15 @@ def compact_comparison_tables(report: ComparisonReport) -> list[Table]:
     with its simultaneous interval, Holm p and the decision; the full tables are in the files."""
     tables = []
     for family, rows in report.comparisons.groupby("family", sort=False):
-        body = [[f"{r.compression:g}×", _grouped(r), f"{r.n_method}/{r.n_baseline}",
-                 f"{r.difference:+.2f} [{fmt(r.sim_low)}, {fmt(r.sim_high)}]", fmt_p(r.p_adjusted), decision_text(r)]
-                for r in by_group(rows).itertuples()]
+        body, group = [], None
+        for r in by_group(rows).itertuples():
+            now = getattr(r, "baseline_group", "")
+            if now and now != "user" and now != group:  # the baselines' group as a heading row
+                body.append(["", f"({now})", "", "", "", ""])
+            group = now
+            body.append([f"{r.compression:g}×", r.baseline, f"{r.n_method}/{r.n_baseline}",
+                         f"{r.difference:+.2f} [{fmt(r.sim_low)}, {fmt(r.sim_high)}]", fmt_p(r.p_adjusted),
+                         decision_text(r)])
         tables.append(Table(f"{family} (Holm, m={int(rows['family_size'].iloc[0])})",
                             ["Ratio", "Baseline", "n", "Δ [sim. CI]", "p (Holm)", "Decision"], body,
                             ["r", "l", "r", "r", "r", "l"],
