@@ -60,6 +60,8 @@ def test_by_default_every_run_seed_has_its_own_base_model_and_the_design_is_said
         load_suite(str(tmp_path / "z.toml"))
     assert main(["run", str(tmp_path / "p.toml"), "--dry-run", "--store", str(tmp_path / "store")]) == 0
     err = capsys.readouterr().err
+    assert max(len(line) for line in err.splitlines()) <= 100  # wrapped for a terminal
+    err = " ".join(err.replace("\n    ", " ").split())
     assert 'seeding = "product"' in err and "these starting weights only" in err
 
 

@@ -227,9 +227,12 @@ def _run_suite(args, suite_name: str):
         configs = tuple(c.replace(data=replace(c.data, **overrides)) for c in configs)
     store = Store(args.store).check_writable(create=not getattr(args, "dry_run", False))
     todo = pending(configs, store, getattr(args, "retry_failed", False))
-    print(f"suite {suite.name} ({suite.path}): {len(configs)} runs, {len(configs) - len(todo)} already "
-          f"in {store.root}, {len(todo)} to run", file=sys.stderr)
-    print(suite.design, file=sys.stderr)
+    import textwrap
+
+    said = (f"suite {suite.name} ({suite.path}): {len(configs)} runs, {len(configs) - len(todo)} already "
+            f"in {store.root}, {len(todo)} to run")
+    for text in (said, suite.design):  # within a 100-column terminal
+        print(textwrap.fill(text, 100, subsequent_indent="    ", break_on_hyphens=False), file=sys.stderr)
     if getattr(args, "dry_run", False):
         for cfg in todo:
             print(f"{cfg.run_id}  {describe(cfg)}")
