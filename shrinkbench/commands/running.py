@@ -229,10 +229,9 @@ def _run_suite(args, suite_name: str):
     todo = pending(configs, store, getattr(args, "retry_failed", False))
     import textwrap
 
-    said = (f"suite {suite.name} ({suite.path}): {len(configs)} runs, {len(configs) - len(todo)} already "
-            f"in {store.root}, {len(todo)} to run")
-    for text in (said, suite.design):  # within a 100-column terminal
-        print(textwrap.fill(text, 100, subsequent_indent="    ", break_on_hyphens=False), file=sys.stderr)
+    print(f"suite {suite.name}: {len(configs)} runs, {len(configs) - len(todo)} already stored, {len(todo)} to run\n"
+          f"  suite file: {suite.path}\n  store: {store.root}", file=sys.stderr)
+    print(textwrap.fill(suite.design, 100, subsequent_indent="    ", break_on_hyphens=False), file=sys.stderr)
     if getattr(args, "dry_run", False):
         for cfg in todo:
             print(f"{cfg.run_id}  {describe(cfg)}")
