@@ -108,9 +108,13 @@ def test_the_html_report_shows_the_summary_first_in_a_real_browser(printed, tmp_
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     page = tmp_path / "probe.html"
     page.write_text(_probe((out / "report.html").read_text()))
-    flags = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,900"]
-    dom = subprocess.run(flags + ["--virtual-time-budget=5000", "--dump-dom", page.as_uri()], capture_output=True,
-                         text=True, timeout=120).stdout
+    flags = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+             "--window-size=1280,900"]
+    done = subprocess.run(flags + ["--virtual-time-budget=5000", "--dump-dom", page.as_uri()], capture_output=True,
+                          text=True, timeout=120)
+    dom = done.stdout
+    if done.returncode != 0 and "<html" not in dom:
+        pytest.skip(f"the installed Chromium does not start here: {done.stderr.strip().splitlines()[-1:]}")
     found = re.search(r'<pre id="probe">([^<]*)</pre>', dom)
     assert found, "the browser did not lay the page out"
     where = json.loads(found.group(1))
