@@ -168,7 +168,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         parts = [summary_text(summarize_settings(report, table, args.method), TERMINAL_WIDTH)]
         parts += [t.text(TERMINAL_WIDTH) for t in compact_comparison_tables(report)]
         parts += [compact_curve_level_table(report).text(TERMINAL_WIDTH),
-                  "Every column (tests, unadjusted CIs, effect sizes, MDE, Pareto labels): --format wide, "
+                  "Every column (tests, unadjusted CIs, effect sizes, MDE, Pareto labels): --format wide,\n"
                   "csv or json, or --out DIR.\n"]
         sys.stdout.write("\n".join(parts))
     if args.format in ("text", "wide"):

@@ -78,7 +78,7 @@ def ratio_list(ratios) -> str:
         groups.append((start, previous))
         start = previous = r
     groups.append((start, previous))
-    return ", ".join(f"{a:g}×" if a == b else f"{a:g}–{b:g}×" for a, b in groups)
+    return ", ".join(f"{a:.3g}×" if a == b else f"{a:.3g}–{b:.3g}×" for a, b in groups)
 
 
 def _best_method(points: pd.DataFrame, higher_is_better: bool) -> tuple[str, tuple[float, ...]]:
@@ -123,10 +123,13 @@ def _curve(levels: pd.DataFrame, focus: str) -> tuple[tuple[str, ...], tuple[str
     rows = _rows_of(levels, focus) if len(levels) else levels
     if not len(rows):
         return (), ()
-    text = []
+    grouped: dict[str, list[str]] = {}  # verdict -> "other +d [low, high]", one entry per verdict
     for r in rows.sort_values("other").itertuples():
         low, high = (r.sim_low, r.sim_high) if r.method == focus else (-r.sim_high, -r.sim_low)
-        text.append(f"{decision_text(r)} vs {r.other} ({r.difference:+.2f} [{fmt(low)}, {fmt(high)}])")
+        grouped.setdefault(decision_text(r), []).append(f"{r.other} {r.difference:+.2f} [{fmt(low)}, {fmt(high)}]")
+    order = {"better": 0, "equivalent": 1, "worse": 2}
+    text = [f"{verdict}: {', '.join(items)}" for verdict, items in
+            sorted(grouped.items(), key=lambda kv: (order.get(kv[0].split(" ")[0], 3), kv[0]))]
     families = tuple(f"{f} (Holm, m={int(m)}; curve intervals simultaneous)"
                      for f, m in rows[["family", "family_size"]].drop_duplicates().itertuples(index=False))
     return tuple(text), families

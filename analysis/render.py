@@ -41,6 +41,9 @@ class Table:
     align: list[str] | None = None  # 'l' or 'r' per column
     note: str = ""
     bold: set = field(default_factory=set)
+    headings: set = field(default_factory=set)
+    """Rows that head a section (one non-empty cell): plain text prints them as a line of
+    their own, outside the columns' widths."""
 
     def markdown(self, level: int = 3) -> str:
         align = self.align or ["l"] * len(self.headers)
@@ -65,14 +68,16 @@ class Table:
         align = self.align or ["l"] * len(self.headers)
         rows = [[f"{c}*" if (i, j) in self.bold else str(c) for j, c in enumerate(r)] for i, r in enumerate(self.rows)]
         grid = [list(map(str, self.headers))] + rows
-        widths = [max(len(row[j]) for row in grid) for j in range(len(self.headers))]
+        aligned = [grid[0]] + [r for i, r in enumerate(rows) if i not in self.headings]
+        widths = [max(len(row[j]) for row in aligned) for j in range(len(self.headers))]
 
         def line(row: list[str]) -> str:
             return "  ".join(c.rjust(w) if a == "r" else c.ljust(w) for c, w, a in zip(row, widths, align))
 
         wrap = (lambda text: textwrap.wrap(text, width, break_on_hyphens=False)) if width else (lambda text: [text])
         out = wrap(self.title) + [line(grid[0]), "  ".join("-" * w for w in widths)]
-        out += [line(row) for row in grid[1:]]
+        out += ["  " + " ".join(c for c in row if c) if i in self.headings else line(row)
+                for i, row in enumerate(grid[1:])]
         note = self.note + (" *: marked (bold in the Markdown and HTML report)." if self.bold else "")
         if note.strip():
             out += wrap(note)

@@ -77,43 +77,83 @@ def comparison_tables(report: ComparisonReport) -> list[Table]:
     return tables
 
 
+TERMINAL_COLUMNS = 100
+NAME_LIMIT = 24
+"""A method name longer than this becomes a short key (m1, m2, ...) in a compact table that
+would not fit the terminal, its full name in the table's note."""
+
+
+def _short_names(names, limit: int | None) -> dict[str, str]:
+    """name -> what the compact table shows: itself, or a key (m1, m2, ...) where it is longer
+    than `limit` (None: no limit)."""
+    keys, out = iter(range(1, 10_000)), {}
+    for name in sorted(set(names)):
+        out[name] = name if limit is None or len(name) <= limit else f"m{next(keys)}"
+    return out
+
+
+def _legend(short: dict[str, str]) -> str:
+    pairs = [f"{key} = {name}" for name, key in sorted(short.items(), key=lambda kv: kv[1]) if key != name]
+    return (" Names: " + "; ".join(pairs) + ".") if pairs else ""
+
+
+def _fitted(build) -> Table:
+    """`build(limit)` with the longest name limit (none, then NAME_LIMIT, 12, 0) at which it
+    fits the terminal; the last try keys every name."""
+    for limit in (None, NAME_LIMIT, 12, 0):
+        table = build(limit)
+        if max(len(line) for line in table.text(TERMINAL_COLUMNS).splitlines()) <= TERMINAL_COLUMNS:
+            break
+    return table
+
+
 def compact_comparison_tables(report: ComparisonReport) -> list[Table]:
-    """The comparisons for a terminal (under 100 columns): ratio, baseline, the difference
-    with its simultaneous interval, Holm p and the decision; the full tables are in the files."""
+    """The comparisons for a terminal (within 100 columns: long method names become keys
+    named in the note): ratio, baseline, n, the difference with its simultaneous interval,
+    Holm p and the decision; the full tables are in the files."""
     tables = []
     for family, rows in report.comparisons.groupby("family", sort=False):
-        body, group = [], None
-        for r in by_group(rows).itertuples():
-            now = getattr(r, "baseline_group", "")
-            if now and now != "user" and now != group:  # the baselines' group as a heading row
-                body.append(["", f"({now})", "", "", "", ""])
-            group = now
-            body.append([f"{r.compression:g}×", r.baseline, f"{r.n_method}/{r.n_baseline}",
-                         f"{r.difference:+.2f} [{fmt(r.sim_low)}, {fmt(r.sim_high)}]", fmt_p(r.p_adjusted),
-                         decision_text(r)])
-        tables.append(Table(f"{family} (Holm, m={int(rows['family_size'].iloc[0])})",
-                            ["Ratio", "Baseline", "n", "Δ [sim. CI]", "p (Holm)", "Decision"], body,
-                            ["r", "l", "r", "r", "r", "l"],
-                            f"Δ [sim. CI]: the difference with its simultaneous interval. {replication_text(rows)}. ROPE ±{report.options.rope:g} {rope_unit(report.options.metric)}, "
-                            f"α={report.options.alpha:g}."))
+        def build(limit: int | None, rows=rows, family=family) -> Table:
+            short = _short_names(rows["baseline"], limit)
+            body, group, headings = [], None, set()
+            for r in by_group(rows).itertuples():
+                now = getattr(r, "baseline_group", "")
+                if now and now != "user" and now != group:  # the baselines' group as a heading row
+                    headings.add(len(body))
+                    body.append(["", f"({now})", "", "", "", ""])
+                group = now
+                body.append([f"{r.compression:.3g}×", short[r.baseline], f"{r.n_method}/{r.n_baseline}",
+                             f"{r.difference:+.2f} [{fmt(r.sim_low)}, {fmt(r.sim_high)}]", fmt_p(r.p_adjusted),
+                             decision_text(r)])
+            return Table(f"{family} (Holm, m={int(rows['family_size'].iloc[0])})",
+                         ["Ratio", "Baseline", "n", "Δ [sim. CI]", "p (Holm)", "Decision"], body,
+                         ["r", "l", "r", "r", "r", "l"],
+                         f"Δ [sim. CI]: the difference with its simultaneous interval. {replication_text(rows)}. "
+                         f"ROPE ±{report.options.rope:g} {rope_unit(report.options.metric)}, "
+                         f"α={report.options.alpha:g}.{_legend(short)}", headings=headings)
+        tables.append(_fitted(build))
     return tables
 
 
 def compact_curve_level_table(report: ComparisonReport) -> Table:
-    """The curve-level comparisons for a terminal (under 100 columns)."""
+    """The curve-level comparisons for a terminal (within 100 columns, as above)."""
     levels = report.curve_level
     ranges = {(fmt(r.x_from, 0), fmt(r.x_to, 0)) for r in levels.itertuples()}
     one_range = len(ranges) == 1
-    body = [[r.method, r.baseline, f"{r.difference:+.2f} [{fmt(r.sim_low)}, {fmt(r.sim_high)}]"]
-            + ([] if one_range else [f"{fmt(r.x_from, 0)}–{fmt(r.x_to, 0)}×"]) + [fmt_p(r.p_adjusted), decision_text(r)]
-            for r in levels.itertuples()]
     families = "; ".join(f"{f} (m={int(m)})" for f, m in levels[["family", "family_size"]].drop_duplicates()
                          .itertuples(index=False)) if len(levels) else "none"
     span = f" over {'–'.join(next(iter(ranges)))}×" if one_range else ""
-    return Table(f"Curve level: mean difference over whole curves{span}",
-                 ["Method", "Baseline", "Δ [sim. CI]"] + ([] if one_range else ["Range"]) + ["p (Holm)", "Decision"],
-                 body, ["l", "l", "r"] + ([] if one_range else ["r"]) + ["r", "l"],
-                 f"Δ [sim. CI]: the difference with its simultaneous interval. Families: {families}.")
+
+    def build(limit: int | None) -> Table:
+        short = _short_names(list(levels["method"]) + list(levels["baseline"]), limit)
+        body = [[short[r.method], short[r.baseline], f"{r.difference:+.2f} [{fmt(r.sim_low)}, {fmt(r.sim_high)}]"]
+                + ([] if one_range else [f"{fmt(r.x_from, 0)}–{fmt(r.x_to, 0)}×"]) + [fmt_p(r.p_adjusted), decision_text(r)]
+                for r in levels.itertuples()]
+        return Table(f"Curve level: mean difference over whole curves{span}",
+                     ["Method", "Baseline", "Δ [sim. CI]"] + ([] if one_range else ["Range"]) + ["p (Holm)", "Decision"],
+                     body, ["l", "l", "r"] + ([] if one_range else ["r"]) + ["r", "l"],
+                     f"Δ [sim. CI]: the difference with its simultaneous interval. Families: {families}.{_legend(short)}")
+    return _fitted(build)
 
 
 def curve_level_table(report: ComparisonReport) -> Table:

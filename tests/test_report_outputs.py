@@ -206,3 +206,17 @@ def test_figures_against_a_speedup_equal_to_compression_are_not_drawn_twice(tmp_
     figures = {p.name for p in (tmp_path / "out" / "figures").iterdir()}
     assert "top1_abs_vs_compression.png" in figures and not any("_vs_speedup" in f for f in figures)
     assert "No figures against theoretical speedup" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_long_method_names_become_keys_so_compare_fits_100_columns(tmp_path, capsys):
+    from shrinkbench.analysis.cli import main as analysis_main
+
+    long_names = {"global_magnitude [weight rewinding to epoch 0, shuffled]": 0.5,
+                  "global_magnitude [weight rewinding to epoch 0, reinit]": 0.0, "mine": 1.0}
+    store = synthetic_store(tmp_path, np.random.default_rng(0), long_names, compressions=(2, 4, 8))
+    assert analysis_main(["compare", "--store", str(store), "--method", "mine"]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 100
+    flat = " ".join(out.split())
+    assert "m1 = global_magnitude [weight rewinding to epoch 0, reinit]" in flat  # the key is named
+    assert "global_magnitude [weight rewinding to epoch 0, shuffled]" in flat  # and the summary keeps names
