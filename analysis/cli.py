@@ -133,10 +133,8 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 @reporting_warnings
 def cmd_compare(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from shrinkbench.analysis.files import to_json
-    from shrinkbench.analysis.compare import compare, method_pairs
+    from shrinkbench.analysis.compare import compare_method
     from shrinkbench.analysis.pareto import pareto_labels
     from shrinkbench.analysis.report import write_significance
     from shrinkbench.analysis.runs import failed_runs, run_table
@@ -145,8 +143,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     scan = load(args)
     options = options_from(args, scan.table)
     runs = run_table(scan.table, options)
-    report = compare(runs, method_pairs(runs, args.method, args.baseline), options,
-                     np.random.default_rng(options.seed))
+    report = compare_method(runs, args.method, args.baseline, options)
     labels = pareto_labels(runs[runs["strategy"].isin({args.method, *report.comparisons["baseline"], "none"})],
                            options.confidence, options.higher_is_better)
     if args.out:
@@ -160,15 +157,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         tables = comparison_tables(report) + [curve_level_table(report), pareto_table(labels)]
         sys.stdout.write("\n".join(t.text() for t in tables))
     else:
-        from shrinkbench.analysis.headline import TERMINAL_WIDTH, summarize_settings, summary_text
-        from shrinkbench.analysis.significance import compact_comparison_tables, compact_curve_level_table
+        from shrinkbench.analysis.headline import terminal_verdicts
         from shrinkbench.analysis.tables import operating_point_table
 
-        table = operating_point_table(runs, options, report.comparisons)
-        parts = [summary_text(summarize_settings(report, table, args.method), TERMINAL_WIDTH)]
-        parts += [t.text(TERMINAL_WIDTH) for t in compact_comparison_tables(report)]
-        parts += [compact_curve_level_table(report).text(TERMINAL_WIDTH),
-                  "Every column (tests, unadjusted CIs, effect sizes, MDE, Pareto labels): --format wide,\n"
+        parts = terminal_verdicts(report, operating_point_table(runs, options, report.comparisons), args.method)
+        parts += ["Every column (tests, unadjusted CIs, effect sizes, MDE, Pareto labels): --format wide,\n"
                   "csv or json, or --out DIR.\n"]
         sys.stdout.write("\n".join(parts))
     if args.format in ("text", "wide"):
@@ -231,7 +224,9 @@ def cmd_literature(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         sys.stdout.write(reported.to_csv(index=False))
     else:
-        sys.stdout.write(reported_table(reported).text(100) if len(reported) else
+        from shrinkbench.analysis.render import TERMINAL_WIDTH
+
+        sys.stdout.write(reported_table(reported).text(TERMINAL_WIDTH) if len(reported) else
                          f"the corpus reports no result for {args.model} on {args.dataset}"
                          + (f" matching {args.method!r}" if args.method else "") + "\n")
     if args.plot:
@@ -243,18 +238,19 @@ def cmd_literature(args: argparse.Namespace) -> int:
             from shrinkbench.analysis.runs import run_table
 
             scan = load(args)
-            runs = run_table(scan.table, options_from(args, scan.table))
+            options = options_from(args, scan.table)
+            runs = run_table(scan.table, options)
             runs = runs[(runs["model"] == args.model) & (runs["dataset"] == args.dataset)]
             if not len(runs):
                 raise AnalysisError(f"the store {args.store} holds no runs of {args.model} on {args.dataset} to draw "
                                     "over the reported points")
-            points = curve_points(runs, options_from(args, scan.table), np.random.default_rng(args.seed))
+            points = curve_points(runs, options, np.random.default_rng(options.seed))
         from shrinkbench.analysis.curves import save_figure
 
         fig = overlay_figure(reported, points, args.axis, f"{args.model} on {args.dataset}: reported vs reproduced")
-        stem = args.plot[:-4] if args.plot.endswith((".png", ".pdf", ".svg")) else args.plot
-        kind = args.plot[-3:] if args.plot.endswith((".png", ".pdf", ".svg")) else "png"
-        for path in save_figure(fig, stem, (kind,)):
+        plot = Path(args.plot)
+        named = plot.suffix in (".png", ".pdf", ".svg")
+        for path in save_figure(fig, plot.with_suffix("") if named else plot, (plot.suffix[1:] if named else "png",)):
             print(f"wrote {path}", file=sys.stderr)
     return 0
 

@@ -183,6 +183,13 @@ def bootstrap_warnings(curve_level: pd.DataFrame, options: AnalysisOptions) -> l
             f"covers about 75% at n = 3, 84% at n = 5); the Student-t intervals beside them keep their level"]
 
 
+def compare_method(runs: pd.DataFrame, method: str, baselines, options: AnalysisOptions) -> ComparisonReport:
+    """`method` against `baselines` (default: every other strategy) in its default family,
+    resampling (where asked to) with a fresh generator of `options.seed`: what `shrinkbench
+    compare` and `shrinkbench.compare` report."""
+    return compare(runs, method_pairs(runs, method, baselines), options, np.random.default_rng(options.seed))
+
+
 def versions_of(strategies, name: str) -> list[str]:
     """`name` itself, or its versions `name@<version>` when the store holds several."""
     if name in strategies:
@@ -210,5 +217,5 @@ def method_pairs(runs: pd.DataFrame, method: str | None, baselines=None) -> list
     return [(m, b) for m in methods for b in chosen if b != m]
 
 
-__all__ = ["DECISIONS", "ComparisonReport", "SettingIndex", "adjust_family", "all_pairs_family", "compare",
+__all__ = ["DECISIONS", "ComparisonReport", "SettingIndex", "adjust_family", "all_pairs_family", "compare", "compare_method",
            "compare_values", "decide", "method_pairs", "operating_point_family"]

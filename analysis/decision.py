@@ -137,6 +137,14 @@ def adjust_family(rows: pd.DataFrame, options: AnalysisOptions, family: str | No
     return rows
 
 
+REVERSED = {"better": "worse", "worse": "better"}
+
+
+def reversed_decision(decision: str) -> str:
+    """The decision of a comparison read the other way round (baseline vs method)."""
+    return REVERSED.get(decision, decision)
+
+
 def decision_text(row) -> str:
     """`better`, `inconclusive (underpowered)`, `worse (these starting weights only)`."""
     text = row.decision + (" (underpowered)" if row.underpowered else "")

@@ -24,14 +24,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from shrinkbench.analysis.decision import decision_text
-from shrinkbench.analysis.render import fmt
+from shrinkbench.analysis.decision import decision_text, reversed_decision
+from shrinkbench.analysis.render import TERMINAL_WIDTH, fmt
 from shrinkbench.analysis.runs import SETTING, setting_label
 from shrinkbench.analysis.schema import DENSE_STRATEGY
+from shrinkbench.analysis.significance import compact_comparison_tables, compact_curve_level_table
 from shrinkbench.analysis.units import BASE_MODELS, ONLY_THESE_WEIGHTS
 
-TERMINAL_WIDTH = 100
-FLIP = {"better": "worse", "worse": "better"}
 VERDICT_ORDER = (("better", "better than"), ("equivalent", "equivalent to"), ("worse", "worse than"),
                  ("underpowered", "inconclusive, underpowered"), ("inconclusive", "inconclusive"))
 
@@ -100,7 +99,7 @@ def _rows_of(comparisons: pd.DataFrame, focus: str) -> pd.DataFrame:
     reverse = comparisons[comparisons["baseline"] == focus].copy()
     if len(reverse):
         reverse["other"] = reverse["method"]
-        reverse["decision"] = reverse["decision"].map(lambda d: FLIP.get(d, d))
+        reverse["decision"] = reverse["decision"].map(reversed_decision)
         reverse["difference"] = -reverse["difference"]
     return pd.concat([direct, reverse], ignore_index=True)
 
@@ -178,6 +177,16 @@ def summary_text(summaries: list[SettingSummary], width: int = TERMINAL_WIDTH) -
             indent = "      " if line.startswith("  - ") else "    "
             lines += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
     return "\n".join(lines) + "\n"
+
+
+def terminal_verdicts(report, table: pd.DataFrame, method: str | None, tables=()) -> list[str]:
+    """What `compare` and the benchmark print, within TERMINAL_WIDTH columns: the summary,
+    then `tables` (e.g. the operating points), the compact comparisons and the compact
+    curve-level table of `report` (a `ComparisonReport`)."""
+    parts = [summary_text(summarize_settings(report, table, method), TERMINAL_WIDTH)]
+    parts += [t.text(TERMINAL_WIDTH) for t in [*tables, *compact_comparison_tables(report),
+                                               compact_curve_level_table(report)]]
+    return parts
 
 
 def add_summary(doc, summaries: list[SettingSummary]) -> None:

@@ -7,6 +7,9 @@ import math
 import textwrap
 from dataclasses import dataclass, field
 
+TERMINAL_WIDTH = 100
+"""Columns of the terminal output (summary, compact tables, the sweep's opening lines)."""
+
 
 def fmt(value, digits: int = 2) -> str:
     """A number with `digits` decimals; '–' for NaN/None."""

@@ -183,10 +183,27 @@ def _provenance(scan: StoreScan, runs: pd.DataFrame, failed: pd.DataFrame, optio
             f"numpy Generator seed (every resampler): {options.seed}; bootstrap resamples: {options.n_boot}"]
 
 
+@dataclass(frozen=True)
+class WrittenReport:
+    """What `write_report` wrote (`summary`, also summary.json) and the analysis behind it:
+    the comparisons (None where no pair could be compared) and the operating-point table."""
+
+    summary: dict
+    significance: object
+    table: pd.DataFrame
+
+
 def build_report(scan: StoreScan, out_dir: str | Path, options: AnalysisOptions = AnalysisOptions(),
                  method: str | None = None, baselines=None, per_seed_points: bool = False,
                  formats=("png", "pdf")) -> dict:
     """Write the whole report to `out_dir`; returns a summary (also written as summary.json)."""
+    return write_report(scan, out_dir, options, method, baselines, per_seed_points, formats).summary
+
+
+def write_report(scan: StoreScan, out_dir: str | Path, options: AnalysisOptions = AnalysisOptions(),
+                 method: str | None = None, baselines=None, per_seed_points: bool = False,
+                 formats=("png", "pdf")) -> WrittenReport:
+    """`build_report`, returning the comparisons and table too, for output beside the files."""
     out = Path(out_dir)
     rng = np.random.default_rng(options.seed)
     runs = run_table(scan.table, options)
@@ -236,7 +253,7 @@ def build_report(scan: StoreScan, out_dir: str | Path, options: AnalysisOptions 
               write_text(out / "report.html", doc.html("shrinkbench report"))]
     summary["files"] = sorted(str(p.relative_to(out)) for p in files) + ["summary.json"]
     write_text(out / "summary.json", to_json(summary))
-    return summary
+    return WrittenReport(summary, significance, table)
 
 
 def write_figures_section(doc: Document, scan: StoreScan, runs, options, rng, out, per_seed, formats) -> list[Path]:

@@ -10,7 +10,7 @@ from shrinkbench.analysis.compare import ComparisonReport
 from shrinkbench.analysis.decision import decision_text
 from shrinkbench.analysis.resample import MIN_BOOTSTRAP_UNITS
 from shrinkbench.analysis.files import frame_records
-from shrinkbench.analysis.render import Table, fmt, fmt_p, mean_std_n
+from shrinkbench.analysis.render import TERMINAL_WIDTH, Table, fmt, fmt_p, mean_std_n
 from shrinkbench.analysis.runs import SETTING, setting_label
 from shrinkbench.analysis.units import BASE_MODELS, ONLY_THESE_WEIGHTS
 from shrinkbench.analysis.schema import rope_unit
@@ -77,7 +77,6 @@ def comparison_tables(report: ComparisonReport) -> list[Table]:
     return tables
 
 
-TERMINAL_COLUMNS = 100
 NAME_LIMIT = 24
 """A method name longer than this becomes a short key (m1, m2, ...) in a compact table that
 would not fit the terminal, its full name in the table's note."""
@@ -102,7 +101,7 @@ def _fitted(build) -> Table:
     fits the terminal; the last try keys every name."""
     for limit in (None, NAME_LIMIT, 12, 0):
         table = build(limit)
-        if max(len(line) for line in table.text(TERMINAL_COLUMNS).splitlines()) <= TERMINAL_COLUMNS:
+        if max(len(line) for line in table.text(TERMINAL_WIDTH).splitlines()) <= TERMINAL_WIDTH:
             break
     return table
 

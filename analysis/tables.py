@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from shrinkbench.analysis.decision import adjust_family, compare_values
+from shrinkbench.analysis.decision import adjust_family, compare_values, reversed_decision
 from shrinkbench.analysis.options import AnalysisOptions
 from shrinkbench.analysis.render import Table, fmt, latex_escape, mean_std_n
 from shrinkbench.analysis.runs import SETTING, setting_label, settings, summarize
@@ -67,7 +67,6 @@ def _rows_from_report(comparisons: pd.DataFrame, summary: pd.DataFrame,
     pair, flipped to read best - other), and the ratios where the report lacks one of them."""
     out, missing = [], []
     sign = 1.0 if options.higher_is_better else -1.0
-    flip = {"better": "worse", "worse": "better"}
     for compression, points in summary[summary["strategy"] != DENSE_STRATEGY].groupby("compression"):
         if len(points) < 2:
             continue
@@ -84,7 +83,7 @@ def _rows_from_report(comparisons: pd.DataFrame, summary: pd.DataFrame,
             elif len(reverse):
                 row = reverse.iloc[0].to_dict()
                 row.update(method=best, baseline=other, difference=-row["difference"],
-                           decision=flip.get(row["decision"], row["decision"]))
+                           decision=reversed_decision(row["decision"]))
                 found.append(row)
             else:
                 missing.append(compression)

@@ -79,17 +79,14 @@ def compare(store: str, method: str, baselines: Sequence[str] | None = None, **o
     strategy), as `shrinkbench compare` computes it; `options` are AnalysisOptions fields
     (metric, alpha, rope, confidence, ...). Returns a `ComparisonReport` whose
     `.comparisons` and `.curve_level` are DataFrames with a decision per row."""
-    import numpy as np
-
-    from shrinkbench.analysis.compare import compare as compare_runs, method_pairs
+    from shrinkbench.analysis.compare import compare_method
     from shrinkbench.analysis.load import load_table
     from shrinkbench.analysis.options import AnalysisOptions
     from shrinkbench.analysis.runs import run_table
 
     chosen = AnalysisOptions(**options)
     runs = run_table(load_table(store, None).table, chosen)
-    return compare_runs(runs, method_pairs(runs, method, list(baselines) if baselines else None), chosen,
-                        np.random.default_rng(chosen.seed))
+    return compare_method(runs, method, list(baselines) if baselines else None, chosen)
 
 
 def report(store: str, out: str | None = None, method: str | None = None, **options) -> dict:

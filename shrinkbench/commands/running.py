@@ -229,9 +229,11 @@ def _run_suite(args, suite_name: str):
     todo = pending(configs, store, getattr(args, "retry_failed", False))
     import textwrap
 
+    from shrinkbench.analysis.render import TERMINAL_WIDTH
+
     print(f"suite {suite.name}: {len(configs)} runs, {len(configs) - len(todo)} already stored, {len(todo)} to run\n"
           f"  suite file: {suite.path}\n  store: {store.root}", file=sys.stderr)
-    print(textwrap.fill(suite.design, 100, subsequent_indent="    ", break_on_hyphens=False), file=sys.stderr)
+    print(textwrap.fill(suite.design, TERMINAL_WIDTH, subsequent_indent="    ", break_on_hyphens=False), file=sys.stderr)
     if getattr(args, "dry_run", False):
         for cfg in todo:
             print(f"{cfg.run_id}  {describe(cfg)}")
