@@ -12,7 +12,7 @@ Record (JSON object, `schema` = RECORD_SCHEMA)::
       "run_id": "<sha256 hex of the canonical config>",
       "status": "ok" | "failed",
       "error": null | "<one-line reason>",
-      "config": {<RunConfig as nested dict; see shrinkbench.config>},
+      "config": {<RunConfig as nested dict; see shrinkbench.vision.config>},
       "base": {"id": ..., "source": "trained" | "checkpoint", "sha256": ..., ...},
       "metrics": [{"stage": "pre"|"post", "split": "val"|"test"|"none",
                    "metric": "<registered name>", "value": <float>}, ...],
@@ -30,6 +30,8 @@ import json
 import math
 from typing import Any, Iterator
 
+from shrinkbench.analysis.naming import CONTROL_TAGS, DENSE_STRATEGY, legacy_rules  # noqa: F401  (part of the schema)
+
 RECORD_SCHEMA = 1
 
 STAGES = ("pre", "post")
@@ -37,9 +39,6 @@ STAGES = ("pre", "post")
 
 SPLITS = ("val", "test", "none")
 """`none` is the split of metrics that do not depend on data (params, MACs, latency)."""
-
-DENSE_STRATEGY = "none"
-"""Strategy name of the dense (compression 1) run; every sweep contains it."""
 
 IDENTITY_COLUMNS = (
     "run_id",
@@ -124,7 +123,7 @@ HIGHER_IS_BETTER = {
     "tokens_per_s": True,
     "semi_structured_speedup": True,
 }
-"""Direction of every registered metric that has one (mirrors `shrinkbench.metrics`, checked
+"""Direction of every registered metric that has one (mirrors `shrinkbench.core.metrics`, checked
 by the tests), so the analysis knows it without torch and never guesses it from a name."""
 
 
@@ -156,20 +155,16 @@ def record_identity(record: dict[str, Any]) -> dict[str, Any]:
     config = record.get("config", {})
     base = config.get("base", {})
     finetune = config.get("finetune", {})
-    data = config.get("data", {})
     prov = record.get("provenance", {})
-    split_id = f"val{data.get('val_size', '')}-seed{data.get('split_seed', '')}"
-    if data.get("train_size") is not None:
-        split_id += f"-train{data['train_size']}"
-    if config.get("track") == "llm":  # the text windows every compared run must share
-        split_id = (f"{config.get('dataset')}-seq{config.get('seq_len')}-calib{config.get('calib_sequences')}"
-                    f"-eval{config.get('eval_windows')}")
+    tag_rule, split_rule = legacy_rules(config)
+    split_id = record["data_split"] if isinstance(record.get("data_split"), str) else split_rule(config)
+    tags = record["method_tags"] if isinstance(record.get("method_tags"), list) else tag_rule(config)
     return {
         "run_id": record["run_id"],
         "status": record.get("status", "ok"),
         "model": config["model"],
         "dataset": config["dataset"],
-        "strategy": strategy_name(config),
+        "strategy": strategy_name(config, tags),
         "strategy_version": str(config.get("strategy_sha256") or "")[:12],
         "granularity": str(config.get("granularity") or "weight"),
         "target": str(config.get("target") or "compression"),
@@ -215,62 +210,11 @@ def budget_epochs(record: dict[str, Any]) -> float:
     return epochs * steps
 
 
-CONTROL_TAGS = {"layerwise_shuffle": "shuffled", "reinit": "reinit", "invert": "inverted",
-                "from_scratch": "from scratch"}
-
-
-def method_tags(config: dict[str, Any]) -> list[str]:
-    """What sets a run's method apart beyond its strategy, in the order a reader needs it: a
-    granularity other than `weight` (`channel`, `2:4`), a target other than compression
-    (`speedup target`), pruning at initialisation (`at init`), a schedule other than one-shot
-    (`gradual`, `weight rewinding to epoch 1`, `3 steps, split budget` or `3 steps, full
-    budget each`), a control (`shuffled`, `reinit`, `inverted`, `from scratch`) and a run
-    without fine-tuning (`no fine-tuning`). The dense run has none."""
-    if config.get("strategy") == DENSE_STRATEGY:
-        return []
-    if config.get("track") == "llm":
-        return llm_method_tags(config)
-    tags = []
-    if (config.get("granularity") or "weight") != "weight":
-        tags.append(str(config["granularity"]))
-    if (config.get("target") or "compression") != "compression":
-        tags.append(f"{config['target']} target")
-    if (config.get("when") or "after_training") == "at_init":
-        tags.append("at init")
-    schedule = config.get("schedule") or {}
-    kind = schedule.get("kind") or "one_shot"
-    if kind == "gradual":
-        tags.append("gradual")
-    elif kind.endswith("_rewinding"):
-        tags.append(f"{kind.split('_')[0].replace('lr', 'LR')} rewinding to epoch {schedule.get('rewind_epoch')}")
-    steps = int(config.get("prune_steps", 1) or 1)
-    if steps > 1:
-        tags.append(f"{steps} steps, " + ("split budget" if schedule.get("split_budget") else "full budget each"))
-    if config.get("control"):
-        tags.append(CONTROL_TAGS.get(config["control"], str(config["control"])))
-    after = (config.get("when") or "after_training") == "after_training"
-    if after and kind == "one_shot" and config.get("control") != "from_scratch" \
-            and float((config.get("finetune") or {}).get("epochs", 1) or 0) == 0:
-        tags.append("no fine-tuning")
-    return tags
-
-
-def llm_method_tags(config: dict[str, Any]) -> list[str]:
-    """A language-model run's tags: its N:M pattern (`2:4`) or else its scope (`row`, `layer`,
-    `block`, `global`: where the kept count is exact), and a recovery fine-tune
-    (`recovery 100 steps`). One-shot without fine-tuning is the track's default, not tagged."""
-    pattern = config.get("pattern") or "unstructured"
-    tags = [pattern] if pattern != "unstructured" else ([str(config["scope"])] if config.get("scope") else [])
-    steps = int(config.get("finetune_steps") or 0)
-    if steps:
-        tags.append(f"recovery {steps} steps")
-    return tags
-
-
-def strategy_name(config: dict[str, Any]) -> str:
+def strategy_name(config: dict[str, Any], tags: list[str] | None = None) -> str:
     """The name a method is shown and found by: its label where the config gives one, else the
     strategy with its parameters, `file.py:Class(power=3)`; then the method's tags in
-    brackets, `global_l1 [channel, speedup target]` (see `method_tags`)."""
+    brackets, `global_l1 [channel, speedup target]`: `tags` as the record gives them (a track's
+    rules in `shrinkbench.analysis.naming`), else by the rules of the config's track."""
     params = config.get("strategy_params") or {}
     if not isinstance(params, dict):
         raise ValueError("strategy_params is not a table")
@@ -280,7 +224,7 @@ def strategy_name(config: dict[str, Any]) -> str:
         name = f"{config['strategy']}({', '.join(f'{k}={json.dumps(v)}' for k, v in sorted(params.items()))})"
     else:
         name = str(config["strategy"])
-    tags = method_tags(config)
+    tags = legacy_rules(config)[0](config) if tags is None else tags
     return f"{name} [{', '.join(tags)}]" if tags else name
 
 

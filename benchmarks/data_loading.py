@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import FashionMNIST
 
-from shrinkbench.data import TensorSplit, batches, load_splits
+from shrinkbench.vision.data import TensorSplit, batches, load_splits
 
 BATCH = 128
 BARE = "bare loop: float32 pre-normalised, randperm + index_select"

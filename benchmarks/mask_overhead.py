@@ -31,8 +31,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shrinkbench.models import create_model, model_spec  # noqa: E402
-from shrinkbench.pruning import MaskSet, prune, resolve_strategy  # noqa: E402
+from shrinkbench.vision.models import create_model, model_spec  # noqa: E402
+from shrinkbench.vision.pruning import MaskSet, prune, resolve_strategy  # noqa: E402
 
 MODELS = ("lenet_300_100", "lenet5_caffe", "cifar_resnet20_1x28x28")
 VARIANTS = ("dense", "masked", "control")

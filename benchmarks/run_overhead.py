@@ -27,9 +27,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shrinkbench.runner import execute, load_data  # noqa: E402
-from shrinkbench.store import Store  # noqa: E402
-from shrinkbench.suite import load_suite  # noqa: E402
+from shrinkbench.vision.runner import execute, load_data  # noqa: E402
+from shrinkbench.core.store import Store  # noqa: E402
+from shrinkbench.core.suite import load_suite  # noqa: E402
 
 
 def bare_compute(cfg, splits, model_factory) -> float:
@@ -79,8 +79,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-latency", action="store_true", help="leave out the latency measurement")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from shrinkbench.models import create_model
-    from shrinkbench.validate import validate_config
+    from shrinkbench.vision.models import create_model
+    from shrinkbench.vision.validate import validate_config
 
     suite = load_suite("default")
     cfg = next(c for c in suite.configs if c.strategy == "global_magnitude" and c.compression == 8.0)

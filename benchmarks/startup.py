@@ -25,7 +25,7 @@ COMMANDS = {
     "shrinkbench strategies": [sys.executable, "-m", "shrinkbench.cli", "strategies"],
     "shrinkbench metrics": [sys.executable, "-m", "shrinkbench.cli", "metrics"],
     "import torch (reference)": [sys.executable, "-c", "import torch"],
-    "import shrinkbench.runner": [sys.executable, "-c", "import shrinkbench.runner"],
+    "import shrinkbench.vision.runner": [sys.executable, "-c", "import shrinkbench.vision.runner"],
 }
 
 

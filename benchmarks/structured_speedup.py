@@ -8,7 +8,7 @@ compacted model's latency against Torch-Pruning's compaction of the same channel
 For each model and target: the model (random init, BatchNorm statistics left at their
 defaults: latency does not depend on the values) is channel-pruned to the theoretical
 speedup with `--strategy` (default layerwise_l1) and compacted; the dense model and the
-compacted one are timed in alternation (`shrinkbench.metrics.cost.time_alternating`,
+compacted one are timed in alternation (`shrinkbench.core.metrics.cost.time_alternating`,
 median of `--repeats` passes after warm-up), as are the dense model and a weight-masked one
 (global magnitude at the same speedup target) on dense kernels. Torch-Pruning (`pip install
 torch-pruning`, optional) prunes the same output channels of every layer of a copy through
@@ -29,18 +29,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from shrinkbench.macs import count_macs  # noqa: E402
-from shrinkbench.metrics.cost import time_alternating  # noqa: E402
-from shrinkbench.models import create_model, model_spec  # noqa: E402
-from shrinkbench.pruning import resolve_strategy  # noqa: E402
-from shrinkbench.pruning.granularity import granularity  # noqa: E402
-from shrinkbench.structured.compact import removed_indices  # noqa: E402
+from shrinkbench.core.macs import count_macs  # noqa: E402
+from shrinkbench.core.metrics.cost import time_alternating  # noqa: E402
+from shrinkbench.vision.models import create_model, model_spec  # noqa: E402
+from shrinkbench.vision.pruning import resolve_strategy  # noqa: E402
+from shrinkbench.vision.pruning.granularity import granularity  # noqa: E402
+from shrinkbench.vision.structured.compact import removed_indices  # noqa: E402
 
 MODELS = ("lenet5_caffe", "cifar_resnet20", "cifar_resnet56", "cifar_vgg16_bn")
 
 
 def theoretical(model, shape) -> float:
-    from shrinkbench.metrics.structure import measure_structure
+    from shrinkbench.core.metrics.structure import measure_structure
 
     return measure_structure(model, count_macs(model, shape))["theoretical_speedup"]
 

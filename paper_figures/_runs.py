@@ -57,7 +57,7 @@ class SuiteSpec:
     """variant name ("" when the suite has none) -> the settings its records must carry."""
 
     def seed_pairs(self) -> list[tuple[int, int]]:
-        """As `shrinkbench.suite.seed_pairs`: base_seeds default to seeds, seeding to "zip"."""
+        """As `shrinkbench.vision.suite.seed_pairs`: base_seeds default to seeds, seeding to "zip"."""
         bases = self.sweep.get("base_seeds", self.sweep["seeds"])
         if self.sweep.get("seeding", "zip") == "zip":
             return list(zip(bases, self.sweep["seeds"]))
@@ -89,7 +89,7 @@ def modifiers_of(entry, sweep: dict) -> int:
 def granularities_of(entry, listed: list[str]) -> list[str]:
     """The listed granularities a [sweep] strategy entry runs at: a registered strategy's own
     (read from the torch-free registry), all of them for a user's strategy."""
-    from shrinkbench.pruning.strategies import STRATEGIES
+    from shrinkbench.vision.pruning.strategies import STRATEGIES
 
     name = entry if isinstance(entry, str) else entry.get("name", "")
     if name not in STRATEGIES:
@@ -145,7 +145,7 @@ def _agrees(config: Any, wanted: Any, where: tuple = (), skip=frozenset()) -> bo
 RUN_DEFAULTS = {"when": "after_training", "control": None, "prune_steps": 1}
 SCHEDULE_DEFAULTS = {"kind": "one_shot", "split_budget": False, "start": 0.0, "end": 0.75, "every": 10,
                      "rewind_epoch": None}
-"""The values of `shrinkbench.config` a record from before these fields existed has."""
+"""The values of `shrinkbench.vision.config` a record from before these fields existed has."""
 
 
 def _modifier(config: dict, key: str):

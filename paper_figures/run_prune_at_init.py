@@ -110,7 +110,7 @@ def claim_tables(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
 
 def chance_level(model: str) -> float:
     """Top-1 of guessing, 100 / classes (in %)."""
-    from shrinkbench.models import model_spec
+    from shrinkbench.vision.models import model_spec
 
     return 100.0 / model_spec(model).num_classes
 

@@ -46,7 +46,7 @@ MEASURES = {"compression": ("params", "parameters"), "speedup": ("macs", "MACs")
 
 
 def golden(model: str):
-    from shrinkbench.models.catalog import GOLDEN
+    from shrinkbench.vision.models.catalog import GOLDEN
 
     return GOLDEN[model]
 

@@ -23,12 +23,12 @@ from __future__ import annotations
 from importlib import import_module
 
 _EXPORTS = {
-    "list_models": "shrinkbench.models", "create_model": "shrinkbench.models", "describe_model": "shrinkbench.models",
-    "list_strategies": "shrinkbench.pruning.strategies", "Strategy": "shrinkbench.pruning.strategies",
-    "register_strategy": "shrinkbench.pruning.strategies",
+    "list_models": "shrinkbench.vision.models", "create_model": "shrinkbench.vision.models", "describe_model": "shrinkbench.vision.models",
+    "list_strategies": "shrinkbench.vision.pruning.strategies", "Strategy": "shrinkbench.vision.pruning.strategies",
+    "register_strategy": "shrinkbench.vision.pruning.strategies",
     "prune": "shrinkbench.api", "run_suite": "shrinkbench.api", "load_results": "shrinkbench.api",
     "compare": "shrinkbench.api", "report": "shrinkbench.api",
-    "RunConfig": "shrinkbench.config", "ShrinkBenchError": "shrinkbench.errors",
+    "RunConfig": "shrinkbench.vision.config", "ShrinkBenchError": "shrinkbench.core.errors",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -9,7 +9,7 @@
     table = sb.load_results("results")                   # the tidy table (pandas)
     verdicts = sb.compare("results", "global_magnitude") # a ComparisonReport
 
-Errors are `shrinkbench.errors.ShrinkBenchError` (or `AnalysisError` for the analysis),
+Errors are `shrinkbench.core.errors.ShrinkBenchError` (or `AnalysisError` for the analysis),
 each with one line saying what was wrong and what is allowed.
 """
 from __future__ import annotations
@@ -28,10 +28,10 @@ def prune(model: str, strategy: str, compression: float, *, dataset: str = "fash
     shows; `settings`: any further RunConfig fields as nested dicts, e.g.
     `{"target": "speedup", "granularity": "channel", "finetune": {"epochs": 2}}`.
     """
-    from shrinkbench.config import RunConfig
-    from shrinkbench.store import Store
-    from shrinkbench.sweep import run_one
-    from shrinkbench.validate import validate_config
+    from shrinkbench.vision.config import RunConfig
+    from shrinkbench.core.store import Store
+    from shrinkbench.core.sweep import run_one
+    from shrinkbench.vision.validate import validate_config
 
     raw: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in (settings or {}).items()}
     raw.update(model=model, dataset=dataset, strategy=strategy, compression=compression, seed=seed)
@@ -52,9 +52,9 @@ def run_suite(suite: str, *, store: str = "results", threads: int | None = None,
     """Run every run of `suite` (a shipped name or a TOML file) missing from `store`; returns
     the `SweepReport` (outcomes per run). `threads` sets torch's threads in this process
     (and in pool workers): one per process when cores are shared."""
-    from shrinkbench.executors import Runtime, get_executor
-    from shrinkbench.store import Store
-    from shrinkbench.suite import load_suite
+    from shrinkbench.core.executors import Runtime, get_executor
+    from shrinkbench.core.store import Store
+    from shrinkbench.core.suite import load_suite
 
     if threads:
         import torch

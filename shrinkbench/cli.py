@@ -8,7 +8,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from shrinkbench.errors import ShrinkBenchError
+from shrinkbench.core.errors import ShrinkBenchError
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -1,4 +1,5 @@
-"""`shrinkbench zoo` and `shrinkbench metrics`: what the toolkit knows."""
+"""`shrinkbench tracks`, `zoo`, `strategies`, `datasets`, `metrics`, `suites`: what the toolkit knows,
+for every track (a `track` column in JSON and CSV, a section per track in text, `--track` to filter)."""
 from __future__ import annotations
 
 import argparse
@@ -6,52 +7,109 @@ import argparse
 from shrinkbench.commands.output import print_records
 
 
+TRACK_COLUMNS = {  # what the text tables show of each track's rows (JSON and CSV carry every field)
+    "zoo": {"vision": ["name", "input_shape", "num_classes", "params", "macs", "fingerprint"],
+            "llm": ["name", "params", "context", "source"]},
+    "strategies": {"vision": ["name", "granularity", "scope", "criterion", "aliases", "description"],
+                   "llm": ["name", "granularity", "scopes", "criterion", "aliases", "description"]},
+}
+
+
+def _track_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--track", default=None,
+                   help="list only this track's entries (vision, llm; `shrinkbench tracks` lists them; default: all)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("zoo", help="list every model with params, MACs and fingerprint")
+    p = sub.add_parser("tracks", help="list the tracks (model families) with what each prunes and measures")
+    p.add_argument("--format", choices=("text", "json", "csv"), default="text", help="output format (default: text)")
+    p.set_defaults(func=cmd_tracks)
+
+    p = sub.add_parser("zoo", help="list every model of every track: params, MACs and fingerprint (vision), "
+                                   "params, context and weight source (llm)")
     p.add_argument("pattern", nargs="?", default="*", help="wildcard filter, e.g. 'cifar_resnet*'")
     p.add_argument("--format", choices=("text", "json", "csv"), default="text", help="output format (default: text)")
     p.add_argument("--groups", action="store_true",
-                   help="list the channel dependency groups of the matching models (what channel pruning removes together)")
+                   help="list the channel dependency groups of the matching vision models (what channel pruning "
+                        "removes together)")
+    _track_option(p)
     p.set_defaults(func=cmd_zoo)
 
     p = sub.add_parser("metrics", help="list every metric with unit, direction and definition")
     p.add_argument("--format", choices=("text", "json", "csv"), default="text", help="output format (default: text)")
     p.set_defaults(func=cmd_metrics)
 
-    p = sub.add_parser("strategies", help="list the registered pruning strategies")
+    p = sub.add_parser("strategies", help="list the registered pruning strategies of every track")
     p.add_argument("--format", choices=("text", "json", "csv"), default="text", help="output format (default: text)")
+    _track_option(p)
     p.set_defaults(func=cmd_strategies)
 
-    p = sub.add_parser("datasets", help="list the datasets, their splits and where their files are looked for")
+    p = sub.add_parser("datasets", help="list the datasets and texts of every track, their splits and sources")
     p.add_argument("--format", choices=("text", "json", "csv"), default="text", help="output format (default: text)")
     p.add_argument("--data-root", default=None,
-                   help="also look for the datasets in this folder (default: the search order in the README)")
+                   help="also look for the vision datasets in this folder (default: the search order in the README)")
+    _track_option(p)
     p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("suites", help="list the suites shipped with the package")
     p.set_defaults(func=cmd_suites)
 
 
-def cmd_zoo(args: argparse.Namespace) -> int:
-    from shrinkbench.models import describe_model, list_models
+def _rows_by_track(args, rows_of) -> list[tuple[object, list[dict]]]:
+    from shrinkbench.core.tracks import selected
 
-    names = list_models(args.pattern)
-    if not names:
-        from shrinkbench.errors import UnknownNameError
-        from shrinkbench.models import MODELS
-        raise UnknownNameError(MODELS.unknown_message(args.pattern))
+    return [(track, [{"track": track.name, **row} for row in rows_of(track)]) for track in selected(args.track)]
+
+
+def _print_by_track(sections, kind: str, fmt: str, default_columns=None) -> None:
+    """Text: a heading and a table per track; JSON and CSV: one list of rows, each with its track."""
+    rows = [row for _, section in sections for row in section]
+    if fmt != "text":
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+        print_records(rows, columns, fmt)
+        return
+    first = True
+    for track, section in sections:
+        if not section:
+            continue
+        if not first:
+            print()
+        first = False
+        print(f"{track.name} ({len(section)}): {track.summary}")
+        columns = TRACK_COLUMNS.get(kind, {}).get(track.name) or default_columns or list(section[0])
+        print_records(section, columns, fmt)
+
+
+def cmd_tracks(args: argparse.Namespace) -> int:
+    from shrinkbench.core.tracks import tracks
+
+    rows = [{"name": t.name, "summary": t.summary, "base_model": "trained once per base seed" if t.needs_base
+             else "pretrained"} for t in tracks()]
+    print_records(rows, ["name", "base_model", "summary"], args.format)
+    return 0
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    sections = _rows_by_track(args, lambda track: track.listing.models(args.pattern))
+    if not any(rows for _, rows in sections):
+        from shrinkbench.core.errors import UnknownNameError
+
+        known = [row["name"] for _, rows in _rows_by_track(args, lambda t: t.listing.models("*")) for row in rows]
+        raise UnknownNameError(f"no model matches {args.pattern!r}; models: {', '.join(known)}")
     if args.groups:
+        names = [row["name"] for track, rows in sections if track.name == "vision" for row in rows]
+        if not names:
+            from shrinkbench.core.errors import ConfigError
+
+            raise ConfigError("--groups lists the channel groups of vision models; no vision model matches "
+                              f"{args.pattern!r}")
         return _print_groups(names)
-    rows = [describe_model(n) for n in names]
-    columns = ["name", "input_shape", "num_classes", "params", "macs", "fingerprint"]
-    if args.format != "text":
-        columns += ["family", "excluded", "uncounted", "reference", "description"]
-    print_records(rows, columns, args.format)
+    _print_by_track(sections, "zoo", args.format)
     return 0
 
 
 def _print_groups(names: list[str]) -> int:
-    from shrinkbench.structured.prune import groups_of
+    from shrinkbench.vision.structured.prune import groups_of
 
     for name in names:
         groups = groups_of(name)
@@ -63,8 +121,10 @@ def _print_groups(names: list[str]) -> int:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from shrinkbench.metrics import METRICS
+    from shrinkbench.core.metrics import METRICS
+    from shrinkbench.core.tracks import load_all_metrics
 
+    load_all_metrics()
     rows = [METRICS.get(n).as_dict() for n in METRICS]
     for r in rows:
         r["higher_is_better"] = {True: "higher", False: "lower", None: "-"}[r["higher_is_better"]] \
@@ -84,41 +144,48 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_strategies(args: argparse.Namespace) -> int:
-    from shrinkbench.pruning import list_strategies
-
-    columns = ["name", "granularity", "scope", "criterion", "aliases", "description"]
-    rows = [dict(zip(("name", "scope", "criterion", "aliases", "description", "granularity"), row))
-            for row in list_strategies()]
-    for r in rows:
-        r["aliases"] = ", ".join(r["aliases"]) if args.format == "text" else list(r["aliases"])
-    print_records(rows, columns, args.format)
+    sections = _rows_by_track(args, lambda track: track.listing.strategies())
+    if args.format == "text":
+        for _, rows in sections:
+            for r in rows:
+                for key in ("aliases", "scopes"):
+                    if isinstance(r.get(key), list):
+                        r[key] = ", ".join(r[key])
+    _print_by_track(sections, "strategies", args.format)
     return 0
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from shrinkbench.data import DATASETS, dataset_spec, describe_search
-
-    rows = []
-    for name in DATASETS:
-        spec = dataset_spec(name)
-        rows.append({"name": name, "input_shape": list(spec.input_shape), "num_classes": spec.num_classes,
-                     "val_size": spec.val_size, "in_memory": spec.in_memory,
-                     "augmentation": spec.augmentation, "source": spec.source,
-                     "searched": describe_search(name, args.data_root)})
-    if args.format == "text":
-        for r in rows:
-            print(f"{r['name']}  [{'x'.join(map(str, r['input_shape']))}, {r['num_classes']} classes, "
-                  f"validation {r['val_size']}, {'in memory' if r['in_memory'] else 'on disk'}]")
-            print(f"    augmentation: {r['augmentation']}")
-            print(f"    source: {r['source']}")
-            print(f"    looked for in: {'; '.join(r['searched'])}\n")
+    sections = _rows_by_track(args, lambda track: track.listing.datasets(args.data_root))
+    if args.format != "text":
+        _print_by_track(sections, "datasets", args.format)
         return 0
-    print_records(rows, list(rows[0]), args.format)
+    first = True
+    for track, rows in sections:
+        if not rows:
+            continue
+        print(("" if first else "\n") + f"{track.name} ({len(rows)}): {track.summary}\n")
+        first = False
+        for r in rows:
+            _print_data_entry(r)
     return 0
 
 
+def _print_data_entry(r: dict) -> None:
+    if "input_shape" in r:  # an image dataset
+        print(f"{r['name']}  [{'x'.join(map(str, r['input_shape']))}, {r['num_classes']} classes, "
+              f"validation {r['val_size']}, {'in memory' if r['in_memory'] else 'on disk'}]")
+        print(f"    augmentation: {r['augmentation']}")
+        print(f"    source: {r['source']}")
+        print(f"    looked for in: {'; '.join(r['searched'])}\n")
+        return
+    print(f"{r['name']}  [{r['splits']}]")
+    print(f"    split: {r['split_rule']}")
+    print(f"    source: {r['source']}\n")
+
+
 def cmd_suites(args: argparse.Namespace) -> int:
-    from shrinkbench.suite import SUITES_DIR, shipped_suites
+    from shrinkbench.core.suite import SUITES_DIR, shipped_suites
 
     for name in shipped_suites():
         import tomllib

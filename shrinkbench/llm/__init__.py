@@ -5,5 +5,5 @@ GGUF dequantized once and cached), `text` (texts with fixed splits, tokens and w
 `methods` (magnitude, Wanda, SparseGPT and the `LLMStrategy` base of a user's method),
 `engine` (block-by-block calibration and pruning), `runner` (one run, one record), `suite`
 (TOML suites with `track = "llm"`). Records share the store and the analysis of the vision
-track (`shrinkbench.tracks`). See docs/llm.md.
+track (`shrinkbench.core.tracks`). See docs/llm.md.
 """

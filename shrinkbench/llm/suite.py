@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from shrinkbench.errors import ConfigError
+from shrinkbench.core.errors import ConfigError
 from shrinkbench.llm.config import DENSE, LLMRunConfig
 
 SWEEP_LISTS = {"models": str, "datasets": str, "strategies": (str, dict), "sparsities": (int, float),
@@ -33,7 +33,7 @@ TOP_LEVEL = ("name", "description", "track", "sweep", "run")
 
 def load_llm_suite(data: dict[str, Any], where: str, path, added: list[str] | None = None):
     from shrinkbench.llm.runner import validate_llm_config
-    from shrinkbench.suite import Suite
+    from shrinkbench.core.suite import Suite
 
     unknown = sorted(set(data) - set(TOP_LEVEL))
     if unknown:
@@ -96,6 +96,8 @@ def describe_llm(cfg: LLMRunConfig) -> str:
     """`smollm2-135m/kjv wanda [2:4] sparsity 0.5 seed 1`."""
     if cfg.is_dense:
         return f"{cfg.model}/{cfg.dataset} dense seed {cfg.seed}"
+    from shrinkbench.analysis.naming import one_shot_run_tags
     from shrinkbench.analysis.schema import strategy_name
 
-    return f"{cfg.model}/{cfg.dataset} {strategy_name(cfg.to_dict())} sparsity {cfg.sparsity:g} seed {cfg.seed}"
+    config = cfg.to_dict()
+    return f"{cfg.model}/{cfg.dataset} {strategy_name(config, one_shot_run_tags(config))} sparsity {cfg.sparsity:g} seed {cfg.seed}"

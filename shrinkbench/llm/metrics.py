@@ -1,0 +1,61 @@
+"""Metrics of causal language models (the LLM track, `shrinkbench.llm`).
+
+Perplexity is measured over the first `eval_windows` non-overlapping windows of `seq_len`
+tokens of a text's held-out split (`shrinkbench.llm.text`); each window predicts its
+seq_len - 1 later tokens, so T = eval_windows * (seq_len - 1) tokens are predicted in all.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+from shrinkbench.core.metrics.registry import metric
+
+
+@dataclass(frozen=True)
+class NLLSum:
+    """Summed negative log-likelihood (nats) over `tokens` predicted tokens."""
+
+    total: float
+    tokens: int
+
+
+@metric(unit="ppl", higher_is_better=False, kind="accuracy")
+def perplexity(nll: NLLSum) -> float:
+    """Perplexity = exp(sum_t -log p(x_t | x_<t) / T) over the T predicted tokens of the held-out
+    windows (non-overlapping, stride = seq_len; no token is predicted twice)."""
+    return math.exp(nll.total / nll.tokens)
+
+
+@metric(unit="nats/token", higher_is_better=False, kind="accuracy")
+def nll(nll: NLLSum) -> float:
+    """Mean negative log-likelihood = sum_t -log p(x_t | x_<t) / T (natural log), log of perplexity."""
+    return nll.total / nll.tokens
+
+
+@metric(unit="fraction", higher_is_better=None, kind="structure", stages=("post",))
+def sparsity(zeros: int, numel: int) -> float:
+    """sparsity = zero weights / weights, over the pruned layers (the transformer blocks' linears)."""
+    return zeros / numel
+
+
+@metric(unit="s", higher_is_better=False, kind="cost", stages=("post",))
+def prune_seconds(seconds: float) -> float:
+    """prune_seconds = wall time of pruning (calibration passes and every layer's selection or
+    reconstruction), excluding loading the model and measuring it."""
+    return seconds
+
+
+@metric(unit="tokens/s", higher_is_better=True, kind="cost", stages=("post",))
+def tokens_per_s(times: list[float], tokens: int) -> float:
+    """tokens_per_s = tokens / median(t): one forward pass over a batch of one window of seq_len
+    tokens, timed `throughput_repeats` times after one warm-up."""
+    return tokens / statistics.median(times)
+
+
+@metric(unit="ratio", higher_is_better=True, kind="cost", stages=("post",))
+def semi_structured_speedup(dense_seconds: float, sparse_seconds: float) -> float:
+    """semi_structured_speedup = t(dense linear layers) / t(the same layers with torch's
+    semi-structured (2:4) sparse kernels), on CUDA only, timed in alternation."""
+    return dense_seconds / sparse_seconds

@@ -1,0 +1,116 @@
+"""The language-model track as the core sees it (`shrinkbench.core.tracks.Track`): pretrained causal
+LMs pruned one-shot with calibration data, perplexity as the response; no base model is trained
+(a pretrained checkpoint is the starting weights). Registered through the entry point
+`llm = "shrinkbench.llm.track:TRACK"` (pyproject.toml). Imports its modules lazily, so listing
+needs no torch.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from shrinkbench.core.tracks import Listing, Track
+
+
+def _from_dict(data, where="config"):
+    from shrinkbench.llm.config import LLMRunConfig
+
+    return LLMRunConfig.from_dict(data, where)
+
+
+def _execute(cfg, store, device=None, **runtime):
+    from shrinkbench.llm.runner import execute
+
+    return execute(cfg, store, device, **runtime)
+
+
+def _describe(cfg) -> str:
+    from shrinkbench.llm.suite import describe_llm
+
+    return describe_llm(cfg)
+
+
+def _load_suite(data, where, path, added=None):
+    from shrinkbench.llm.suite import load_llm_suite
+
+    return load_llm_suite(data, where, path, added)
+
+
+def _register_commands(sub) -> None:
+    from shrinkbench.llm.cli import register
+
+    register(sub)
+
+
+def _with_data_options(cfg, options: dict[str, Any]):
+    """`--data-root` is the folder of a local text copy (`text_root`), `--download` allows the hub."""
+    changes = {}
+    if "root" in options:
+        changes["text_root"] = options["root"]
+    if options.get("download"):
+        changes["download"] = True
+    return cfg.replace(**changes) if changes else cfg
+
+
+def _method_name(spec: str) -> str:
+    from shrinkbench.llm.methods import resolve_llm_strategy
+
+    return resolve_llm_strategy(spec).name
+
+
+def list_models(pattern: str = "*") -> list[dict[str, Any]]:
+    """The registered language models matching `pattern`, from their cards (nothing is loaded)."""
+    from shrinkbench.llm.models import CARDS, MODELS
+
+    return [{"name": name, "params": CARDS[name].params, "architecture": CARDS[name].architecture,
+             "context": CARDS[name].context, "source": CARDS[name].source,
+             "aliases": list(MODELS.aliases(name))} for name in MODELS.names(pattern)]
+
+
+def list_strategies() -> list[dict[str, Any]]:
+    """Every registered language-model strategy: its scopes (where the kept count is exact), the
+    patterns it runs at, whether it calibrates, and its definition."""
+    import inspect
+
+    from shrinkbench.llm.methods import LLM_STRATEGIES
+
+    rows = []
+    for name, cls in LLM_STRATEGIES.items():
+        doc = inspect.getdoc(cls) or ""
+        rows.append({"name": name, "granularity": "unstructured, N:M", "scope": cls.default_scope,
+                     "scopes": list(cls.scopes), "criterion": "calibrated" if cls.needs_inputs else "data-free",
+                     "aliases": list(LLM_STRATEGIES.aliases(name)), "description": doc.splitlines()[0] if doc else ""})
+    return rows
+
+
+def list_texts(data_root: str | None = None) -> list[dict[str, Any]]:
+    """Every registered text with its source and split rule (`file:<path>` reads a user's file)."""
+    from shrinkbench.llm.text import SOURCES, TEXTS
+
+    return [{"name": name, "splits": "train, test", "split_rule": SOURCES[name][1], "source": SOURCES[name][0],
+             "aliases": list(TEXTS.aliases(name))} for name in TEXTS]
+
+
+def record_names(cfg) -> dict[str, Any]:
+    """The method's tags and the data split, as the record carries them for the analysis."""
+    return cfg.record_names()
+
+
+def _load_metrics() -> None:
+    import shrinkbench.llm.metrics  # noqa: F401  (registers perplexity, nll, sparsity, ...)
+
+
+TRACK = Track(
+    name="llm",
+    summary="pretrained causal language models pruned one-shot with calibration data; perplexity",
+    config_from_dict=_from_dict,
+    execute=_execute,
+    describe=_describe,
+    load_suite=_load_suite,
+    listing=Listing(models=list_models, strategies=list_strategies, datasets=list_texts,
+                    load_metrics=_load_metrics),
+    record_names=record_names,
+    register_commands=_register_commands,
+    prepare_base=None,
+    with_data_options=_with_data_options,
+    method_name=_method_name,
+)
