@@ -4,7 +4,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from shrinkbench.config import BaseConfig, MeasureConfig, RunConfig, TrainConfig
+from shrinkbench.vision.config import BaseConfig, MeasureConfig, RunConfig, TrainConfig
 
 TINY_TRAIN = TrainConfig(epochs=1, lr=0.05, batch_size=64)
 TINY_MEASURE = MeasureConfig(eval_batch_size=256, latency_batch_sizes=(1, 8), latency_warmup=1,

@@ -8,7 +8,7 @@ import numpy as np
 
 from shrinkbench import cli
 from shrinkbench.analysis.cli import main as analysis_main
-from shrinkbench.sweep import contention_warning
+from shrinkbench.core.sweep import contention_warning
 from analysis_fixtures import synthetic_store
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from shrinkbench.data import (
+from shrinkbench.vision.data import (
     DATASETS,
     DataSplits,
     DatasetSpec,
@@ -21,8 +21,8 @@ from shrinkbench.data import (
     hold_out_indices,
     load_splits,
 )
-from shrinkbench.data import locate
-from shrinkbench.errors import ConfigError, DataNotFoundError, UnknownNameError
+from shrinkbench.vision.data import locate
+from shrinkbench.core.errors import ConfigError, DataNotFoundError, UnknownNameError
 from test_data_formats import write_idx_dataset
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")

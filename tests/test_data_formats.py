@@ -16,11 +16,11 @@ import pytest
 import torch
 from PIL import Image
 
-from shrinkbench.data import DataFormatError, batches, load_splits
-from shrinkbench.data import locate
-from shrinkbench.data.cifar import read_python_batch
-from shrinkbench.data.idx import read_idx
-from shrinkbench.data.safe_pickle import load_numpy_pickle
+from shrinkbench.vision.data import DataFormatError, batches, load_splits
+from shrinkbench.vision.data import locate
+from shrinkbench.vision.data.cifar import read_python_batch
+from shrinkbench.vision.data.idx import read_idx
+from shrinkbench.vision.data.safe_pickle import load_numpy_pickle
 
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 

@@ -16,17 +16,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from shrinkbench import store as store_module
+from shrinkbench.core import store as store_module
 from shrinkbench.cli import main
-from shrinkbench.device import (autocast, check_device_name, deterministic_algorithms, precision, resolve_device,
+from shrinkbench.core.device import (autocast, check_device_name, deterministic_algorithms, precision, resolve_device,
                                 slot_gpu, worker_device)
-from shrinkbench.errors import ConfigError
-from shrinkbench.executors import Runtime, get_executor
-from shrinkbench.executors.slurm import parse_time
-from shrinkbench.runner import execute
-from shrinkbench.store import Store
-from shrinkbench.suite import load_suite
-from shrinkbench.validate import validate_config
+from shrinkbench.core.errors import ConfigError
+from shrinkbench.core.executors import Runtime, get_executor
+from shrinkbench.core.executors.slurm import parse_time
+from shrinkbench.vision.runner import execute
+from shrinkbench.core.store import Store
+from shrinkbench.core.suite import load_suite
+from shrinkbench.vision.validate import validate_config
 
 from runner_helpers import metric, tiny_config, write_suite
 
@@ -39,7 +39,7 @@ import os, time
 from pathlib import Path
 
 import torch
-from shrinkbench.pruning import Strategy
+from shrinkbench.vision.pruning import Strategy
 
 
 class Blocker(Strategy):
@@ -234,13 +234,13 @@ def test_out_of_memory_is_a_failed_record_with_the_reason_and_the_others_run(tmp
 def test_user_error_in_a_worker_stops_the_sweep(tmp_path):
     """A checkpoint that vanishes after the suite was checked: every run would fail alike."""
     checkpoint = tmp_path / "weights.pt"
-    from shrinkbench.models import create_model
+    from shrinkbench.vision.models import create_model
 
     torch.save(create_model("lenet_300_100", seed=0).state_dict(), checkpoint)
     suite = write_suite(tmp_path / "s.toml", extra=f'[base]\ncheckpoint = "{checkpoint}"\n')
     configs = load_suite(str(suite)).configs
     checkpoint.write_bytes(b"not a checkpoint")
-    from shrinkbench.errors import CheckpointError
+    from shrinkbench.core.errors import CheckpointError
 
     with pytest.raises(CheckpointError, match="not a readable torch weights file"):
         get_executor("pool").run(configs, Store(tmp_path / "store"), Runtime("cpu", threads=1), workers=2,
@@ -440,7 +440,7 @@ def test_cuda_mixed_precision_runs_and_is_recorded(tmp_path):
 def test_cuda_latency_waits_for_the_kernels():
     """Timed with synchronisation, a forward pass takes at least as long as its kernels
     (CUDA events); without it, Python would only see the launch."""
-    from shrinkbench.metrics.cost import time_forward
+    from shrinkbench.core.metrics.cost import time_forward
 
     model = torch.nn.Sequential(*[torch.nn.Linear(4096, 4096) for _ in range(8)]).cuda().eval()
     x = torch.randn(512, 4096, device="cuda")

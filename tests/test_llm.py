@@ -16,7 +16,7 @@ from torch import nn
 
 transformers = pytest.importorskip("transformers", reason="the LLM track needs transformers (pip install .[llm])")
 
-from shrinkbench.errors import ConfigError, StrategyError  # noqa: E402
+from shrinkbench.core.errors import ConfigError, StrategyError  # noqa: E402
 from shrinkbench.llm.config import LLMRunConfig  # noqa: E402
 from shrinkbench.llm.engine import pruned_layers, prune_model  # noqa: E402
 from shrinkbench.llm.methods import (LayerInputs, Magnitude, SparseGPT, Wanda, keep_mask,  # noqa: E402
@@ -234,7 +234,7 @@ def test_perplexity_is_exp_of_transformers_own_mean_loss(tiny):
 
 def test_a_run_is_deterministic_and_its_seed_draws_the_calibration(tiny, tmp_path):
     from shrinkbench.llm.runner import execute
-    from shrinkbench.store import Store
+    from shrinkbench.core.store import Store
 
     store = Store(tmp_path / "store")
     cfg = _cfg(tiny, strategy="wanda")
@@ -265,7 +265,7 @@ def test_the_identity_holds_what_decides_the_numbers(tiny):
 
 def test_a_recovery_fine_tune_keeps_the_masks(tiny, tmp_path):
     from shrinkbench.llm.runner import execute
-    from shrinkbench.store import Store
+    from shrinkbench.core.store import Store
 
     record = execute(_cfg(tiny, strategy="magnitude", finetune_steps=3, finetune_lr=1e-3), Store(tmp_path))
     m = {(x["stage"], x["metric"]): x["value"] for x in record["metrics"]}
@@ -289,7 +289,7 @@ class Broken(LLMStrategy):
 
 
 def test_a_users_method_plugs_in_and_a_misbehaving_one_fails_its_run_only(tiny, tmp_path):
-    from shrinkbench.sweep import run_one
+    from shrinkbench.core.sweep import run_one
 
     path = tmp_path / "mine.py"
     path.write_text(USER_METHOD)

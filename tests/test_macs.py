@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shrinkbench.macs import count_macs, register_formula
+from shrinkbench.core.macs import count_macs, register_formula
 
 
 def test_grouped_dilated_strided_conv_by_hand():

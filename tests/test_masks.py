@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from shrinkbench.errors import CheckpointError, ConfigError
-from shrinkbench.models import create_model, model_spec
-from shrinkbench.pruning import MaskSet, prunable_weights, prune, resolve_strategy
+from shrinkbench.core.errors import CheckpointError, ConfigError
+from shrinkbench.vision.models import create_model, model_spec
+from shrinkbench.vision.pruning import MaskSet, prunable_weights, prune, resolve_strategy
 
 OPTIMIZERS = {
     "sgd_nesterov": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=5e-4,
@@ -204,8 +204,8 @@ def test_only_shrinks_means_subset(a, b):
 def test_the_training_loop_keeps_every_pruned_weight_zero_after_every_step(optimizer):
     """The loop masks gradients each step and re-zeroes weights once per epoch: zeros must
     hold after each step already, not only at the epoch's end."""
-    from shrinkbench.config import TrainConfig
-    from shrinkbench.training import train as train_loop
+    from shrinkbench.vision.config import TrainConfig
+    from shrinkbench.vision.training import train as train_loop
 
     model, masks = pruned("lenet5_caffe")
     masks.attach(model)

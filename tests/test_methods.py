@@ -20,15 +20,16 @@ from torch import nn
 from runner_helpers import TINY_TRAIN, tiny_config, write_suite
 from test_runner import numbers
 from shrinkbench.cli import main
-from shrinkbench.config import ScheduleConfig, TrainConfig
-from shrinkbench.errors import CompressionError, ConfigError
-from shrinkbench.pruning import (STRATEGIES, ScoringContext, keep_count, max_compression, prunable_weights, prune,
+from shrinkbench.vision.config import ScheduleConfig, TrainConfig
+from shrinkbench.core.errors import CompressionError, ConfigError
+from shrinkbench.vision.pruning import (STRATEGIES, ScoringContext, keep_count, max_compression, prunable_weights, prune,
                                  resolve_strategy)
-from shrinkbench.pruning.criteria import GRASP_TEMPERATURE, synflow_scores
-from shrinkbench.pruning.selection import allocate_erk, allocate_first_dense
-from shrinkbench.runner import derive_seed, execute
-from shrinkbench.store import Store
-from shrinkbench.validate import validate_config
+from shrinkbench.vision.pruning.criteria import GRASP_TEMPERATURE, synflow_scores
+from shrinkbench.vision.pruning.selection import allocate_erk, allocate_first_dense
+from shrinkbench.core.seeds import derive_seed
+from shrinkbench.vision.runner import execute
+from shrinkbench.core.store import Store
+from shrinkbench.vision.validate import validate_config
 
 NEW = ["snip", "grasp", "synflow", "lamp", "erk_magnitude", "first_dense_magnitude"]
 
@@ -215,7 +216,7 @@ def model_batches():
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("strategy", NEW)
 def test_exact_kept_count_and_masks_only_shrink(name, strategy):
-    from shrinkbench.models import create_model, model_spec
+    from shrinkbench.vision.models import create_model, model_spec
 
     model = create_model(name, seed=0)
     excluded = model_spec(name).excluded
@@ -239,7 +240,7 @@ def test_exact_kept_count_and_masks_only_shrink(name, strategy):
 
 
 def test_snip_and_grasp_score_on_training_split_batches_only():
-    from shrinkbench.runner import RunContext
+    from shrinkbench.vision.runner import RunContext
 
     cfg = validate_config(tiny_config(strategy="snip", when="at_init"))
     ctx = RunContext(cfg, torch.device("cpu"))
@@ -255,7 +256,7 @@ def test_snip_and_grasp_score_on_training_split_batches_only():
 # ---- plans: schedules and budgets ------------------------------------------------------------
 
 def test_cubic_schedule_and_events_by_hand():
-    from shrinkbench.execution import gradual_events, gradual_target
+    from shrinkbench.vision.execution import gradual_events, gradual_target
 
     assert gradual_target("sparsity", 0.9, 0.5) == pytest.approx(0.9 * (1 - 0.5 ** 3))
     assert gradual_target("compression", 10, 0.5) == pytest.approx(1 / (1 - 0.9 * 0.875))
@@ -265,7 +266,7 @@ def test_cubic_schedule_and_events_by_hand():
 
 
 def test_plans_of_each_schedule():
-    from shrinkbench.plans import Control, MeasurePre, Prune, Rewind, Train, build_plan
+    from shrinkbench.vision.plans import Control, MeasurePre, Prune, Rewind, Train, build_plan
 
     base = dataclasses.replace(tiny_config().base, train=TrainConfig(epochs=5))
     two = TrainConfig(epochs=5)
@@ -289,7 +290,7 @@ def test_plans_of_each_schedule():
 @pytest.fixture
 def observed(monkeypatch):
     """Every call of the training loop: the model's weights and masks as it starts, and the call."""
-    import shrinkbench.training as training
+    import shrinkbench.vision.training as training
 
     calls = []
     real = training.train
@@ -317,7 +318,7 @@ def run(cfg, store):
 
 
 def test_at_init_prunes_the_base_models_initial_weights_and_trains_with_the_base_recipe(tmp_path, observed):
-    from shrinkbench.models import create_model
+    from shrinkbench.vision.models import create_model
 
     cfg = tiny_config(when="at_init")
     record = run(cfg, Store(tmp_path))
@@ -336,7 +337,7 @@ def test_at_init_prunes_the_base_models_initial_weights_and_trains_with_the_base
 
 
 def test_controls_change_one_thing_each(tmp_path, observed):
-    from shrinkbench.models import create_model
+    from shrinkbench.vision.models import create_model
 
     store = Store(tmp_path)
     run(tiny_config(), store)
@@ -369,8 +370,8 @@ def test_controls_change_one_thing_each(tmp_path, observed):
 
 
 def test_inverted_magnitude_keeps_the_smallest_weights():
-    from shrinkbench.models import create_model
-    from shrinkbench.plans import Inverted
+    from shrinkbench.vision.models import create_model
+    from shrinkbench.vision.plans import Inverted
 
     model = create_model("lenet_300_100", seed=0)
     weights = {n: w.detach().abs().clone() for n, w in prunable_weights(model, ("fc3",)).items()}
@@ -400,9 +401,10 @@ def test_weight_rewinding_goes_back_to_the_base_trainings_own_epoch(tmp_path, ob
     partial = [c for c in observed if c["tag"] == "base" and c["stop_after"] == 1]
     assert len(full) == 1 and len(partial) == 1 and list((tmp_path / "bases").glob("*-epoch1.pt"))
     # the epoch-1 weights are what the full base training had after its first epoch
-    import shrinkbench.training as training
-    from shrinkbench.models import create_model
-    from shrinkbench.runner import RunContext, generator
+    import shrinkbench.vision.training as training
+    from shrinkbench.vision.models import create_model
+    from shrinkbench.core.seeds import generator
+    from shrinkbench.vision.runner import RunContext
 
     cfg = validate_config(tiny_config(base=base))
     ctx = RunContext(cfg, torch.device("cpu"))
@@ -490,7 +492,7 @@ PRUNE = ["prune", "--model", "lenet_300_100", "--dataset", "digits", "--compress
 ])
 def test_inapplicable_plans_are_one_line_errors(tmp_path, capsys, extra, message):
     ckpt = tmp_path / "ckpt.pt"
-    from shrinkbench.models import create_model
+    from shrinkbench.vision.models import create_model
 
     torch.save(create_model("lenet_300_100").state_dict(), ckpt)
     args = PRUNE + ["--store", str(tmp_path / "s")] + [str(ckpt) if a == "CKPT" else a for a in extra]
@@ -504,7 +506,7 @@ def test_inapplicable_plans_are_one_line_errors(tmp_path, capsys, extra, message
 
 def test_one_command_puts_a_users_method_against_grouped_baselines_and_its_controls(tmp_path, capsys):
     method = tmp_path / "mine.py"
-    method.write_text("from shrinkbench.pruning import Strategy\n\n\nclass Mine(Strategy):\n    scope = 'global'\n\n"
+    method.write_text("from shrinkbench.vision.pruning import Strategy\n\n\nclass Mine(Strategy):\n    scope = 'global'\n\n"
                       "    def score(self, ctx):\n"
                       "        return {n: w.detach().abs() ** 3 for n, w in ctx.weights.items()}\n")
     suite = write_suite(tmp_path / "s.toml", strategies=(
@@ -550,10 +552,10 @@ def test_the_table_carries_when_control_schedule_and_budget():
 
 
 def test_the_shipped_methods_suite_expands_with_a_users_strategy_and_its_controls(tmp_path):
-    from shrinkbench.suite import load_suite
+    from shrinkbench.core.suite import load_suite
 
     method = tmp_path / "mine.py"
-    method.write_text("from shrinkbench.pruning import Strategy\n\n\nclass Mine(Strategy):\n    scope = 'global'\n\n"
+    method.write_text("from shrinkbench.vision.pruning import Strategy\n\n\nclass Mine(Strategy):\n    scope = 'global'\n\n"
                       "    def score(self, ctx):\n        return {n: w.detach().abs() for n, w in ctx.weights.items()}\n")
     plain = load_suite("methods")
     added = load_suite("methods", added=[f"{method}:Mine"])

@@ -7,10 +7,12 @@ import torch
 from torch import nn
 
 from shrinkbench.cli import main
-from shrinkbench.macs import count_macs
-from shrinkbench.metrics import METRICS, PredictionCounts, evaluate, measure_structure, metric_info
-from shrinkbench.metrics.cost import latency, latency_iqr, peak_memory, throughput
-from shrinkbench.metrics.structure import model_bytes_sparse, sparse_tensor_bytes
+from shrinkbench.core.macs import count_macs
+from shrinkbench.core.metrics import METRICS, measure_structure, metric_info
+from shrinkbench.vision.metrics import PredictionCounts, evaluate
+import shrinkbench.llm.metrics  # noqa: F401  (registers the language-model metrics)
+from shrinkbench.core.metrics.cost import latency, latency_iqr, peak_memory, throughput
+from shrinkbench.core.metrics.structure import model_bytes_sparse, sparse_tensor_bytes
 
 
 def mlp_with_known_zeros():

@@ -12,7 +12,7 @@ def test_a_users_own_analysis_module_does_not_shadow_the_toolkit(tmp_path):
     # a user's working folder often holds an analysis.py; python puts that folder first on sys.path
     (tmp_path / "analysis.py").write_text("raise RuntimeError('the user analysis module was imported')\n")
     (tmp_path / "analysis").mkdir()  # or a folder of that name
-    code = ("import shrinkbench.runner, shrinkbench.analysis.compare, shrinkbench.cli\n"
+    code = ("import shrinkbench.vision.runner, shrinkbench.analysis.compare, shrinkbench.cli\n"
             "import shrinkbench.analysis as a\n"
             "assert a.__file__.endswith('__init__.py') and 'analysis' in a.__name__\n"
             "print('ok')\n")

@@ -181,7 +181,7 @@ def test_compare_with_dense_is_the_paired_t_of_the_delta():
 # ------------------------------------------------------------------ the suite matcher
 
 def test_suite_records_agree_with_the_shrinkbench_suite_loader(tiny):
-    from shrinkbench.suite import load_suite
+    from shrinkbench.core.suite import load_suite
 
     suites, store = tiny
     for name in SCRIPTS:
@@ -286,7 +286,7 @@ def test_fill_blocks_replaces_only_named_blocks():
 
 
 def test_the_sparse_vs_dense_targets_are_the_zoo_ratios_of_the_width_variants():
-    from shrinkbench.models.catalog import GOLDEN
+    from shrinkbench.vision.models.catalog import GOLDEN
 
     sweep = _runs.read_suite(_runs.SUITES / "sparse_vs_dense.toml").sweep
     (large,) = sweep["models"]
@@ -297,7 +297,7 @@ def test_the_sparse_vs_dense_targets_are_the_zoo_ratios_of_the_width_variants():
 
 
 def test_shipped_suites_load_and_the_shared_runs_are_shared():
-    from shrinkbench.suite import load_suite
+    from shrinkbench.core.suite import load_suite
 
     ids = {p.stem: {c.run_id for c in load_suite(str(p)).configs} for p in sorted(_runs.SUITES.glob("*.toml"))}
     assert {"global_vs_layerwise", "five_baselines", "starting_weights"} <= set(ids)

@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from shrinkbench.errors import CompressionError, ConfigError, StrategyError, UnknownNameError
-from shrinkbench.metrics.structure import params, params_nonzero
-from shrinkbench.models import create_model, model_spec
-from shrinkbench.pruning import (STRATEGIES, ScoringContext, Strategy, apportion,
+from shrinkbench.core.errors import CompressionError, ConfigError, StrategyError, UnknownNameError
+from shrinkbench.core.metrics.structure import params, params_nonzero
+from shrinkbench.vision.models import create_model, model_spec
+from shrinkbench.vision.pruning import (STRATEGIES, ScoringContext, Strategy, apportion,
                                  keep_count, list_strategies, max_compression, prunable_weights,
                                  prune, register_strategy, resolve_strategy, select,
                                  top_k_mask)
@@ -499,7 +499,7 @@ def test_unknown_strategy_lists_close_matches():
 
 
 USER_MODULE = textwrap.dedent('''
-    from shrinkbench.pruning import Strategy
+    from shrinkbench.vision.pruning import Strategy
 
     class SquaredMagnitude(Strategy):
         scope = "layerwise"
@@ -531,10 +531,10 @@ def test_user_strategy_from_a_file(tmp_path):
 
 
 def test_the_package_docstring_example_works(tmp_path):
-    import shrinkbench.pruning as pruning
+    import shrinkbench.vision.pruning as pruning
 
     doc = pruning.__doc__
-    start = doc.index("    from shrinkbench.pruning import Strategy")
+    start = doc.index("    from shrinkbench.vision.pruning import Strategy")
     (tmp_path / "mymethod.py").write_text(textwrap.dedent(doc[start:doc.index("\n\n`ctx`", start)]))
     strategy = resolve_strategy(f"{tmp_path / 'mymethod.py'}:SquaredMagnitude")
     model, excluded = build("lenet5_caffe")

@@ -5,13 +5,13 @@ import math
 import pytest
 import torch
 
-from shrinkbench.config import RunConfig, TrainConfig
-from shrinkbench.errors import CheckpointError, CompressionError, ConfigError, UnknownNameError
-from shrinkbench.models import create_model
-from shrinkbench.runner import execute
-from shrinkbench.store import Store
-from shrinkbench.sweep import run_one
-from shrinkbench.validate import validate_config
+from shrinkbench.vision.config import RunConfig, TrainConfig
+from shrinkbench.core.errors import CheckpointError, CompressionError, ConfigError, UnknownNameError
+from shrinkbench.vision.models import create_model
+from shrinkbench.vision.runner import execute
+from shrinkbench.core.store import Store
+from shrinkbench.core.sweep import run_one
+from shrinkbench.vision.validate import validate_config
 
 from runner_helpers import metric, tiny_config
 
@@ -174,5 +174,5 @@ def test_train_size_scales_a_run_down_and_is_part_of_its_identity(magnitude_reco
     record = execute(validate_config(small), store, "cpu")
     steps = math.ceil(300 / 64)
     assert record["status"] == "ok" and record["epochs"][0]["train_loss"] > 0
-    from shrinkbench.runner import load_data
+    from shrinkbench.vision.runner import load_data
     assert len(load_data("digits", validate_config(small).data).train) == 300 and steps == 5

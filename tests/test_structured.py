@@ -10,18 +10,18 @@ import torch
 from torch import nn
 
 from shrinkbench.cli import main
-from shrinkbench.errors import CompressionError, ConfigError, StrategyError
-from shrinkbench.macs import count_macs
-from shrinkbench.metrics.structure import measure_structure
-from shrinkbench.models import create_model, model_spec
-from shrinkbench.pruning import prunable_weights, resolve_strategy
-from shrinkbench.pruning.granularity import granularity
-from shrinkbench.pruning.nm import nm_mask
-from shrinkbench.structured.compact import compact
-from shrinkbench.structured.counting import Counter
-from shrinkbench.structured.criteria import ChannelStrategy
-from shrinkbench.structured.graph import dependency_groups
-from shrinkbench.structured.select import remove_to_target, removal_order
+from shrinkbench.core.errors import CompressionError, ConfigError, StrategyError
+from shrinkbench.core.macs import count_macs
+from shrinkbench.core.metrics.structure import measure_structure
+from shrinkbench.vision.models import create_model, model_spec
+from shrinkbench.vision.pruning import prunable_weights, resolve_strategy
+from shrinkbench.vision.pruning.granularity import granularity
+from shrinkbench.vision.pruning.nm import nm_mask
+from shrinkbench.vision.structured.compact import compact
+from shrinkbench.vision.structured.counting import Counter
+from shrinkbench.vision.structured.criteria import ChannelStrategy
+from shrinkbench.vision.structured.graph import dependency_groups
+from shrinkbench.vision.structured.select import remove_to_target, removal_order
 
 from runner_helpers import write_suite
 
@@ -197,7 +197,7 @@ class TwoLayers(nn.Module):
 
 
 def _context(model, batches=()):
-    from shrinkbench.structured.prune import ChannelScoringContext
+    from shrinkbench.vision.structured.prune import ChannelScoringContext
 
     groups = dependency_groups(model, (1, 1, 1), ("fc",))
     weights = {"conv": model.conv.weight}
@@ -245,7 +245,7 @@ def test_bn_scale_on_a_model_without_batchnorm_is_refused_before_running(tmp_pat
 
 
 USER_CHANNEL = '''
-from shrinkbench.structured.criteria import ChannelStrategy
+from shrinkbench.vision.structured.criteria import ChannelStrategy
 
 
 class MeanAbsFilter(ChannelStrategy):
@@ -271,7 +271,7 @@ def test_a_users_channel_criterion_in_a_few_lines_runs(tmp_path):
     ("return {n: w.detach().abs().flatten(1).sum(1) * float('nan') for n, w in ctx.weights.items()}", "non-finite"),
 ])
 def test_a_users_bad_channel_scores_are_one_line_before_the_sweep(tmp_path, capsys, body, message):
-    (tmp_path / "bad.py").write_text("from shrinkbench.structured.criteria import ChannelStrategy\n"
+    (tmp_path / "bad.py").write_text("from shrinkbench.vision.structured.criteria import ChannelStrategy\n"
                                      f"class Bad(ChannelStrategy):\n    def score(self, ctx):\n        {body}\n")
     path = write_suite(tmp_path / "s.toml", strategies=(f'"{tmp_path / "bad.py"}:Bad"',), compressions="[1]",
                        latency=False)
@@ -337,7 +337,7 @@ def test_weight_masks_reach_a_speedup_target(scope):
 # ------------------------------------------------------------------ a whole channel run, saved and loaded
 
 def test_a_channel_run_is_compacted_measured_saved_and_loads_back(tmp_path):
-    from shrinkbench.structured.saving import load_pruned
+    from shrinkbench.vision.structured.saving import load_pruned
 
     store = tmp_path / "store"
     config = tmp_path / "c.toml"
@@ -364,10 +364,10 @@ def test_a_channel_run_is_compacted_measured_saved_and_loads_back(tmp_path):
 def test_a_save_cut_off_midway_leaves_no_pruned_file_and_no_record(tmp_path, monkeypatch):
     from pathlib import Path
 
-    import shrinkbench.structured.saving as saving
-    from shrinkbench.runner import execute
-    from shrinkbench.store import Store
-    from shrinkbench.validate import validate_config
+    import shrinkbench.vision.structured.saving as saving
+    from shrinkbench.vision.runner import execute
+    from shrinkbench.core.store import Store
+    from shrinkbench.vision.validate import validate_config
 
     from runner_helpers import tiny_config
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from shrinkbench.cli import main
-from shrinkbench.errors import ShrinkBenchError, UnknownNameError
-from shrinkbench.store import Store
-from shrinkbench.suite import load_suite
+from shrinkbench.core.errors import ShrinkBenchError, UnknownNameError
+from shrinkbench.core.store import Store
+from shrinkbench.core.suite import load_suite
 
 from runner_helpers import write_suite
 

@@ -16,13 +16,13 @@ import pytest
 import torch
 
 from shrinkbench.cli import main
-from shrinkbench.models import create_model
-from shrinkbench.store import Store
+from shrinkbench.vision.models import create_model
+from shrinkbench.core.store import Store
 
 from runner_helpers import write_suite
 
 METHOD = '''
-from shrinkbench.pruning import Strategy
+from shrinkbench.vision.pruning import Strategy
 
 
 class Mine(Strategy):
@@ -153,7 +153,7 @@ BAD_STRATEGIES = {
 def test_a_misbehaving_strategy_is_refused_before_the_sweep_in_one_line(tmp_path, capsys, case):
     body, message = BAD_STRATEGIES[case]
     method = tmp_path / "bad.py"
-    method.write_text("from shrinkbench.pruning import Strategy\n" + body)
+    method.write_text("from shrinkbench.vision.pruning import Strategy\n" + body)
     suite, store = write_suite(tmp_path / "s.toml", strategies=(f'"{method}:S"',), latency=False), tmp_path / "store"
     assert main(["run", str(suite), "--store", str(store)]) == 2
     err = capsys.readouterr().err
@@ -174,7 +174,7 @@ def test_sys_exit_in_a_strategy_file_cannot_end_prune_silently(tmp_path):
 def test_a_scoring_error_at_run_time_fails_that_run_and_the_sweep_goes_on(tmp_path, capsys):
     method = tmp_path / "late.py"
     method.write_text(textwrap.dedent('''
-        from shrinkbench.pruning import Strategy
+        from shrinkbench.vision.pruning import Strategy
 
         class Late(Strategy):
             """Scores fine on the dry run's random batch, fails on real data."""
@@ -271,7 +271,7 @@ def test_a_finished_sweep_leaves_no_dead_claims_or_leftovers(tmp_path):
     run_id = records(store)[0]["run_id"]
     (store / "claims").mkdir(exist_ok=True)
     (store / "claims" / f"{run_id}.claim").write_text(json.dumps(owner))  # a claim on a run with a record
-    from shrinkbench.store import temporary_path
+    from shrinkbench.core.store import temporary_path
 
     leftover = temporary_path(store / "runs" / f"{run_id}.json")
     leftover = leftover.with_name(leftover.name.replace(f".tmp-{os.getpid()}-", f".tmp-{pid}-", 1))

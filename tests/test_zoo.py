@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from shrinkbench.errors import UnknownNameError
-from shrinkbench.macs import count_macs
-from shrinkbench.models import (build_on_meta, count_model, create_model, describe_model, fingerprint,
+from shrinkbench.core.errors import UnknownNameError
+from shrinkbench.core.macs import count_macs
+from shrinkbench.vision.models import (build_on_meta, count_model, create_model, describe_model, fingerprint,
                                 list_models, model_spec)
 
 # (model, params, MACs) from the reference table; LeNets: Han et al. 2015 architectures,
@@ -46,12 +46,12 @@ def test_reference_counts_to_the_unit(name, params, macs):
 @pytest.mark.parametrize("name", list_models())
 def test_every_golden_count_is_the_real_count(name):
     spec = model_spec(name)
-    assert spec.golden is not None, f"{name} has no golden counts in shrinkbench/models/catalog.py"
+    assert spec.golden is not None, f"{name} has no golden counts in shrinkbench/vision/models/catalog.py"
     assert count_model(name) == spec.golden
 
 
 def test_listing_the_zoo_needs_no_torch():
-    code = ("import sys; from shrinkbench.models import list_models, describe_model\n"
+    code = ("import sys; from shrinkbench.vision.models import list_models, describe_model\n"
             "rows = [describe_model(n) for n in list_models()]\n"
             "assert rows[0]['params'] and 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
@@ -116,7 +116,7 @@ def test_fingerprints_unique_and_weight_independent():
 
 
 def test_fingerprints_stable_across_processes():
-    code = ("from shrinkbench.models import count_model;"
+    code = ("from shrinkbench.vision.models import count_model;"
             "print(count_model('cifar_resnet56').fingerprint, count_model('lenet5_caffe').fingerprint)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == [count_model("cifar_resnet56").fingerprint, count_model("lenet5_caffe").fingerprint]
