@@ -53,7 +53,8 @@ def gradual_events(start: float, end: float, every: int, total_steps: int) -> li
 class PlanExecution:
     """The state a plan runs on, and one method per phase kind (`HANDLERS`)."""
 
-    def __init__(self, cfg, ctx, model: nn.Module, record: dict, on_epoch, strategy, origin: Callable[[], dict]):
+    def __init__(self, cfg, ctx, model: nn.Module, record: dict, on_epoch, strategy, origin: Callable[[], dict],
+                 run=None):
         from shrinkbench.vision.pruning.granularity import granularity
         from shrinkbench.core.seeds import generator
 
@@ -64,6 +65,7 @@ class PlanExecution:
         self.order = generator(cfg.seed, "finetune-order")
         self.unpruned: dict[str, torch.Tensor] | None = None  # what the last pruning step saw
         self.origin = origin  # the base training's epoch-k weights: origin(k)
+        self.run_info = run  # what a strategy's scoring context offers of the run (`RunInfo`)
         self.log: list[dict[str, Any]] = []
 
     def run(self, plan: list):
@@ -79,7 +81,7 @@ class PlanExecution:
         self.masks = self.unit.prune(self.model, self.strategy, self.cfg.target, phase.value,
                                      excluded=self.ctx.excluded, batches=self.ctx.score_batches(),
                                      generator=generator(self.cfg.seed, f"strategy-{phase.step}"), masks=self.masks,
-                                     input_shape=self.ctx.model_spec.input_shape)
+                                     input_shape=self.ctx.model_spec.input_shape, run=self.run_info)
         self.log.append({"phase": "prune", "step": phase.step, "target": phase.value,
                          "kept": self.masks.kept() if len(self.masks) else None})
 
@@ -139,7 +141,7 @@ class PlanExecution:
             self.masks = self.unit.prune(self.model, self.strategy, cfg.target, value, excluded=self.ctx.excluded,
                                          batches=self.ctx.score_batches(), masks=self.masks,
                                          generator=generator(cfg.seed, f"strategy-gradual-{len(self.log)}"),
-                                         input_shape=self.ctx.model_spec.input_shape)
+                                         input_shape=self.ctx.model_spec.input_shape, run=self.run_info)
             self.log.append({"phase": "prune", "step": step, "target": value, "kept": self.masks.kept()})
             if step == t1:
                 self.record["metrics"] += self.ctx.measure(self.model, "pre")

@@ -271,7 +271,8 @@ def _execute(cfg: RunConfig, store: Store, dev: torch.device, on_epoch, loader_w
 
         with torch.random.fork_rng(devices=_rng_devices(dev)):
             torch.manual_seed(derive_seed(cfg.seed, "dropout"))
-            masks = _prune_and_finetune(cfg, ctx, model, record, on_epoch, origin)
+            masks = _prune_and_finetune(cfg, ctx, model, record, on_epoch, origin,
+                                        None if cfg.base.checkpoint is not None else lambda: build().state_dict())
         deployed, record["deployed"] = ctx.deployed(model, masks)
         record["metrics"] += ctx.measure(model, "post", deployed)
         if save_pruned and masks is not None:
@@ -291,7 +292,7 @@ def _execute(cfg: RunConfig, store: Store, dev: torch.device, on_epoch, loader_w
 
 
 def _prune_and_finetune(cfg: RunConfig, ctx: RunContext, model: nn.Module, record: dict, on_epoch,
-                        origin: Callable[[int], dict]):
+                        origin: Callable[[int], dict], initial_state: Callable[[], dict] | None = None):
     """Execute the run's plan (`shrinkbench.vision.plans`) on `model`; returns its masks."""
     from shrinkbench.vision.execution import PlanExecution
     from shrinkbench.vision.plans import Inverted, build_plan
@@ -302,7 +303,10 @@ def _prune_and_finetune(cfg: RunConfig, ctx: RunContext, model: nn.Module, recor
         strategy = Inverted(strategy)
     plan = build_plan(cfg)
     record["budget"] = budget_record(cfg, plan)
-    execution = PlanExecution(cfg, ctx, model, record, on_epoch, strategy, origin)
+    from shrinkbench.vision.pruning.context import RunInfo
+
+    run = RunInfo(cfg.to_dict(), cfg.seed, cfg.base.seed, initial_state)
+    execution = PlanExecution(cfg, ctx, model, record, on_epoch, strategy, origin, run)
     masks = execution.run(plan)
     record["plan"] = execution.log
     return masks

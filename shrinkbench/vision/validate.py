@@ -70,12 +70,18 @@ def _dry_run(strategy: str, params: Params, model_name: str, exclude, granularit
     y = torch.randint(0, spec.num_classes, (PREFLIGHT_BATCH,), generator=generator)
     excluded = spec.excluded if exclude is None else exclude
     from shrinkbench.core.device import is_out_of_memory
+    from shrinkbench.vision.pruning.context import RunInfo
+
+    # the scoring context offers the run's info as in a run; the initial weights of this random
+    # model are its own (the dry run checks shapes and values, not which weights are initial)
+    run = RunInfo({"model": model_name, "strategy": strategy, "target": target, "compression": value}, 0, 0,
+                  lambda: create_model(model_name, seed=0).state_dict())
 
     try:
         with torch.random.fork_rng(devices=[]):
             granularity(granularity_name).prune(model, _DryRun(resolve_strategy(strategy, params)), target, value,
                                                 excluded=excluded, batches=[(x, y)], generator=generator,
-                                                input_shape=spec.input_shape)
+                                                input_shape=spec.input_shape, run=run)
     except StrategyError as error:
         raise ConfigError(f"dry run of strategy {strategy} on {model_name} (a random batch of {PREFLIGHT_BATCH}) "
                           f"failed: {error}") from None

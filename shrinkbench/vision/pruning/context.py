@@ -15,7 +15,8 @@ measure the network as it is evaluated. Neither touches `.grad` of any parameter
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from shrinkbench.core.errors import ConfigError
 
@@ -26,6 +27,22 @@ if TYPE_CHECKING:  # pragma: no cover
     from shrinkbench.vision.pruning.masks import MaskSet
 
 Batch = tuple["torch.Tensor", "torch.Tensor"]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a published criterion may need of the run beyond the model it prunes: the run's
+    config (as a dict: model, dataset, target, budgets, ...), its run seed and base seed, and the
+    prunable weights as they were initialised (`initial_weights()`: the base model built from the
+    base seed before any training, so `|w| * |w - w_init|`, the movement of a weight since
+    initialisation, is one line). None where the base model is a user's checkpoint, whose
+    initial weights are unknown."""
+
+    config: Mapping[str, Any]
+    seed: int
+    base_seed: int
+    initial_state: Callable[[], dict] | None = None
+    """The model's state dict at initialisation (built on call), or None (a checkpoint base)."""
 
 
 @contextmanager
@@ -47,12 +64,14 @@ class ScoringContext:
     sweep starts (`shrinkbench.vision.validate`): a strategy may skip costly side effects then.
     `keep` is the number of prunable weights the selection will keep (None where it depends
     on the scores, e.g. a speedup target), `input_shape` the shape of one example (C, H, W):
-    what iterative and data-free criteria (SynFlow) need."""
+    what iterative and data-free criteria (SynFlow) need. `run` is the run's `RunInfo` (config,
+    seeds, initial weights; None outside a run, e.g. when `prune` is called on a bare model)."""
 
     def __init__(self, model: nn.Module, weights: dict[str, nn.Parameter],
                  batches: Sequence[Batch], generator: torch.Generator,
                  masks: MaskSet | None = None, dry_run: bool = False, keep: int | None = None,
-                 input_shape: tuple[int, ...] = ()):
+                 input_shape: tuple[int, ...] = (), run: RunInfo | None = None):
+        self.run = run
         self.dry_run = dry_run
         self.keep = keep
         self.input_shape = tuple(input_shape)
@@ -63,6 +82,17 @@ class ScoringContext:
         self.masks = masks
         self._gradients: dict[str, torch.Tensor] | None = None
         self._activations: dict[str, torch.Tensor] | None = None
+
+    def initial_weights(self) -> dict[str, "torch.Tensor"]:
+        """The prunable weights as initialised from the base seed (same names and shapes as
+        `weights`, on their device), or a one-line ConfigError where they are unknown: outside a
+        run, or a base model loaded from a checkpoint."""
+        if self.run is None or self.run.initial_state is None:
+            why = "outside a run" if self.run is None else "the base model is a checkpoint"
+            raise ConfigError(f"the initial weights are not known here ({why}); a strategy that needs them "
+                              "runs from a trained or at-init base model")
+        state = self.run.initial_state()
+        return {name: state[f"{name}.weight"].to(w.device) for name, w in self.weights.items()}
 
     @property
     def device(self) -> torch.device:

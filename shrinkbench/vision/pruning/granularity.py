@@ -71,7 +71,7 @@ class Granularity:
 
     def prune(self, model: "nn.Module", strategy: "Strategy", target: str, value: float, *, excluded,
               batches: Sequence, generator: "torch.Generator", masks: "MaskSet | None" = None,
-              input_shape: tuple[int, ...] = ()) -> "MaskSet":
+              input_shape: tuple[int, ...] = (), run=None) -> "MaskSet":
         raise NotImplementedError
 
     def deployed(self, model: "nn.Module", masks: "MaskSet | None", input_shape: tuple[int, ...],
@@ -101,11 +101,12 @@ class WeightGranularity(Granularity):
             k = keep_count(model, weights, value) if target == "compression" else keep_count_for_sparsity(weights, value)
             check_allocation(scope, k, [tuple(w.shape) for w in weights.values()])
 
-    def prune(self, model, strategy, target, value, *, excluded, batches, generator, masks=None, input_shape=()):
+    def prune(self, model, strategy, target, value, *, excluded, batches, generator, masks=None, input_shape=(),
+              run=None):
         from shrinkbench.vision.pruning.selection import prune
 
         return prune(model, strategy, value, excluded=excluded, batches=batches, generator=generator, masks=masks,
-                     target=target, input_shape=input_shape)
+                     target=target, input_shape=input_shape, run=run)
 
 
 class ChannelGranularity(Granularity):
@@ -117,11 +118,12 @@ class ChannelGranularity(Granularity):
 
         check_target(model_name, exclude, strategy, target, value)
 
-    def prune(self, model, strategy, target, value, *, excluded, batches, generator, masks=None, input_shape=()):
+    def prune(self, model, strategy, target, value, *, excluded, batches, generator, masks=None, input_shape=(),
+              run=None):
         from shrinkbench.vision.structured.prune import prune_channels
 
         return prune_channels(model, strategy, target, value, excluded=excluded, batches=batches,
-                              generator=generator, masks=masks, input_shape=input_shape)
+                              generator=generator, masks=masks, input_shape=input_shape, run=run)
 
     def deployed(self, model, masks, input_shape, excluded):
         from shrinkbench.vision.structured.prune import compact_masked
@@ -142,11 +144,12 @@ class NMGranularity(Granularity):
             raise ConfigError(f"granularity {self.name} fixes the sparsity of the prunable weights at "
                               f"{1 - self.n / self.m:g}; its target is sparsity {1 - self.n / self.m:g}")
 
-    def prune(self, model, strategy, target, value, *, excluded, batches, generator, masks=None, input_shape=()):
+    def prune(self, model, strategy, target, value, *, excluded, batches, generator, masks=None, input_shape=(),
+              run=None):
         from shrinkbench.vision.pruning.nm import prune_nm
 
         return prune_nm(model, strategy, self.n, self.m, excluded=excluded, batches=batches, generator=generator,
-                        masks=masks)
+                        masks=masks, run=run)
 
 
 GRANULARITIES: Registry[Granularity] = Registry("granularity")

@@ -36,7 +36,7 @@ def check_nm_layers(weights: dict[str, nn.Parameter], m: int) -> None:
 
 
 def prune_nm(model: nn.Module, strategy, n: int, m: int, *, excluded, batches: Sequence, generator: torch.Generator,
-             masks: MaskSet | None = None) -> MaskSet:
+             masks: MaskSet | None = None, run=None) -> MaskSet:
     """Prune `model` in place to N:M sparsity with `strategy`'s weight scores."""
     from shrinkbench.core.errors import StrategyError
 
@@ -47,7 +47,7 @@ def prune_nm(model: nn.Module, strategy, n: int, m: int, *, excluded, batches: S
     if strategy.scope not in ("global", "layerwise"):
         raise StrategyError(f"strategy {strategy.name!r} has scope {strategy.scope!r}; allowed: global, layerwise")
     check_finite_weights(weights)
-    ctx = ScoringContext(model, weights, batches, generator, masks)
+    ctx = ScoringContext(model, weights, batches, generator, masks, run=run)
     scores = _checked_scores(strategy, call_score(strategy, ctx), weights)
     with torch.no_grad():
         new = MaskSet({name: nm_mask(scores[name], n, m, masks[name] if masks is not None else None)

@@ -231,7 +231,7 @@ def _macs_of(model: nn.Module, weights: dict[str, nn.Parameter], input_shape) ->
 def prune(model: nn.Module, strategy: Strategy, compression: float, *, excluded,
           batches: Sequence[Batch], generator: torch.Generator,
           masks: MaskSet | None = None, dry_run: bool = False, target: str = "compression",
-          input_shape: tuple[int, ...] = ()) -> MaskSet:
+          input_shape: tuple[int, ...] = (), run=None) -> MaskSet:
     """Prune `model` in place to `compression` (params / params_nonzero) with `strategy`, or,
     with `target="sparsity"`, to that fraction of the prunable weights removed, or with
     `target="speedup"`, to that ratio of dense to nonzero MACs (needs `input_shape`).
@@ -266,7 +266,8 @@ def prune(model: nn.Module, strategy: Strategy, compression: float, *, excluded,
         raise StrategyError(f"strategy {strategy.name!r} has scope {strategy.scope!r}; "
                             f"allowed: {', '.join(SCOPES)}")
     check_finite_weights(weights)
-    ctx = ScoringContext(model, weights, batches, generator, masks, dry_run=dry_run, keep=k, input_shape=input_shape)
+    ctx = ScoringContext(model, weights, batches, generator, masks, dry_run=dry_run, keep=k, input_shape=input_shape,
+                         run=run)
     scores = _checked_scores(strategy, call_score(strategy, ctx), weights)
     with torch.no_grad():
         if k is None:

@@ -31,8 +31,9 @@ class ChannelScoringContext(ScoringContext):
     dependency `groups` and per-batch gradients of any parameters."""
 
     def __init__(self, model, weights, batches, generator, masks, groups: GroupSet, dry_run: bool = False,
-                 input_shape: tuple[int, ...] = ()):
-        super().__init__(model, weights, batches, generator, masks, dry_run=dry_run, input_shape=input_shape)
+                 input_shape: tuple[int, ...] = (), run=None):
+        super().__init__(model, weights, batches, generator, masks, dry_run=dry_run, input_shape=input_shape,
+                         run=run)
         self.groups = groups
 
     def parameter_gradients(self, names: Sequence[str]) -> list[dict[str, torch.Tensor]]:
@@ -171,7 +172,7 @@ def _groups_for(model: nn.Module, input_shape: tuple[int, ...], excluded) -> Gro
 
 def prune_channels(model: nn.Module, strategy, target: str, value: float, *, excluded, batches: Sequence,
                    generator: torch.Generator, masks: MaskSet | None = None,
-                   input_shape: tuple[int, ...] = ()) -> MaskSet:
+                   input_shape: tuple[int, ...] = (), run=None) -> MaskSet:
     """Prune `model` in place by removing whole channel groups until `target` reaches `value`."""
     from shrinkbench.core.macs import count_macs
     from shrinkbench.vision.pruning.layers import prunable_weights
@@ -187,7 +188,8 @@ def prune_channels(model: nn.Module, strategy, target: str, value: float, *, exc
         masks.apply(model)
     check_finite_weights(weights)
     producers = {name: w for name, w in weights.items() if name in groups.layers}
-    ctx = ChannelScoringContext(model, producers, batches, generator, masks, groups, input_shape=input_shape)
+    ctx = ChannelScoringContext(model, producers, batches, generator, masks, groups, input_shape=input_shape,
+                                run=run)
     scores = _group_scores(strategy, ctx)
     counter = Counter(groups, count_macs(model, input_shape), list(weights))
     order = removal_order(groups, scores.tolist(), strategy.scope, already)
