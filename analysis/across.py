@@ -93,7 +93,8 @@ def complete_block(means: pd.DataFrame, keys: tuple[str, ...]) -> list[str]:
         gain = {m: _n_settings(means, [o for o in methods if o != m], keys) for m in methods}
         methods.remove(max(sorted(methods, reverse=True), key=lambda m: (gain[m], -coverage[m])))
     if best_size < 0:
-        raise AnalysisError("no two methods were measured in two or more common settings; nothing to rank across")
+        raise AnalysisError(f"no two methods were measured in two or more common settings (across "
+                            f"{', '.join(keys)}); nothing to rank")
     return best
 
 
@@ -195,9 +196,12 @@ def across(runs: pd.DataFrame, keys, options: AnalysisOptions, methods: list[str
     n, k = scores.shape
     result = AcrossResult(keys, options, values, ranks, friedman(scores), nemenyi_q(k, options.alpha),
                           nemenyi_cd(k, n, options.alpha), _pairs(values, ranks, scores, options),
-                          len(block), block["model"].nunique(), sorted(set(known) - set(chosen)))
+                          len(block), block["model"].nunique(), [] if methods else sorted(set(known) - set(chosen)))
     if n < MIN_SETTINGS:
         result.notes.append(few_settings_note(n, options.alpha))
+    elif smallest_wilcoxon_p(n) >= options.alpha:
+        result.notes.append(f"with {n} settings the smallest two-sided signed-rank p is {smallest_wilcoxon_p(n):.3g}: "
+                            f"no Wilcoxon test can reach p < {options.alpha:g}")
     if "model" not in keys or result.models < MIN_SETTINGS:
         result.notes.append(f"the settings span {result.models} model(s): settings of one model share its starting "
                             "weights, so a claim reaches as far as these models, not models in general")
