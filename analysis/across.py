@@ -189,13 +189,11 @@ def across(runs: pd.DataFrame, keys, options: AnalysisOptions, methods: list[str
         raise AnalysisError(f"the methods share only one setting ({values.index[0]}) across {', '.join(keys)}; "
                             "ranking across settings needs at least two")
     sign = 1.0 if options.higher_is_better else -1.0
-    ranks = mean_ranks(sign * values.to_numpy())
-    order = np.argsort(ranks, kind="stable")
-    values, ranks = values.iloc[:, order], ranks[order]
+    values, ranks, pairs = rank_pairs(values, options)
     scores = sign * values.to_numpy()
     n, k = scores.shape
     result = AcrossResult(keys, options, values, ranks, friedman(scores), nemenyi_q(k, options.alpha),
-                          nemenyi_cd(k, n, options.alpha), _pairs(values, ranks, scores, options),
+                          nemenyi_cd(k, n, options.alpha), pairs,
                           len(block), block["model"].nunique(), [] if methods else sorted(set(known) - set(chosen)))
     if n < MIN_SETTINGS:
         result.notes.append(few_settings_note(n, options.alpha))
@@ -207,6 +205,16 @@ def across(runs: pd.DataFrame, keys, options: AnalysisOptions, methods: list[str
                             "weights, so a claim reaches as far as these models, not models in general")
     _add_distribution(result, table, block, sign, rng if rng is not None else np.random.default_rng(options.seed))
     return result
+
+
+def rank_pairs(values: pd.DataFrame, options: AnalysisOptions) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+    """`values` (settings x methods) with the methods in mean-rank order (best first), the mean
+    ranks, and one row per pair with its verdict and rank-based tests (`_pairs`)."""
+    sign = 1.0 if options.higher_is_better else -1.0
+    ranks = mean_ranks(sign * values.to_numpy())
+    order = np.argsort(ranks, kind="stable")
+    values, ranks = values.iloc[:, order], ranks[order]
+    return values, ranks, _pairs(values, ranks, sign * values.to_numpy(), options)
 
 
 def _pairs(values: pd.DataFrame, ranks: np.ndarray, scores: np.ndarray, options: AnalysisOptions) -> pd.DataFrame:
