@@ -38,7 +38,8 @@ CELL = ["model", "dataset", "compression"]
 KEY_ALIASES = {"ratio": "compression", "sparsity": "compression", "models": "model", "datasets": "dataset"}
 MIN_SETTINGS = 5
 """Fewer settings than this are said to be few, with what they can show."""
-PROFILE_POINTS = 101
+PROFILE_POINTS = 400
+"""At most this many thresholds of a performance profile (quantiles of the pooled values beyond)."""
 
 
 def parse_keys(text: str | list[str]) -> tuple[str, ...]:
@@ -266,7 +267,9 @@ def _add_distribution(result: AcrossResult, table: pd.DataFrame, block: pd.DataF
     result.iqm = pd.DataFrame({"method": methods, "iqm": point, "low": low, "high": high, "what": what,
                                "units": len(per_unit)})
     pooled = sign * per_unit.to_numpy(float)
-    thresholds = np.linspace(pooled.min(), pooled.max(), PROFILE_POINTS)
+    thresholds = np.unique(pooled)  # the profile is a step function that changes only at these values
+    if thresholds.size > PROFILE_POINTS:
+        thresholds = np.unique(np.quantile(pooled, np.linspace(0.0, 1.0, PROFILE_POINTS)))
     profile, p_low, p_high = stratified_bootstrap(strata, lambda x: performance_profile(x, thresholds), rng,
                                                   options.n_boot, options.confidence)
     result.profile = {"thresholds": sign * thresholds, "fraction": profile, "low": p_low, "high": p_high,

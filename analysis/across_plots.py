@@ -94,8 +94,10 @@ def distribution_figure(result: AcrossResult) -> Figure:
     x = profile["thresholds"]
     for j, name in enumerate(result.methods):
         st = styles[name]
-        right.plot(x, profile["fraction"][:, j], color=st["color"], linestyle=st["linestyle"], lw=1.6, label=name)
-        right.fill_between(x, profile["low"][:, j], profile["high"][:, j], color=st["color"], alpha=0.15, lw=0)
+        right.plot(x, profile["fraction"][:, j], color=st["color"], linestyle=st["linestyle"], lw=1.6, label=name,
+                   drawstyle="steps-post")
+        right.fill_between(x, profile["low"][:, j], profile["high"][:, j], color=st["color"], alpha=0.15, lw=0,
+                           step="post")
     if np.ptp(x) > 20:  # a wide range (random pruning far below the rest): linear within ±1, log beyond
         right.set_xscale("symlog", linthresh=1.0)
     better = "above" if profile["higher_is_better"] else "below"

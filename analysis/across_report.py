@@ -18,11 +18,16 @@ from shrinkbench.analysis.render import Table, fmt, fmt_p
 DEFAULT_KEYS = ("model", "dataset", "compression")
 
 
+def _p(p: float) -> str:
+    text = fmt_p(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
 def friedman_line(result: AcrossResult) -> str:
     f = result.friedman
     f_text = f"{f.f:.2f}" if np.isfinite(f.f) else "∞ (every setting ranks them alike)"
-    return (f"Friedman χ²_F = {f.chi2:.2f} (p = {fmt_p(f.p_chi2)}); Iman-Davenport F_F({f.df1}, {f.df2}) = "
-            f"{f_text} (p = {fmt_p(f.p_f)}); Nemenyi CD = {result.critical_difference:.2f} mean ranks "
+    return (f"Friedman χ²_F = {f.chi2:.2f} ({_p(f.p_chi2)}); Iman-Davenport F_F({f.df1}, {f.df2}) = "
+            f"{f_text} ({_p(f.p_f)}); Nemenyi CD = {result.critical_difference:.2f} mean ranks "
             f"(q_α = {result.q_alpha:.3f}, k = {f.n_methods}, N = {f.n_settings})")
 
 
