@@ -179,6 +179,11 @@ def cmd_rank(args: argparse.Namespace) -> int:
     from shrinkbench.analysis.runs import run_table
 
     formats = _figure_formats(args.formats)
+    defaults = AnalysisOptions()
+    for flag, value, default in (("--interval", args.interval, defaults.interval), ("--power", args.power, defaults.power)):
+        if value != default:
+            raise AnalysisError(f"rank does not use {flag}: its verdicts rest on Bonferroni-simultaneous t intervals "
+                                "over the settings, its IQM on the stratified bootstrap (--n-boot, --confidence)")
     scan = load(args)
     options = options_from(args, scan.table)
     result = across(run_table(scan.table, options), args.across, options, args.method)

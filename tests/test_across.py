@@ -129,10 +129,19 @@ def test_cli_rank_text_json_and_files(several_models, tmp_path, capsys):
     assert set(data["families"].values()) == {3, 1}
 
 
-def test_cli_rank_bad_key_is_one_line_exit_2(several_models, capsys):
-    assert main(["rank", "--store", str(several_models), "--across", "seed"]) == 2
+@pytest.mark.parametrize("argv, message", [
+    (["--across", "seed"], "error: --across takes setting keys"),
+    (["--method", "global_magnitude", "nope"], "error: unknown method 'nope'"),
+    (["--interval", "bootstrap"], "error: rank does not use --interval"),
+    (["--power", "0.9"], "error: rank does not use --power"),
+    (["--figure-formats", "gif", "--out", "x"], "error: --figure-formats takes png, pdf and/or svg"),
+])
+def test_cli_rank_bad_input_is_one_line_exit_2(several_models, tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(["rank", "--store", str(several_models), *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: --across takes setting keys")
+    assert len(err) == 1 and err[0].startswith(message)
+    assert not (tmp_path / "x").exists()
 
 
 def test_report_has_an_across_settings_section(several_models, tmp_path):
