@@ -127,30 +127,24 @@ class AcrossResult:
     def n_settings(self) -> int:
         return len(self.values)
 
+    def family(self, kind: str) -> str:
+        """The name of one of the result's families (`FAMILIES`: verdicts, nemenyi, wilcoxon, friedman)."""
+        scope = f"{len(self.methods)} methods across {self.n_settings} settings ({' x '.join(self.keys)})"
+        return FAMILIES[kind].format(scope=scope, response=self.options.response)
+
     def families(self) -> dict[str, int]:
         """Every family of the result with its size."""
-        return {self.verdict_family: len(self.pairs), self.nemenyi_family: len(self.pairs),
-                self.wilcoxon_family: len(self.pairs), self.friedman_family: 1}
-
-    @property
-    def _scope(self) -> str:
-        return f"{len(self.methods)} methods across {self.n_settings} settings ({' x '.join(self.keys)})"
+        return {self.family(kind): 1 if kind == "friedman" else len(self.pairs) for kind in FAMILIES}
 
     @property
     def verdict_family(self) -> str:
-        return f"all pairs of {self._scope}, {self.options.response}: mean difference, Bonferroni-simultaneous"
+        return self.family("verdicts")
 
-    @property
-    def nemenyi_family(self) -> str:
-        return f"all pairs of {self._scope}: mean ranks, Nemenyi single-step"
 
-    @property
-    def wilcoxon_family(self) -> str:
-        return f"all pairs of {self._scope}: Wilcoxon signed-rank, Holm"
-
-    @property
-    def friedman_family(self) -> str:
-        return f"one omnibus test of {self._scope}: Friedman (Iman-Davenport F)"
+FAMILIES = {"verdicts": "all pairs of {scope}, {response}: mean difference, Bonferroni-simultaneous",
+            "nemenyi": "all pairs of {scope}: mean ranks, Nemenyi single-step",
+            "wilcoxon": "all pairs of {scope}: Wilcoxon signed-rank, Holm",
+            "friedman": "one omnibus test of {scope}: Friedman (Iman-Davenport F)"}
 
 
 def few_settings_note(n: int, alpha: float) -> str:
