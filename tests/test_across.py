@@ -162,3 +162,33 @@ def test_report_without_several_settings_has_no_section(tmp_path):
                             compressions=(4,))
     build_report(load_table(str(store), None), tmp_path / "r", AnalysisOptions(n_boot=200), formats=("png",))
     assert "Across settings" not in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_cd_cliques_by_hand():
+    from shrinkbench.analysis.across_plots import cliques
+
+    # ranks 1.0, 1.5, 2.9, 3.2 with CD 1.0: {0,1} and {2,3}; CD 2.0: {0,1,2} (2.9 - 1.0 < 2), {1,2,3}
+    ranks = np.array([1.0, 1.5, 2.9, 3.2])
+    assert cliques(ranks, 1.0) == [(0, 1), (2, 3)]
+    assert cliques(ranks, 2.0) == [(0, 2), (1, 3)]
+    assert cliques(ranks, 0.1) == []
+
+
+def test_rank_reads_an_exported_csv_and_says_how_few_settings(several_models, tmp_path, capsys):
+    assert main(["results", "--store", str(several_models), "--format", "csv", "--out", str(tmp_path / "t.csv")]) == 0
+    capsys.readouterr()
+    assert main(["rank", "--csv", str(tmp_path / "t.csv"), "--across", "compression", "--n-boot", "200"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Mean ranks across 2 settings" in out
+    assert "only 2 settings (fewer than 5)" in out and "smallest two-sided p is 0.5" in out
+
+
+def test_profile_of_a_lower_is_better_response_counts_values_below_the_threshold():
+    values = {(f"m{i}", 2): {"a": 10.0 + i, "b": 20.0 + i} for i in range(3)}
+    result = across(runs_frame(values, units=2), "model", AnalysisOptions(direction="lower", n_boot=200))
+    profile = result.profile
+    assert not profile["higher_is_better"]
+    for tau, row in zip(profile["thresholds"], profile["fraction"]):
+        for j, method in enumerate(result.methods):
+            deltas = runs_frame(values, units=2).query("strategy == @method")["delta"].to_numpy()
+            assert row[j] == pytest.approx((deltas < tau).mean())
