@@ -111,6 +111,7 @@ def across_dict(result: AcrossResult) -> dict:
             "nemenyi": {"q_alpha": result.q_alpha, "critical_difference": result.critical_difference},
             "families": result.families(), "pairs": frame_records(result.pairs),
             "iqm": frame_records(result.iqm) if result.iqm is not None else None,
+            "performance_profile": result.profile,
             "dropped": result.dropped, "notes": result.notes, "generator_seed": result.options.seed}
 
 

@@ -127,6 +127,8 @@ def test_cli_rank_text_json_and_files(several_models, tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["methods"][0] == "global_magnitude" and data["mean_ranks"]["random"] == 3.0
     assert set(data["families"].values()) == {3, 1}
+    profile = data["performance_profile"]
+    assert len(profile["thresholds"]) == len(profile["fraction"]) and len(profile["fraction"][0]) == 3
 
 
 @pytest.mark.parametrize("argv, message", [
