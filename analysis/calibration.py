@@ -140,11 +140,16 @@ def main(argv=None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=2000, help="simulated studies per row (default: 2000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the numpy Generator (default: 0)")
+    parser.add_argument("--across", action="store_true", help="also the across-settings rows (family-wise error "
+                                                              "and power at 5, 10, 20 settings)")
     args = parser.parse_args(argv)
     if args.reps < 10:
         print("error: --reps must be at least 10", file=sys.stderr)
         return 2
     print("\n".join(t.text() for t in tables(args.reps, args.seed)))
+    if args.across:
+        from shrinkbench.analysis.across_calibration import across_tables
+        print("\n".join(t.text() for t in across_tables(args.reps, args.seed)))
     return 0
 
 

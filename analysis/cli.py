@@ -1,4 +1,4 @@
-"""Command line of the analysis: `report`, `compare`, `plan-seeds` and `results`.
+"""Command line of the analysis: `report`, `compare`, `rank`, `plan-seeds` and `results`.
 
 `register(subparsers)` adds the subcommands to an argparse subparsers object (the main
 `shrinkbench` CLI calls it, then `args.func(args)`); `main(argv)` runs them standalone as
@@ -171,6 +171,42 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 @reporting_warnings
+def cmd_rank(args: argparse.Namespace) -> int:
+    from shrinkbench.analysis.across import across
+    from shrinkbench.analysis.across_report import across_dict, across_text, write_across
+    from shrinkbench.analysis.files import to_json
+    from shrinkbench.analysis.render import TERMINAL_WIDTH
+    from shrinkbench.analysis.runs import run_table
+
+    formats = _figure_formats(args.formats)
+    defaults = AnalysisOptions()
+    for flag, value, default in (("--interval", args.interval, defaults.interval), ("--power", args.power, defaults.power)):
+        if value != default:
+            raise AnalysisError(f"rank does not use {flag}: its verdicts rest on Bonferroni-simultaneous t intervals "
+                                "over the settings, its IQM on the stratified bootstrap (--n-boot, --confidence)")
+    scan = load(args)
+    options = options_from(args, scan.table)
+    result = across(run_table(scan.table, options), args.across, options, args.method)
+    if args.out:
+        for path in write_across(Path(args.out), result, formats):
+            print(f"wrote {path}", file=sys.stderr)
+    if args.format == "json":
+        sys.stdout.write(to_json(across_dict(result)))
+    elif args.format == "csv":
+        sys.stdout.write(result.pairs.to_csv(index=False))
+    else:
+        sys.stdout.write(across_text(result, TERMINAL_WIDTH))
+    return 0
+
+
+def _figure_formats(text: str) -> tuple[str, ...]:
+    formats = tuple(f.strip() for f in text.split(",") if f.strip())
+    if set(formats) - {"png", "pdf", "svg"} or not formats:
+        raise AnalysisError(f"--figure-formats takes png, pdf and/or svg, got {text!r}")
+    return formats
+
+
+@reporting_warnings
 def cmd_plan_seeds(args: argparse.Namespace) -> int:
     from shrinkbench.analysis.files import frame_records, to_json
     from shrinkbench.analysis.planner import plan_seeds
@@ -199,10 +235,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     scan = load(args)
     options = options_from(args, scan.table)
     out = args.out or (str(Path(args.store) / "report") if args.csv is None else "report")
-    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
-    unknown = set(formats) - {"png", "pdf", "svg"}
-    if unknown or not formats:
-        raise AnalysisError(f"--figure-formats takes png, pdf and/or svg, got {args.formats!r}")
+    formats = _figure_formats(args.formats)
     summary = build_report(scan, out, options, args.method, args.baseline, args.per_seed_points, formats)
     if args.format == "json":
         sys.stdout.write(to_json(summary))
@@ -256,7 +289,7 @@ def cmd_literature(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    """Add `report`, `compare`, `plan-seeds` and `results` to an argparse subparsers object."""
+    """Add `report`, `compare`, `rank`, `plan-seeds` and `results` to an argparse subparsers object."""
     p = subparsers.add_parser("report", help="figures, tables and significance report (Markdown + HTML)")
     _source_arguments(p)
     p.add_argument("--out", metavar="DIR", help="output folder (default: <store>/report)")
@@ -282,6 +315,22 @@ def register(subparsers) -> None:
                       "json/csv: machine-readable")
     _option_arguments(p)
     p.set_defaults(func=cmd_compare)
+
+    p = subparsers.add_parser("rank", help="which method is best across settings: the settings are the units "
+                                           "(Friedman, Nemenyi, Wilcoxon-Holm, verdicts over settings)")
+    _source_arguments(p)
+    p.add_argument("--across", default="model,dataset,compression", metavar="KEYS",
+                   help="what a setting is, comma-separated among model, dataset, compression (ratio); cells of a "
+                        "setting are averaged (default: model,dataset,compression)")
+    p.add_argument("--method", action="extend", nargs="+", metavar="M",
+                   help="the methods to rank (default: the largest block of methods measured in the same settings)")
+    _output_arguments(p, ("text", "json", "csv"), "DIR",
+                      "also write across.md, across.json, across_pairs.csv and the figures here",
+                      "text: ranks, tests and verdicts; json: everything; csv: the pairs")
+    p.add_argument("--figure-formats", "--formats", dest="formats", default="png,pdf",
+                   help="file formats of the figures with --out, comma-separated: png, pdf, svg (default: png,pdf)")
+    _option_arguments(p)
+    p.set_defaults(func=cmd_rank)
 
     p = subparsers.add_parser("plan-seeds", help="how many seeds a target difference needs")
     _source_arguments(p)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from shrinkbench.analysis.across_report import add_across_section
 from shrinkbench.analysis.bands import curve_points
 from shrinkbench.analysis.compare import all_pairs_family, compare, method_pairs
 from shrinkbench.analysis.curves import AXES, MEASURED_AXES, curve_figure, save_figure, speedup_gap_figure
@@ -238,6 +239,7 @@ def write_report(scan: StoreScan, out_dir: str | Path, options: AnalysisOptions 
         notes += significance.warnings
         files += write_significance(out / "significance", significance, labels)
     doc.table(pareto_table(labels))
+    files += add_across_section(doc, runs, options, rng, out, formats)
     head = Document()
     head.heading("shrinkbench report", 1)
     add_summary(head, summarize_settings(significance, table, method))

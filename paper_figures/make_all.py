@@ -33,6 +33,7 @@ import run_sparse_vs_dense  # noqa: E402
 import run_starting_weights  # noqa: E402
 import run_llm  # noqa: E402
 import run_structured  # noqa: E402
+import across_settings  # noqa: E402
 
 from shrinkbench.analysis.errors import AnalysisError  # noqa: E402
 from shrinkbench.analysis.files import write_text  # noqa: E402
@@ -143,6 +144,11 @@ def main(argv=None) -> int:
                   f"`shrinkbench run {run_llm.SUITE} --store {options.store}` or make_all.py --rerun")
     except AnalysisError as err:
         failed.append(f"{run_llm.FIGURE}: {err}")
+    try:  # the ranking across settings reads the store's vision runs (shrinkbench.analysis.across)
+        files, blocks[across_settings.FIGURE] = across_settings.make_figure(options.store, options.out, options.formats)
+        written += files
+    except AnalysisError as err:
+        failed.append(f"{across_settings.FIGURE}: {err}")
     if not options.no_readme:
         try:
             readme = update_readme(options.readme, blocks)

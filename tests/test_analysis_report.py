@@ -138,7 +138,8 @@ def test_report_writes_every_file(tmp_path):
     assert (out / "figures/top1_abs_vs_compression.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "figures/top1_abs_vs_latency.pdf").read_bytes()[:4] == b"%PDF"
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 12 and 'src="figures' not in page
+    # 12 curve figures and the 2 of "Across settings" (3 compressions are 3 settings)
+    assert page.count("data:image/png;base64,") == 14 and 'src="figures' not in page and 'src="across' not in page
     assert "broken.json" in page and "failed runs excluded" in page and "under-cover" in page
     saved = json.loads((out / "summary.json").read_text())
     assert saved["generator_seed"] == 0 and saved["failed_runs"] == 1 == summary["failed_runs"]
