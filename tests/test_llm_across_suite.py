@@ -34,7 +34,7 @@ def test_suite_says_what_would_make_it_a_real_claim():
 
 def test_suite_dry_run_over_several_models(tmp_path, monkeypatch, capsys):
     pytest.importorskip("transformers")
-    from shrinkbench.errors import ShrinkBenchError
+    from shrinkbench.core.errors import ShrinkBenchError
     from shrinkbench.llm.models import resolve_model
 
     try:
