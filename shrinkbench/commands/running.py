@@ -165,6 +165,7 @@ def cmd_prune(args) -> int:
     raw.setdefault("data", {}).update(_data_overrides(args))
     cfg = validate_config(RunConfig.from_dict(raw, "command line"))
     store = Store(args.store).check_writable()
+    check_save_pruned(args, store, (cfg,))
     outcome = run_one(cfg, str(store.root), args.device, save_pruned=args.save_pruned)
     record = store.read(cfg.run_id)
     if args.format == "json":
@@ -178,6 +179,29 @@ def cmd_prune(args) -> int:
     elif record:
         print(f"failed: {record['error']}")
     return 0 if record and record["status"] == "ok" else 1
+
+
+def check_save_pruned(args, store, configs) -> None:
+    """--save-pruned acts on every run or is refused before any runs: the language-model track
+    saves no models, a stored run does not run again (so would get none), and <store>/pruned
+    must be a writable folder."""
+    import os
+
+    from shrinkbench.errors import ConfigError
+    from shrinkbench.structured.saving import pruned_paths
+
+    if not getattr(args, "save_pruned", False):
+        return
+    if any(getattr(c, "track", "vision") != "vision" for c in configs):
+        raise ConfigError("--save-pruned writes vision models; the language-model track saves none: leave it out")
+    stored = [c for c in configs if (store.read(c.run_id) or {}).get("status") == "ok"
+              and not pruned_paths(store, c.run_id)[0].is_file()]
+    if stored:
+        raise ConfigError(f"--save-pruned: {len(stored)} of these runs are stored without a saved model (run "
+                          f"{stored[0].run_id}) and will not run again; remove their records or leave --save-pruned out")
+    folder = pruned_paths(store, "x")[0].parent
+    if folder.exists() and not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
+        raise ConfigError(f"--save-pruned: {folder} is not a writable folder")
 
 
 def _set(d: dict, **values) -> None:
@@ -227,6 +251,7 @@ def _run_suite(args, suite_name: str):
         configs = tuple(c.replace(data=replace(c.data, **overrides)) for c in configs)
     store = Store(args.store).check_writable(create=not getattr(args, "dry_run", False))
     todo = pending(configs, store, getattr(args, "retry_failed", False))
+    check_save_pruned(args, store, configs)
     import textwrap
 
     from shrinkbench.analysis.render import TERMINAL_WIDTH
@@ -260,10 +285,23 @@ def _method_name(strategy: str) -> str:
 def cmd_benchmark(args) -> int:
     from pathlib import Path
 
+    from shrinkbench.analysis.files import check_output
+
+    check_output(Path(args.out) if args.out else Path(args.store) / "report", "folder")  # before any run
     suite, report = _run_suite(args, args.suite)
     from shrinkbench.analysis.benchmark import benchmark_summary
 
+    from shrinkbench.analysis.options import AnalysisOptions
+
     out = Path(args.out) if args.out else Path(args.store) / "report"
-    method = args.method or (_method_name(args.add_strategy[0]) if args.add_strategy else "global_magnitude")
-    print(benchmark_summary(args.store, out, method=method))
+    llm = [c for c in suite.configs if getattr(c, "track", "vision") == "llm"]
+    if llm:  # the language-model track's response, and its first pruned method
+        from shrinkbench.analysis.schema import strategy_name
+
+        default = next((strategy_name(c.to_dict()) for c in llm if not c.is_dense), None)
+        options = AnalysisOptions(metric="perplexity")
+    else:
+        default, options = "global_magnitude", AnalysisOptions()
+    method = args.method or (_method_name(args.add_strategy[0]) if args.add_strategy else default)
+    print(benchmark_summary(args.store, out, method=method, options=options))
     return 1 if report is not None and (report.count("failed") or report.count("lost")) else 0

@@ -29,6 +29,11 @@ SWEEP_LISTS = {"models": str, "datasets": str, "strategies": (str, dict), "spars
 REQUIRED = ("models", "datasets", "strategies", "seeds")
 STRATEGY_KEYS = ("name", "params", "label", "scope")
 TOP_LEVEL = ("name", "description", "track", "sweep", "run")
+SET_BY_SWEEP = {"model": "models", "dataset": "datasets", "strategy": "strategies", "sparsity": "sparsities",
+                "pattern": "patterns", "seed": "seeds", "scope": "strategies (a table with a scope)",
+                "strategy_params": "strategies (a table with params)", "strategy_label": "strategies (a table with a label)"}
+"""[run] keys the sweep sets for every run: refused in [run], with where they belong."""
+FILLED_IN = ("model_sha256", "tokenizer_sha256", "text_sha256", "strategy_sha256")
 
 
 def load_llm_suite(data: dict[str, Any], where: str, path, added: list[str] | None = None):
@@ -62,6 +67,12 @@ def load_llm_suite(data: dict[str, Any], where: str, path, added: list[str] | No
     run = data.get("run", {})
     if not isinstance(run, dict):
         raise ConfigError(f"{where}: [run] must be a table of LLMRunConfig settings")
+    for key in run:
+        if key in SET_BY_SWEEP:
+            raise ConfigError(f"{where}: [run] {key} would be overridden for every run; set it in [sweep] "
+                              f"{SET_BY_SWEEP[key]}")
+        if key in FILLED_IN:
+            raise ConfigError(f"{where}: [run] {key} is computed from the files, not set")
     operating = [(p, s) for p in patterns for s in (lists.get("sparsities", []) if p == "unstructured" else [None])]
     configs: dict[str, LLMRunConfig] = {}
     for model, text, seed in itertools.product(lists["models"], lists["datasets"], lists["seeds"]):
@@ -69,7 +80,7 @@ def load_llm_suite(data: dict[str, Any], where: str, path, added: list[str] | No
         raw = [{**common, "strategy": DENSE, "sparsity": 0.0}]
         for entry, (pattern, sparsity) in itertools.product(strategies, operating):
             item = {**common, "strategy": entry["name"], "pattern": pattern,
-                    "sparsity": 0.5 if sparsity is None else sparsity,
+                    "sparsity": sparsity,  # None under N:M: the pattern sets it
                     "strategy_params": entry.get("params", {}), "strategy_label": entry.get("label")}
             if "scope" in entry:
                 item["scope"] = entry["scope"]
