@@ -83,6 +83,9 @@ def cmd_prune_llm(args) -> int:
         if not resolve_llm_strategy(cfg.strategy, cfg.strategy_params).needs_inputs:
             raise ConfigError(f"--calib-sequences: strategy {cfg.strategy} is data-free and draws no calibration "
                               f"windows; leave it out")
+    from shrinkbench.device import resolve_device
+
+    resolve_device(args.device)  # a device this machine lacks is refused before the run
     store = Store(args.store).check_writable()
     outcome = run_one(cfg, str(store.root), args.device)
     record = store.read(cfg.run_id)

@@ -12,6 +12,12 @@
     [run]                               # any other LLMRunConfig field: seq_len, calib_sequences,
                                         # eval_windows, exclude, finetune_steps, ...
 
+What the sweep sets (model, dataset, strategy, sparsity, pattern, seed, scope, parameters,
+label) is refused in [run], and so is a [run] setting no run would use (calibration settings
+without a calibrated strategy, fine-tune settings without finetune_steps). A strategy's scope
+applies to its unstructured runs; under N:M every row keeps N of every M whatever the scope,
+so those runs use the strategy's default scope (one run, not one per scope).
+
 Every (model, text, seed) also gets the dense run (strategy `none`) its pruned runs are
 compared with. A pretrained model is one set of starting weights: the suite's verdicts hold
 for that model only, with the calibration seeds as replicates (`Suite.design` says so).
@@ -88,10 +94,26 @@ def load_llm_suite(data: dict[str, Any], where: str, path, added: list[str] | No
         for item in raw:
             cfg = validate_llm_config(LLMRunConfig.from_dict(item, where))
             configs.setdefault(cfg.run_id, cfg)
+    _refuse_idle_run_settings(run, configs.values(), where)
     design = (f"seeds: {len(lists['seeds'])} run seeds (calibration draws) on each pretrained model: every verdict "
               f"holds for that model's weights only (one base model); the calibration draws are the replicates")
     return Suite(str(data.get("name", path.stem)), where, str(data.get("description", "")),
                  tuple(configs.values()), {}, design)
+
+
+def _refuse_idle_run_settings(run: dict, configs, where: str) -> None:
+    """[run] settings that no run of the suite would use: a one-line ConfigError."""
+    from shrinkbench.llm.methods import resolve_llm_strategy
+
+    if any(k in run for k in ("finetune_lr", "finetune_batch")) and not run.get("finetune_steps"):
+        raise ConfigError(f"{where}: [run] finetune_lr and finetune_batch set the recovery fine-tune; set "
+                          f"finetune_steps too, or leave them out")
+    calibrated = any(resolve_llm_strategy(c.strategy, c.strategy_params).needs_inputs
+                     for c in configs if not c.is_dense)
+    for key in ("calib_sequences", "calib_batch"):
+        if key in run and not calibrated:
+            raise ConfigError(f"{where}: [run] {key}: no strategy of this suite is calibrated (all are data-free), "
+                              f"so no run would use it; leave it out")
 
 
 def _entry(entry, where: str) -> dict[str, Any]:
