@@ -422,3 +422,184 @@ def test_every_prune_llm_option_acts_or_is_refused(tiny, bad, tmp_path, capsys):
             assert b_status == 0, b_err
             seen[key] = _observed(b_store, b_out)
         assert _observed(store, out) != seen[key], f"{option} changed nothing"
+
+
+# option of an LLM suite's [run] -> (its TOML line, "acts" or a refusal's words); a [run] line is
+# compared with the suite without it (strategies magnitude and wanda, so calibration acts)
+RUN_WALK = {
+    "model": ('model = "x"', "would be overridden"),
+    "model_sha256": ('model_sha256 = "x"', "computed from the files"),
+    "tokenizer": ('tokenizer = "{tiny}/model"', "acts"),
+    "tokenizer_sha256": ('tokenizer_sha256 = "x"', "computed from the files"),
+    "dataset": ('dataset = "kjv"', "would be overridden"),
+    "text_sha256": ('text_sha256 = "x"', "computed from the files"),
+    "strategy": ('strategy = "wanda"', "would be overridden"),
+    "strategy_params": ("strategy_params = {{}}", "would be overridden"),
+    "strategy_sha256": ('strategy_sha256 = "x"', "computed from the files"),
+    "strategy_label": ('strategy_label = "x"', "would be overridden"),
+    "scope": ('scope = "row"', "would be overridden"),
+    "sparsity": ("sparsity = 0.6", "would be overridden"),
+    "pattern": ('pattern = "2:4"', "would be overridden"),
+    "seed": ("seed = 3", "would be overridden"),
+    "seq_len": ("seq_len = 24", "acts"),
+    "calib_sequences": ("calib_sequences = 4", "acts"),
+    "calib_batch": ("calib_batch = 2", "acts"),
+    "eval_windows": ("eval_windows = 3", "acts"),
+    "layers": ('layers = "attention"', "layers must be one of blocks"),
+    "exclude": ('exclude = ["*.mlp.down_proj"]', "acts"),
+    "finetune_steps": ("finetune_steps = 1", "acts"),
+    "finetune_lr": ("finetune_steps = 1\nfinetune_lr = 0.001", "acts"),
+    "finetune_batch": ("finetune_steps = 1\nfinetune_batch = 1", "acts"),
+    "throughput_repeats": ("throughput_repeats = 2", "acts"),
+    "text_root": ('text_root = "{tiny}"', "does not read it"),
+    "download": ("download = true", "leave it out"),
+}
+
+
+def test_every_llm_suite_run_setting_acts_or_is_refused(tiny, tmp_path):
+    import dataclasses
+
+    from shrinkbench.llm.config import LLMRunConfig
+    from shrinkbench.suite import load_suite
+
+    assert {f.name for f in dataclasses.fields(LLMRunConfig)} == set(RUN_WALK), "a new field needs its line"
+
+    def configs(run: str, name: str):
+        suite = write_llm_suite(tmp_path / f"{name}.toml", tiny, strategies='["magnitude", "wanda"]')
+        text = suite.read_text()
+        for line in run.splitlines():  # a [run] key the base suite sets is replaced, not repeated
+            text = "\n".join(t for t in text.splitlines() if not t.startswith(line.split(" = ")[0] + " = ")) + "\n"
+        suite.write_text(text + run + "\n")
+        return {c.run_id: c for c in load_suite(str(suite)).configs}
+
+    base = configs("", "base")
+    for field, (line, expected) in RUN_WALK.items():
+        line = line.format(tiny=tiny)
+        if expected == "acts":
+            changed = configs(line, field)
+            assert set(changed) != set(base), f"[run] {field} changed no run"
+        else:
+            with pytest.raises(ConfigError, match=expected.replace("(", r"\(")):
+                configs(line, field)
+
+
+def test_a_scope_under_n_m_is_one_run_not_two_with_equal_numbers(tiny, tmp_path):
+    from shrinkbench.suite import load_suite
+
+    suite = write_llm_suite(tmp_path / "s.toml", tiny, patterns='["2:4"]',
+                            strategies='[{name = "wanda", scope = "row"}, {name = "wanda", scope = "layer"}]')
+    pruned = [c for c in load_suite(str(suite)).configs if not c.is_dense]
+    assert len(pruned) == 1 and pruned[0].scope == "row" and pruned[0].sparsity == 0.5
+
+
+def test_an_n_m_suite_runs_at_the_patterns_sparsity(tiny, tmp_path):
+    from shrinkbench.suite import load_suite
+
+    suite = write_llm_suite(tmp_path / "s.toml", tiny, patterns='["1:4", "2:4"]')
+    assert sorted(c.sparsity for c in load_suite(str(suite)).configs) == [0.0, 0.5, 0.75]
+
+
+# ------------------------------------------------------------------ kept counts after prune(), every scope
+
+def _engine_model(tiny):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(tiny / "model", dtype=torch.float32).eval()
+
+
+class _OneMore:
+    """Correct on the dry run's 8-row layer; one weight too many on the model's wider layers."""
+
+    needs_inputs = needs_xtx = False
+    scopes = ("row", "layer", "block", "global")
+    default_scope = "layer"
+    name = "one_more"
+
+    def prune(self, weight, inputs, sparsity, nm, scope):
+        from shrinkbench.llm.methods import keep_mask
+
+        keep = keep_mask(weight.abs(), sparsity, nm, "row" if scope == "row" else "layer")
+        if weight.shape[0] > 8:
+            keep[0, (~keep[0]).nonzero()[0, 0]] = True
+        return weight * keep, keep
+
+
+@pytest.mark.parametrize("scope, nm, words", [("row", None, "rows must keep"), ("layer", None, "kept"),
+                                               ("block", None, "kept"), ("layer", (2, 4), "not 2:4")])
+def test_the_kept_count_of_every_layer_is_checked_after_prune_for_every_scope(tiny, scope, nm, words):
+    from shrinkbench.llm.engine import prune_model
+
+    with pytest.raises(StrategyError, match=words):
+        prune_model(_engine_model(tiny), _OneMore(), 0.5, nm, scope, (), None)
+
+
+def test_global_keeps_the_exact_total_and_a_wrong_total_is_refused(tiny):
+    from shrinkbench.llm.checks import check_total_kept
+    from shrinkbench.llm.engine import prune_model
+    from shrinkbench.llm.methods import Magnitude, keep_count
+
+    masks = prune_model(_engine_model(tiny), Magnitude(), 0.3, None, "global", (), None)
+    total = sum(m.numel() for m in masks.values())
+    assert sum(int(m.sum()) for m in masks.values()) == keep_count(total, 0.3)
+    first = next(iter(masks))
+    masks[first] = masks[first].clone()
+    masks[first].view(-1)[(~masks[first]).view(-1).nonzero()[0, 0]] = True  # one weight too many
+    with pytest.raises(StrategyError, match="together kept"):
+        check_total_kept(masks, 0.3, None, "global", "magnitude")
+
+
+def test_a_strategy_declaring_an_unknown_scope_is_refused_even_when_its_counts_are_right():
+    from shrinkbench.llm.checks import check_declaration
+    from shrinkbench.llm.methods import Magnitude
+
+    odd = Magnitude()
+    odd.scopes, odd.default_scope = ("layer", "mine"), "layer"
+    with pytest.raises(ConfigError, match="declares scope 'mine'"):
+        check_declaration(odd, "odd")
+    check_declaration(Magnitude(), "magnitude")  # the registered ones pass
+
+
+# ------------------------------------------------------------------ a killed GGUF conversion
+
+KILLED_CONVERSION = '''
+import os, signal, sys
+from pathlib import Path
+
+import safetensors.torch
+import transformers
+
+from shrinkbench.llm import models
+
+tiny = sys.argv[1]
+real_model, real_tokenizer = transformers.AutoModelForCausalLM.from_pretrained, transformers.AutoTokenizer.from_pretrained
+transformers.AutoModelForCausalLM.from_pretrained = lambda *a, **k: real_model(tiny)
+transformers.AutoTokenizer.from_pretrained = lambda *a, **k: real_tokenizer(tiny)
+
+
+def killed_while_writing(model, path, metadata=None):
+    Path(path).write_bytes(bytes(1_000_000))  # part of the weights, then the kill
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+safetensors.torch.save_model = killed_while_writing
+models._dequantized_folder(models.ModelSource("tiny", "gguf", tiny, "tiny.gguf"), "ab" * 32)
+'''
+
+
+def test_a_killed_gguf_conversion_is_removed_by_the_next_one(tiny, tmp_path, monkeypatch):
+    from shrinkbench.llm import models
+
+    cache = tmp_path / "cache"
+    done = subprocess.run([sys.executable, "-c", KILLED_CONVERSION, str(tiny / "model")], capture_output=True,
+                          text=True, env={**os.environ, "SHRINKBENCH_CACHE": str(cache)}, timeout=300)
+    assert done.returncode == -9, done.stderr
+    partial = [p for p in (cache / "llm").iterdir() if p.name.startswith(".tmp-")]
+    assert len(partial) == 1 and (partial[0] / "model.safetensors").stat().st_size == 1_000_000
+    real_model = transformers.AutoModelForCausalLM.from_pretrained
+    real_tokenizer = transformers.AutoTokenizer.from_pretrained
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained",
+                        lambda *a, **k: real_model(tiny / "model"))
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: real_tokenizer(tiny / "model"))
+    folder = Path(models._dequantized_folder(models.ModelSource("tiny", "gguf", str(tiny), "tiny.gguf"), "ab" * 32))
+    assert (folder / "COMPLETE").is_file() and (folder / "model.safetensors").stat().st_size > 1_000
+    assert sorted(p.name for p in (cache / "llm").iterdir()) == [folder.name], "nothing of the killed one is left"
