@@ -519,13 +519,14 @@ class _OneMore:
         from shrinkbench.llm.methods import keep_mask
 
         keep = keep_mask(weight.abs(), sparsity, nm, "row" if scope == "row" else "layer")
-        if weight.shape[0] > 8:
+        if weight.shape[0] > 8 and scope != "mine":
             keep[0, (~keep[0]).nonzero()[0, 0]] = True
         return weight * keep, keep
 
 
 @pytest.mark.parametrize("scope, nm, words", [("row", None, "rows must keep"), ("layer", None, "kept"),
-                                               ("block", None, "kept"), ("layer", (2, 4), "not 2:4")])
+                                               ("block", None, "kept"), ("layer", (2, 4), "not 2:4"),
+                                               ("mine", None, "scope 'mine' is not one of")])
 def test_the_kept_count_of_every_layer_is_checked_after_prune_for_every_scope(tiny, scope, nm, words):
     from shrinkbench.llm.engine import prune_model
 
