@@ -604,3 +604,18 @@ def test_a_killed_gguf_conversion_is_removed_by_the_next_one(tiny, tmp_path, mon
     folder = Path(models._dequantized_folder(models.ModelSource("tiny", "gguf", str(tiny), "tiny.gguf"), "ab" * 32))
     assert (folder / "COMPLETE").is_file() and (folder / "model.safetensors").stat().st_size > 1_000
     assert sorted(p.name for p in (cache / "llm").iterdir()) == [folder.name], "nothing of the killed one is left"
+
+
+def test_one_seq_len_default_for_the_command_line_and_suites(tiny, tmp_path, capsys):
+    """The tiny model has 128 positions: both refuse the one default, 256, with its number."""
+    from shrinkbench.llm.config import DEFAULT_SEQ_LEN, LLMRunConfig
+    from shrinkbench.suite import load_suite
+
+    assert LLMRunConfig().seq_len == DEFAULT_SEQ_LEN == 256
+    argv = [a for a in base_args(tiny, tmp_path / "store") if a not in ("--seq-len", "16")]
+    assert main(argv) == 2
+    assert "seq_len is 256" in capsys.readouterr().err
+    suite = write_llm_suite(tmp_path / "s.toml", tiny)
+    suite.write_text(suite.read_text().replace("seq_len = 16\n", ""))
+    with pytest.raises(ConfigError, match="seq_len is 256"):
+        load_suite(str(suite))
