@@ -99,45 +99,32 @@ def dry_layer(nm: tuple[int, int] | None, needs_xtx: bool) -> tuple[torch.Tensor
 
 
 @functools.lru_cache(maxsize=256)
-def _checked(spec: str, source_sha: str | None, params, sparsity: float, nm, scope: str) -> None:
-    from shrinkbench.llm.engine import check_prune_result
+def _dry_run(spec: str, source_sha: str | None, params, sparsity: float, nm, scope: str) -> None:
+    """Step 2 of the module docstring, once per argument tuple in a process."""
+    from shrinkbench.llm.engine import checked_prune
     from shrinkbench.llm.methods import resolve_llm_strategy
 
     strategy = resolve_llm_strategy(spec, params)
-    label = display_name(spec, strategy)
     weight, inputs = dry_layer(nm, bool(strategy.needs_xtx))
-    where = f"dry run of strategy {label} on a random {DRY_ROWS}x{weight.shape[1]} layer"
+    where = f"dry run of strategy {display_name(spec, strategy)} on a random {DRY_ROWS}x{weight.shape[1]} layer"
     try:
-        with torch.random.fork_rng(devices=[]), no_process_exit(), torch.no_grad():
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(0)
-            result = strategy.prune(weight.clone(), inputs if strategy.needs_inputs else None, sparsity, nm, scope)
-            if not (isinstance(result, tuple) and len(result) == 2):
-                raise StrategyError(f"prune must return (weight, bool mask), got {type(result).__name__}")
-            check_prune_result(strategy, "(dry run)", weight, *result, sparsity, nm, scope)
-    except KeyboardInterrupt:
-        raise
+            checked_prune(strategy, weight.clone(), inputs if strategy.needs_inputs else None, sparsity, nm, scope,
+                          "(dry run)")
     except ShrinkBenchError as error:
         raise ConfigError(f"{where} failed: {' '.join(str(error).split())}") from None
-    except BaseException as error:
-        raise ConfigError(f"{where} failed: it raised {type(error).__name__}: {' '.join(str(error).split())}"
-                          if not isinstance(error, (ExitCalled, SystemExit)) else
-                          f"{where} failed: {_exit_text(error)}") from None
-
-
-def _exit_text(error: BaseException) -> str:
-    return str(error) if isinstance(error, ExitCalled) else f"it called sys.exit({error.code!r})"
 
 
 def check_strategy(spec: str, params, strategy: LLMStrategy, source_sha: str | None, sparsity: float, nm,
                    scope: str) -> None:
-    """Steps 1 and 2 of the module docstring for the strategy a run will use; a one-line
-    ConfigError naming the user's class. Registered strategies are checked for their
-    declaration only (their counts are tested in the test suite)."""
-    label = display_name(spec, strategy)
-    check_declaration(strategy, label)
-    check_global_scope(strategy, label, scope)
+    """For the strategy and scope a run will use (its declaration checked and its scope chosen
+    already, `check_declaration`, `shrinkbench.llm.methods.check_scope`): the `global` rule of
+    step 1 and, for a user's class, the dry run of step 2; a one-line ConfigError naming it.
+    Registered strategies are not dry-run (their counts are tested in the test suite)."""
+    check_global_scope(strategy, display_name(spec, strategy), scope)
     if ":" in spec:
-        _checked(spec, source_sha, params, float(sparsity), nm, scope)
+        _dry_run(spec, source_sha, params, float(sparsity), nm, scope)
 
 
 def check_total_kept(masks: dict[str, torch.Tensor], sparsity: float, nm, scope: str, label: str) -> None:

@@ -70,22 +70,30 @@ def check_nm_widths(layers: dict[str, nn.Linear], nm) -> None:
                               f"exclude it or choose another N:M")
 
 
-def _apply(layer: nn.Linear, strategy: LLMStrategy, inputs, sparsity, nm, scope, name: str) -> torch.Tensor:
+def checked_prune(strategy: LLMStrategy, weight: torch.Tensor, inputs, sparsity, nm, scope, name: str):
+    """(new weight, keep mask) of `strategy.prune` on one layer, checked (`check_prune_result`);
+    whatever the strategy raises (or an `os._exit`, see `shrinkbench.llm.checks`) becomes a
+    one-line StrategyError naming the layer."""
     from shrinkbench.llm.checks import no_process_exit
 
-    weight = layer.weight.data
     try:
         with no_process_exit():
             result = strategy.prune(weight, inputs, sparsity, nm, scope)
         if not (isinstance(result, tuple) and len(result) == 2):
             raise StrategyError(f"strategy {strategy.name} on layer {name}: prune must return (weight, bool mask), "
                                 f"got {type(result).__name__}")
-        new, keep = result
     except (KeyboardInterrupt, ConfigError, StrategyError):
         raise
     except BaseException as exc:
-        raise StrategyError(f"strategy {strategy.name} raised on layer {name}: {type(exc).__name__}: {exc}") from None
-    check_prune_result(strategy, name, weight, new, keep, sparsity, nm, scope)
+        raise StrategyError(f"strategy {strategy.name} raised on layer {name}: {type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())}") from None
+    check_prune_result(strategy, name, weight, *result, sparsity, nm, scope)
+    return result
+
+
+def _apply(layer: nn.Linear, strategy: LLMStrategy, inputs, sparsity, nm, scope, name: str) -> torch.Tensor:
+    weight = layer.weight.data
+    new, keep = checked_prune(strategy, weight, inputs, sparsity, nm, scope, name)
     layer.weight.data.copy_(new.to(weight.dtype) * keep)
     return keep
 
@@ -127,9 +135,8 @@ def prune_data_free(model, strategy: LLMStrategy, sparsity, nm, scope, exclude) 
     check_nm_widths(layers, nm)
     if scope != "global" or nm is not None:
         return {n: _apply(layer, strategy, None, sparsity, nm, scope, n) for n, layer in layers.items()}
-    from shrinkbench.pruning.selection import top_k_mask
-
     from shrinkbench.llm.checks import no_process_exit
+    from shrinkbench.pruning.selection import top_k_mask
 
     with no_process_exit():
         scores = {n: checked_scores(strategy, layer.weight.data, None).to(torch.float64)
