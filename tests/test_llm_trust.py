@@ -619,3 +619,10 @@ def test_one_seq_len_default_for_the_command_line_and_suites(tiny, tmp_path, cap
     suite.write_text(suite.read_text().replace("seq_len = 16\n", ""))
     with pytest.raises(ConfigError, match="seq_len is 256"):
         load_suite(str(suite))
+
+
+def test_a_diverging_fine_tune_fails_its_run_in_words_without_torch_warnings(tiny, tmp_path):
+    done = _cli(*base_args(tiny, tmp_path / "store", "--finetune-steps", "5", "--finetune-lr", "1e30"),
+                cache=tmp_path / "cache")
+    assert done.returncode == 1 and "loss became nan" in done.stdout, done.stdout + done.stderr
+    assert "Warning" not in done.stderr, done.stderr

@@ -235,9 +235,9 @@ def recover(model, masks, train_ids, cfg: LLMRunConfig, device, record: dict) ->
         for step in range(cfg.finetune_steps):
             ids = calibration_windows(train_ids, cfg.seq_len, cfg.finetune_batch, gen, cfg.dataset).to(device)
             loss = model(input_ids=ids, labels=ids, use_cache=False).loss
-            if not torch.isfinite(loss):
-                raise TrainingDivergedError(f"recovery fine-tune: loss became {float(loss)} at step {step + 1} "
-                                            f"(lr {cfg.finetune_lr}); lower finetune_lr")
+            if not torch.isfinite(loss):  # read detached: a grad tensor made a scalar warns in three lines
+                raise TrainingDivergedError(f"recovery fine-tune: loss became {float(loss.detach())} at step "
+                                            f"{step + 1} (lr {cfg.finetune_lr}); lower finetune_lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
