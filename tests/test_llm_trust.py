@@ -626,3 +626,27 @@ def test_a_diverging_fine_tune_fails_its_run_in_words_without_torch_warnings(tin
                 cache=tmp_path / "cache")
     assert done.returncode == 1 and "loss became nan" in done.stdout, done.stdout + done.stderr
     assert "Warning" not in done.stderr, done.stderr
+
+
+def test_a_gguf_conversion_prints_no_progress_bars(tiny, tmp_path, monkeypatch, capfd):
+    """Under --quiet nothing but the tool's own lines reach the terminal; the conversion's bars
+    are transformers' (its own tqdm), switched off for it."""
+    from transformers.utils import logging as hf_logging
+
+    from shrinkbench.llm import models
+
+    real_model = transformers.AutoModelForCausalLM.from_pretrained
+    real_tokenizer = transformers.AutoTokenizer.from_pretrained
+
+    def converting(*args, **kwargs):
+        for _ in hf_logging.tqdm(range(3), desc="Converting and de-quantizing GGUF tensors"):
+            pass
+        return real_model(tiny / "model")
+
+    hf_logging.enable_progress_bar()
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", converting)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: real_tokenizer(tiny / "model"))
+    capfd.readouterr()
+    models._dequantized_folder(models.ModelSource("tiny", "gguf", str(tiny), "tiny.gguf"), "cd" * 32)
+    out, err = capfd.readouterr()
+    assert "Converting" not in out + err and "it/s" not in out + err, err
