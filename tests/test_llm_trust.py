@@ -314,10 +314,20 @@ def test_bad_llm_suites_are_one_line_exit_2_before_any_run(tiny, bad, tmp_path, 
     assert not store.exists(), "nothing written"
 
 
-def test_save_pruned_on_an_llm_suite_and_add_strategy_of_a_bad_class_are_refused(tiny, bad, tmp_path, capsys):
+@pytest.mark.parametrize("flag, message", [(["--save-pruned"], "the language-model track saves none"),
+                                           (["--download"], "set download = true in its [run] table"),
+                                           (["--data-root", "."], "--data-root acts on vision suites"),
+                                           (["--loader-workers", "2"], "it reads no images")])
+def test_vision_options_on_an_llm_suite_are_refused(tiny, tmp_path, capsys, flag, message):
     suite, store = write_llm_suite(tmp_path / "s.toml", tiny), tmp_path / "store"
-    assert main(["run", str(suite), "--store", str(store), "--quiet", "--save-pruned"]) == 2
-    assert "the language-model track saves none" in capsys.readouterr().err
+    assert main(["run", str(suite), "--store", str(store), "--quiet", *flag]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not leftovers(store)
+
+
+def test_add_strategy_of_a_bad_class_is_refused_before_the_sweep(tiny, bad, tmp_path, capsys):
+    suite, store = write_llm_suite(tmp_path / "s.toml", tiny), tmp_path / "store"
     assert main(["run", str(suite), "--store", str(store), "--quiet", "--add-strategy",
                  f"{bad / 'mine.py'}:Shape"]) == 2
     err = capsys.readouterr().err

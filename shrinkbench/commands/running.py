@@ -181,6 +181,20 @@ def cmd_prune(args) -> int:
     return 0 if record and record["status"] == "ok" else 1
 
 
+def refuse_vision_options(args, configs) -> None:
+    """Options of the vision runs that a language-model suite would ignore: one-line ConfigError."""
+    from shrinkbench.errors import ConfigError
+
+    if not any(getattr(c, "track", "vision") == "llm" for c in configs):
+        return
+    for flag, given, instead in (("--data-root", args.data_root, "its texts are named in [sweep] datasets"),
+                                 ("--download", args.download, "set download = true in its [run] table"),
+                                 ("--loader-workers", getattr(args, "loader_workers", 0), "it reads no images")):
+        if given:
+            raise ConfigError(f"{flag} acts on vision suites; this is a language-model suite ({instead}): leave "
+                              f"{flag} out")
+
+
 def check_save_pruned(args, store, configs) -> None:
     """--save-pruned acts on every run or is refused before any runs: the language-model track
     saves no models, a stored run does not run again (so would get none), and <store>/pruned
@@ -245,6 +259,7 @@ def _run_suite(args, suite_name: str):
     runtime, executor = runtime_from_args(args), executor_from_args(args)
     suite = load_suite(suite_name, added=getattr(args, "add_strategy", None))
     configs = suite.configs
+    refuse_vision_options(args, configs)
     overrides = _data_overrides(args)
     if overrides and all(getattr(c, "track", "vision") == "vision" for c in configs):
         from dataclasses import replace
@@ -295,13 +310,15 @@ def cmd_benchmark(args) -> int:
 
     out = Path(args.out) if args.out else Path(args.store) / "report"
     llm = [c for c in suite.configs if getattr(c, "track", "vision") == "llm"]
-    if llm:  # the language-model track's response, and its first pruned method
+    if llm:  # the language-model track's response; its first added, else first pruned, method
         from shrinkbench.analysis.schema import strategy_name
 
-        default = next((strategy_name(c.to_dict()) for c in llm if not c.is_dense), None)
+        pruned = [c for c in llm if not c.is_dense]
+        added = [c for c in pruned if args.add_strategy and c.strategy in args.add_strategy]
+        method = args.method or next((strategy_name(c.to_dict()) for c in added or pruned), None)
         options = AnalysisOptions(metric="perplexity")
     else:
-        default, options = "global_magnitude", AnalysisOptions()
-    method = args.method or (_method_name(args.add_strategy[0]) if args.add_strategy else default)
+        options = AnalysisOptions()
+        method = args.method or (_method_name(args.add_strategy[0]) if args.add_strategy else "global_magnitude")
     print(benchmark_summary(args.store, out, method=method, options=options))
     return 1 if report is not None and (report.count("failed") or report.count("lost")) else 0
