@@ -166,6 +166,7 @@ def bad(tiny, tmp_path_factory):
     (root / "mine.py").write_text(STRATEGIES)
     (root / "quits_at_import.py").write_text("import os\nos._exit(0)\n")
     (root / "folder_text").mkdir()
+    (root / "short.txt").write_text("\n".join(f"verse {i} of a short text" for i in range(10)) + "\n")
     return root
 
 
@@ -211,6 +212,8 @@ PRUNE_LLM = {
     "download with local files": (lambda t, b: ["--download"], "are local: leave it out"),
     "a device not here": (lambda t, b: ["--device", "cuda:7"], "device cuda:7"),
     # misleading messages
+    "text shorter than a window": (lambda t, b: ["--text", f"file:{b / 'short.txt'}", "--seq-len", "100"],
+                                   "0 window(s) of 100"),
     "text file that is a folder": (lambda t, b: ["--text", f"file:{b / 'folder_text'}"], "is a folder"),
     "global for a calibrated method": (lambda t, b: ["--strategy", "wanda", "--scope", "global"], "has no scope"),
     "a calibrated method's default global": (lambda t, b: mine(b, "CalibratedGlobal"), "pruned before; use row"),
