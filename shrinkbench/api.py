@@ -100,8 +100,8 @@ def report(store: str, out: str | None = None, method: str | None = None, **opti
     from shrinkbench.analysis.report import build_report
 
     scan = load_table(store, None)
-    return build_report(scan, out or str(Path(store) / "report"), AnalysisOptions(**_with_response(options, scan.table)),
-                        method=method)
+    chosen = AnalysisOptions(**_with_response(options, scan.table))
+    return build_report(scan, out or str(Path(store) / "report"), chosen, method=method)
 
 
 def _with_response(options: dict, table) -> dict:

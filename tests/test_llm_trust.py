@@ -374,7 +374,8 @@ WALK = {
     "--tokenizer": (lambda t, b: ["--tokenizer", str(t / "model")], [], "acts"),
     "--text": (lambda t, b: ["--text", f"file:{b / 'other.txt'}"], [], "acts"),
     "--strategy": (lambda t, b: ["--strategy", "wanda"], [], "acts"),
-    "--param": (lambda t, b: ["--strategy", "sparsegpt", "--param", "blocksize=4"], ["--strategy", "sparsegpt"], "acts"),
+    "--param": (lambda t, b: ["--strategy", "sparsegpt", "--param", "blocksize=4"], ["--strategy", "sparsegpt"],
+                "acts"),
     "--scope": (lambda t, b: ["--scope", "row"], [], "acts"),
     "--sparsity": (lambda t, b: ["--sparsity", "0.6"], [], "acts"),
     "--pattern": (lambda t, b: ["--pattern", "2:4"], [], "acts"),
@@ -585,7 +586,8 @@ import transformers
 from shrinkbench.llm import models
 
 tiny = sys.argv[1]
-real_model, real_tokenizer = transformers.AutoModelForCausalLM.from_pretrained, transformers.AutoTokenizer.from_pretrained
+real_model = transformers.AutoModelForCausalLM.from_pretrained
+real_tokenizer = transformers.AutoTokenizer.from_pretrained
 transformers.AutoModelForCausalLM.from_pretrained = lambda *a, **k: real_model(tiny)
 transformers.AutoTokenizer.from_pretrained = lambda *a, **k: real_tokenizer(tiny)
 

@@ -212,7 +212,8 @@ def check_save_pruned(args, store, configs) -> None:
               and not pruned_paths(store, c.run_id)[0].is_file()]
     if stored:
         raise ConfigError(f"--save-pruned: {len(stored)} of these runs are stored without a saved model (run "
-                          f"{stored[0].run_id}) and will not run again; remove their records or leave --save-pruned out")
+                          f"{stored[0].run_id}) and will not run again; remove their records or leave "
+                          f"--save-pruned out")
     folder = pruned_paths(store, "x")[0].parent
     if folder.exists() and not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
         raise ConfigError(f"--save-pruned: {folder} is not a writable folder")

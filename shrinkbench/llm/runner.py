@@ -50,8 +50,9 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
     if cfg.download and source.kind != "hub" and not _reads_datasets(cfg.dataset):
         from shrinkbench.llm.text import DATASETS_TEXTS
 
-        raise ConfigError(f"download (--download) fetches a hub model or a datasets text ({', '.join(DATASETS_TEXTS)}); "
-                          f"model {cfg.model} and text {cfg.dataset} are local: leave it out")
+        raise ConfigError(f"download (--download) fetches a hub model or a datasets text "
+                          f"({', '.join(DATASETS_TEXTS)}); model {cfg.model} and text {cfg.dataset} are local: "
+                          f"leave it out")
     changes: dict[str, Any] = {"model_sha256": model_sha256(source)}
     if cfg.tokenizer is not None:
         from pathlib import Path

@@ -37,7 +37,8 @@ STRATEGY_KEYS = ("name", "params", "label", "scope")
 TOP_LEVEL = ("name", "description", "track", "sweep", "run")
 SET_BY_SWEEP = {"model": "models", "dataset": "datasets", "strategy": "strategies", "sparsity": "sparsities",
                 "pattern": "patterns", "seed": "seeds", "scope": "strategies (a table with a scope)",
-                "strategy_params": "strategies (a table with params)", "strategy_label": "strategies (a table with a label)"}
+                "strategy_params": "strategies (a table with params)",
+                "strategy_label": "strategies (a table with a label)"}
 """[run] keys the sweep sets for every run: refused in [run], with where they belong."""
 FILLED_IN = ("model_sha256", "tokenizer_sha256", "text_sha256", "strategy_sha256")
 
