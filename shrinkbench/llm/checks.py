@@ -83,6 +83,7 @@ def check_declaration(strategy: LLMStrategy, label: str) -> None:
 
 
 def check_global_scope(strategy: LLMStrategy, label: str, scope: str) -> None:
+    """Scope `global` selects from `score()`; a class overriding `prune()` is refused there."""
     if scope == "global" and type(strategy).prune is not LLMStrategy.prune:
         raise ConfigError(f"strategy {label} overrides prune(), but scope global selects one threshold from every "
                           f"layer's score() at once and would never call it; choose another scope or implement "
