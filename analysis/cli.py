@@ -112,8 +112,10 @@ def _emit(text: str, out: str | None) -> None:
 
 @reporting_warnings
 def cmd_results(args: argparse.Namespace) -> int:
-    from shrinkbench.analysis.files import frame_records, to_json, write_atomic
+    from shrinkbench.analysis.files import check_output, frame_records, to_json, write_atomic
 
+    if args.out:
+        check_output(args.out, "file")
     if args.csv is not None:  # a CSV is already in memory-sized pieces; re-export it whole
         table = load(args).table
         _emit(table.to_csv(index=False) if args.format == "csv" else to_json(frame_records(table)), args.out)
@@ -139,7 +141,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from shrinkbench.analysis.report import write_significance
     from shrinkbench.analysis.runs import failed_runs, run_table
     from shrinkbench.analysis.significance import comparison_tables, curve_level_table, pareto_table, report_dict
+    from shrinkbench.analysis.files import check_output
 
+    if args.out:
+        check_output(args.out, "folder")
     scan = load(args)
     options = options_from(args, scan.table)
     runs = run_table(scan.table, options)
@@ -212,7 +217,10 @@ def cmd_plan_seeds(args: argparse.Namespace) -> int:
     from shrinkbench.analysis.planner import plan_seeds
     from shrinkbench.analysis.runs import run_table
     from shrinkbench.analysis.significance import seed_plan_table
+    from shrinkbench.analysis.files import check_output
 
+    if args.out:
+        check_output(args.out, "file")
     table = load(args).table
     options = options_from(args, table)
     runs = run_table(table, options)
@@ -231,10 +239,12 @@ def cmd_plan_seeds(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from shrinkbench.analysis.files import to_json
     from shrinkbench.analysis.report import build_report
+    from shrinkbench.analysis.files import check_output
 
+    out = args.out or (str(Path(args.store) / "report") if args.csv is None else "report")
+    check_output(out, "folder")
     scan = load(args)
     options = options_from(args, scan.table)
-    out = args.out or (str(Path(args.store) / "report") if args.csv is None else "report")
     formats = _figure_formats(args.formats)
     summary = build_report(scan, out, options, args.method, args.baseline, args.per_seed_points, formats)
     if args.format == "json":
@@ -251,6 +261,13 @@ def cmd_literature(args: argparse.Namespace) -> int:
     from shrinkbench.analysis.literature import load_results
     from shrinkbench.analysis.overlay import overlay_figure, reported_results, reported_table
 
+    if args.plot:
+        from shrinkbench.analysis.files import check_output
+
+        if Path(args.plot).suffix not in (".png", ".pdf", ".svg", ""):
+            raise AnalysisError(f"--plot {args.plot}: a figure is written as .png, .pdf or .svg, not "
+                                f"{Path(args.plot).suffix}")
+        check_output(args.plot, "file", "--plot")
     reported = reported_results(load_results(args.literature).rows, args.dataset, args.model, args.method)
     if args.format == "json":
         sys.stdout.write(to_json(frame_records(reported)))

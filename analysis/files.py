@@ -34,6 +34,31 @@ def write_atomic(path: str | Path, write: Callable[[str], None]) -> Path:
     return path
 
 
+def check_output(path: str | Path, kind: str, option: str = "--out") -> None:
+    """Refuse, before any work, an output path that cannot take a `kind` ("file" or "folder"):
+    a folder where a file is asked for and the reverse, a path under a file, and a folder that
+    refuses a new file (read-only; tried by creating and removing a probe file, since
+    permission bits do not bind every user). An AnalysisError of one line."""
+    from shrinkbench.analysis.errors import AnalysisError
+
+    target = Path(path)
+    if target.is_dir() and kind == "file":
+        raise AnalysisError(f"{option} {path} is a folder; name the file to write")
+    if target.exists() and not target.is_dir() and kind == "folder":
+        raise AnalysisError(f"{option} {path} is a file; name a folder to write into")
+    where = target if kind == "folder" else target.parent
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    if not where.is_dir():
+        raise AnalysisError(f"{option} {path} lies under {where}, which is a file; name another place")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=where)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise AnalysisError(f"{option} {path}: cannot write into {where} ({exc.strerror or exc})") from None
+
+
 def write_text(path: str | Path, text: str) -> Path:
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as handle:

@@ -58,8 +58,8 @@ def plan_seeds(runs: pd.DataFrame, target: float, options: AnalysisOptions, meth
     """One row per setting x compression (x strategy without a baseline): the pilot's n and
     spread, the power it has now for `target`, and the seeds needed for `options.power`, at
     level α/m (m = `family_size`, by default that of `compare`, see the module docstring)."""
-    if not target > 0:
-        raise AnalysisError(f"the target difference must be positive, got {target}")
+    if not (target > 0 and math.isfinite(target)):
+        raise AnalysisError(f"the target difference must be a positive finite number, got {target}")
     if family_size is not None and family_size < 1:
         raise AnalysisError(f"family size must be at least 1, got {family_size}")
     if baseline is not None and method is None:

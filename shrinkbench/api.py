@@ -84,8 +84,9 @@ def compare(store: str, method: str, baselines: Sequence[str] | None = None, **o
     from shrinkbench.analysis.options import AnalysisOptions
     from shrinkbench.analysis.runs import run_table
 
-    chosen = AnalysisOptions(**options)
-    runs = run_table(load_table(store, None).table, chosen)
+    scan = load_table(store, None)
+    chosen = AnalysisOptions(**_with_response(options, scan.table))
+    runs = run_table(scan.table, chosen)
     return compare_method(runs, method, list(baselines) if baselines else None, chosen)
 
 
@@ -98,5 +99,14 @@ def report(store: str, out: str | None = None, method: str | None = None, **opti
     from shrinkbench.analysis.options import AnalysisOptions
     from shrinkbench.analysis.report import build_report
 
-    return build_report(load_table(store, None), out or str(Path(store) / "report"), AnalysisOptions(**options),
-                        method=method)
+    scan = load_table(store, None)
+    chosen = AnalysisOptions(**_with_response(options, scan.table))
+    return build_report(scan, out or str(Path(store) / "report"), chosen, method=method)
+
+
+def _with_response(options: dict, table) -> dict:
+    """The options with the response metric the CLI picks where none is given (`auto`: top1 for
+    vision runs, perplexity for language-model runs)."""
+    from shrinkbench.analysis.cli import response_metric
+
+    return {**options, "metric": response_metric(options.get("metric", "auto"), table)}

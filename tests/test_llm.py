@@ -285,6 +285,11 @@ class Reverse(LLMStrategy):
 class Broken(LLMStrategy):
     def score(self, weight, inputs):
         return weight[:1]
+
+class Late(LLMStrategy):
+    """passes the dry run on an 8-row layer, fails on the model's wider layers"""
+    def score(self, weight, inputs):
+        return weight.abs() if weight.shape[0] <= 8 else weight[:1]
 '''
 
 
@@ -296,8 +301,10 @@ def test_a_users_method_plugs_in_and_a_misbehaving_one_fails_its_run_only(tiny, 
     cfg = _cfg(tiny, strategy=f"{path}:Reverse")
     assert cfg.strategy_sha256 and len(cfg.strategy_sha256) == 64
     assert run_one(cfg, str(tmp_path / "store")).status == "ok"
-    broken = run_one(_cfg(tiny, strategy=f"{path}:Broken"), str(tmp_path / "store"))
-    assert broken.status == "failed" and "returned scores of shape" in broken.error
+    with pytest.raises(ConfigError, match=r"dry run of strategy .*mine.py:Broken .*returned scores of shape"):
+        _cfg(tiny, strategy=f"{path}:Broken")  # refused before any run
+    late = run_one(_cfg(tiny, strategy=f"{path}:Late"), str(tmp_path / "store"))
+    assert late.status == "failed" and "returned scores of shape" in late.error and "mine.py:Late" in late.error
 
 
 # ------------------------------------------------------------------ suites, CLI and the analysis
@@ -348,7 +355,7 @@ throughput_repeats = 1
     (["--sparsity", "1.5"], "sparsity must lie strictly between 0 and 1"),
     (["--pattern", "5:4"], "N:M needs 0 < N < M"),
     (["--strategy", "wandaa"], "unknown language-model strategy"),
-    (["--seq-len", "5000"], "fewer than one calibration window"),
+    (["--seq-len", "5000"], "takes at most 128 positions, but seq_len is 5000"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tiny, tmp_path, args, message):
     store = tmp_path / "store"

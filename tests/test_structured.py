@@ -125,7 +125,7 @@ def test_an_unreachable_target_names_the_largest_reachable(tmp_path, capsys):
                     .replace("compressions = [1]", 'compressions = [1]\nspeedups = [500]\ngranularities = ["channel"]'))
     assert main(["run", str(path), "--store", str(tmp_path / "store")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "speedup 500 cannot be reached" in err and "largest reachable is about" in err
+    assert err.count("\n") == 1 and "speedup 500 cannot be reached" in err and "largest reachable is " in err
     assert not (tmp_path / "store").exists()
 
 

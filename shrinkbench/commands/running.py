@@ -49,11 +49,17 @@ def _run_suite(args, suite_name: str):
     runtime, executor = runtime_from_args(args), executor_from_args(args)
     suite = load_suite(suite_name, added=getattr(args, "add_strategy", None))
     configs = suite.configs
+    tracks = _tracks_of(configs)
+    for track in tracks:
+        if track.check_run_options is not None:
+            track.check_run_options(args)
     overrides = data_options(args)
     if overrides:
         configs = tuple(_with_data_options(c, overrides) for c in configs)
     store = Store(args.store).check_writable(create=not getattr(args, "dry_run", False))
     todo = pending(configs, store, getattr(args, "retry_failed", False))
+    if getattr(args, "save_pruned", False):
+        check_save_pruned(store, configs)
     import textwrap
 
     from shrinkbench.analysis.render import TERMINAL_WIDTH
@@ -88,20 +94,43 @@ def _with_data_options(cfg, options: dict):
     return track.with_data_options(cfg, options)
 
 
-def _method_name(suite, strategy: str) -> str:
-    """The name the reports give an added strategy: a registered one's canonical name, else as written."""
+def _tracks_of(configs) -> list:
+    """The tracks of a suite's runs, in the order they first appear."""
     from shrinkbench.core.tracks import track_of
 
-    return strategy if ":" in strategy or not suite.configs else track_of(suite.configs[0]).method_name(strategy)
+    return list({id(t): t for t in map(track_of, configs)}.values())
+
+
+def check_save_pruned(store, configs) -> None:
+    """--save-pruned acts on every run or is refused before any run: each track says whether and
+    how it saves its runs' models (`Track.check_save_pruned`; none: it saves none)."""
+    from shrinkbench.core.errors import ConfigError
+    from shrinkbench.core.tracks import track_of
+
+    for track in _tracks_of(configs):
+        if track.check_save_pruned is None:
+            raise ConfigError(f"--save-pruned writes the deployed models of the tracks that save them; the "
+                              f"{track.title} saves none: leave it out")
+        track.check_save_pruned(store, [c for c in configs if track_of(c) is track])
 
 
 def cmd_benchmark(args) -> int:
     from pathlib import Path
 
+    from shrinkbench.analysis.files import check_output
+
+    check_output(Path(args.out) if args.out else Path(args.store) / "report", "folder")  # before any run
     suite, report = _run_suite(args, args.suite)
     from shrinkbench.analysis.benchmark import benchmark_summary
 
+    from shrinkbench.analysis.options import AnalysisOptions
+
     out = Path(args.out) if args.out else Path(args.store) / "report"
-    method = args.method or (_method_name(suite, args.add_strategy[0]) if args.add_strategy else "global_magnitude")
-    print(benchmark_summary(args.store, out, method=method))
+    track = _tracks_of(suite.configs)[0] if suite.configs else None
+    options, method = AnalysisOptions(), args.method
+    if track is not None:
+        if track.response_metric != options.metric:
+            options = AnalysisOptions(metric=track.response_metric)
+        method = method or track.benchmark_method(suite.configs, args.add_strategy or [])
+    print(benchmark_summary(args.store, out, method=method, options=options))
     return 1 if report is not None and (report.count("failed") or report.count("lost")) else 0

@@ -72,9 +72,24 @@ class Track:
     track has none, and the options are refused for its suites."""
     method_name: Callable[[str], str] = field(default=lambda spec: spec)
     """The name the analysis gives a strategy written as on the command line (its canonical name)."""
+    title: str = ""
+    """How messages name the track ("the language-model track"); default "the <name> track"."""
+    response_metric: str = "top1"
+    """The metric a comparison of this track's runs is about by default (vision top-1, LLM perplexity)."""
+    benchmark_method: Callable[[Sequence[Any], Sequence[str]], str | None] = field(default=lambda configs, added: None)
+    """`shrinkbench benchmark`'s method of interest for a suite's configs and its `--add-strategy` list."""
+    check_run_options: Callable[[Any], None] | None = None
+    """Refuses, in one line, the command line's options that would not act on this track's runs."""
+    check_save_pruned: Callable[[Any, Sequence[Any]], None] | None = None
+    """Checks `--save-pruned` for these runs before any runs (the track saves its deployed models);
+    None: the track saves none, and the option is refused."""
     failure_record: Callable[[Any, BaseException, str | None], dict] = failure_record
     """The `failed` record of a run that raised an unexpected error (the sweep goes on); the
     core's (`shrinkbench.core.records`) unless the track records more."""
+
+    def __post_init__(self) -> None:
+        if not self.title:
+            object.__setattr__(self, "title", f"{self.name} track")
 
     @property
     def needs_base(self) -> bool:

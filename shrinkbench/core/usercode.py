@@ -19,6 +19,8 @@ keep a method in one file, or change that file when its helpers change.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import difflib
 import hashlib
 import importlib
@@ -203,3 +205,25 @@ def checked_strategy_source(cfg) -> dict[str, str]:
         raise ConfigError(f"strategy file {path} changed since this run was planned (sha256 {sha[:12]}, the run "
                           f"was planned with {cfg.strategy_sha256[:12]}); start the sweep again")
     return {"strategy_source": path, "strategy_source_sha256": sha}
+
+
+class ExitCalled(BaseException):
+    """A strategy called `os._exit` (see `no_process_exit`)."""
+
+    def __str__(self) -> str:
+        return f"it called os._exit({self.args[0] if self.args else ''})"
+
+
+@contextlib.contextmanager
+def no_process_exit():
+    """`os._exit` raises `ExitCalled` inside the block (user code cannot end the process)."""
+    real = os._exit
+
+    def refuse(status=0):
+        raise ExitCalled(status)
+
+    os._exit = refuse
+    try:
+        yield
+    finally:
+        os._exit = real

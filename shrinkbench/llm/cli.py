@@ -8,6 +8,7 @@ import sys
 
 def register(sub: argparse._SubParsersAction) -> None:
     from shrinkbench.core.cli import positive_int
+    from shrinkbench.llm.config import DEFAULT_SEQ_LEN
 
     p = sub.add_parser("prune-llm", help="prune one causal language model one-shot and measure its perplexity "
                                          "(the LLM track; docs/llm.md)")
@@ -25,26 +26,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scope", default=None, choices=("row", "layer", "block", "global"),
                    help="where the kept count is exact: per output row, per layer, per 128-column block (sparsegpt), "
                         "over all layers (data-free strategies); default: the strategy's published scope")
-    p.add_argument("--sparsity", type=float, default=0.5,
-                   help="fraction of the pruned layers' weights set to zero, in (0, 1) (default 0.5); 0 with "
-                        "--strategy none measures the dense model")
+    p.add_argument("--sparsity", type=float, default=None,
+                   help="fraction of the pruned layers' weights set to zero, in (0, 1) (default 0.5; an N:M pattern "
+                        "sets it, --strategy none takes none)")
     p.add_argument("--pattern", default="unstructured",
                    help="unstructured (default) or N:M such as 2:4 or 4:8 (N kept of every M inputs; sets the sparsity)")
     p.add_argument("--seed", type=int, default=0, help="run seed: draws the calibration windows")
-    p.add_argument("--seq-len", type=positive_int, default=256, help="tokens per window (default 256)")
-    p.add_argument("--calib-sequences", type=positive_int, default=16,
-                   help="calibration windows drawn from the train split (default 16)")
-    p.add_argument("--eval-windows", type=positive_int, default=16,
+    p.add_argument("--seq-len", type=positive_int, default=None,
+                   help=f"tokens per window (default {DEFAULT_SEQ_LEN}); at most the model's positions")
+    p.add_argument("--calib-sequences", type=positive_int, default=None,
+                   help="calibration windows drawn from the train split, for calibrated strategies (wanda, "
+                        "sparsegpt; default 16)")
+    p.add_argument("--eval-windows", type=positive_int, default=None,
                    help="held-out windows perplexity is measured on (default 16)")
     p.add_argument("--exclude", action="append", default=None, metavar="PATTERN",
                    help="leave these layers dense (fnmatch on full names, e.g. '*.mlp.down_proj'; repeatable)")
-    p.add_argument("--finetune-steps", type=int, default=0,
+    p.add_argument("--finetune-steps", type=int, default=None,
                    help="recovery fine-tune: AdamW steps after pruning, masks kept (default 0: one-shot)")
-    p.add_argument("--finetune-lr", type=float, default=1e-5, help="learning rate of the recovery fine-tune")
+    p.add_argument("--finetune-lr", type=float, default=None,
+                   help="learning rate of the recovery fine-tune, with --finetune-steps (default 1e-5)")
     p.add_argument("--store", default="results", help="results folder (default: results)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
-    p.add_argument("--text-root", default=None, help="folder of a local text copy (datasets sources)")
-    p.add_argument("--download", action="store_true", help="allow downloading a hub model or a datasets text")
+    p.add_argument("--text-root", default=None, help="the datasets cache folder of wikitext2 or c4")
+    p.add_argument("--download", action="store_true",
+                   help="allow downloading a hub model or a datasets text (wikitext2, c4)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="text (default) or the record as JSON")
     p.set_defaults(func=cmd_prune_llm)
@@ -53,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_prune_llm(args) -> int:
     import torch
 
+    from shrinkbench.core.errors import ConfigError
     from shrinkbench.llm.config import LLMRunConfig
     from shrinkbench.llm.runner import validate_llm_config
     from shrinkbench.core.params import parse_assignments
@@ -61,16 +67,25 @@ def cmd_prune_llm(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    given = dict(scope=args.scope, sparsity=args.sparsity, seq_len=args.seq_len, calib_sequences=args.calib_sequences,
+                 eval_windows=args.eval_windows, finetune_steps=args.finetune_steps, finetune_lr=args.finetune_lr,
+                 text_root=args.text_root)
     raw = dict(model=args.model, tokenizer=args.tokenizer, dataset=args.text, strategy=args.strategy,
-               scope=args.scope, sparsity=args.sparsity, pattern=args.pattern, seed=args.seed, seq_len=args.seq_len,
-               calib_sequences=args.calib_sequences, eval_windows=args.eval_windows,
-               exclude=tuple(args.exclude or ()), finetune_steps=args.finetune_steps, finetune_lr=args.finetune_lr,
-               text_root=args.text_root, download=args.download)
+               pattern=args.pattern, seed=args.seed, exclude=tuple(args.exclude or ()), download=args.download,
+               **{k: v for k, v in given.items() if v is not None})  # left out: the config's one default
     if args.param:
         raw["strategy_params"] = parse_assignments(args.param).to_dict()
-    if args.strategy == "none":
-        raw["sparsity"] = 0.0
+    refuse_idle_options(args)
     cfg = validate_llm_config(LLMRunConfig.from_dict(raw, "command line"))
+    if args.calib_sequences is not None and not cfg.is_dense:
+        from shrinkbench.llm.methods import resolve_llm_strategy
+
+        if not resolve_llm_strategy(cfg.strategy, cfg.strategy_params).needs_inputs:
+            raise ConfigError(f"--calib-sequences: strategy {cfg.strategy} is data-free and draws no calibration "
+                              f"windows; leave it out")
+    from shrinkbench.core.device import resolve_device
+
+    resolve_device(args.device)  # a device this machine lacks is refused before the run
     store = Store(args.store).check_writable()
     outcome = run_one(cfg, str(store.root), args.device)
     record = store.read(cfg.run_id)
@@ -88,3 +103,22 @@ def cmd_prune_llm(args) -> int:
     elif record:
         print(f"failed: {record['error']}")
     return 0 if record and record["status"] == "ok" else 1
+
+
+def refuse_idle_options(args) -> None:
+    """Options that would do nothing with the others given: a one-line ConfigError each."""
+    from shrinkbench.core.errors import ConfigError
+    from shrinkbench.llm.config import DENSE, parse_pattern
+
+    if args.strategy == DENSE:
+        for flag, value in (("--scope", args.scope), ("--param", args.param), ("--sparsity", args.sparsity),
+                            ("--calib-sequences", args.calib_sequences)):
+            if value is not None:
+                raise ConfigError(f"{flag}: --strategy none measures the dense model and prunes nothing; leave "
+                                  f"{flag} out")
+    if args.scope is not None and parse_pattern(args.pattern) is not None:
+        raise ConfigError(f"--scope: with --pattern {args.pattern} every row keeps exactly N of every M weights "
+                          f"whatever the scope; leave --scope out")
+    if args.finetune_lr is not None and not args.finetune_steps:
+        raise ConfigError("--finetune-lr sets the learning rate of the recovery fine-tune; give --finetune-steps "
+                          "too, or leave it out")

@@ -35,6 +35,10 @@ LAYER_SETS = ("blocks",)
 """`blocks`: every nn.Linear inside the transformer blocks (attention and MLP projections);
 embeddings, the final norm and the LM head are never pruned (the protocol of SparseGPT and
 Wanda)."""
+DEFAULT_SEQ_LEN = 256
+"""Tokens per window where a suite or `prune-llm` does not say (the one default of both)."""
+DEFAULT_SPARSITY = 0.5
+"""The sparsity of an unstructured run that does not say; an N:M run's is 1 - N/M, a dense run's 0."""
 DERIVED = ("track", "compression", "granularity", "target", "base", "finetune")
 LOCATION_FIELDS = ("text_root", "download")
 
@@ -67,10 +71,10 @@ class LLMRunConfig:
     strategy_sha256: str | None = None
     strategy_label: str | None = None
     scope: str | None = None
-    sparsity: float = 0.5
+    sparsity: float | None = None
     pattern: str = "unstructured"
     seed: int = 0
-    seq_len: int = 512
+    seq_len: int = DEFAULT_SEQ_LEN
     calib_sequences: int = 16
     calib_batch: int = 4
     eval_windows: int = 16
@@ -84,18 +88,29 @@ class LLMRunConfig:
     download: bool = False
 
     def __post_init__(self) -> None:
+        nm = parse_pattern(self.pattern)
         if self.strategy == DENSE:
-            _check(self.sparsity == 0 and self.pattern == "unstructured",
-                   "the dense run (strategy 'none') has sparsity 0 and no pattern")
-            object.__setattr__(self, "scope", None)
+            _check(self.sparsity in (None, 0) and self.pattern == "unstructured",
+                   f"the dense run (strategy 'none') prunes nothing: it takes no sparsity (got {self.sparsity}) and "
+                   f"no pattern (got {self.pattern!r})")
+            _check(self.scope is None and not self.strategy_params and self.strategy_label is None,
+                   "the dense run (strategy 'none') takes no scope, strategy parameters or label")
+            object.__setattr__(self, "sparsity", 0.0)
             object.__setattr__(self, "strategy_params", Params())
+        elif nm is not None:
+            implied = 1 - nm[0] / nm[1]
+            _check(self.sparsity is None or (isinstance(self.sparsity, (int, float)) and
+                                             abs(self.sparsity - implied) < 1e-9),
+                   f"pattern {self.pattern} sets the sparsity to {implied:g} ({nm[0]} kept of every {nm[1]}); "
+                   f"leave sparsity out, got {self.sparsity}")
+            object.__setattr__(self, "sparsity", implied)
         else:
-            _check(isinstance(self.sparsity, (int, float)) and 0 < self.sparsity < 1,
+            if self.sparsity is None:
+                object.__setattr__(self, "sparsity", DEFAULT_SPARSITY)
+            _check(isinstance(self.sparsity, (int, float)) and not isinstance(self.sparsity, bool)
+                   and 0 < self.sparsity < 1,
                    f"sparsity must lie strictly between 0 and 1 (the fraction of the pruned layers' weights set to "
                    f"zero), got {self.sparsity}")
-        nm = parse_pattern(self.pattern)
-        if nm is not None:
-            object.__setattr__(self, "sparsity", 1 - nm[0] / nm[1])
         for name in ("seq_len", "calib_sequences", "calib_batch", "eval_windows", "finetune_batch",
                      "throughput_repeats"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")

@@ -70,26 +70,47 @@ def check_nm_widths(layers: dict[str, nn.Linear], nm) -> None:
                               f"exclude it or choose another N:M")
 
 
-def _apply(layer: nn.Linear, strategy: LLMStrategy, inputs, sparsity, nm, scope, name: str) -> torch.Tensor:
-    weight = layer.weight.data
+def checked_prune(strategy: LLMStrategy, weight: torch.Tensor, inputs, sparsity, nm, scope, name: str):
+    """(new weight, keep mask) of `strategy.prune` on one layer, checked (`check_prune_result`);
+    whatever the strategy raises (or an `os._exit`, see `shrinkbench.llm.checks`) becomes a
+    one-line StrategyError naming the layer."""
+    from shrinkbench.core.usercode import no_process_exit
+
     try:
-        new, keep = strategy.prune(weight, inputs, sparsity, nm, scope)
+        with no_process_exit():
+            result = strategy.prune(weight, inputs, sparsity, nm, scope)
+        if not (isinstance(result, tuple) and len(result) == 2):
+            raise StrategyError(f"strategy {strategy.name} on layer {name}: prune must return (weight, bool mask), "
+                                f"got {type(result).__name__}")
     except (KeyboardInterrupt, ConfigError, StrategyError):
         raise
     except BaseException as exc:
-        raise StrategyError(f"strategy {strategy.name} raised on layer {name}: {type(exc).__name__}: {exc}") from None
-    check_prune_result(strategy, name, weight, new, keep, sparsity, nm, scope)
+        raise StrategyError(f"strategy {strategy.name} raised on layer {name}: {type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())}") from None
+    check_prune_result(strategy, name, weight, *result, sparsity, nm, scope)
+    return result
+
+
+def _apply(layer: nn.Linear, strategy: LLMStrategy, inputs, sparsity, nm, scope, name: str) -> torch.Tensor:
+    weight = layer.weight.data
+    new, keep = checked_prune(strategy, weight, inputs, sparsity, nm, scope, name)
     layer.weight.data.copy_(new.to(weight.dtype) * keep)
     return keep
 
 
 def check_prune_result(strategy, name, weight, new, keep, sparsity, nm, scope) -> None:
-    """A strategy's (weight, mask) must have the weight's shape, finite values and the exact
-    count its scope promises (N:M: N kept in every group of M)."""
+    """A strategy's (weight, mask) must have the weight's shape, a floating weight with finite
+    values, a bool mask and the exact count its scope promises (N:M: N kept in every group of
+    M; `global`: the layers together, `check_total_kept`)."""
     if not (isinstance(keep, torch.Tensor) and keep.dtype == torch.bool and keep.shape == weight.shape
             and isinstance(new, torch.Tensor) and new.shape == weight.shape):
+        what = ", ".join(f"{type(t).__name__}" if not isinstance(t, torch.Tensor) else
+                         f"{str(t.dtype).replace('torch.', '')} {tuple(t.shape)}" for t in (new, keep))
         raise StrategyError(f"strategy {strategy.name} on layer {name}: prune must return (weight, bool mask) of "
-                            f"shape {tuple(weight.shape)}")
+                            f"shape {tuple(weight.shape)}, got ({what})")
+    if not new.is_floating_point():
+        raise StrategyError(f"strategy {strategy.name} on layer {name}: prune returned a {new.dtype} weight; it must "
+                            f"be a floating tensor")
     if not torch.isfinite(new).all():
         raise StrategyError(f"strategy {strategy.name} on layer {name} produced non-finite weights")
     if nm is not None:
@@ -100,9 +121,13 @@ def check_prune_result(strategy, name, weight, new, keep, sparsity, nm, scope) -
         expect = keep_count(weight.shape[1], sparsity)
         if not bool((keep.sum(1) == expect).all()):
             raise StrategyError(f"strategy {strategy.name} on layer {name}: rows must keep {expect} each")
-    elif scope in ("layer", "block") and int(keep.sum()) != keep_count(keep.numel(), sparsity):
-        raise StrategyError(f"strategy {strategy.name} on layer {name} kept {int(keep.sum())}, not "
-                            f"{keep_count(keep.numel(), sparsity)}")
+    elif scope in ("layer", "block"):
+        if int(keep.sum()) != keep_count(keep.numel(), sparsity):
+            raise StrategyError(f"strategy {strategy.name} on layer {name} kept {int(keep.sum())}, not "
+                                f"{keep_count(keep.numel(), sparsity)} (scope {scope} at sparsity {sparsity:g})")
+    elif scope != "global":
+        raise StrategyError(f"strategy {strategy.name} on layer {name}: scope {scope!r} is not one of "
+                            f"row, layer, block, global, whose kept counts the toolkit checks")
 
 
 def prune_data_free(model, strategy: LLMStrategy, sparsity, nm, scope, exclude) -> Masks:
@@ -111,8 +136,11 @@ def prune_data_free(model, strategy: LLMStrategy, sparsity, nm, scope, exclude) 
     if scope != "global" or nm is not None:
         return {n: _apply(layer, strategy, None, sparsity, nm, scope, n) for n, layer in layers.items()}
     from shrinkbench.core.selection import top_k_mask
+    from shrinkbench.core.usercode import no_process_exit
 
-    scores = {n: checked_scores(strategy, layer.weight.data, None).to(torch.float64) for n, layer in layers.items()}
+    with no_process_exit():
+        scores = {n: checked_scores(strategy, layer.weight.data, None).to(torch.float64)
+                  for n, layer in layers.items()}
     flat = torch.cat([s.reshape(-1) for s in scores.values()])
     keep_all = top_k_mask(flat, keep_count(flat.numel(), sparsity))
     masks, offset = {}, 0
@@ -193,7 +221,23 @@ def prune_calibrated(model, strategy: LLMStrategy, sparsity, nm, scope, exclude,
 
 def prune_model(model, strategy: LLMStrategy, sparsity: float, nm, scope: str, exclude: tuple[str, ...],
                 batches: list[torch.Tensor] | None, progress=None) -> Masks:
-    """Prune `model` in place; the keep masks of the pruned layers."""
+    """Prune `model` in place; the keep masks of the pruned layers, each layer's kept count
+    checked for its scope (and all layers' together for scope `global`)."""
     if strategy.needs_inputs:
-        return prune_calibrated(model, strategy, sparsity, nm, scope, exclude, batches or [], progress)
-    return prune_data_free(model, strategy, sparsity, nm, scope, exclude)
+        masks = prune_calibrated(model, strategy, sparsity, nm, scope, exclude, batches or [], progress)
+    else:
+        masks = prune_data_free(model, strategy, sparsity, nm, scope, exclude)
+    check_total_kept(masks, sparsity, nm, scope, strategy.name)
+    return masks
+
+
+def check_total_kept(masks: dict[str, torch.Tensor], sparsity: float, nm, scope: str, label: str) -> None:
+    """After pruning: every layer's kept count was checked by scope (`check_prune_result`);
+    for scope `global` the layers together keep round(N (1 - s)) of their N weights."""
+    if nm is not None or scope != "global" or not masks:
+        return
+    kept = sum(int(m.sum()) for m in masks.values())
+    total = sum(m.numel() for m in masks.values())
+    if kept != keep_count(total, sparsity):
+        raise StrategyError(f"strategy {label}: the pruned layers together kept {kept:,} of {total:,} weights, not "
+                            f"{keep_count(total, sparsity):,} (scope global at sparsity {sparsity:g})")

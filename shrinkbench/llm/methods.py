@@ -228,15 +228,27 @@ def resolve_llm_strategy(spec: str, params=None) -> LLMStrategy:
     """An LLMStrategy for a registered name or `module:Class` / `file.py:Class`."""
     from shrinkbench.core.usercode import resolve_strategy
 
-    return resolve_strategy(spec, params, registry=LLM_STRATEGIES, base=LLMStrategy)
+    from shrinkbench.core.usercode import no_process_exit
+
+    with no_process_exit():  # importing or building user code cannot end the process
+        strategy = resolve_strategy(spec, params, registry=LLM_STRATEGIES, base=LLMStrategy)
+    if ":" in spec and strategy.name == LLMStrategy.name:
+        strategy.name = spec.strip()  # messages name the user's class, not the base's name
+    return strategy
 
 
 def check_scope(strategy: LLMStrategy, scope: str | None, nm) -> str:
-    """The scope a run uses (the strategy's default when None), or a one-line ConfigError."""
+    """The scope a run uses, or a one-line ConfigError. The strategy's default when None; under
+    an N:M pattern always the default, since N of every M weights of a row are kept whatever
+    the scope (so one run, not one per scope, has those numbers)."""
+    if nm is not None:
+        scope = None
     scope = scope or strategy.default_scope
     if scope not in strategy.scopes:
         raise ConfigError(f"strategy {strategy.name} has no scope {scope!r}; it offers {', '.join(strategy.scopes)}")
-    if scope == "global" and strategy.needs_inputs:
+    if scope == "global" and strategy.needs_inputs and nm is None:
+        others = [s for s in strategy.scopes if s != "global"]
+        hint = f"use {' or '.join(others)}" if others else "it declares no other scope; add row or layer to its scopes"
         raise ConfigError(f"scope global needs every layer's scores at once, but {strategy.name} scores layer by "
-                          f"layer on inputs that depend on the layers pruned before; use {strategy.default_scope}")
+                          f"layer on inputs that depend on the layers pruned before; {hint}")
     return scope

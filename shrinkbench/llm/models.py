@@ -25,7 +25,6 @@ import importlib.util
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -189,7 +188,13 @@ def load_tokenizer(source: ModelSource, sha256: str, tokenizer_folder: str | Non
     hf_logging.set_verbosity_error()
     local = source.kind != "hub"
     where = _dequantized_folder(source, sha256) if source.kind == "gguf" else source.location
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder or where, local_files_only=local)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder or where, local_files_only=local)
+    except Exception as exc:  # transformers raises OSError, ValueError, TypeError... for missing or odd files
+        what = f"tokenizer folder {tokenizer_folder}" if tokenizer_folder else f"model {source.name}"
+        raise ConfigError(f"{what}: no tokenizer could be loaded ({type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())[:120]}); add its tokenizer files "
+                          f"(tokenizer.json or a vocabulary) or name one with --tokenizer FOLDER") from None
     config = AutoConfig.from_pretrained(where, local_files_only=local)
     rows = getattr(config, "vocab_size", None)
     if rows is not None:
@@ -204,14 +209,36 @@ def check_vocabulary(tokens: int, rows: int, model_name: str, tokenizer_folder: 
                           f"{model_name!r} embeds only {rows:,}: they do not belong together")
 
 
+def remove_dead_conversions(parent: Path) -> int:
+    """Remove the partial folders of conversions whose process no longer runs (killed while
+    converting); the number removed."""
+    from shrinkbench.core.store import _writer_gone
+
+    removed = 0
+    for tmp in parent.glob(".tmp-*") if parent.is_dir() else ():
+        if tmp.is_dir() and _writer_gone(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 def _dequantized_folder(source: ModelSource, sha256: str) -> str:
+    """The cached float32 folder of a GGUF, converted on first use. The conversion writes into
+    a temporary folder named by its process (`shrinkbench.core.store.temporary_path`) and moves it
+    into place whole; a later conversion removes what a killed one left."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from shrinkbench.core.store import temporary_path
 
     folder = cache_root() / "llm" / sha256[:16]
     if (folder / "COMPLETE").is_file():
         return str(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_conversions(folder.parent)
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # the conversion's bars are not this tool's progress
     model = AutoModelForCausalLM.from_pretrained(source.location, gguf_file=source.gguf_file, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(source.location, gguf_file=source.gguf_file)
     from safetensors.torch import save_model
@@ -219,7 +246,8 @@ def _dequantized_folder(source: ModelSource, sha256: str) -> str:
     config = model.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config  # the cached copy is plain float32
-    tmp = Path(tempfile.mkdtemp(prefix=f".{sha256[:16]}-", dir=folder.parent))
+    tmp = temporary_path(folder)
+    tmp.mkdir()
     try:
         config.save_pretrained(tmp)
         save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})  # tied weights stored once

@@ -47,6 +47,12 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
     from shrinkbench.core.usercode import strategy_source
 
     source = resolve_model(cfg.model, cfg.download)
+    if cfg.download and source.kind != "hub" and not _reads_datasets(cfg.dataset):
+        from shrinkbench.llm.text import DATASETS_TEXTS
+
+        raise ConfigError(f"download (--download) fetches a hub model or a datasets text "
+                          f"({', '.join(DATASETS_TEXTS)}); model {cfg.model} and text {cfg.dataset} are local: "
+                          f"leave it out")
     changes: dict[str, Any] = {"model_sha256": model_sha256(source)}
     if cfg.tokenizer is not None:
         from pathlib import Path
@@ -56,16 +62,33 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
         if not Path(cfg.tokenizer).is_dir():
             raise ConfigError(f"tokenizer {cfg.tokenizer!r} is not a folder")
         changes["tokenizer_sha256"] = model_sha256(ModelSource(cfg.tokenizer, "folder", cfg.tokenizer))
+    if source.kind != "hub":
+        from shrinkbench.llm.model_checks import check_model
+        from shrinkbench.llm.models import _dequantized_folder
+
+        where = _dequantized_folder(source, changes["model_sha256"]) if source.kind == "gguf" else source.location
+        check_model(where, True, source.kind == "folder", cfg.seq_len, cfg.exclude, cfg.nm)
     text = _text(cfg.dataset, cfg.text_root, cfg.download)
     changes["text_sha256"] = text.sha256
     _check_windows(source, changes["model_sha256"], cfg.tokenizer, changes.get("tokenizer_sha256"), cfg.dataset,
                    cfg.text_root, cfg.download, cfg.seq_len, cfg.eval_windows)
     if not cfg.is_dense:
+        from shrinkbench.llm.checks import check_declaration, check_strategy, display_name
+
         strategy = resolve_llm_strategy(cfg.strategy, cfg.strategy_params)
+        check_declaration(strategy, display_name(cfg.strategy, strategy))
         changes["scope"] = check_scope(strategy, cfg.scope, cfg.nm)
         found = strategy_source(cfg.strategy)
         changes["strategy_sha256"] = found[1] if found else None
+        check_strategy(cfg.strategy, cfg.strategy_params, strategy, changes["strategy_sha256"], cfg.sparsity, cfg.nm,
+                       changes["scope"])
     return cfg.replace(**changes)
+
+
+def _reads_datasets(dataset: str) -> bool:
+    from shrinkbench.llm.text import DATASETS_TEXTS, TEXTS
+
+    return not dataset.startswith("file:") and dataset in TEXTS and TEXTS.canonical(dataset) in DATASETS_TEXTS
 
 
 def text_tokens(text, tokenizer, model_sha: str, tokenizer_sha: str | None):
@@ -213,9 +236,9 @@ def recover(model, masks, train_ids, cfg: LLMRunConfig, device, record: dict) ->
         for step in range(cfg.finetune_steps):
             ids = calibration_windows(train_ids, cfg.seq_len, cfg.finetune_batch, gen, cfg.dataset).to(device)
             loss = model(input_ids=ids, labels=ids, use_cache=False).loss
-            if not torch.isfinite(loss):
-                raise TrainingDivergedError(f"recovery fine-tune: loss became {float(loss)} at step {step + 1} "
-                                            f"(lr {cfg.finetune_lr}); lower finetune_lr")
+            if not torch.isfinite(loss):  # read detached: a grad tensor made a scalar warns in three lines
+                raise TrainingDivergedError(f"recovery fine-tune: loss became {float(loss.detach())} at step "
+                                            f"{step + 1} (lr {cfg.finetune_lr}); lower finetune_lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

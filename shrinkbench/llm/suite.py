@@ -12,6 +12,12 @@
     [run]                               # any other LLMRunConfig field: seq_len, calib_sequences,
                                         # eval_windows, exclude, finetune_steps, ...
 
+What the sweep sets (model, dataset, strategy, sparsity, pattern, seed, scope, parameters,
+label) is refused in [run], and so is a [run] setting no run would use (calibration settings
+without a calibrated strategy, fine-tune settings without finetune_steps). A strategy's scope
+applies to its unstructured runs; under N:M every row keeps N of every M whatever the scope,
+so those runs use the strategy's default scope (one run, not one per scope).
+
 Every (model, text, seed) also gets the dense run (strategy `none`) its pruned runs are
 compared with. A pretrained model is one set of starting weights: the suite's verdicts hold
 for that model only, with the calibration seeds as replicates (`Suite.design` says so).
@@ -29,6 +35,12 @@ SWEEP_LISTS = {"models": str, "datasets": str, "strategies": (str, dict), "spars
 REQUIRED = ("models", "datasets", "strategies", "seeds")
 STRATEGY_KEYS = ("name", "params", "label", "scope")
 TOP_LEVEL = ("name", "description", "track", "sweep", "run")
+SET_BY_SWEEP = {"model": "models", "dataset": "datasets", "strategy": "strategies", "sparsity": "sparsities",
+                "pattern": "patterns", "seed": "seeds", "scope": "strategies (a table with a scope)",
+                "strategy_params": "strategies (a table with params)",
+                "strategy_label": "strategies (a table with a label)"}
+"""[run] keys the sweep sets for every run: refused in [run], with where they belong."""
+FILLED_IN = ("model_sha256", "tokenizer_sha256", "text_sha256", "strategy_sha256")
 
 
 def load_llm_suite(data: dict[str, Any], where: str, path, added: list[str] | None = None):
@@ -62,6 +74,12 @@ def load_llm_suite(data: dict[str, Any], where: str, path, added: list[str] | No
     run = data.get("run", {})
     if not isinstance(run, dict):
         raise ConfigError(f"{where}: [run] must be a table of LLMRunConfig settings")
+    for key in run:
+        if key in SET_BY_SWEEP:
+            raise ConfigError(f"{where}: [run] {key} would be overridden for every run; set it in [sweep] "
+                              f"{SET_BY_SWEEP[key]}")
+        if key in FILLED_IN:
+            raise ConfigError(f"{where}: [run] {key} is computed from the files, not set")
     operating = [(p, s) for p in patterns for s in (lists.get("sparsities", []) if p == "unstructured" else [None])]
     configs: dict[str, LLMRunConfig] = {}
     for model, text, seed in itertools.product(lists["models"], lists["datasets"], lists["seeds"]):
@@ -69,7 +87,7 @@ def load_llm_suite(data: dict[str, Any], where: str, path, added: list[str] | No
         raw = [{**common, "strategy": DENSE, "sparsity": 0.0}]
         for entry, (pattern, sparsity) in itertools.product(strategies, operating):
             item = {**common, "strategy": entry["name"], "pattern": pattern,
-                    "sparsity": 0.5 if sparsity is None else sparsity,
+                    "sparsity": sparsity,  # None under N:M: the pattern sets it
                     "strategy_params": entry.get("params", {}), "strategy_label": entry.get("label")}
             if "scope" in entry:
                 item["scope"] = entry["scope"]
@@ -77,10 +95,26 @@ def load_llm_suite(data: dict[str, Any], where: str, path, added: list[str] | No
         for item in raw:
             cfg = validate_llm_config(LLMRunConfig.from_dict(item, where))
             configs.setdefault(cfg.run_id, cfg)
+    _refuse_idle_run_settings(run, configs.values(), where)
     design = (f"seeds: {len(lists['seeds'])} run seeds (calibration draws) on each pretrained model: every verdict "
               f"holds for that model's weights only (one base model); the calibration draws are the replicates")
     return Suite(str(data.get("name", path.stem)), where, str(data.get("description", "")),
                  tuple(configs.values()), {}, design)
+
+
+def _refuse_idle_run_settings(run: dict, configs, where: str) -> None:
+    """[run] settings that no run of the suite would use: a one-line ConfigError."""
+    from shrinkbench.llm.methods import resolve_llm_strategy
+
+    if any(k in run for k in ("finetune_lr", "finetune_batch")) and not run.get("finetune_steps"):
+        raise ConfigError(f"{where}: [run] finetune_lr and finetune_batch set the recovery fine-tune; set "
+                          f"finetune_steps too, or leave them out")
+    calibrated = any(resolve_llm_strategy(c.strategy, c.strategy_params).needs_inputs
+                     for c in configs if not c.is_dense)
+    for key in ("calib_sequences", "calib_batch"):
+        if key in run and not calibrated:
+            raise ConfigError(f"{where}: [run] {key}: no strategy of this suite is calibrated (all are data-free), "
+                              f"so no run would use it; leave it out")
 
 
 def _entry(entry, where: str) -> dict[str, Any]:

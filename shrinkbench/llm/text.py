@@ -88,7 +88,8 @@ def _kjv(root: str | None, download: bool) -> TextSplits:
     return split_lines(verses, "kjv", info)
 
 
-def _datasets(name: str, path: str, config: str | None, files: dict | None, download: bool) -> dict[str, str]:
+def _datasets(name: str, path: str, config: str | None, files: dict | None, download: bool,
+              root: str | None) -> dict[str, str]:
     try:
         import datasets
     except ImportError:
@@ -98,7 +99,7 @@ def _datasets(name: str, path: str, config: str | None, files: dict | None, down
     if not download:
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     try:
-        loaded = datasets.load_dataset(path, config, data_files=files, download_mode=mode)
+        loaded = datasets.load_dataset(path, config, data_files=files, download_mode=mode, cache_dir=root)
     except Exception as exc:  # datasets raises many kinds; all mean "not here"
         raise DataNotFoundError(f"text {name}: could not load {path} {config or ''} without a network "
                                 f"({type(exc).__name__}); pass --download or put it in the datasets cache") from None
@@ -106,7 +107,7 @@ def _datasets(name: str, path: str, config: str | None, files: dict | None, down
 
 
 def _wikitext2(root: str | None, download: bool) -> TextSplits:
-    parts = _datasets("wikitext2", "wikitext", "wikitext-2-raw-v1", None, download)
+    parts = _datasets("wikitext2", "wikitext", "wikitext-2-raw-v1", None, download, root)
     info = {"source": "datasets wikitext/wikitext-2-raw-v1", "split": "its train and test splits, joined by \\n\\n"}
     return TextSplits("wikitext2", parts["train"], parts["test"],
                       {**info, "train_sha256": _sha(parts["train"]), "test_sha256": _sha(parts["test"])})
@@ -114,7 +115,7 @@ def _wikitext2(root: str | None, download: bool) -> TextSplits:
 
 def _c4(root: str | None, download: bool) -> TextSplits:
     files = {"train": "en/c4-train.00000-of-01024.json.gz", "validation": "en/c4-validation.00000-of-00008.json.gz"}
-    parts = _datasets("c4", "allenai/c4", None, files, download)
+    parts = _datasets("c4", "allenai/c4", None, files, download, root)
     info = {"source": "datasets allenai/c4 " + ", ".join(files.values()),
             "split": "train shard 0 for calibration, validation shard 0 for perplexity"}
     return TextSplits("c4", parts["train"], parts["validation"],
@@ -133,12 +134,21 @@ SOURCES = {
            "train shard for calibration, validation shard for perplexity"),
 }
 """Where each registered text comes from and how it is split (for `shrinkbench datasets`)."""
+DATASETS_TEXTS = ("wikitext2", "c4")
+"""The texts read through the datasets library (the ones `--download` and `--text-root` act on)."""
 
 
 def read_text(name: str, root: str | None = None, download: bool = False) -> TextSplits:
-    """The train and test text of `name` (a registered text or `file:<path>`)."""
+    """The train and test text of `name` (a registered text or `file:<path>`). `root` is the
+    datasets cache folder of a text read through the datasets library (wikitext2, c4); the
+    other texts refuse it."""
+    if root is not None and (name.startswith("file:") or TEXTS.canonical(name) not in DATASETS_TEXTS):
+        raise ConfigError(f"text_root (--text-root) is the datasets cache folder of {', '.join(DATASETS_TEXTS)}; "
+                          f"text {name} does not read it: leave it out")
     if name.startswith("file:"):
         path = Path(name[5:]).expanduser()
+        if path.is_dir():
+            raise ConfigError(f"text file:{path} is a folder; name a UTF-8 text file inside it")
         if not path.is_file():
             raise DataNotFoundError(f"text file {path} does not exist")
         try:

@@ -41,20 +41,31 @@ def _register_commands(sub) -> None:
     register(sub)
 
 
-def _with_data_options(cfg, options: dict[str, Any]):
-    """`--data-root` is the folder of a local text copy (`text_root`), `--download` allows the hub."""
-    changes = {}
-    if "root" in options:
-        changes["text_root"] = options["root"]
-    if options.get("download"):
-        changes["download"] = True
-    return cfg.replace(**changes) if changes else cfg
+def _check_run_options(args) -> None:
+    """Options of the vision runs that a language-model suite would ignore: one-line ConfigError."""
+    from shrinkbench.core.errors import ConfigError
+
+    for flag, given, instead in (("--data-root", getattr(args, "data_root", None), "its texts are named in [sweep] datasets"),
+                                 ("--download", getattr(args, "download", False), "set download = true in its [run] table"),
+                                 ("--loader-workers", getattr(args, "loader_workers", 0), "it reads no images")):
+        if given:
+            raise ConfigError(f"{flag} acts on vision suites; this is a language-model suite ({instead}): leave "
+                              f"{flag} out")
 
 
 def _method_name(spec: str) -> str:
     from shrinkbench.llm.methods import resolve_llm_strategy
 
-    return resolve_llm_strategy(spec).name
+    return spec if ":" in spec else resolve_llm_strategy(spec).name
+
+
+def _benchmark_method(configs, added) -> str | None:
+    """The first added method, else the first pruned one, as the reports name it."""
+    from shrinkbench.analysis.schema import strategy_name
+
+    pruned = [c for c in configs if not c.is_dense]
+    chosen = [c for c in pruned if c.strategy in added]
+    return next((strategy_name(c.to_dict(), c.record_names()["method_tags"]) for c in chosen or pruned), None)
 
 
 def list_models(pattern: str = "*") -> list[dict[str, Any]]:
@@ -101,6 +112,7 @@ def _load_metrics() -> None:
 
 TRACK = Track(
     name="llm",
+    title="language-model track",
     summary="pretrained causal language models pruned one-shot with calibration data; perplexity",
     config_from_dict=_from_dict,
     execute=_execute,
@@ -111,6 +123,9 @@ TRACK = Track(
     record_names=record_names,
     register_commands=_register_commands,
     prepare_base=None,
-    with_data_options=_with_data_options,
+    with_data_options=None,
     method_name=_method_name,
+    response_metric="perplexity",
+    benchmark_method=_benchmark_method,
+    check_run_options=_check_run_options,
 )

@@ -90,6 +90,8 @@ def cmd_prune(args) -> int:
     raw.setdefault("data", {}).update(data_options(args))
     cfg = validate_config(RunConfig.from_dict(raw, "command line"))
     store = Store(args.store).check_writable()
+    if args.save_pruned:
+        check_save_pruned(store, (cfg,))
     outcome = run_one(cfg, str(store.root), args.device, save_pruned=args.save_pruned)
     record = store.read(cfg.run_id)
     if args.format == "json":
@@ -120,3 +122,23 @@ def _print_run_summary(record: dict) -> None:
     if "test_top1" in dense:  # the starting model's own accuracy, beside the pruned one
         print(f"  dense test top1 {dense['test_top1']:6.2f}%  val top1 {dense.get('val_top1', float('nan')):6.2f}%  "
               f"(the base model {record['base'].get('id', '')}, before pruning)")
+
+
+def check_save_pruned(store, configs) -> None:
+    """--save-pruned acts on every run or is refused before any runs: a stored run does not run
+    again (so would get no saved model), and <store>/pruned must be a writable folder."""
+    import os
+
+    from shrinkbench.core.errors import ConfigError
+    from shrinkbench.vision.structured.saving import pruned_paths
+
+    stored = [c for c in configs if (store.read(c.run_id) or {}).get("status") == "ok"
+              and not pruned_paths(store, c.run_id)[0].is_file()]
+    if stored:
+        raise ConfigError(f"--save-pruned: {len(stored)} of these runs are stored without a saved model (run "
+                          f"{stored[0].run_id}) and will not run again; remove their records or leave "
+                          f"--save-pruned out")
+    folder = pruned_paths(store, "x")[0].parent
+    if folder.exists() and not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
+        raise ConfigError(f"--save-pruned: {folder} is not a writable folder")
+

@@ -142,6 +142,10 @@ def check_plan(cfg: RunConfig) -> None:
         raise ConfigError("gradual pruning prunes during fine-tuning: it needs finetune.epochs >= 1")
     if schedule.kind == "gradual" and cfg.prune_steps != 1:
         raise ConfigError("gradual pruning sets its own pruning steps (schedule.every); leave prune_steps at 1")
+    if schedule.split_budget and (schedule.kind != "one_shot" or cfg.prune_steps == 1):
+        raise ConfigError(f"split_budget splits the fine-tuning budget over the steps of one_shot pruning with "
+                          f"prune_steps > 1; schedule {schedule.kind} with prune_steps {cfg.prune_steps} has nothing "
+                          f"to split: leave it out")
     if schedule.split_budget and cfg.finetune.epochs < cfg.prune_steps:
         raise ConfigError(f"split_budget spreads finetune.epochs = {cfg.finetune.epochs} over {cfg.prune_steps} steps; "
                           "it needs at least one epoch per step")

@@ -66,7 +66,18 @@ def _with_data_options(cfg, options: dict[str, Any]):
 def _method_name(spec: str) -> str:
     from shrinkbench.vision.pruning import resolve_strategy
 
-    return resolve_strategy(spec).name
+    return spec if ":" in spec else resolve_strategy(spec).name
+
+
+def _benchmark_method(configs, added) -> str:
+    """The first added strategy (as the reports name it), else global magnitude."""
+    return _method_name(added[0]) if added else "global_magnitude"
+
+
+def _check_save_pruned(store, configs) -> None:
+    from shrinkbench.vision.cli import check_save_pruned
+
+    check_save_pruned(store, configs)
 
 
 def list_models(pattern: str = "*") -> list[dict[str, Any]]:
@@ -123,4 +134,7 @@ TRACK = Track(
     prepare_base=_prepare_base,
     with_data_options=_with_data_options,
     method_name=_method_name,
+    response_metric="top1",
+    benchmark_method=_benchmark_method,
+    check_save_pruned=_check_save_pruned,
 )

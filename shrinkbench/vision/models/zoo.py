@@ -122,7 +122,7 @@ def fingerprint(model: "nn.Module") -> str:
 
     Equal for two instances of one variant whatever their weights; different as soon as a
     layer type, a shape or the layer order differs. The zoo's own layer classes are named by
-    their module path as it was before the tracks layout (`shrinkbench.models...`, not
+    their module path as it was before the tracks layout (`shrinkbench.vision.models...`, not
     `shrinkbench.vision.models...`), so that fingerprints recorded before it stay equal.
     """
     h = hashlib.sha256()

@@ -10,6 +10,7 @@ The masks remember their groups, so the deployed model is `compact(model, groups
 from __future__ import annotations
 
 import functools
+import math
 from typing import Sequence
 
 import torch
@@ -128,8 +129,9 @@ def check_target(model_name: str, exclude, strategy, target: str, value: float) 
         strategy.check(groups)
     largest = largest_reachable(groups, Counter(groups, profile, prunable), target)
     if value > largest * (1 + 1e-9):
-        raise CompressionError(f"{target} {value:g} cannot be reached by removing channels of {model_name}: the largest "
-                               f"reachable is about {largest:.4g} (every layer keeping one channel)")
+        shown = math.floor(largest * 1e4) / 1e4  # rounded down: never a value that is itself refused
+        raise CompressionError(f"{target} {value:.10g} cannot be reached by removing channels of {model_name}: the "
+                               f"largest reachable is {shown:.10g} (every layer keeping one channel)")
 
 
 def _removed_by(groups: GroupSet, masks: MaskSet | None, model: nn.Module) -> list[int]:
