@@ -290,7 +290,7 @@ def register(subparsers) -> None:
     p.add_argument("--method", help="plan for this method (default: every strategy)")
     p.add_argument("--baseline", help="plan a paired comparison of --method against this baseline")
     p.add_argument("--family-size", type=int, default=None,
-                   help="tests in the Holm family, planned at level α/m (default: the family `compare --method` "
+                   help="tests in the family, planned at level α/m (default: the family `compare --method` "
                         "adjusts over)")
     _output_arguments(p, ("text", "json", "csv"), "FILE", "write to FILE instead of stdout")
     _option_arguments(p)

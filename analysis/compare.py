@@ -6,19 +6,22 @@ compared with the baseline's (`shrinkbench.analysis.units`: base models where a 
 several, else the run seeds of its one base model, whose verdicts then hold for those
 starting weights only): paired t on the per-unit values when both share units, Welch
 otherwise (`shrinkbench.analysis.decision.compare_values`). Every verdict belongs to ONE
-declared family, named in every output with its size m, and Holm adjusts within it:
+declared family, named in every output with its size m, and is decided within it:
 
 - the operating points: all compressions x baselines of one method in one setting for one
   response ("<method> vs baselines, ..."), or all pairs ("all pairwise, ...") when no method
   is named;
 - the curve level: one test per (method, baseline) of the mean difference of their whole
-  curves along the compression ratio (`shrinkbench.analysis.matched.compare_curve_levels`:
-  dense point included, PCHIP in log2 x, Student-t interval), in its own family per method
-  and setting ("<method> vs baselines over whole curves, ...").
+  curves along the compression ratio over the pruned range both measured
+  (`shrinkbench.analysis.matched.compare_curve_levels`: the dense point is no part of it,
+  PCHIP in log2 x, Student-t interval), in its own family per method and setting ("<method>
+  vs baselines over whole curves, ...").
 
 The decision rule (`shrinkbench.analysis.decision`) is the same for both and for every other
-output: equivalent (Holm-adjusted TOST p < α), else better/worse (Holm-adjusted p < α), else
-inconclusive, marked underpowered when the minimum detectable effect at α/m exceeds the ROPE.
+output: from the family's simultaneous interval, equivalent when it lies inside ±ROPE, else
+better/worse when it excludes 0, else inconclusive, marked underpowered when the minimum
+detectable effect at α/m exceeds the ROPE; all verdicts of a family together are wrong at
+most α of the time.
 """
 from __future__ import annotations
 
@@ -96,8 +99,8 @@ COMPARISON_COLUMNS = [
     "model", "dataset", "compression", "method", "baseline", "response", "test", "replication",
     "n_method", "n_baseline", "n_pairs", "mean_method", "std_method", "mean_baseline", "std_baseline",
     "difference", "ci_low", "ci_high", "sim_low", "sim_high", "df", "se", "statistic", "p_value", "p_adjusted",
-    "adjustment", "family", "family_size", "p_equivalence", "p_equivalence_adjusted", "effect_size",
-    "effect_size_kind", "prob_improvement", "mde", "mde_alpha", "rope", "decision", "underpowered", "general",
+    "adjustment", "family", "family_size", "p_equivalence", "p_equivalence_adjusted", "p_deciding", "p_deciding_test", "effect_size",
+    "effect_size_kind", "share_better", "mde", "mde_alpha", "rope", "decision", "underpowered", "general",
     "note", "warnings", "baseline_group",
 ]
 

@@ -129,7 +129,7 @@ def _curve(levels: pd.DataFrame, focus: str) -> tuple[tuple[str, ...], tuple[str
     order = {"better": 0, "equivalent": 1, "worse": 2}
     text = [f"{verdict}: {', '.join(items)}" for verdict, items in
             sorted(grouped.items(), key=lambda kv: (order.get(kv[0].split(" ")[0], 3), kv[0]))]
-    families = tuple(f"{f} (Holm, m={int(m)}; curve intervals simultaneous)"
+    families = tuple(f"{f} (m={int(m)})"
                      for f, m in rows[["family", "family_size"]].drop_duplicates().itertuples(index=False))
     return tuple(text), families
 
@@ -152,7 +152,7 @@ def summarize_settings(report, table: pd.DataFrame, method: str | None = None) -
             rows = _rows_of(mine, focus)
             if len(rows):
                 verdicts = _verdicts(rows)
-                families = tuple(f"{f} (Holm, m={int(m)})" for f, m in
+                families = tuple(f"{f} (m={int(m)})" for f, m in
                                  rows[["family", "family_size"]].drop_duplicates().itertuples(index=False))
                 general = bool(rows["general"].all())
                 n = int(np.minimum(rows["n_method"], rows["n_baseline"]).min())

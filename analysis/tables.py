@@ -6,7 +6,7 @@ Each row: the method, its target compression, the measured parameter and MAC red
 model of the same base weights (paired per unit). At each compression the best mean (in the
 metric's direction) is marked only where the decision rule of every other output
 (`shrinkbench.analysis.decision`) calls it `better` than EVERY other method there: the tests
-of the best against each other method at each ratio form one Holm family per setting
+of the best against each other method at each ratio form one family per setting
 ("best vs rest per ratio", named in the output), except that at every ratio where the
 caller's report (its comparisons) holds all those pairs, for example where the best is the
 report's `--method`, the marks are read from those very rows, so the table and the report
@@ -31,7 +31,7 @@ TABLE_COLUMNS = SETTING + ["strategy", "compression", "n", "mean", "std", "low",
 def best_vs_rest_rows(sub: pd.DataFrame, summary: pd.DataFrame, options: AnalysisOptions,
                       compressions=None) -> pd.DataFrame:
     """The tests of the best method at each ratio (of `compressions`, default all) against
-    each other method there, one Holm family per setting (rows as
+    each other method there, one family per setting (rows as
     `shrinkbench.analysis.decision.adjust_family` gives them)."""
     rows = []
     sign = 1.0 if options.higher_is_better else -1.0
@@ -116,7 +116,7 @@ def operating_point_table(runs: pd.DataFrame, options: AnalysisOptions = Analysi
                 family=f"best vs rest per ratio, {label}, {options.response}"))
         rows = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) \
             else pd.DataFrame()
-        family = "; ".join(f"{f} (Holm, m={int(m)})" for f, m in
+        family = "; ".join(f"{f} (m={int(m)})" for f, m in
                            rows[["family", "family_size"]].drop_duplicates().itertuples(index=False)) \
             if len(rows) else "none"
         marked, worst = _marks(rows) if len(rows) else ({}, {})
@@ -158,7 +158,7 @@ def _legend(options: AnalysisOptions) -> str:
             f"CI: the Student-t {options.confidence:.0%} interval of the mean over the units. "
             f"Δ dense: paired difference to the dense model of the same base weights. Marked best: the best "
             f"mean at that ratio, called better than every other method there by the decision rule "
-            f"(Holm-adjusted p < {options.alpha:g}, not equivalent within the ROPE).")
+            f"(its simultaneous interval excludes 0 at α = {options.alpha:g}, the family named below).")
 
 
 def table_sections(table: pd.DataFrame, options: AnalysisOptions) -> list[Table]:
