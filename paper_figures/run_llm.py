@@ -7,7 +7,7 @@ SparseGPT 6.51, Wanda 6.42; at 2:4: 54.59, 10.17, 11.02, per the Wanda repositor
 that holds on SmolLM2-135M is tested here, not assumed:
 
 - the claim "Wanda and SparseGPT beat magnitude": each method's perplexity minus magnitude's,
-  paired over the calibration seeds, at 50% and 2:4: one Holm family of 4 tests, lower is
+  paired over the calibration seeds, at 50% and 2:4: one family of 4 tests, lower is
   better. A pretrained model is ONE set of weights: the verdict holds for SmolLM2-135M only.
 
     python paper_figures/run_llm.py [--store DIR] [--out DIR] [--rerun]

@@ -12,7 +12,7 @@ here at the speedup measured on the machine rather than the theoretical one.
   every channel operating point, paired over units;
 - global against layerwise at a fixed measured speedup: the curve-level test of top-1 along
   the measured speedup (`shrinkbench.analysis.matched.compare_curve_levels`), one family.
-Each claim is adjusted as one Holm family of the tests it draws on.
+Each claim is adjusted as one family of the tests it draws on.
 
     python paper_figures/run_structured.py [--store DIR] [--out DIR] [--rerun]
 """
