@@ -145,7 +145,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     runs = run_table(scan.table, options)
     report = compare_method(runs, args.method, args.baseline, options)
     labels = pareto_labels(runs[runs["strategy"].isin({args.method, *report.comparisons["baseline"], "none"})],
-                           options.confidence, options.higher_is_better)
+                           report.comparisons, options.higher_is_better)
     if args.out:
         for path in write_significance(Path(args.out), report, labels):
             print(f"wrote {path}", file=sys.stderr)

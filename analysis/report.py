@@ -229,7 +229,8 @@ def write_report(scan: StoreScan, out_dir: str | Path, options: AnalysisOptions 
     doc.heading("Tables")
     for section in table_sections(table, options):
         doc.table(section)
-    labels = pareto_labels(runs, options.confidence, options.higher_is_better)
+    labels = pareto_labels(runs, significance.comparisons if significance is not None else None,
+                           options.higher_is_better)
     doc.heading("Significance")
     if significance is not None:
         for section in comparison_tables(significance):

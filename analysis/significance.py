@@ -208,9 +208,10 @@ def pareto_table(labels: pd.DataFrame) -> Table:
                      pick("dominated")])
     return Table("Pareto labels with uncertainty", ["Setting", "Axis", "Method", "Pareto-optimal",
                                                     "Not separable", "Dominated"], body,
-                 note="A point is dominated when another point at least as compressed (or fast) is more "
-                      "accurate with the lower bound of the difference's 95% interval above zero; "
-                      "'not separable' means a more accurate point exists but its interval does not clear.")
+                 note="Read from the verdicts of the comparisons above, no test of its own: a point is "
+                      "dominated where the decision rule called another method at the same target, at least as "
+                      "compressed (or fast), better; 'not separable': a point at least as compressed (or fast) "
+                      "has a higher mean, but no verdict says it is better.")
 
 
 def seed_plan_table(plan: pd.DataFrame) -> Table:

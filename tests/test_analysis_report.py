@@ -105,13 +105,26 @@ def test_table_marks_only_a_significant_best(tmp_path):
     assert r"\toprule" in tex and r"\textbf{" in tex and r"$\pm$" in tex and "\\_" not in md
 
 
-def test_pareto_labels(tmp_path):
+def test_pareto_labels_are_read_from_the_decisions(tmp_path):
     runs = _runs(tmp_path, {"good": 2.0, "bad": -2.0}, units=UNITS5)
-    labels = pareto_labels(runs).set_index(["axis", "strategy", "compression"])
+    report = compare(runs, [("good", "bad")], AnalysisOptions(), np.random.default_rng(0))
+    labels = pareto_labels(runs, report.comparisons).set_index(["axis", "strategy", "compression"])
     assert (labels.loc[("compression", "good"), "label"] == "pareto").all()
     bad = labels.loc[("compression", "bad")]
     assert (bad["label"] == "dominated").all()
     assert bad["dominated_by"].str.startswith("good @").all()
+    assert not (pareto_labels(runs)["label"] == "dominated").any()  # no verdict, no domination
+
+
+def test_a_point_called_equivalent_is_never_dominated(tmp_path):
+    """Issue 25, point 5: 'dominated by' beside 'equivalent' contradicted the verdicts."""
+    runs = _runs(tmp_path, {"a": 1.0, "b": 0.0}, units=UNITS5)
+    options = AnalysisOptions(rope=5.0)  # every difference here lies well inside ±5
+    report = compare(runs, [("a", "b")], options, np.random.default_rng(0))
+    assert (report.comparisons["decision"] == "equivalent").all()
+    labels = pareto_labels(runs, report.comparisons)
+    assert not (labels["label"] == "dominated").any()
+    assert (labels[(labels["strategy"] == "b") & (labels["axis"] == "compression")]["label"] != "pareto").any()
 
 
 def test_seed_planner_from_a_pilot(tmp_path):
