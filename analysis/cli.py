@@ -180,7 +180,7 @@ def cmd_plan_seeds(args: argparse.Namespace) -> int:
     table = load(args).table
     options = options_from(args, table)
     runs = run_table(table, options)
-    plan = plan_seeds(runs, args.target, options, args.method, args.baseline, args.family_size)
+    plan = plan_seeds(runs, args.target, options, args.method, args.baseline, args.family_size, args.sd_confidence)
     if args.format == "json":
         text = to_json(frame_records(plan))
     elif args.format == "csv":
@@ -292,6 +292,8 @@ def register(subparsers) -> None:
     p.add_argument("--family-size", type=int, default=None,
                    help="tests in the family, planned at level α/m (default: the family `compare --method` "
                         "adjusts over)")
+    p.add_argument("--sd-confidence", type=float, default=0.8,
+                   help="plan with this one-sided upper confidence limit of the pilot's SD (default: 0.8)")
     _output_arguments(p, ("text", "json", "csv"), "FILE", "write to FILE instead of stdout")
     _option_arguments(p)
     p.set_defaults(func=cmd_plan_seeds)

@@ -215,18 +215,27 @@ def pareto_table(labels: pd.DataFrame) -> Table:
 
 
 def seed_plan_table(plan: pd.DataFrame) -> Table:
-    body = [[setting_label(r.model, r.dataset), f"{r.compression:g}×", r.strategy, str(r.pilot_n), fmt(r.sd),
-             r.design, fmt(r.current_power), "–" if not np.isfinite(r.seeds_needed) else f"{int(r.seeds_needed)}"]
-            for r in plan.itertuples()]
+    def seeds(value) -> str:
+        return "–" if not np.isfinite(value) else f"{int(value)}"
+
     first = plan.iloc[0]
-    return Table(f"Seeds needed to detect a difference of {first['target']:g} points",
-                 ["Setting", "Ratio", "Method", "Pilot n", "SD", "Design", "Power now", "Seeds needed"], body,
-                 ["l", "r", "l", "r", "r", "l", "r", "r"],
-                 f"Two-sided t-test at α/m = {first['alpha']:.3g} (α={first['alpha'] * first['family_size']:g}, "
-                 f"m={int(first['family_size'])}: the Bonferroni level at which `compare` computes its minimum "
-                 f"detectable effect), target power {first['power']:.0%} (noncentral t). Seeds are units of "
-                 "replication: base models, each with its own run seed. Paired: SD of per-unit differences; "
-                 "unpaired: SD per method, n per method.")
+    level = f"{first['sd_confidence']:.0%}"
+    body = [[setting_label(r.model, r.dataset), f"{r.compression:g}×", r.strategy, str(r.pilot_n), fmt(r.sd),
+             fmt(r.sd_upper), r.design, fmt(r.current_power), seeds(r.seeds_needed), seeds(r.seeds_equivalence)]
+            for r in plan.itertuples()]
+    return Table(f"Seeds needed to detect a difference of {first['target']:g} points, or to show equivalence "
+                 f"within ±{first['rope']:g}",
+                 ["Setting", "Ratio", "Method", "Pilot n", "SD", f"SD, {level} upper limit", "Design", "Power now",
+                  "Seeds: difference", "Seeds: equivalence"], body,
+                 ["l", "r", "l", "r", "r", "r", "l", "r", "r", "r"],
+                 f"Planned with the pilot SD's upper one-sided {level} confidence limit, SD·sqrt(df/χ²), not the "
+                 f"SD itself (a 3-seed SD is often far too small). Level α/m = {first['alpha']:.3g} "
+                 f"(α={first['alpha'] * first['family_size']:g}, m={int(first['family_size'])}: the level of the "
+                 f"family `compare` decides in), target power {first['power']:.0%}. Difference: the simultaneous "
+                 f"interval excludes 0 when the true difference is the target (noncentral t); power now: the pilot's "
+                 f"n at the upper SD. Equivalence: the interval lies inside ±{first['rope']:g} when the true "
+                 "difference is 0. Seeds are units of replication: base models, each with its own run seed. "
+                 "Paired: SD of per-unit differences; unpaired: SD per method, n per method.")
 
 
 def report_dict(report: ComparisonReport, pareto: pd.DataFrame, extra: dict | None = None) -> dict:

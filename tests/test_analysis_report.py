@@ -180,3 +180,37 @@ def test_cli_compare_json_and_errors(tmp_path, capsys):
     assert main(["report", "--store", str(tmp_path), "--out", str(tmp_path / "rep"), "--formats", "png"]) == 0
     assert (tmp_path / "rep" / "report.html").is_file()
     assert main(["report", "--store", str(tmp_path / "missing")]) == 2
+
+
+def test_the_seed_plan_uses_the_upper_limit_of_the_pilot_sd_and_plans_equivalence(tmp_path):
+    """Issue 25, point 6: a 3-seed SD planned as if it were the truth ('2 seeds')."""
+    from scipy import stats
+
+    from shrinkbench.analysis.power import seeds_for_equivalence, seeds_needed
+    from shrinkbench.analysis.significance import seed_plan_table
+
+    runs = _runs(tmp_path, {"a": 1.0, "b": 0.0})
+    options = AnalysisOptions()
+    plan = plan_seeds(runs, 0.5, options, "a", "b")
+    for r in plan.itertuples():
+        assert r.sd_upper == pytest.approx(r.sd * np.sqrt(2 / stats.chi2.ppf(0.2, 2)))  # 80% limit, df = 2
+        assert r.seeds_needed == seeds_needed(r.sd_upper, 0.5, r.alpha, 0.8, paired=True)
+        assert r.seeds_needed >= seeds_needed(r.sd, 0.5, r.alpha, 0.8, paired=True)
+        assert r.seeds_equivalence == seeds_for_equivalence(r.sd_upper, options.rope, r.alpha, 0.8)
+    text = seed_plan_table(plan).text()
+    assert "80% upper limit" in text and "Seeds: equivalence" in text
+    stricter = plan_seeds(runs, 0.5, options, "a", "b", sd_confidence=0.95)
+    assert (stricter["sd_upper"] > plan["sd_upper"]).all()
+
+
+def test_equivalence_power_matches_a_simulation_of_the_decision():
+    from scipy import stats
+
+    from shrinkbench.analysis.power import equivalence_power
+
+    rng = np.random.default_rng(1)
+    n, alpha, sd = 8, 0.05 / 4, 0.3
+    d = rng.normal(0.1, sd, (40_000, n))
+    half = stats.t.ppf(1 - alpha / 2, n - 1) * d.std(axis=1, ddof=1) / np.sqrt(n)
+    inside = np.mean((d.mean(axis=1) - half > -0.5) & (d.mean(axis=1) + half < 0.5))
+    assert equivalence_power(0.5, sd, n, alpha, difference=0.1) == pytest.approx(inside, abs=0.01)
