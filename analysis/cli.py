@@ -305,7 +305,7 @@ def register(subparsers) -> None:
                                                   "the mapping is written down in analysis/overlay.py")
     p.add_argument("--method", default=None, help="only the reported results whose 'paper (method)' contains this")
     p.add_argument("--literature", metavar="PATH", default=None,
-                   help="the corpus folder (default: $SHRINKBENCH_LITERATURE, then ../shared/literature)")
+                   help="the corpus folder (default: $SHRINKBENCH_LITERATURE, then the copy shipped with the package)")
     p.add_argument("--store", default=None, metavar="DIR", help="draw this store's runs of the model as 'reproduced'")
     p.add_argument("--plot", metavar="FILE", default=None, help="write the overlay figure here (.png, .pdf or .svg)")
     p.add_argument("--axis", choices=("compression", "speedup"), default="compression",

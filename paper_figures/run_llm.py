@@ -137,7 +137,7 @@ def draw(runs: pd.DataFrame):
 def findings(runs: pd.DataFrame, store: Path) -> tuple[str, str]:
     """(summary for the README's generated block, the full findings with the table)."""
     rows = claim_rows(runs)
-    lines = [f"Setting: {runs['model'].iloc[0]} on the held-out 10% of the King James Bible (suite `{SUITE}`, store `{store}`), "
+    lines = [f"Setting: {runs['model'].iloc[0]} on the held-out 10% of the King James Bible (suite `{SUITE}`, store `{_common.shown_path(store)}`), "
              f"{len(runs)} runs; response post/test perplexity (lower is better), {int(runs['unit'].nunique())} "
              f"calibration seeds as replicates of ONE pretrained model.", ""]
     verdict = _findings.verdict(rows, +1)  # decisions are direction-aware: "better" = lower perplexity
