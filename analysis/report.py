@@ -224,7 +224,9 @@ def write_report(scan: StoreScan, out_dir: str | Path, options: AnalysisOptions 
     significance = compare(runs, pairs, options, rng, family) if pairs else None
     table = operating_point_table(runs, options, significance.comparisons if significance is not None else None)
     files += [write_text(out / "tables" / "operating_points.md", table_markdown(table, options)),
-              write_text(out / "tables" / "operating_points.tex", table_latex(table, options)),
+              write_text(out / "tables" / "operating_points.tex",
+                         table_latex(table, options, significance.comparisons if significance is not None else None,
+                                     method)),
               write_text(out / "tables" / "operating_points.csv", table_csv(table))]
     doc.heading("Tables")
     for section in table_sections(table, options):

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from shrinkbench.analysis.decision import adjust_family, compare_values, reversed_decision
+from shrinkbench.analysis.groups import display_name, is_control
 from shrinkbench.analysis.options import AnalysisOptions
 from shrinkbench.analysis.render import Table, fmt, latex_escape, mean_std_n
 from shrinkbench.analysis.runs import SETTING, setting_label, settings, summarize
@@ -179,27 +180,86 @@ def table_markdown(table: pd.DataFrame, options: AnalysisOptions) -> str:
     return "\n".join(section.markdown() for section in table_sections(table, options))
 
 
-def table_latex(table: pd.DataFrame, options: AnalysisOptions) -> str:
-    """One booktabs `table` environment per setting (needs \\usepackage{booktabs} and
-    \\usepackage{graphicx}); the tabular is scaled down to the line width when wider."""
+LATEX_MARKS = {"better": r"$^{+}$", "worse": r"$^{-}$", "equivalent": r"$^{\approx}$"}
+"""The verdict of the focus method against a row's method, as a superscript on that row's cell."""
+
+
+def _verdict_marks(comparisons: pd.DataFrame | None, method: str | None, model: str, dataset: str) -> dict:
+    """{(other method, compression): decision of `method` against it} from the report's rows."""
+    if comparisons is None or method is None or comparisons.empty:
+        return {}
+    mine = comparisons[(comparisons["model"] == model) & (comparisons["dataset"] == dataset)]
+    out = {}
+    for r in mine.itertuples():
+        if r.method == method:
+            out[(r.baseline, float(r.compression))] = r.decision
+        elif r.baseline == method:
+            out[(r.method, float(r.compression))] = reversed_decision(r.decision)
+    return out
+
+
+def _latex_row(row, marks: dict, with_n: bool, target: bool) -> str:
+    """One LaTeX row: name for a reader, target, reductions, `mean ± std` (with `(n)` where
+    the table's n varies), the difference to dense; bold for the best, the verdict mark."""
+    dense = row.strategy == DENSE_STRATEGY
+    n = (lambda k: f" ({int(k)})") if with_n else (lambda k: "")
+    accuracy = f"{row.mean:.2f} ± {fmt(row.std)}{n(row.n)}" if np.isfinite(row.mean) else "–"
+    delta = "–"
+    if not dense and row.delta_n:
+        delta = f"{row.delta_mean:+.2f} ± {fmt(row.delta_std)}{n(row.delta_n)}"
+    cells = [latex_escape(c) for c in ("dense" if dense else display_name(row.strategy), f"{row.compression:g}×",
+                                       f"{row.params_reduction:.1f}×", f"{row.macs_reduction:.1f}×", accuracy, delta)]
+    if row.best:
+        cells[4] = rf"\textbf{{{cells[4]}}}"
+    mark = marks.get((row.strategy, float(row.compression)))
+    if mark in LATEX_MARKS:
+        cells[4] += LATEX_MARKS[mark]
+    return " & ".join(cells if target else cells[:1] + cells[2:]) + r" \\"
+
+
+def table_latex(table: pd.DataFrame, options: AnalysisOptions, comparisons: pd.DataFrame | None = None,
+                method: str | None = None) -> str:
+    """One booktabs `table` per setting, to paste into a paper (needs only
+    \\usepackage{booktabs}; the document's own font size; no scaling). Methods are listed by
+    ratio, the sanity-check controls after them under their own rule; the significantly best
+    mean is bold, and with `comparisons` and `method` (a report about one method) each other
+    method's cell carries the verdict of `method` against it (+ better, − worse, ≈ equivalent).
+    The short caption says what the marks mean; the family and the rule are in % comments."""
     parts = []
     for (model, dataset), rows in table.groupby(SETTING, sort=True):
-        caption = latex_escape(f"{setting_label(model, dataset)}: {_legend(options)} Family: {rows['family'].iloc[0]}.",
-                               breakable=True)
-        header = " & ".join(latex_escape(h) for h in _headers(options))
-        lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{caption}}}",
-                 r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
-                 r"\begin{tabular}{llrrrrr}", r"\toprule", header + r" \\", r"\midrule"]
-        previous = None
-        for row in rows.itertuples():
-            if previous is not None and row.compression != previous:
-                lines.append(r"\addlinespace")
-            previous = row.compression
-            cells = [latex_escape(c) for c in _cells(row)]
-            if row.best:
-                cells[4] = rf"\textbf{{{cells[4]}}}"
-            lines.append(" & ".join(cells) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
+        marks = _verdict_marks(comparisons, method, model, dataset)
+        metric = latex_escape(_headers(options)[4])
+        counts = set(rows["n"]) | set(rows.loc[rows["delta_n"] > 0, "delta_n"])
+        with_n = len(counts) > 1
+        over = "(n)" if with_n else f"over {int(next(iter(counts)))} {'units' if counts != {1} else 'unit'}"
+        caption = f"{metric} on {latex_escape(setting_label(model, dataset), breakable=True)}: mean $\\pm$ std {over}."
+        if rows["best"].any():
+            caption += " Bold: best at its ratio, better than every other method."
+        if marks:
+            caption += (f" Marks: {latex_escape(display_name(method))} is better ($^{{+}}$), worse ($^{{-}}$) or "
+                        "equivalent ($^{\\approx}$) than that method.")
+        # the target is the parameter reduction (met exactly) unless the targets were speedups
+        target = not np.allclose(rows["params_reduction"], rows["compression"], rtol=0.02)
+        headers = [h for i, h in enumerate(_headers(options)) if i != 5 and (target or i != 1)]
+        columns = len(headers)
+        lines = ["% shrinkbench operating-point table; needs \\usepackage{booktabs}",
+                 f"% {_legend(options)}", f"% Family: {rows['family'].iloc[0]}.",
+                 r"\begin{table}[t]", r"\centering", rf"\caption{{{caption}}}", r"\setlength{\tabcolsep}{3pt}",
+                 rf"\begin{{tabular}}{{l{'r' * (columns - 1)}}}",
+                 r"\toprule", " & ".join(latex_escape(h) for h in headers) + r" \\", r"\midrule"]
+        controls = rows["strategy"].map(is_control)
+        for part, chosen in (("methods", rows[~controls]), ("controls", rows[controls])):
+            if not len(chosen):
+                continue
+            if part == "controls":
+                lines += [r"\midrule", rf"\multicolumn{{{columns}}}{{l}}{{\textit{{Controls}}}} \\"]
+            previous = None
+            for row in chosen.itertuples():
+                if previous is not None and row.compression != previous:
+                    lines.append(r"\addlinespace")
+                previous = row.compression
+                lines.append(_latex_row(row, marks, with_n, target))
+        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
         parts.append("\n".join(lines))
     return "\n".join(parts)
 

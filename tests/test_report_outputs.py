@@ -142,21 +142,54 @@ def test_latex_sets_comparisons_and_minus_signs_in_math():
     assert r"\allowbreak" in latex_escape("lenet_300_100/x", breakable=True)
 
 
-def test_the_latex_table_has_intervals_and_no_text_mode_symbols(store):
+def test_the_latex_table_has_no_text_mode_symbols(store):
     runs = run_table(scan_store(store).table)
     tex = table_latex(operating_point_table(runs), AnalysisOptions())
-    plain = _outside_math("\n".join(line for line in tex.splitlines() if not line.startswith("\\resizebox")))
+    plain = _outside_math("\n".join(line for line in tex.splitlines() if not line.startswith("%")))
     assert "<" not in plain and ">" not in plain and not re.search(r"(^|[\s\[(])-\d", plain, re.M)
-    assert "95\\% CI" in tex and re.search(r"\[\d+\.\d\d, \d+\.\d\d\]", tex)
+    assert re.search(r"\d+\.\d\d \$\\pm\$ \d+\.\d\d ", tex) and "std over 3 units" in tex
+
+
+def _paper_table(tmp_path):
+    """A user's method, a baseline and the method's control, as the `methods` route stores them."""
+    effects = {"mymethod.py:Mine": 1.5, "global_magnitude": 0.0, "mymethod.py:Mine [shuffled]": -3.0}
+    store = synthetic_store(tmp_path / "store", np.random.default_rng(2), effects, compressions=(8, 32),
+                            units=tuple((i, i) for i in range(5)), noise_sd=0.05)
+    runs = run_table(scan_store(store).table)
+    options = AnalysisOptions()
+    report = compare(runs, method_pairs(runs, "mymethod.py:Mine"), options, np.random.default_rng(0))
+    table = operating_point_table(runs, options, report.comparisons)
+    return table_latex(table, options, report.comparisons, "mymethod.py:Mine"), report
+
+
+def test_the_latex_table_is_one_a_researcher_pastes(tmp_path):
+    """Issue 25, point 9: readable names, controls apart, verdict marks, a short caption, the
+    document's font size, no scaling, only booktabs."""
+    tex, report = _paper_table(tmp_path)
+    body = "\n".join(line for line in tex.splitlines() if not line.startswith("%"))
+    assert "mymethod.py" not in body and "Mine [shuffled]" in body
+    assert "resizebox" not in body and "\\small" not in body and "graphicx" not in tex
+    caption = re.search(r"\\caption\{(.*)\}", body).group(1)
+    assert len(_outside_math(caption)) < 300
+    lines = body.splitlines()
+    controls = lines.index(r"\multicolumn{5}{l}{\textit{Controls}} \\")
+    assert all("shuffled" not in line for line in lines[:controls]) and "shuffled" in "".join(lines[controls:])
+    decisions = report.comparisons.set_index(["baseline", "compression"])["decision"]
+    assert decisions[("global_magnitude", 8.0)] == "better"
+    baseline_rows = [line for line in lines if line.startswith("global\\_magnitude")]
+    assert baseline_rows and all(line.count("$^{+}$") == 1 for line in baseline_rows)
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None,
                     reason="no pdflatex (Debian: apt install texlive-latex-base texlive-latex-recommended)")
 def test_the_latex_table_compiles_without_overfull_lines_or_lost_characters(printed, tmp_path):
     _, out = printed
-    (tmp_path / "doc.tex").write_text(
-        "\\documentclass{article}\\usepackage{booktabs}\\usepackage{graphicx}\\tracinglostchars=2\n"
-        f"\\begin{{document}}\\input{{{out / 'tables' / 'operating_points.tex'}}}\\end{{document}}\n")
+    tex, _ = _paper_table(tmp_path)
+    (tmp_path / "mine.tex").write_text(tex)
+    (tmp_path / "doc.tex").write_text(  # booktabs is the one package the table needs
+        "\\documentclass{article}\\usepackage{booktabs}\\tracinglostchars=2\n"
+        f"\\begin{{document}}\\input{{{out / 'tables' / 'operating_points.tex'}}}\\input{{mine.tex}}"
+        "\\end{document}\n")
     done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     log = (tmp_path / "doc.log").read_text(errors="replace")
