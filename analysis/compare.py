@@ -105,6 +105,28 @@ COMPARISON_COLUMNS = [
 ]
 
 
+def strategy_budgets(runs: pd.DataFrame) -> dict[str, tuple[float, ...]]:
+    """Each strategy's training budget: the epochs its runs trained after their starting
+    weights (`budget_epochs`), as the sorted tuple of the values its runs have."""
+    if "budget_epochs" not in runs.columns:
+        return {}
+    return {s: tuple(sorted(set(g.dropna()))) for s, g in runs.groupby("strategy")["budget_epochs"]}
+
+
+def budget_text(budget: tuple[float, ...]) -> str:
+    """`2 epochs`, or `2/6 epochs` for a strategy whose runs trained different budgets."""
+    return "/".join(f"{b:g}" for b in budget) + " epochs" if budget else "unknown budget"
+
+
+def budget_family(family: str, method: str, baseline: str, budgets: dict) -> str:
+    """`family` for a pair of one budget; for a pair of different budgets its own family,
+    named with both budgets: methods of different budgets are never decided together."""
+    a, b = budgets.get(method, ()), budgets.get(baseline, ())
+    if a == b:
+        return family
+    return f"{family}, baselines of {budget_text(b)} (the method: {budget_text(a)})"
+
+
 def operating_point_family(method: str, label: str, options: AnalysisOptions) -> str:
     return f"{method} vs baselines, {label}, {options.response}"
 
@@ -118,8 +140,11 @@ def compare(runs: pd.DataFrame, pairs: list[tuple[str, str]], options: AnalysisO
     """Compare each (method, baseline) pair in every setting where both ran.
 
     `family_label(method, setting)` names the operating-point family; by default one family
-    per method and setting: "<method> vs baselines, <dataset>/<model>, <response>". The
-    curve-level tests of a method form the family "<that name> over whole curves".
+    per method and setting: "<method> vs baselines, <dataset>/<model>, <response>". Pairs of
+    different training budgets (`budget_epochs`) form a family of their own per budget
+    (`budget_family`): a method is never decided in one family with, or ranked against,
+    methods that trained longer or shorter. The curve-level tests of a family form the family
+    "<that name> over whole curves".
     """
     if family_label is None:
         def family_label(method: str, label: str) -> str:
@@ -133,13 +158,15 @@ def compare(runs: pd.DataFrame, pairs: list[tuple[str, str]], options: AnalysisO
     for model, dataset in settings(pruned):
         index = SettingIndex(pruned[(pruned["model"] == model) & (pruned["dataset"] == dataset)])
         label = setting_label(model, dataset)
+        budgets = strategy_budgets(pruned[(pruned["model"] == model) & (pruned["dataset"] == dataset)])
         by_family: dict[str, list[dict]] = {}
         pairs_of: dict[str, list[tuple[str, str]]] = {}
         for method, baseline in pairs:
             rows = _comparison_rows(index, method, baseline, options)
             if rows:
-                by_family.setdefault(family_label(method, label), []).extend(rows)
-                pairs_of.setdefault(family_label(method, label), []).append((method, baseline))
+                family = budget_family(family_label(method, label), method, baseline, budgets)
+                by_family.setdefault(family, []).extend(rows)
+                pairs_of.setdefault(family, []).append((method, baseline))
         setting_runs = runs[(runs["model"] == model) & (runs["dataset"] == dataset)]
         for family, rows in by_family.items():
             frame = pd.DataFrame(rows).assign(model=model, dataset=dataset, family=family,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from shrinkbench.analysis.compare import budget_text, strategy_budgets
 from shrinkbench.analysis.decision import adjust_family, compare_values, reversed_decision
 from shrinkbench.analysis.groups import display_name, is_control
 from shrinkbench.analysis.options import AnalysisOptions
@@ -26,7 +27,7 @@ from shrinkbench.analysis.schema import DENSE_STRATEGY
 from shrinkbench.analysis.units import replication_of, unit_values, with_units
 
 TABLE_COLUMNS = SETTING + ["strategy", "compression", "n", "mean", "std", "low", "high", "delta_n", "delta_mean",
-                           "delta_std", "params_reduction", "macs_reduction", "best", "best_q", "family"]
+                           "delta_std", "params_reduction", "macs_reduction", "best", "best_q", "family", "budget"]
 
 
 def best_vs_rest_rows(sub: pd.DataFrame, summary: pd.DataFrame, options: AnalysisOptions,
@@ -50,16 +51,14 @@ def best_vs_rest_rows(sub: pd.DataFrame, summary: pd.DataFrame, options: Analysi
     return adjust_family(pd.DataFrame(rows), options) if rows else pd.DataFrame()
 
 
-def _marks(rows: pd.DataFrame) -> tuple[dict, dict]:
-    """{compression: best strategy} where every test of the best says `better`, and the
-    largest adjusted p of those tests."""
-    marked, worst = {}, {}
-    for compression, tests in rows.groupby("compression"):
-        for best, of_best in tests.groupby("method"):
-            if (of_best["decision"] == "better").all():
-                marked[compression] = best
-                worst[compression] = float(of_best["p_adjusted"].max())
-    return marked, worst
+def _marks(rows: pd.DataFrame) -> dict:
+    """{(compression, best strategy): the largest adjusted p of its tests} where every test of
+    the best (one per budget group) says `better`."""
+    marked = {}
+    for (compression, best), of_best in rows.groupby(["compression", "method"]):
+        if (of_best["decision"] == "better").all():
+            marked[(compression, best)] = float(of_best["p_adjusted"].max())
+    return marked
 
 
 def _rows_from_report(comparisons: pd.DataFrame, summary: pd.DataFrame,
@@ -107,23 +106,30 @@ def operating_point_table(runs: pd.DataFrame, options: AnalysisOptions = Analysi
         points = summary[mask].copy()
         sub = runs[(runs["model"] == model) & (runs["dataset"] == dataset)]
         label = setting_label(model, dataset)
-        parts, missing = [], None
-        if comparisons is not None:
-            mine = comparisons[(comparisons["model"] == model) & (comparisons["dataset"] == dataset)]
-            from_report, missing = _rows_from_report(mine, points, options)
-            parts.append(from_report)
-        if missing is None or missing:
-            parts.append(best_vs_rest_rows(sub, points, options, missing).assign(
-                family=f"best vs rest per ratio, {label}, {options.response}"))
+        budgets = strategy_budgets(sub[sub["strategy"] != DENSE_STRATEGY])
+        groups = sorted(set(budgets.values()))
+        parts = []
+        for budget in groups:  # the best is ranked among methods of one training budget only
+            chosen = points[points["strategy"].map(budgets.get) == budget]
+            name = f"best vs rest per ratio, {label}, {options.response}"
+            name += f", {budget_text(budget)}" if len(groups) > 1 else ""
+            missing = None
+            if comparisons is not None:
+                mine = comparisons[(comparisons["model"] == model) & (comparisons["dataset"] == dataset)]
+                from_report, missing = _rows_from_report(mine, chosen, options)
+                parts.append(from_report)
+            if missing is None or missing:
+                parts.append(best_vs_rest_rows(sub, chosen, options, missing).assign(family=name))
         rows = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) \
             else pd.DataFrame()
         family = "; ".join(f"{f} (m={int(m)})" for f, m in
                            rows[["family", "family_size"]].drop_duplicates().itertuples(index=False)) \
             if len(rows) else "none"
-        marked, worst = _marks(rows) if len(rows) else ({}, {})
-        points["best"] = [marked.get(c) == s for s, c in zip(points["strategy"], points["compression"])]
-        points["best_q"] = [worst.get(c, np.nan) if b else np.nan for b, c in zip(points["best"], points["compression"])]
+        marked = _marks(rows) if len(rows) else {}
+        points["best"] = [(c, s) in marked for s, c in zip(points["strategy"], points["compression"])]
+        points["best_q"] = [marked.get((c, s), np.nan) for s, c in zip(points["strategy"], points["compression"])]
         points["family"] = family
+        points["budget"] = points["strategy"].map(lambda name: budget_text(budgets.get(name, ())))
         frames.append(points)
     table = pd.concat(frames, ignore_index=True).rename(
         columns={"compression_ratio": "params_reduction", "theoretical_speedup": "macs_reduction"})

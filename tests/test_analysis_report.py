@@ -214,3 +214,31 @@ def test_equivalence_power_matches_a_simulation_of_the_decision():
     half = stats.t.ppf(1 - alpha / 2, n - 1) * d.std(axis=1, ddof=1) / np.sqrt(n)
     inside = np.mean((d.mean(axis=1) - half > -0.5) & (d.mean(axis=1) + half < 0.5))
     assert equivalence_power(0.5, sd, n, alpha, difference=0.1) == pytest.approx(inside, abs=0.01)
+
+
+def test_methods_of_different_budgets_are_never_ranked_or_decided_together(tmp_path):
+    """Issue 25, point 7: a 6-epoch method in one family and one 'best' with 2-epoch methods."""
+    from shrinkbench.analysis.headline import summarize_settings
+
+    rng = np.random.default_rng(9)
+    for base in range(4):
+        write_record(tmp_path, make_record(strategy="none", compression=1.0, base_seed=base, seed=base,
+                                           metrics=run_metrics(90.0 + rng.normal(0, 0.1), 1.0, 1.0)))
+        for strategy, top1, epochs in (("a", 88.0, 2.0), ("b", 86.0, 2.0), ("long", 89.5, 6.0)):
+            for c in (4.0, 8.0):
+                write_record(tmp_path, make_record(
+                    strategy=strategy, compression=c, base_seed=base, seed=base, finetune_epochs=epochs,
+                    metrics=run_metrics(top1 - c / 4 + rng.normal(0, 0.05), c, c)))
+    runs = run_table(scan_store(tmp_path).table)
+    options = AnalysisOptions()
+    report = compare(runs, method_pairs(runs, "a"), options, np.random.default_rng(0))
+    rows = report.comparisons
+    same, other = rows[rows["baseline"] == "b"], rows[rows["baseline"] == "long"]
+    assert set(same["family"]).isdisjoint(other["family"])
+    assert (same["family_size"] == 2).all() and (other["family_size"] == 2).all()
+    assert other["family"].iloc[0].endswith("baselines of 6 epochs (the method: 2 epochs)")
+    table = operating_point_table(runs, options, rows)
+    best = table[table["best"]]
+    assert set(best["strategy"]) == {"a"}  # the best of the 2-epoch methods; "long" is ranked alone
+    (summary,) = summarize_settings(report, table, "a")
+    assert summary.best.startswith("a among methods trained 2 epochs")
