@@ -56,7 +56,8 @@ def draw(points: pd.DataFrame, runs: pd.DataFrame, title: str):
     for ax, (axis, delta, label) in zip(axes, PANELS):
         draw_facet(ax, points, runs, axis, delta, styles)
         if not delta:
-            _plots.cut_axis(ax, points, points.loc[points["strategy"] == DENSE_STRATEGY, "mean"].iloc[0])
+            note = _plots.cut_axis(ax, points, points.loc[points["strategy"] == DENSE_STRATEGY, "mean"].iloc[0])
+            ax.set_title(note, fontsize=7, loc="left")  # above the panel, never over its data
         ax.set_ylabel(label)
     n = int(points.loc[points["strategy"] != DENSE_STRATEGY, "n"].min())
     fig.legend(handles=_plots.legend_handles(styles), loc="lower center", ncols=6, frameon=False, fontsize=9,

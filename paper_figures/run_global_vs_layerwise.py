@@ -56,7 +56,8 @@ def draw(points: pd.DataFrame, runs: pd.DataFrame, title: str):
             ax = axes[row, col]
             draw_facet(ax, points, runs, axis, delta, styles)
             if not delta:
-                _plots.cut_axis(ax, points, points.loc[points["strategy"] == DENSE_STRATEGY, "mean"].iloc[0])
+                note = _plots.cut_axis(ax, points, points.loc[points["strategy"] == DENSE_STRATEGY, "mean"].iloc[0])
+                ax.set_title(note, fontsize=7, loc="left")  # above the panel, never over its data
             ax.set_ylabel("change in top-1 vs dense (points)" if delta else "top-1 accuracy, test (%)")
     n = int(points.loc[points["strategy"] != DENSE_STRATEGY, "n"].min())
     axes[0, 0].set_title("at a fixed model size", fontsize=10)

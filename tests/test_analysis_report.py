@@ -149,9 +149,11 @@ def test_report_writes_every_file(tmp_path):
                  "figures/top1_abs_vs_compression.pdf", "figures/top5_delta_vs_speedup.png"):
         assert (out / name).is_file(), name
     assert (out / "figures/top1_abs_vs_compression.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (out / "figures/top1_abs_vs_latency.pdf").read_bytes()[:4] == b"%PDF"
+    assert not list(out.rglob("*latency*")) and not list(out.rglob("*measured*"))  # masked: timing noise only
+    assert not [p for p in out.rglob("*") if " " in p.name]  # file names without spaces
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 12 and 'src="figures' not in page
+    assert page.count("data:image/png;base64,") == 8 and 'src="figures' not in page
+    assert "No figures against measured latency" in page
     assert "broken.json" in page and "failed runs excluded" in page and "under-cover" in page
     saved = json.loads((out / "summary.json").read_text())
     assert saved["generator_seed"] == 0 and saved["failed_runs"] == 1 == summary["failed_runs"]
