@@ -127,6 +127,11 @@ def findings(runs: pd.DataFrame, model: str, dataset: str, data: _runs.FigureDat
         lines.append(f"- **{row.method.split(' [')[0]} vs {row.baseline.split(' [')[0]} at a fixed measured speedup — "
                      f"layerwise more accurate: claim {verdict.upper()}**: {row.method} − {row.baseline} = "
                      f"{_findings.level_evidence(row, 'measured speedups')}.")
+    for method, baseline in pairs:
+        if not ((levels["method"] == method) & (levels["baseline"] == baseline)).any():
+            lines.append(f"- **{method.split(' [')[0]} vs {baseline.split(' [')[0]} at a fixed measured speedup — "
+                         "not testable**: their pruned curves share no range of measured speedup (the dense point "
+                         "at 1x is no data for a curve level), so no speedup is measured for both.")
     lines += ["", reading(masks, gap, levels)]
     details = [_findings.options_line(OPTIONS), "",
                _findings.markdown_table(masks, "Weight masks: measured speedup against the dense model's own",

@@ -212,7 +212,7 @@ def test_the_family_keeps_its_familywise_rate_under_the_null():
     reps = 1000
     rate = _null_decisions(reps, 6, True, seed=7).mean()
     assert rate < 0.05 + 3.3 * math.sqrt(0.05 * 0.95 / reps)
-    assert rate > 0.01  # Holm is not vacuous
+    assert rate > 0.01  # the simultaneous intervals are not vacuous
 
 
 def test_decide_reads_one_interval_by_hand():

