@@ -47,6 +47,20 @@ def minimum_detectable_effect(se: float, df: float, alpha: float = 0.05, power: 
     return _detectable_ncp(round(float(df), 9), alpha, power) * se
 
 
+def smallest_n(enough, max_seeds: int) -> int:
+    """The smallest n >= 2 with `enough(n)` (monotone in n): doubling, then bisection; raises
+    ValueError beyond `max_seeds`."""
+    low, high = 1, 2
+    while not enough(high):
+        low, high = high, high * 2
+        if low > max_seeds:
+            raise ValueError(f"more than {max_seeds} seeds would be needed")
+    while high - low > 1:  # enough(high) holds, enough(low) does not (or low = 1)
+        mid = (low + high) // 2
+        low, high = (low, mid) if enough(mid) else (mid, high)
+    return max(high, 2)
+
+
 def seeds_needed(sd: float, difference: float, alpha: float = 0.05, power: float = 0.8,
                  paired: bool = True, max_seeds: int = 100_000) -> int:
     """Smallest number of seeds n >= 2 with power >= `power` to detect `difference`.
@@ -68,15 +82,7 @@ def seeds_needed(sd: float, difference: float, alpha: float = 0.05, power: float
             return t_test_power(difference, sd / math.sqrt(n), n - 1.0, alpha) >= power
         return t_test_power(difference, sd * math.sqrt(2.0 / n), 2.0 * n - 2.0, alpha) >= power
 
-    low, high = 1, 2
-    while not enough(high):
-        low, high = high, high * 2
-        if low > max_seeds:
-            raise ValueError(f"more than {max_seeds} seeds would be needed")
-    while high - low > 1:  # enough(high) holds, enough(low) does not (or low = 1)
-        mid = (low + high) // 2
-        low, high = (low, mid) if enough(mid) else (mid, high)
-    return max(high, 2)
+    return smallest_n(enough, max_seeds)
 
 
 SD_CONFIDENCE = 0.8
@@ -132,12 +138,4 @@ def seeds_for_equivalence(sd: float, rope: float, alpha: float = 0.05, power: fl
     def enough(n: int) -> bool:
         return equivalence_power(rope, sd, n, alpha, paired, difference) >= power
 
-    low, high = 1, 2
-    while not enough(high):
-        low, high = high, high * 2
-        if low > max_seeds:
-            raise ValueError(f"more than {max_seeds} seeds would be needed")
-    while high - low > 1:
-        mid = (low + high) // 2
-        low, high = (low, mid) if enough(mid) else (mid, high)
-    return max(high, 2)
+    return smallest_n(enough, max_seeds)
