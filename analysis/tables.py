@@ -242,8 +242,8 @@ def table_latex(table: pd.DataFrame, options: AnalysisOptions, comparisons: pd.D
         if rows["best"].any():
             caption += " Bold: best at its ratio, better than every other method."
         if marks:
-            caption += (f" Marks: {latex_escape(display_name(method))} is better ($^{{+}}$), worse ($^{{-}}$) or "
-                        "equivalent ($^{\\approx}$) than that method.")
+            caption += (f" Marks: the verdict of {latex_escape(display_name(method))} against that method, "
+                        "$^{+}$ better, $^{-}$ worse, $^{\\approx}$ equivalent.")
         # the target is the parameter reduction (met exactly) unless the targets were speedups
         target = not np.allclose(rows["params_reduction"], rows["compression"], rtol=0.02)
         headers = [h for i, h in enumerate(_headers(options)) if i != 5 and (target or i != 1)]
