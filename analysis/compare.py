@@ -105,6 +105,10 @@ COMPARISON_COLUMNS = [
 ]
 
 
+BUDGET_MARK = ", baselines of "
+"""What names a family of another training budget (`budget_family`)."""
+
+
 def strategy_budgets(runs: pd.DataFrame) -> dict[str, tuple[float, ...]]:
     """Each strategy's training budget: the epochs its runs trained after their starting
     weights (`budget_epochs`), as the sorted tuple of the values its runs have."""
@@ -124,7 +128,7 @@ def budget_family(family: str, method: str, baseline: str, budgets: dict) -> str
     a, b = budgets.get(method, ()), budgets.get(baseline, ())
     if a == b:
         return family
-    return f"{family}, baselines of {budget_text(b)} (the method: {budget_text(a)})"
+    return f"{family}{BUDGET_MARK}{budget_text(b)} (the method: {budget_text(a)})"
 
 
 def operating_point_family(method: str, label: str, options: AnalysisOptions) -> str:
@@ -165,6 +169,10 @@ def compare(runs: pd.DataFrame, pairs: list[tuple[str, str]], options: AnalysisO
             rows = _comparison_rows(index, method, baseline, options)
             if rows:
                 family = budget_family(family_label(method, label), method, baseline, budgets)
+                if family != family_label(method, label):  # the family names both budgets: no warning too
+                    for row in rows:
+                        row["warnings"] = "; ".join(w for w in row["warnings"].split("; ")
+                                                    if w and not w.startswith(CONFOUNDERS["budget_epochs"]))
                 by_family.setdefault(family, []).extend(rows)
                 pairs_of.setdefault(family, []).append((method, baseline))
         setting_runs = runs[(runs["model"] == model) & (runs["dataset"] == dataset)]

@@ -11,11 +11,14 @@ number is a row of the report.
 """
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from shrinkbench.analysis.compare import BUDGET_MARK
 from shrinkbench.analysis.curves import fit_legend
 from shrinkbench.analysis.decision import reversed_decision
 from shrinkbench.analysis.groups import GROUPS, baseline_group, display_name
@@ -73,7 +76,7 @@ def forest_figure(comparisons: pd.DataFrame, curve_level: pd.DataFrame, method: 
     order = _order(points["other"])
     y = {name: len(order) - 1 - i for i, name in enumerate(order)}
     height = 0.26 * len(order) + 1.6
-    left = 0.25 + 0.068 * max(len(display_name(name)) for name in order)  # inches for the names
+    left = 0.25 + 0.068 * (max(len(display_name(name)) for name in order) + 12)  # inches for the names
     fig = Figure(figsize=(2.5 * len(panels) + left + 0.3, height))
     axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
     controls = [name for name in order if baseline_group(name) == "controls"]
@@ -93,17 +96,26 @@ def forest_figure(comparisons: pd.DataFrame, curve_level: pd.DataFrame, method: 
         ax.set_xlabel(f"{display_name(method)} − baseline ({unit})", fontsize=8)
         ax.grid(True, axis="x", alpha=0.3, linewidth=0.6)
         ax.spines[["top", "right"]].set_visible(False)
-    axes[0].set_yticks(list(y.values()), [display_name(name) for name in y], fontsize=8)
+    other_budget = {}  # a baseline decided in a family of another training budget: its budget beside it
+    for r in points.itertuples():
+        if BUDGET_MARK in str(r.family):
+            other_budget[r.other] = str(r.family).split(BUDGET_MARK, 1)[1].split(" (", 1)[0]
+    axes[0].set_yticks(list(y.values()), [display_name(name) + (f" ({other_budget[name]})" if name in other_budget else "")
+                                          for name in y], fontsize=8)
     axes[0].set_ylim(-0.7, len(order) - 0.3)
     handles = [Line2D([], [], linestyle="-", label=verdict, **style) for verdict, style in VERDICT_STYLE.items()]
     handles.append(Line2D([], [], color="0.9", linewidth=6, label=f"ROPE ±{rope:g}"))
-    fig.suptitle(f"{display_name(method)} against every baseline, {setting_label(model, dataset)}: differences with "
-                 "the simultaneous intervals that decided" + (" (controls below the dashed line)" if controls else ""),
-                 fontsize=9)
+    title = textwrap.fill(
+        f"{display_name(method)} against every baseline, {setting_label(model, dataset)}: differences with the "
+        "simultaneous intervals that decided" + ("; controls below the dashed line" if controls else "")
+        + ("; (n epochs): another training budget, decided in its own family" if other_budget else ""),
+        int(fig.get_size_inches()[0] * 12))
+    fig.suptitle(title, fontsize=9)
+    top = 0.45 + 0.16 * (title.count("\n") + 1)
 
     def layout(legend_h: float) -> None:
         width, fig_height = fig.get_size_inches()
-        fig.subplots_adjust(left=left / width, right=1 - 0.2 / width, top=1 - 0.6 / fig_height,
+        fig.subplots_adjust(left=left / width, right=1 - 0.2 / width, top=1 - top / fig_height,
                             bottom=(legend_h + 0.55) / fig_height, wspace=0.08)
 
     fit_legend(fig, handles, layout)

@@ -246,6 +246,7 @@ def _inside_canvas(fig) -> None:
     canvas = fig.bbox
     boxes = [legend.get_window_extent(renderer) for legend in fig.legends]
     boxes += [t.get_window_extent(renderer) for ax in fig.axes for t in (ax.title, ax.xaxis.label) if t.get_text()]
+    boxes += [fig._suptitle.get_window_extent(renderer)] if fig._suptitle is not None else []
     assert fig.legends and boxes
     for box in boxes:
         assert box.x0 >= canvas.x0 - 0.5 and box.x1 <= canvas.x1 + 0.5, (box, canvas)
@@ -311,21 +312,21 @@ def test_one_method_against_many_gets_a_forest_plot_of_the_deciding_intervals(tm
     from shrinkbench.analysis.forest import forest_figure, method_rows
     from shrinkbench.analysis.report import build_report
 
-    effects = {"mymethod.py:Mine": 0.8, "mymethod.py:Mine [shuffled]": -1.0, "global_magnitude": 0.0,
+    effects = {"mymethod.py:MagnitudeMovementScore": 0.8, "mymethod.py:MagnitudeMovementScore [shuffled]": -1.0, "global_magnitude": 0.0,
                "layerwise_magnitude": -0.3, "random": -4.0}
     store = synthetic_store(tmp_path / "store", np.random.default_rng(5), effects, compressions=(8, 32),
                             units=tuple((i, i) for i in range(5)), noise_sd=0.1)
     scan = scan_store(store)
-    summary = build_report(scan, tmp_path / "out", AnalysisOptions(), method="mymethod.py:Mine", formats=("png",))
+    summary = build_report(scan, tmp_path / "out", AnalysisOptions(), method="mymethod.py:MagnitudeMovementScore", formats=("png",))
     assert "figures/forest_top1_mnist_lenet.png" in summary["files"]
     runs = run_table(scan.table)
-    report = compare(runs, method_pairs(runs, "mymethod.py:Mine"), AnalysisOptions(), np.random.default_rng(0))
-    fig = forest_figure(report.comparisons, report.curve_level, "mymethod.py:Mine", 0.5, "points", "lenet", "mnist")
+    report = compare(runs, method_pairs(runs, "mymethod.py:MagnitudeMovementScore"), AnalysisOptions(), np.random.default_rng(0))
+    fig = forest_figure(report.comparisons, report.curve_level, "mymethod.py:MagnitudeMovementScore", 0.5, "points", "lenet", "mnist")
     _inside_canvas(fig)
-    rows = method_rows(report.comparisons, "mymethod.py:Mine")
+    rows = method_rows(report.comparisons, "mymethod.py:MagnitudeMovementScore")
     panel = fig.axes[0]  # the lowest ratio: each row's drawn interval is the simultaneous one
     drawn = sorted(tuple(np.round(line.get_xdata(), 6)) for line in panel.lines if line.get_gid() == "interval")
     first = rows[np.isclose(rows["compression"], 8.0)]
     assert drawn == sorted(tuple(np.round([r.sim_low, r.sim_high], 6)) for r in first.itertuples())
     labels = [t.get_text() for t in panel.get_yticklabels()]
-    assert labels[-1] == "Mine [shuffled]" and "mymethod.py" not in " ".join(labels)  # controls last (bottom)
+    assert labels[-1] == "MagnitudeMovementScore [shuffled]" and "mymethod.py" not in " ".join(labels)  # controls last (bottom)
