@@ -186,6 +186,9 @@ def table_markdown(table: pd.DataFrame, options: AnalysisOptions) -> str:
     return "\n".join(section.markdown() for section in table_sections(table, options))
 
 
+LATEX_NAME_WIDTH = 30
+"""Longer method names are set on two lines in LaTeX (name, then its tags), so the table keeps
+the line width without scaling."""
 LATEX_MARKS = {"better": r"$^{+}$", "worse": r"$^{-}$", "equivalent": r"$^{\approx}$"}
 """The verdict of the focus method against a row's method, as a superscript on that row's cell."""
 
@@ -204,7 +207,7 @@ def _verdict_marks(comparisons: pd.DataFrame | None, method: str | None, model: 
     return out
 
 
-def _latex_row(row, marks: dict, with_n: bool, target: bool) -> str:
+def _latex_row(row, marks: dict, with_n: bool, keep: tuple[int, ...]) -> str:
     """One LaTeX row: name for a reader, target, reductions, `mean ± std` (with `(n)` where
     the table's n varies), the difference to dense; bold for the best, the verdict mark."""
     dense = row.strategy == DENSE_STRATEGY
@@ -215,12 +218,16 @@ def _latex_row(row, marks: dict, with_n: bool, target: bool) -> str:
         delta = f"{row.delta_mean:+.2f} ± {fmt(row.delta_std)}{n(row.delta_n)}"
     cells = [latex_escape(c) for c in ("dense" if dense else display_name(row.strategy), f"{row.compression:g}×",
                                        f"{row.params_reduction:.1f}×", f"{row.macs_reduction:.1f}×", accuracy, delta)]
+    name = display_name(row.strategy)
+    if len(name) > LATEX_NAME_WIDTH and " [" in name:  # a long name: its tags on a second line
+        base, tags = name.split(" [", 1)
+        cells[0] = rf"\begin{{tabular}}[t]{{@{{}}l@{{}}}}{latex_escape(base)}\\{{}}[{latex_escape(tags)}\end{{tabular}}"
     if row.best:
         cells[4] = rf"\textbf{{{cells[4]}}}"
     mark = marks.get((row.strategy, float(row.compression)))
     if mark in LATEX_MARKS:
         cells[4] += LATEX_MARKS[mark]
-    return " & ".join(cells if target else cells[:1] + cells[2:]) + r" \\"
+    return " & ".join(cells[i] for i in keep) + r" \\"
 
 
 def table_latex(table: pd.DataFrame, options: AnalysisOptions, comparisons: pd.DataFrame | None = None,
@@ -246,7 +253,11 @@ def table_latex(table: pd.DataFrame, options: AnalysisOptions, comparisons: pd.D
                         "$^{+}$ better, $^{-}$ worse, $^{\\approx}$ equivalent.")
         # the target is the parameter reduction (met exactly) unless the targets were speedups
         target = not np.allclose(rows["params_reduction"], rows["compression"], rtol=0.02)
-        headers = [h for i, h in enumerate(_headers(options)) if i != 5 and (target or i != 1)]
+        macs = not np.allclose(rows["macs_reduction"], rows["params_reduction"], rtol=0.1)  # an MLP: the same
+        keep = (0,) + ((1,) if target else ()) + (2,) + ((3,) if macs else ()) + (4, 5)
+        headers = [h for i, h in enumerate(h for j, h in enumerate(_headers(options)) if j != 5) if i in keep]
+        if not macs:
+            caption += " MACs fall with the parameters (within 10\\%)."
         columns = len(headers)
         lines = ["% shrinkbench operating-point table; needs \\usepackage{booktabs}",
                  f"% {_legend(options)}", f"% Family: {rows['family'].iloc[0]}.",
@@ -264,7 +275,7 @@ def table_latex(table: pd.DataFrame, options: AnalysisOptions, comparisons: pd.D
                 if previous is not None and row.compression != previous:
                     lines.append(r"\addlinespace")
                 previous = row.compression
-                lines.append(_latex_row(row, marks, with_n, target))
+                lines.append(_latex_row(row, marks, with_n, keep))
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
         parts.append("\n".join(lines))
     return "\n".join(parts)
