@@ -150,7 +150,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     runs = run_table(scan.table, options)
     report = compare_method(runs, args.method, args.baseline, options)
     labels = pareto_labels(runs[runs["strategy"].isin({args.method, *report.comparisons["baseline"], "none"})],
-                           options.confidence, options.higher_is_better)
+                           report.comparisons, options.higher_is_better)
     if args.out:
         for path in write_significance(Path(args.out), report, labels):
             print(f"wrote {path}", file=sys.stderr)
@@ -224,7 +224,7 @@ def cmd_plan_seeds(args: argparse.Namespace) -> int:
     table = load(args).table
     options = options_from(args, table)
     runs = run_table(table, options)
-    plan = plan_seeds(runs, args.target, options, args.method, args.baseline, args.family_size)
+    plan = plan_seeds(runs, args.target, options, args.method, args.baseline, args.family_size, args.sd_confidence)
     if args.format == "json":
         text = to_json(frame_records(plan))
     elif args.format == "csv":
@@ -356,8 +356,10 @@ def register(subparsers) -> None:
     p.add_argument("--method", help="plan for this method (default: every strategy)")
     p.add_argument("--baseline", help="plan a paired comparison of --method against this baseline")
     p.add_argument("--family-size", type=int, default=None,
-                   help="tests in the Holm family, planned at level α/m (default: the family `compare --method` "
+                   help="tests in the family, planned at level α/m (default: the family `compare --method` "
                         "adjusts over)")
+    p.add_argument("--sd-confidence", type=float, default=0.8,
+                   help="plan with this one-sided upper confidence limit of the pilot's SD (default: 0.8)")
     _output_arguments(p, ("text", "json", "csv"), "FILE", "write to FILE instead of stdout")
     _option_arguments(p)
     p.set_defaults(func=cmd_plan_seeds)
@@ -369,7 +371,7 @@ def register(subparsers) -> None:
                                                   "the mapping is written down in analysis/overlay.py")
     p.add_argument("--method", default=None, help="only the reported results whose 'paper (method)' contains this")
     p.add_argument("--literature", metavar="PATH", default=None,
-                   help="the corpus folder (default: $SHRINKBENCH_LITERATURE, then ../shared/literature)")
+                   help="the corpus folder (default: $SHRINKBENCH_LITERATURE, then the copy shipped with the package)")
     p.add_argument("--store", default=None, metavar="DIR", help="draw this store's runs of the model as 'reproduced'")
     p.add_argument("--plot", metavar="FILE", default=None, help="write the overlay figure here (.png, .pdf or .svg)")
     p.add_argument("--axis", choices=("compression", "speedup"), default="compression",

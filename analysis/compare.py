@@ -6,19 +6,22 @@ compared with the baseline's (`shrinkbench.analysis.units`: base models where a 
 several, else the run seeds of its one base model, whose verdicts then hold for those
 starting weights only): paired t on the per-unit values when both share units, Welch
 otherwise (`shrinkbench.analysis.decision.compare_values`). Every verdict belongs to ONE
-declared family, named in every output with its size m, and Holm adjusts within it:
+declared family, named in every output with its size m, and is decided within it:
 
 - the operating points: all compressions x baselines of one method in one setting for one
   response ("<method> vs baselines, ..."), or all pairs ("all pairwise, ...") when no method
   is named;
 - the curve level: one test per (method, baseline) of the mean difference of their whole
-  curves along the compression ratio (`shrinkbench.analysis.matched.compare_curve_levels`:
-  dense point included, PCHIP in log2 x, Student-t interval), in its own family per method
-  and setting ("<method> vs baselines over whole curves, ...").
+  curves along the compression ratio over the pruned range both measured
+  (`shrinkbench.analysis.matched.compare_curve_levels`: the dense point is no part of it,
+  PCHIP in log2 x, Student-t interval), in its own family per method and setting ("<method>
+  vs baselines over whole curves, ...").
 
 The decision rule (`shrinkbench.analysis.decision`) is the same for both and for every other
-output: equivalent (Holm-adjusted TOST p < α), else better/worse (Holm-adjusted p < α), else
-inconclusive, marked underpowered when the minimum detectable effect at α/m exceeds the ROPE.
+output: from the family's simultaneous interval, equivalent when it lies inside ±ROPE, else
+better/worse when it excludes 0, else inconclusive, marked underpowered when the minimum
+detectable effect at α/m exceeds the ROPE; all verdicts of a family together are wrong at
+most α of the time.
 """
 from __future__ import annotations
 
@@ -96,10 +99,36 @@ COMPARISON_COLUMNS = [
     "model", "dataset", "compression", "method", "baseline", "response", "test", "replication",
     "n_method", "n_baseline", "n_pairs", "mean_method", "std_method", "mean_baseline", "std_baseline",
     "difference", "ci_low", "ci_high", "sim_low", "sim_high", "df", "se", "statistic", "p_value", "p_adjusted",
-    "adjustment", "family", "family_size", "p_equivalence", "p_equivalence_adjusted", "effect_size",
-    "effect_size_kind", "prob_improvement", "mde", "mde_alpha", "rope", "decision", "underpowered", "general",
+    "adjustment", "family", "family_size", "p_equivalence", "p_equivalence_adjusted", "p_deciding", "p_deciding_test", "effect_size",
+    "effect_size_kind", "share_better", "mde", "mde_alpha", "rope", "decision", "underpowered", "general",
     "note", "warnings", "baseline_group",
 ]
+
+
+BUDGET_MARK = ", baselines of "
+"""What names a family of another training budget (`budget_family`)."""
+
+
+def strategy_budgets(runs: pd.DataFrame) -> dict[str, tuple[float, ...]]:
+    """Each strategy's training budget: the epochs its runs trained after their starting
+    weights (`budget_epochs`), as the sorted tuple of the values its runs have."""
+    if "budget_epochs" not in runs.columns:
+        return {}
+    return {s: tuple(sorted(set(g.dropna()))) for s, g in runs.groupby("strategy")["budget_epochs"]}
+
+
+def budget_text(budget: tuple[float, ...]) -> str:
+    """`2 epochs`, or `2/6 epochs` for a strategy whose runs trained different budgets."""
+    return "/".join(f"{b:g}" for b in budget) + " epochs" if budget else "unknown budget"
+
+
+def budget_family(family: str, method: str, baseline: str, budgets: dict) -> str:
+    """`family` for a pair of one budget; for a pair of different budgets its own family,
+    named with both budgets: methods of different budgets are never decided together."""
+    a, b = budgets.get(method, ()), budgets.get(baseline, ())
+    if a == b:
+        return family
+    return f"{family}{BUDGET_MARK}{budget_text(b)} (the method: {budget_text(a)})"
 
 
 def operating_point_family(method: str, label: str, options: AnalysisOptions) -> str:
@@ -115,8 +144,11 @@ def compare(runs: pd.DataFrame, pairs: list[tuple[str, str]], options: AnalysisO
     """Compare each (method, baseline) pair in every setting where both ran.
 
     `family_label(method, setting)` names the operating-point family; by default one family
-    per method and setting: "<method> vs baselines, <dataset>/<model>, <response>". The
-    curve-level tests of a method form the family "<that name> over whole curves".
+    per method and setting: "<method> vs baselines, <dataset>/<model>, <response>". Pairs of
+    different training budgets (`budget_epochs`) form a family of their own per budget
+    (`budget_family`): a method is never decided in one family with, or ranked against,
+    methods that trained longer or shorter. The curve-level tests of a family form the family
+    "<that name> over whole curves".
     """
     if family_label is None:
         def family_label(method: str, label: str) -> str:
@@ -130,13 +162,19 @@ def compare(runs: pd.DataFrame, pairs: list[tuple[str, str]], options: AnalysisO
     for model, dataset in settings(pruned):
         index = SettingIndex(pruned[(pruned["model"] == model) & (pruned["dataset"] == dataset)])
         label = setting_label(model, dataset)
+        budgets = strategy_budgets(pruned[(pruned["model"] == model) & (pruned["dataset"] == dataset)])
         by_family: dict[str, list[dict]] = {}
         pairs_of: dict[str, list[tuple[str, str]]] = {}
         for method, baseline in pairs:
             rows = _comparison_rows(index, method, baseline, options)
             if rows:
-                by_family.setdefault(family_label(method, label), []).extend(rows)
-                pairs_of.setdefault(family_label(method, label), []).append((method, baseline))
+                family = budget_family(family_label(method, label), method, baseline, budgets)
+                if family != family_label(method, label):  # the family names both budgets: no warning too
+                    for row in rows:
+                        row["warnings"] = "; ".join(w for w in row["warnings"].split("; ")
+                                                    if w and not w.startswith(CONFOUNDERS["budget_epochs"]))
+                by_family.setdefault(family, []).extend(rows)
+                pairs_of.setdefault(family, []).append((method, baseline))
         setting_runs = runs[(runs["model"] == model) & (runs["dataset"] == dataset)]
         for family, rows in by_family.items():
             frame = pd.DataFrame(rows).assign(model=model, dataset=dataset, family=family,

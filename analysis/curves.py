@@ -8,15 +8,18 @@ pyplot, no global backend switch); files are written atomically.
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
 from shrinkbench.analysis.files import write_atomic
+from shrinkbench.analysis.groups import display_name
 from shrinkbench.analysis.palette import DENSE_COLOR, method_styles
 from shrinkbench.analysis.runs import SETTING, setting_label
 from shrinkbench.analysis.schema import DENSE_STRATEGY
@@ -109,27 +112,28 @@ panels); the operating points below the cut are named in the panel, so one colla
 does not squeeze the others into a thin band."""
 
 
-def cut_axis(ax, points: pd.DataFrame, reference: float, mean_col: str = "mean", listed: int = 6) -> None:
+def cut_axis(ax, points: pd.DataFrame, reference: float, mean_col: str = "mean", listed: int = 4) -> str:
     """Limit a panel to `CUT_BELOW_DENSE` below `reference` (the dense mean, or 0 for the
-    change to dense) when a curve's mean lies lower, and name the points cut off."""
+    change to dense) when a curve's mean lies lower; returns the line naming the points cut
+    off ('' if none), which the caller sets OUTSIDE the data area (under the panel's title)."""
     floor = reference - CUT_BELOW_DENSE
     pruned = points[points["strategy"] != DENSE_STRATEGY]
     below = pruned[pruned[mean_col] < floor]
     if below.empty:
-        return
+        return ""
     ax.set_ylim(floor, ax.get_ylim()[1])
-    names = [f"{r.strategy} {r.compression:g}×: {getattr(r, mean_col):.1f}" for r in below.itertuples()]
+    names = [f"{display_name(r.strategy)} {r.compression:g}× ({getattr(r, mean_col):.1f})" for r in below.itertuples()]
     if len(names) > listed:
-        names = names[:listed] + [f"and {len(names) - listed} more"]
-    ax.text(0.03, 0.03, f"below the cut at {floor:.0f} (mean):\n" + "\n".join(names), transform=ax.transAxes,
-            fontsize=7, color="0.3", va="bottom", bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
+        names = names[:listed] + [f"{len(names) - listed} more"]
+    return textwrap.fill(f"below the cut at {floor:.0f}: " + ", ".join(names), 70)
 
 
-def _fixed_layout(fig: Figure, nrows: int, ncols: int, legend_h: float) -> None:
-    """Margins in inches, set once: far cheaper than a constrained layout on big grids."""
+def _fixed_layout(fig: Figure, nrows: int, ncols: int, legend_h: float, title_h: float = 0.0) -> None:
+    """Margins in inches, set once: far cheaper than a constrained layout on big grids.
+    `title_h`: extra room above each panel for the lines under its title."""
     width, height = fig.get_size_inches()
-    left, right, top, bottom = 0.75, 0.2, 0.8, legend_h + 0.55
-    gap_w, gap_h = 0.8, 0.85
+    left, right, top, bottom = 0.75, 0.2, 0.8 + title_h, legend_h + 0.55
+    gap_w, gap_h = 0.8, 0.85 + title_h
     axis_w = (width - left - right - (ncols - 1) * gap_w) / ncols
     axis_h = (height - top - bottom - (nrows - 1) * gap_h) / nrows
     fig.subplots_adjust(left=left / width, right=1 - right / width, top=1 - top / height,
@@ -143,41 +147,61 @@ def curve_figure(points: pd.DataFrame, axis: str, delta: bool, metric_label: str
     keys = [tuple(k) for k in keys]
     ncols = min(3, len(keys))
     nrows = math.ceil(len(keys) / ncols)
-    n_handles = len(set(points["strategy"])) + 1
     width = max(4.4 * ncols, 7.0)
-    per_row = max(2, min(4, int(width // 2.0)))
-    legend_h = 0.22 * math.ceil(n_handles / per_row) + 0.15
-    fig = Figure(figsize=(width, 3.3 * nrows + legend_h + 1.1))
-    _fixed_layout(fig, nrows, ncols, legend_h)
+    fig = Figure(figsize=(width, 3.3 * nrows + 1.1))
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
     styles = strategy_styles(set(points["strategy"]) - {DENSE_STRATEGY})
+    notes = []
     for ax, (model, dataset) in zip(axes, keys):
         mask = (points["model"] == model) & (points["dataset"] == dataset)
         seeds = None
         if runs is not None:
             seeds = runs[(runs["model"] == model) & (runs["dataset"] == dataset)]
         draw_facet(ax, points[mask], seeds, axis, delta, styles)
+        note = ""
         if delta:
-            cut_axis(ax, points[mask], 0.0, "delta_mean")
+            note = cut_axis(ax, points[mask], 0.0, "delta_mean")
         else:
             dense = points[mask & (points["strategy"] == DENSE_STRATEGY)]
             if len(dense):
-                cut_axis(ax, points[mask], float(dense["mean"].iloc[0]))
-        ax.set_title(setting_label(model, dataset), fontsize=10, y=1.01)  # fixed y: no auto placement
+                note = cut_axis(ax, points[mask], float(dense["mean"].iloc[0]))
+        notes.append(note)
+        title = setting_label(model, dataset) + (f"\n{note}" if note else "")
+        ax.set_title(title, fontsize=10 if not note else 8, y=1.01)  # fixed y: no auto placement
         ax.set_ylabel(f"Δ {metric_label} vs dense (points)" if delta else f"{metric_label} (%)")
     for ax in axes[len(keys):]:
         ax.set_visible(False)
     handles = [Line2D([], [], color=s["color"], linestyle=s["linestyle"], marker=s["marker"],
-                      markersize=4, label=name) for name, s in styles.items()]
+                      markersize=4, label=display_name(name)) for name, s in styles.items()]
     handles.append(Line2D([], [], color=DENSE_COLOR, linestyle=":", marker=None if delta else "*",
                           label="dense (same base weights)" if delta else "dense"))
-    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncols=min(len(handles), per_row),
-               frameon=False, fontsize=8)
+    title_lines = max((note.count("\n") + 1 for note in notes if note), default=0)
+    fit_legend(fig, handles, lambda legend_h: _fixed_layout(fig, nrows, ncols, legend_h, 0.14 * title_lines))
     shown = "vertical bars" if axis in MEASURED_AXES else "band"
     extra = ", horizontal bars = range over units" if axis in MEASURED_AXES else ""
     fig.suptitle(f"{metric_label}{' difference to dense' if delta else ''} vs {axis}\n"
                  f"mean over seeds, {shown} = {band}{extra}", fontsize=10)
     return fig
+
+
+def fit_legend(fig: Figure, handles, layout, fontsize: float = 8):
+    """The figure's legend in a band at its bottom, INSIDE the canvas: as many columns as fit
+    the figure's width (measured, not guessed), the figure made taller where the band needs
+    it; `layout(legend_height_inches)` then lays out the panels above it."""
+    canvas = FigureCanvasAgg(fig)
+    renderer = canvas.get_renderer()
+    legend = None
+    for ncols in range(min(len(handles), 5), 0, -1):
+        legend = fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.01), ncols=ncols,
+                            frameon=False, fontsize=fontsize)
+        if legend.get_window_extent(renderer).width <= 0.97 * fig.bbox.width or ncols == 1:
+            break
+        legend.remove()
+    needed = legend.get_window_extent(renderer).height / fig.dpi + 0.1
+    width, height = fig.get_size_inches()
+    fig.set_size_inches(width, height + needed)
+    layout(needed)
+    return legend
 
 
 def speedup_gap_figure(points: pd.DataFrame, column: str = "measured_speedup") -> Figure:
@@ -188,10 +212,7 @@ def speedup_gap_figure(points: pd.DataFrame, column: str = "measured_speedup") -
     keys = [tuple(k) for k in points[SETTING].drop_duplicates().sort_values(SETTING).itertuples(index=False)]
     ncols = min(3, len(keys))
     nrows = math.ceil(len(keys) / ncols)
-    styles_count = len(set(points["strategy"]) - {DENSE_STRATEGY}) + 2
-    legend_h = 0.22 * math.ceil(styles_count / 2) + 0.2
-    fig = Figure(figsize=(max(4.8 * ncols, 8.0), 4.2 * nrows + legend_h + 1.0))
-    _fixed_layout(fig, nrows, ncols, legend_h)
+    fig = Figure(figsize=(max(4.8 * ncols, 8.0), 4.2 * nrows + 1.0))
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
     styles = strategy_styles(set(points["strategy"]) - {DENSE_STRATEGY})
     for ax, (model, dataset) in zip(axes, keys):
@@ -217,10 +238,11 @@ def speedup_gap_figure(points: pd.DataFrame, column: str = "measured_speedup") -
         ax.grid(True, alpha=0.3, linewidth=0.6)
     for ax in axes[len(keys):]:
         ax.set_visible(False)
-    handles = [Line2D([], [], color=s["color"], marker=s["marker"], linestyle="none", label=n) for n, s in styles.items()]
+    handles = [Line2D([], [], color=s["color"], marker=s["marker"], linestyle="none", label=display_name(n))
+               for n, s in styles.items()]
     handles += [Line2D([], [], color="0.5", linestyle="--", label="measured = theoretical"),
                 Line2D([], [], color=DENSE_COLOR, linestyle=":", label="no speedup")]
-    fig.legend(handles=handles, loc="lower center", ncols=2, frameon=False, fontsize=8)
+    fit_legend(fig, handles, lambda legend_h: _fixed_layout(fig, nrows, ncols, legend_h))
     fig.suptitle("Theoretical vs measured speedup\nmean over units; the dense model timed in alternation", fontsize=10)
     return fig
 

@@ -1,24 +1,29 @@
-"""The one decision rule: statistics of one comparison, and the adjustment of one family.
+"""The one decision rule: statistics of one comparison, and the decision of one family.
 
 `compare_values` turns the per-unit values of a method and of a baseline (each keyed by unit,
 see `shrinkbench.analysis.units`) into the statistics of their difference: paired t on the
-shared units when there are at least 2, Welch otherwise. `adjust_family` adjusts the rows of
-ONE declared family together (Holm for the difference and for the equivalence test) and adds
-the decision, so every output that states a verdict (compare, report, tables, plan-seeds,
-paper_figures) decides the same way:
+shared units when there are at least 2, Welch otherwise. `adjust_family` decides the rows of
+ONE declared family of m comparisons together, every row from ONE interval, the family's
+simultaneous (Bonferroni) interval `d ± t_{1-α/(2m), df} se`:
 
-- `equivalent`: the Holm-adjusted TOST p < α (the difference is shown to lie inside ±rope);
-- `better` / `worse`: otherwise, the Holm-adjusted p < α; `better` means better in the
+- `equivalent`: the interval lies inside (-rope, +rope);
+- `better` / `worse`: otherwise, the interval excludes 0; `better` means better in the
   metric's own direction (higher accuracy, lower perplexity);
 - `inconclusive`: neither; `underpowered` is set when the minimum detectable effect at the
-  family's Bonferroni level α/m exceeds the rope (or fewer than 2 units exist).
+  same level α/m (80% power) exceeds the rope (or fewer than 2 units exist).
 
-Intervals beside a verdict: `ci_low`/`ci_high` is the UNADJUSTED interval of one comparison
-(`difference ± t_{1-α/2, df} se`); `sim_low`/`sim_high` the simultaneous interval of the
-family (Bonferroni: `difference ± t_{1-α/(2m), df} se`), which agrees with the decision: where
-it excludes 0, the Holm decision is significant too (Holm rejects whatever Bonferroni rejects).
-The converse can fail for all but the smallest p of a family (Holm's later steps are less
-strict than Bonferroni); such rows are noted.
+Guarantee (one error budget for every verdict of a family): with probability at least
+1 - α all m intervals cover their true differences together (Bonferroni's inequality). On
+that event no verdict is wrong: an interval that excludes 0 has the true difference on its
+side of 0, one inside ±rope has it inside ±rope. So the chance of ANY false verdict in the
+family (better, worse or equivalent) is at most α; `python -m shrinkbench.analysis.calibration`
+measures it. The p-value that decides is the one printed (`p_deciding`): for a better/worse or
+an inconclusive row the Bonferroni-adjusted p of the difference `min(1, m p)` (< α exactly
+when the interval excludes 0), for an equivalent row the adjusted equivalence (TOST) p
+`min(1, 2 m p_TOST)` (< α exactly when the interval lies inside ±rope).
+
+`ci_low`/`ci_high` is the UNADJUSTED interval of one comparison (`d ± t_{1-α/2, df} se`),
+shown for reference only; `sim_low`/`sim_high` is the interval that decided.
 """
 from __future__ import annotations
 
@@ -30,8 +35,8 @@ import pandas as pd
 
 from shrinkbench.analysis.options import AnalysisOptions
 from shrinkbench.analysis.power import minimum_detectable_effect
-from shrinkbench.analysis.stats import (TestResult, cohens_d_av, cohens_dz, holm, paired_t,
-                                        probability_of_improvement, t_quantile, tost_p_value, welch_t)
+from shrinkbench.analysis.stats import (TestResult, cohens_d_av, cohens_dz, paired_t,
+                                        share_better, t_quantile, tost_p_value, welch_t)
 from shrinkbench.analysis.units import BASE_MODELS, ONLY_THESE_WEIGHTS, generalizes
 
 DECISIONS = ("better", "equivalent", "worse", "inconclusive")
@@ -61,7 +66,7 @@ def compare_values(a: Mapping | pd.Series, b: Mapping | pd.Series, options: Anal
         result = welch_t(va, vb, options.confidence)
         effect, kind = cohens_d_av(va, vb), "d_av"
     nan = math.nan
-    improvement = probability_of_improvement(va, vb, paired)
+    improvement = share_better(va, vb, paired)  # the share of units where the method is better
     if not options.higher_is_better and math.isfinite(improvement):
         improvement = 1.0 - improvement
     return {
@@ -73,17 +78,19 @@ def compare_values(a: Mapping | pd.Series, b: Mapping | pd.Series, options: Anal
         "difference": result.difference, "ci_low": result.ci_low, "ci_high": result.ci_high,
         "test": result.test, "df": result.df, "statistic": result.statistic, "p_value": result.p_value,
         "p_equivalence": tost_p_value(result, options.rope), "se": result.se,
-        "effect_size": effect, "effect_size_kind": kind, "prob_improvement": improvement,
+        "effect_size": effect, "effect_size_kind": kind, "share_better": improvement,
     }
 
 
-def decide(p_adjusted: float, p_equivalence_adjusted: float, difference: float, alpha: float,
-           higher_is_better: bool = True) -> str:
-    """The decision of one comparison from its adjusted p-values (see module docstring)."""
-    if p_equivalence_adjusted < alpha:
+def decide(low: float, high: float, rope: float, higher_is_better: bool = True) -> str:
+    """The decision of one comparison from its deciding (simultaneous) interval [low, high]:
+    equivalent inside (-rope, rope), else better/worse where it excludes 0, else inconclusive."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "inconclusive"
+    if -rope < low and high < rope:
         return "equivalent"
-    if p_adjusted < alpha:
-        return "better" if (difference > 0) == higher_is_better else "worse"
+    if low > 0 or high < 0:
+        return "better" if (high < 0) != higher_is_better else "worse"
     return "inconclusive"
 
 
@@ -95,9 +102,22 @@ def simultaneous_interval(difference, se, df, alpha: float, m: int) -> tuple[flo
     return difference - half, difference + half
 
 
+def bonferroni(p_values, m: int, factor: float = 1.0) -> np.ndarray:
+    """`min(1, factor · m · p)` per p-value (NaN stays NaN)."""
+    return np.minimum(1.0, factor * max(m, 1) * np.asarray(p_values, dtype=float))
+
+
+ADJUSTMENT = "Bonferroni (simultaneous intervals)"
+DECISION_RULE = ("Decision from the simultaneous interval (1 − α/m) beside it: equivalent if it lies inside "
+                 "±ROPE, else better/worse if it excludes 0, else inconclusive (underpowered when the minimum "
+                 "detectable effect at 80% power and the same level exceeds the ROPE). All verdicts of a family "
+                 "together are wrong at most α of the time.")
+
+
 def adjust_family(rows: pd.DataFrame, options: AnalysisOptions, family: str | None = None) -> pd.DataFrame:
-    """Holm-adjust the rows of ONE family (named `family`, else by the rows' `family` column),
-    add the simultaneous intervals, MDE, decision, the underpowered flag and whether each
+    """Decide the rows of ONE family (named `family`, else by the rows' `family` column) from
+    their simultaneous intervals (see the module docstring): adds the intervals, the adjusted
+    and the deciding p-values, the MDE, the decision, the underpowered flag and whether each
     verdict speaks for the method in general (`general`: False where its units are the run
     seeds of one base model)."""
     rows = rows.copy()
@@ -105,9 +125,9 @@ def adjust_family(rows: pd.DataFrame, options: AnalysisOptions, family: str | No
         rows["family"] = family
     m = int(np.isfinite(rows["p_value"].to_numpy(float)).sum())
     rows["family_size"] = m
-    rows["adjustment"] = "holm"
-    rows["p_adjusted"] = holm(rows["p_value"].to_numpy(float))
-    rows["p_equivalence_adjusted"] = holm(rows["p_equivalence"].to_numpy(float))
+    rows["adjustment"] = ADJUSTMENT
+    rows["p_adjusted"] = bonferroni(rows["p_value"].to_numpy(float), m)
+    rows["p_equivalence_adjusted"] = bonferroni(rows["p_equivalence"].to_numpy(float), m, 2.0)
     bounds = [simultaneous_interval(d, se, df, options.alpha, m)
               for d, se, df in zip(rows["difference"], rows["se"], rows["df"])]
     rows["sim_low"] = [low for low, _ in bounds]
@@ -116,20 +136,20 @@ def adjust_family(rows: pd.DataFrame, options: AnalysisOptions, family: str | No
     rows["mde_alpha"] = mde_alpha
     rows["mde"] = [minimum_detectable_effect(se, df, mde_alpha, options.power)
                    for se, df in zip(rows["se"], rows["df"])]
-    rows["decision"] = [decide(p, q, d, options.alpha, options.higher_is_better) for p, q, d in
-                        zip(rows["p_adjusted"], rows["p_equivalence_adjusted"], rows["difference"])]
+    rows["decision"] = [decide(low, high, options.rope, options.higher_is_better)
+                        for low, high in zip(rows["sim_low"], rows["sim_high"])]
+    equivalent = rows["decision"] == "equivalent"
+    rows["p_deciding"] = np.where(equivalent, rows["p_equivalence_adjusted"], rows["p_adjusted"])
+    rows["p_deciding_test"] = np.where(equivalent, "equivalence", "difference")
     rows["underpowered"] = (rows["decision"] == "inconclusive") & ~(rows["mde"] <= options.rope)
     if "replication" not in rows.columns:
         rows["replication"] = BASE_MODELS
     rows["general"] = [generalizes(r) for r in rows["replication"]]
     notes = []
-    for p, decision, low, high, general in zip(rows["p_adjusted"], rows["decision"], rows["sim_low"],
-                                               rows["sim_high"], rows["general"]):
+    for low, high, decision, general in zip(rows["sim_low"], rows["sim_high"], rows["decision"], rows["general"]):
         note = []
-        if p < options.alpha and decision == "equivalent":
-            note.append(f"significant difference, but inside ±{options.rope:g}")
-        if decision in ("better", "worse") and low <= 0 <= high:
-            note.append("significant by Holm's step-down; the Bonferroni interval is wider")
+        if decision == "equivalent" and (low > 0 or high < 0):
+            note.append(f"a nonzero difference, but inside ±{options.rope:g}")
         if not general:
             note.append(ONLY_THESE_WEIGHTS)
         notes.append("; ".join(note))

@@ -7,6 +7,10 @@ registry, and a user's strategy is in the group `user` unless its tags say other
 """
 from __future__ import annotations
 
+import re
+
+_FILE_PREFIX = re.compile(r"^[^\s\[]*\.py:")
+
 GROUPS = ("dense", "magnitude", "layer allocation", "saliency", "pruning at initialisation", "schedules",
           "structured (channels)", "N:M", "controls", "random", "user")
 """The groups in the order reports list them."""
@@ -47,3 +51,14 @@ def baseline_group(label: str) -> str:
 
 def group_order(label: str) -> int:
     return GROUPS.index(baseline_group(label))
+
+
+def display_name(label: str) -> str:
+    """A method's name for a reader: a user's `mymethod.py:MagMove [shuffled]` becomes
+    `MagMove [shuffled]` (the file is in the run's config, not in a paper's table or legend)."""
+    return _FILE_PREFIX.sub("", str(label))
+
+
+def is_control(label: str) -> bool:
+    """Whether `label` names a sanity-check control (shuffled, reinit, inverted, from scratch)."""
+    return baseline_group(label) == "controls"

@@ -80,6 +80,18 @@ def ratio_list(ratios) -> str:
     return ", ".join(f"{a:.3g}×" if a == b else f"{a:.3g}–{b:.3g}×" for a, b in groups)
 
 
+def _budget_group(points: pd.DataFrame, focus: str | None) -> tuple[pd.DataFrame, str]:
+    """The pruned points of one training budget (the focus method's, else the most common one)
+    and, where the table holds several budgets, the words naming it: methods of different
+    budgets are never ranked together."""
+    pruned = points[points["strategy"] != DENSE_STRATEGY]
+    if "budget" not in pruned.columns or pruned["budget"].nunique() <= 1:
+        return pruned, ""
+    mine = pruned.loc[pruned["strategy"] == focus, "budget"]
+    budget = mine.iloc[0] if len(mine) else pruned.groupby("budget")["strategy"].nunique().idxmax()
+    return pruned[pruned["budget"] == budget], f" among methods trained {budget}"
+
+
 def _best_method(points: pd.DataFrame, higher_is_better: bool) -> tuple[str, tuple[float, ...]]:
     """The strategy with the best mean at the most ratios, and those ratios."""
     sign = 1.0 if higher_is_better else -1.0
@@ -129,7 +141,7 @@ def _curve(levels: pd.DataFrame, focus: str) -> tuple[tuple[str, ...], tuple[str
     order = {"better": 0, "equivalent": 1, "worse": 2}
     text = [f"{verdict}: {', '.join(items)}" for verdict, items in
             sorted(grouped.items(), key=lambda kv: (order.get(kv[0].split(" ")[0], 3), kv[0]))]
-    families = tuple(f"{f} (Holm, m={int(m)}; curve intervals simultaneous)"
+    families = tuple(f"{f} (m={int(m)})"
                      for f, m in rows[["family", "family_size"]].drop_duplicates().itertuples(index=False))
     return tuple(text), families
 
@@ -143,7 +155,8 @@ def summarize_settings(report, table: pd.DataFrame, method: str | None = None) -
     for (model, dataset), points in table.groupby(SETTING, sort=True):
         if not (points["strategy"] != DENSE_STRATEGY).any():
             continue
-        best, best_ratios = _best_method(points, higher)
+        group, among = _budget_group(points, method)
+        best, best_ratios = _best_method(group, higher)
         marked = tuple(float(c) for c in points.loc[points["best"] & (points["strategy"] == best), "compression"])
         focus = method if method is not None else best
         verdicts, families, curve, general, n_text = (), (), (), True, "no comparison"
@@ -152,7 +165,7 @@ def summarize_settings(report, table: pd.DataFrame, method: str | None = None) -
             rows = _rows_of(mine, focus)
             if len(rows):
                 verdicts = _verdicts(rows)
-                families = tuple(f"{f} (Holm, m={int(m)})" for f, m in
+                families = tuple(f"{f} (m={int(m)})" for f, m in
                                  rows[["family", "family_size"]].drop_duplicates().itertuples(index=False))
                 general = bool(rows["general"].all())
                 n = int(np.minimum(rows["n_method"], rows["n_baseline"]).min())
@@ -164,7 +177,7 @@ def summarize_settings(report, table: pd.DataFrame, method: str | None = None) -
                 levels = levels[(levels["model"] == model) & (levels["dataset"] == dataset)]
             curve, curve_families = _curve(levels, focus)
             families += curve_families
-        out.append(SettingSummary(setting_label(model, dataset), best, best_ratios, marked, focus, n_text,
+        out.append(SettingSummary(setting_label(model, dataset), best + among, best_ratios, marked, focus, n_text,
                                   general, verdicts, families, curve))
     return out
 

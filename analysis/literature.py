@@ -67,27 +67,23 @@ PARTIAL_SCOPE = re.compile(r"accelerat\w* (just |only )?(the )?\d+(st|nd|rd|th)\
 """Notes saying the ratios cover only some layers ("accelerating just 2nd conv layer")."""
 
 
-def _repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+PACKAGED = Path(__file__).resolve().parent / "literature_corpus"
+"""The corpus shipped with the package (its README and licences beside the data)."""
 
 
 def literature_path(path: str | os.PathLike | None = None) -> Path:
-    """The corpus folder: `path`, else $SHRINKBENCH_LITERATURE, else ../shared/literature
-    next to the repository or the working directory. An explicit setting that does not
-    exist is an error (no silent fallback)."""
+    """The corpus folder: `path`, else $SHRINKBENCH_LITERATURE (a user's own copy), else the
+    copy shipped with the package (`PACKAGED`). An explicit setting that does not exist is an
+    error (no silent fallback)."""
     if path is not None:
-        candidates, origin = [Path(path)], "the given path"
+        candidate, origin = Path(path), "the given path"
     elif os.environ.get(ENV_VAR):
-        candidates, origin = [Path(os.environ[ENV_VAR])], f"${ENV_VAR}"
+        candidate, origin = Path(os.environ[ENV_VAR]), f"${ENV_VAR}"
     else:
-        candidates = [_repo_root().parent / "shared" / "literature",
-                      Path.cwd().parent / "shared" / "literature"]
-        origin = "the default places"
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate.resolve()
-    searched = ", ".join(str(c) for c in dict.fromkeys(candidates))
-    raise AnalysisError(f"literature corpus not found in {origin} (searched: {searched}); "
+        candidate, origin = PACKAGED, "the package (reinstall shrinkbench)"
+    if candidate.is_dir():
+        return candidate.resolve()
+    raise AnalysisError(f"literature corpus not found at {candidate} ({origin}); "
                         f"pass --literature PATH or set {ENV_VAR}")
 
 

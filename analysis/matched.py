@@ -1,21 +1,26 @@
 """Comparisons at operating points that a shared target compression does not give.
 
 1. **At a matched value of a measured x metric** (e.g. `theoretical_speedup`). Two methods
-   reach a given speedup at different compressions, so each seed's curve `y(log2 x)` (its
-   pruned runs plus, by default, its dense run) is interpolated monotonically with PCHIP and
-   read at `x0`; a seed contributes only where `x0` lies inside its measured range (never
-   extrapolated). The per-seed values are compared as `analysis.compare.compare_values`
-   does (paired t on the units both methods share, Welch otherwise) and Holm-adjusted within
-   a declared family by `analysis.compare.adjust_family` (decision, MDE, underpowered flag).
-   The default grid is `x0 = 2^(k/s)` (`s` steps per octave) inside the range that every
-   seed curve of both methods covers, `x0 > 1` (at `x = 1` every method is the dense model).
+   reach a given speedup at different compressions, so each seed's curve `y(log2 x)` of its
+   PRUNED runs is interpolated monotonically with PCHIP and read at `x0`; a seed contributes
+   only where `x0` lies inside its measured pruned range (never extrapolated, and never
+   interpolated from the dense run at 1x, where every method's difference is 0 by
+   construction). The per-seed values are compared as `analysis.compare.compare_values`
+   does (paired t on the units both methods share, Welch otherwise) and decided within a
+   declared family by `analysis.decision.adjust_family` (simultaneous intervals, MDE,
+   underpowered flag). The default grid is `x0 = 2^(k/s)` (`s` steps per octave) inside the
+   range that every seed curve of both methods covers.
 2. **Over a whole curve**: each seed's mean level `L = (1/(u_hi - u_lo)) ∫ PCHIP(u) du`,
-   `u = log2 x`, over the range every curve of the pair covers (`analysis.resample.mean_level`,
-   the Bjontegaard-delta idea), compared as above: one test per pair and x metric, so a
-   claim about a whole tradeoff curve gets one p-value instead of one per operating point.
+   `u = log2 x`, over the pruned range every curve of the pair measured (`x_from`..`x_to`,
+   stated with every row; `analysis.resample.mean_level`, the Bjontegaard-delta idea), compared
+   as above: one test per pair and x metric, so a claim about a whole tradeoff curve gets one
+   verdict instead of one per operating point. The dense point is never data here: with it,
+   the levels of two methods share a forced zero difference at 1x and the interpolation from
+   it pulls every difference (and its standard error) towards 0. A curve needs two pruned
+   ratios.
 3. **Against the dense model of the same base weights**: at each operating point, the
    paired t of `y` against `dense_y` (the same units), so the difference is the mean of the
-   run table's `delta`; Holm over the compressions of one method (one family per method).
+   run table's `delta`; one family per method over its compressions.
 
 Pure computation on the run table of `analysis.runs.run_table`; no plotting, no torch.
 """
@@ -38,7 +43,7 @@ from shrinkbench.analysis.units import UNIT, replication_of, unit_values, with_u
 STAT_COLUMNS = ["n_method", "n_baseline", "n_pairs", "replication", "mean_method", "std_method", "mean_baseline",
                 "std_baseline", "difference", "ci_low", "ci_high", "sim_low", "sim_high", "test", "df", "se",
                 "statistic", "p_value", "p_adjusted", "family", "family_size", "p_equivalence",
-                "p_equivalence_adjusted", "effect_size", "effect_size_kind", "prob_improvement", "mde",
+                "p_equivalence_adjusted", "p_deciding", "p_deciding_test", "effect_size", "effect_size_kind", "share_better", "mde",
                 "decision", "underpowered", "general", "note"]
 AT_X_COLUMNS = ["model", "dataset", "x_metric", "x", "method", "baseline", "response"] + STAT_COLUMNS
 LEVEL_COLUMNS = (["model", "dataset", "x_metric", "x_from", "x_to", "method", "baseline", "response"] + STAT_COLUMNS
@@ -46,9 +51,10 @@ LEVEL_COLUMNS = (["model", "dataset", "x_metric", "x_from", "x_to", "method", "b
 DENSE_COLUMNS = ["model", "dataset", "strategy", "compression", "response"] + STAT_COLUMNS
 
 
-def unit_curves(runs: pd.DataFrame, strategy: str, x_column: str, include_dense: bool = True) -> dict[str, Curve]:
+def unit_curves(runs: pd.DataFrame, strategy: str, x_column: str, include_dense: bool = False) -> dict[str, Curve]:
     """Per unit: the (x, y) points of `strategy`, each the mean over the unit's runs at one
-    target compression, with the unit's dense point added when `include_dense`."""
+    target compression; the unit's dense point is added only when `include_dense` (for a
+    drawing, never for a comparison: see the module docstring)."""
     chosen = runs["strategy"] == strategy
     if include_dense:
         chosen |= runs["strategy"] == DENSE_STRATEGY
@@ -149,7 +155,7 @@ def _bootstrap_level_interval(a: dict, b: dict, options: AnalysisOptions, rng) -
 def compare_curve_levels(runs: pd.DataFrame, pairs: list[tuple[str, str]], x_columns, options: AnalysisOptions,
                          family_label=None, rng: np.random.Generator | None = None) -> pd.DataFrame:
     """Each (method, baseline) pair by the mean level of its unit curves along each of
-    `x_columns` over the range both cover (see module docstring). By default ONE Holm family
+    `x_columns` over the pruned range both cover (see module docstring). By default ONE family
     per setting holds every pair and x metric; `family_label(label)` names it otherwise.
     With `options.interval == "bootstrap"` the percentile bootstrap interval over units is
     added (`boot_low`, `boot_high`; drawn from `rng`)."""
@@ -195,7 +201,7 @@ def compare_curve_levels(runs: pd.DataFrame, pairs: list[tuple[str, str]], x_col
 def compare_with_dense(runs: pd.DataFrame, options: AnalysisOptions, strategies=None,
                        family_label=None) -> pd.DataFrame:
     """Every pruned operating point against the dense model of the same units (paired t of
-    `y` vs `dense_y`), Holm over the compressions of one strategy and setting."""
+    `y` vs `dense_y`), one family over the compressions of one strategy and setting."""
     if family_label is None:
         def family_label(strategy: str, label: str) -> str:
             return f"{strategy} vs its dense model, {label}, {options.response}"

@@ -52,19 +52,49 @@ def method_color(name: str) -> str:
     return SPARE_COLORS[digest % len(SPARE_COLORS)]
 
 
+TAG_STYLES = {
+    "shuffled": (":", "x"), "inverted": ("-.", "v"), "reinit": ((0, (3, 1, 1, 1, 1, 1)), "D"),
+    "from scratch": ((0, (6, 2)), "P"), "at init": ((0, (1, 1)), "<"), "gradual": ((0, (4, 1, 1, 1)), "h"),
+    "rewinding": ((0, (2, 2)), ">"),
+}
+"""Line style and marker of a tagged variant (a control, pruning at initialisation, a schedule):
+it keeps its method's colour and is told apart from it by these."""
+MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "h", "*", "p")
+
+
 def method_style(name: str) -> dict:
     """Colour, line style and marker: layerwise (and other per-layer allocations) dashed
-    with squares, global and everything else solid with circles; a user's method triangles."""
+    with squares, global and everything else solid with circles; a user's method triangles;
+    a tagged variant (`mine.py:Mine [shuffled]`, `snip [at init]`) its method's colour with
+    the tag's line style and marker (`TAG_STYLES`)."""
     base = base_name(name)
     known = base in NAMED_COLORS or any(base.startswith(s + "_") for s in SCOPES) or base in CRITERION_COLORS
     per_layer = base.startswith(("layerwise_", "erk_", "first_dense_")) or base == "random"
     marker = "s" if per_layer else ("o" if known else "^")
-    return {"color": method_color(name), "linestyle": "--" if per_layer else "-", "marker": marker}
+    style = {"color": method_color(name), "linestyle": "--" if per_layer else "-", "marker": marker}
+    tags = name.split(" [", 1)[1].rstrip("]") if " [" in name else ""
+    for tag, (linestyle, tag_marker) in TAG_STYLES.items():
+        if tag in tags:
+            style.update(linestyle=linestyle, marker=tag_marker)
+            break
+    return style
 
 
 def method_styles(names) -> dict[str, dict]:
-    """`method_style` for each name."""
-    return {name: method_style(name) for name in sorted(names)}
+    """`method_style` for each name, made distinct: where two names would be drawn alike
+    (colour, line style and marker), the later one (sorted) takes the next free marker."""
+    out, seen = {}, set()
+    for name in sorted(names):
+        style = method_style(name)
+        key = (style["color"], str(style["linestyle"]), style["marker"])
+        for marker in MARKERS:
+            if key not in seen:
+                break
+            style["marker"] = marker
+            key = (style["color"], str(style["linestyle"]), marker)
+        seen.add(key)
+        out[name] = style
+    return out
 
 
 def context_colors(names) -> dict[str, str]:

@@ -1,83 +1,77 @@
-"""Pareto labels with uncertainty (after the ShrinkBench paper's tradeoff analysis).
+"""Pareto labels read from the report's own decisions (after the ShrinkBench paper's tradeoff
+analysis).
 
-An operating point p (a strategy at a target compression, mean over seeds) is compared
-with every other point q of the same setting that is at least as compressed (or fast):
-`x_q >= x_p (1 - tol)`. Point q *dominates* p when the lower bound of the confidence
-interval of `acc_q - acc_p` is above zero (paired over shared seeds when there are >= 2,
-Welch from the summaries otherwise). Labels, per axis:
+An operating point p (a strategy at a target compression, mean over units) is compared with
+every other point q of the same setting that is at least as compressed (or fast) on the axis:
+`x_q >= x_p (1 - tol)`. Labels, per axis:
 
-- `dominated`: some q dominates p (`dominated_by` names the one with the highest bound);
-- `pareto`: no q has a higher mean accuracy (p is on the frontier of the means);
-- `not separable`: some q has a higher mean, but none clears p's interval.
+- `dominated`: the report decided that such a q is BETTER than p (a row of `comparisons`,
+  either direction of the pair, at the same target compression: the decision rule of
+  `shrinkbench.analysis.decision`, the simultaneous interval of the row's family excluding 0);
+  `dominated_by` names q;
+- `pareto`: no such q has a higher mean (p is on the frontier of the means);
+- `not separable`: some such q has a higher mean, but no verdict of the report says it is
+  better (the report did not compare them, or its interval does not exclude 0).
 
-The intervals are unadjusted: the labels describe the curves, they are not tests.
+So the table beside the verdicts cannot contradict them: it adds no test of its own, and a
+point the report calls equivalent or inconclusive against q is never "dominated" by q.
 """
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 import pandas as pd
 
-from shrinkbench.analysis.runs import SETTING, UNIT, settings
+from shrinkbench.analysis.runs import SETTING, settings
 from shrinkbench.analysis.units import unit_means, with_units
-from shrinkbench.analysis.stats import t_quantile, welch_df
 
 AXES = {"compression": "compression_ratio", "speedup": "theoretical_speedup"}
 X_TOLERANCE = 0.01
+COLUMNS = SETTING + ["axis", "strategy", "compression", "x", "mean", "n", "label", "dominated_by"]
 
 
-def _lower_bounds(matrix: np.ndarray, mean: np.ndarray, std: np.ndarray, n: np.ndarray,
-                  confidence: float) -> np.ndarray:
-    """low[p, q]: lower confidence bound of acc_q - acc_p."""
-    diff = matrix[:, None, :] - matrix[:, :, None]  # units x p x q
-    count = np.isfinite(diff).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # pairs without shared seeds
-        d_mean = np.nanmean(diff, axis=0)
-        d_std = np.nanstd(diff, axis=0, ddof=1)
-        paired = d_mean - t_quantile(confidence, np.maximum(count - 1, 1)) * d_std / np.sqrt(count)
-        var = std ** 2 / n
-        se = np.sqrt(var[:, None] + var[None, :])
-        df = welch_df(std[:, None] ** 2, n[:, None], std[None, :] ** 2, n[None, :])
-        welch = (mean[None, :] - mean[:, None]) - t_quantile(confidence, df) * se
-    return np.where(count >= 2, paired, welch)
+def _better_pairs(comparisons: pd.DataFrame | None, model: str, dataset: str) -> set[tuple]:
+    """{(winner, loser, compression)} where the report decided `winner` better than `loser`."""
+    if comparisons is None or comparisons.empty:
+        return set()
+    mine = comparisons[(comparisons["model"] == model) & (comparisons["dataset"] == dataset)]
+    out = set()
+    for r in mine.itertuples():
+        if r.decision == "better":
+            out.add((r.method, r.baseline, float(r.compression)))
+        elif r.decision == "worse":
+            out.add((r.baseline, r.method, float(r.compression)))
+    return out
 
 
-def pareto_labels(runs: pd.DataFrame, confidence: float = 0.95, higher_is_better: bool = True) -> pd.DataFrame:
+def pareto_labels(runs: pd.DataFrame, comparisons: pd.DataFrame | None = None,
+                  higher_is_better: bool = True) -> pd.DataFrame:
     """One row per setting x axis x operating point with its label (see module docstring).
-    Points are unit means (`shrinkbench.analysis.units`); "more accurate" follows the
-    metric's direction."""
+    `comparisons` are the decided rows of a report (`ComparisonReport.comparisons`); without
+    them no point is `dominated`. Points are unit means (`shrinkbench.analysis.units`)."""
     out = []
     runs = with_units(runs)
     sign = 1.0 if higher_is_better else -1.0
     for model, dataset in settings(runs):
         sub = runs[(runs["model"] == model) & (runs["dataset"] == dataset)]
-        per_unit = unit_means(sub.assign(y=sign * sub["y"]), ["strategy", "compression"], ["y", *AXES.values()])
-        points = per_unit.groupby(["strategy", "compression"])
-        stats = points.agg(mean=("y", "mean"), std=("y", "std"), n=("y", "count"),
-                           **{axis: (col, "mean") for axis, col in AXES.items()})
-        matrix = per_unit.pivot_table(index=UNIT, columns=["strategy", "compression"],
-                                      values="y", aggfunc="mean").reindex(columns=stats.index)
-        mean, std, n = (stats[c].to_numpy(float) for c in ("mean", "std", "n"))
-        low = _lower_bounds(matrix.to_numpy(float), mean, std, n, confidence)
-        names = [f"{s} @ {c:g}x" for s, c in stats.index]
+        per_unit = unit_means(sub, ["strategy", "compression"], ["y", *AXES.values()])
+        stats = per_unit.groupby(["strategy", "compression"]).agg(
+            mean=("y", "mean"), n=("y", "count"), **{axis: (col, "mean") for axis, col in AXES.items()})
+        better = _better_pairs(comparisons, model, dataset)
+        keys = list(stats.index)
+        mean = sign * stats["mean"].to_numpy(float)
         for axis in AXES:
             x = stats[axis].to_numpy(float)
-            later = (x[None, :] >= x[:, None] * (1.0 - X_TOLERANCE)) & ~np.eye(len(x), dtype=bool)
-            later &= np.isfinite(x)[None, :] & np.isfinite(x)[:, None]
-            beats = later & (low > 0)
-            higher = later & (mean[None, :] > mean[:, None])
-            for i, (strategy, compression) in enumerate(stats.index):
+            for i, (strategy, compression) in enumerate(keys):
                 if not np.isfinite(x[i]):
                     continue
-                if beats[i].any():
-                    best = np.flatnonzero(beats[i])[np.argmax(low[i, beats[i]])]
-                    label, by = "dominated", names[best]
+                later = [j for j in range(len(keys)) if j != i and np.isfinite(x[j]) and x[j] >= x[i] * (1 - X_TOLERANCE)]
+                winners = [keys[j] for j in later if (keys[j][0], strategy, float(compression)) in better
+                           and np.isclose(keys[j][1], compression)]
+                if winners:
+                    label, by = "dominated", ", ".join(f"{s} @ {c:g}x" for s, c in winners)
                 else:
-                    label, by = ("not separable" if higher[i].any() else "pareto"), ""
+                    label, by = ("not separable" if any(mean[j] > mean[i] for j in later) else "pareto"), ""
                 out.append({"model": model, "dataset": dataset, "axis": axis, "strategy": strategy,
-                            "compression": compression, "x": x[i], "mean": sign * mean[i], "n": int(n[i]),
-                            "label": label, "dominated_by": by})
-    return pd.DataFrame(out, columns=SETTING + ["axis", "strategy", "compression", "x", "mean", "n",
-                                                "label", "dominated_by"])
+                            "compression": compression, "x": x[i], "mean": float(stats["mean"].iloc[i]),
+                            "n": int(stats["n"].iloc[i]), "label": label, "dominated_by": by})
+    return pd.DataFrame(out, columns=COLUMNS)

@@ -33,6 +33,12 @@ from shrinkbench.analysis.significance import comparison_tables, curve_level_tab
 from shrinkbench.analysis.tables import operating_point_table, table_csv, table_latex, table_markdown, table_sections
 from shrinkbench.analysis.schema import rope_unit
 
+MASKED_LATENCY_NOTE = (
+    "No figures against measured latency or speedup: every model here is masked, not compacted, and runs the "
+    "dense model's kernels, so its latency differs from the dense model's only by timing noise. Prune with "
+    "--granularity channel (physically smaller layers) for latencies worth drawing; the measured numbers stay "
+    "in the CSV and JSON files.")
+
 TOP5_SATURATED = 99.5
 """Top-5 is drawn for a setting only where the dense model's mean top-5 is below this (%):
 with few classes top-5 is ~100% and says nothing."""
@@ -132,6 +138,10 @@ def write_figures(doc: Document, table: pd.DataFrame, runs: pd.DataFrame, option
         for axis, (column, _, _) in AXES.items():
             if not np.isfinite(points[column].to_numpy(float)).any():
                 continue
+            if axis in MEASURED_AXES and masked_only:  # masked models on dense kernels: timing noise only
+                if metric == options.metric and axis == MEASURED_AXES[0]:
+                    doc.para(MASKED_LATENCY_NOTE)
+                continue
             if axis == "speedup" and repeats_compression(points):
                 if metric == options.metric:
                     doc.para("No figures against theoretical speedup: it is within 10% of the compression ratio "
@@ -143,20 +153,16 @@ def write_figures(doc: Document, table: pd.DataFrame, runs: pd.DataFrame, option
                     continue
                 fig = curve_figure(points, axis, delta, label, points["band"].iloc[0],
                                    runs=metric_runs if per_seed else None)
-                stem = f"{metric}_{'delta' if delta else 'abs'}_vs_{axis}"
+                stem = f"{metric}_{'delta' if delta else 'abs'}_vs_{axis.replace(' ', '_')}"
                 saved = save_figure(fig, out / "figures" / stem, formats)
                 paths += saved
                 png = out / "figures" / f"{stem}.png"
                 if png.exists() and png in saved:
                     what = f"{label} {'difference to dense' if delta else ''} vs {axis}".replace("  ", " ")
                     caption = f"{what} ({options.stage}/{options.split})"
-                    if axis in MEASURED_AXES and masked_only:
-                        caption += (": every model here is masked, not compacted, and runs the dense model's "
-                                    "kernels, so its latency cannot differ from the dense model's beyond timing "
-                                    "noise; the horizontal bars show that noise (range over units)")
                     doc.figure(png, f"figures/{stem}.png", caption)
     points = curve_points(runs, options, rng)
-    if np.isfinite(points.get("measured_speedup", pd.Series(dtype=float)).to_numpy(float)).any():
+    if not masked_only and np.isfinite(points.get("measured_speedup", pd.Series(dtype=float)).to_numpy(float)).any():
         saved = save_figure(speedup_gap_figure(points), out / "figures" / "speedup_theoretical_vs_measured", formats)
         paths += saved
         if (out / "figures" / "speedup_theoretical_vs_measured.png") in saved:
@@ -225,13 +231,18 @@ def write_report(scan: StoreScan, out_dir: str | Path, options: AnalysisOptions 
     significance = compare(runs, pairs, options, rng, family) if pairs else None
     table = operating_point_table(runs, options, significance.comparisons if significance is not None else None)
     files += [write_text(out / "tables" / "operating_points.md", table_markdown(table, options)),
-              write_text(out / "tables" / "operating_points.tex", table_latex(table, options)),
+              write_text(out / "tables" / "operating_points.tex",
+                         table_latex(table, options, significance.comparisons if significance is not None else None,
+                                     method)),
               write_text(out / "tables" / "operating_points.csv", table_csv(table))]
     doc.heading("Tables")
     for section in table_sections(table, options):
         doc.table(section)
-    labels = pareto_labels(runs, options.confidence, options.higher_is_better)
+    labels = pareto_labels(runs, significance.comparisons if significance is not None else None,
+                           options.higher_is_better)
     doc.heading("Significance")
+    if significance is not None and method is not None:
+        files += write_forest(doc, significance, method, options, out, formats)
     if significance is not None:
         for section in comparison_tables(significance):
             doc.table(section)
@@ -263,6 +274,28 @@ def write_figures_section(doc: Document, scan: StoreScan, runs, options, rng, ou
     doc.para("Mean over seeds; bands as stated in each title; dotted line: the dense model; "
              "x positions are measured, points grouped by target compression.")
     return write_figures(doc, scan.table, runs, options, rng, out, per_seed, formats)
+
+
+def write_forest(doc: Document, report, method: str, options: AnalysisOptions, out: Path, formats) -> list[Path]:
+    """The forest plot of `method` against its baselines, per setting (`analysis.forest`)."""
+    from shrinkbench.analysis.forest import forest_figure
+    from shrinkbench.analysis.schema import unit_of
+
+    paths = []
+    rows = report.comparisons
+    for model, dataset in rows[["model", "dataset"]].drop_duplicates().itertuples(index=False):
+        unit = {"%": "points"}.get(unit_of(options.metric) or "", unit_of(options.metric) or "value")
+        fig = forest_figure(rows, report.curve_level, method, options.rope, unit, model, dataset)
+        if fig is None:
+            continue
+        stem = f"forest_{options.metric}_{dataset}_{model}".replace(" ", "_").replace("/", "_")
+        saved = save_figure(fig, out / "figures" / stem, formats)
+        paths += saved
+        if out / "figures" / f"{stem}.png" in saved:
+            doc.figure(out / "figures" / f"{stem}.png", f"figures/{stem}.png",
+                       f"{method} minus each baseline per ratio and over the pruned range, with the simultaneous "
+                       f"intervals that decided each verdict; grey: ROPE ±{options.rope:g}")
+    return paths
 
 
 def write_significance(folder: Path, report, labels: pd.DataFrame) -> list[Path]:

@@ -195,10 +195,11 @@ def cohens_d_av(a, b) -> float:
     return float((a.mean() - b.mean()) / sd) if sd > 0 else math.nan
 
 
-def probability_of_improvement(a, b, paired: bool) -> float:
-    """P(method beats baseline), ties counting one half. Paired: the share of pairs with
-    `a_i > b_i`. Unpaired: `P(X > Y) + P(X = Y)/2` over all `n_a · n_b` pairs, i.e. the
-    Mann-Whitney `U_a / (n_a n_b)`."""
+def share_better(a, b, paired: bool) -> float:
+    """The share of units where the method's value is higher, ties counting one half (a
+    description of the sample, not a probability: 3 of 3 pairs gives 1.00). Paired: the share
+    of pairs with `a_i > b_i`. Unpaired: the share of all `n_a · n_b` pairs (x, y) with
+    `x > y`, plus half the ties, i.e. the Mann-Whitney `U_a / (n_a n_b)`."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if paired:
         keep = np.isfinite(a) & np.isfinite(b)

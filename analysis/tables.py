@@ -6,7 +6,7 @@ Each row: the method, its target compression, the measured parameter and MAC red
 model of the same base weights (paired per unit). At each compression the best mean (in the
 metric's direction) is marked only where the decision rule of every other output
 (`shrinkbench.analysis.decision`) calls it `better` than EVERY other method there: the tests
-of the best against each other method at each ratio form one Holm family per setting
+of the best against each other method at each ratio form one family per setting
 ("best vs rest per ratio", named in the output), except that at every ratio where the
 caller's report (its comparisons) holds all those pairs, for example where the best is the
 report's `--method`, the marks are read from those very rows, so the table and the report
@@ -17,7 +17,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from shrinkbench.analysis.compare import budget_text, strategy_budgets
 from shrinkbench.analysis.decision import adjust_family, compare_values, reversed_decision
+from shrinkbench.analysis.groups import display_name, is_control
 from shrinkbench.analysis.options import AnalysisOptions
 from shrinkbench.analysis.render import Table, fmt, latex_escape, mean_std_n
 from shrinkbench.analysis.runs import SETTING, setting_label, settings, summarize
@@ -25,13 +27,13 @@ from shrinkbench.analysis.schema import DENSE_STRATEGY
 from shrinkbench.analysis.units import replication_of, unit_values, with_units
 
 TABLE_COLUMNS = SETTING + ["strategy", "compression", "n", "mean", "std", "low", "high", "delta_n", "delta_mean",
-                           "delta_std", "params_reduction", "macs_reduction", "best", "best_q", "family"]
+                           "delta_std", "params_reduction", "macs_reduction", "best", "best_q", "family", "budget"]
 
 
 def best_vs_rest_rows(sub: pd.DataFrame, summary: pd.DataFrame, options: AnalysisOptions,
                       compressions=None) -> pd.DataFrame:
     """The tests of the best method at each ratio (of `compressions`, default all) against
-    each other method there, one Holm family per setting (rows as
+    each other method there, one family per setting (rows as
     `shrinkbench.analysis.decision.adjust_family` gives them)."""
     rows = []
     sign = 1.0 if options.higher_is_better else -1.0
@@ -49,16 +51,14 @@ def best_vs_rest_rows(sub: pd.DataFrame, summary: pd.DataFrame, options: Analysi
     return adjust_family(pd.DataFrame(rows), options) if rows else pd.DataFrame()
 
 
-def _marks(rows: pd.DataFrame) -> tuple[dict, dict]:
-    """{compression: best strategy} where every test of the best says `better`, and the
-    largest adjusted p of those tests."""
-    marked, worst = {}, {}
-    for compression, tests in rows.groupby("compression"):
-        for best, of_best in tests.groupby("method"):
-            if (of_best["decision"] == "better").all():
-                marked[compression] = best
-                worst[compression] = float(of_best["p_adjusted"].max())
-    return marked, worst
+def _marks(rows: pd.DataFrame) -> dict:
+    """{(compression, best strategy): the largest adjusted p of its tests} where every test of
+    the best (one per budget group) says `better`."""
+    marked = {}
+    for (compression, best), of_best in rows.groupby(["compression", "method"]):
+        if (of_best["decision"] == "better").all():
+            marked[(compression, best)] = float(of_best["p_adjusted"].max())
+    return marked
 
 
 def _rows_from_report(comparisons: pd.DataFrame, summary: pd.DataFrame,
@@ -106,23 +106,30 @@ def operating_point_table(runs: pd.DataFrame, options: AnalysisOptions = Analysi
         points = summary[mask].copy()
         sub = runs[(runs["model"] == model) & (runs["dataset"] == dataset)]
         label = setting_label(model, dataset)
-        parts, missing = [], None
-        if comparisons is not None:
-            mine = comparisons[(comparisons["model"] == model) & (comparisons["dataset"] == dataset)]
-            from_report, missing = _rows_from_report(mine, points, options)
-            parts.append(from_report)
-        if missing is None or missing:
-            parts.append(best_vs_rest_rows(sub, points, options, missing).assign(
-                family=f"best vs rest per ratio, {label}, {options.response}"))
+        budgets = strategy_budgets(sub[sub["strategy"] != DENSE_STRATEGY])
+        groups = sorted(set(budgets.values()))
+        parts = []
+        for budget in groups:  # the best is ranked among methods of one training budget only
+            chosen = points[points["strategy"].map(budgets.get) == budget]
+            name = f"best vs rest per ratio, {label}, {options.response}"
+            name += f", {budget_text(budget)}" if len(groups) > 1 else ""
+            missing = None
+            if comparisons is not None:
+                mine = comparisons[(comparisons["model"] == model) & (comparisons["dataset"] == dataset)]
+                from_report, missing = _rows_from_report(mine, chosen, options)
+                parts.append(from_report)
+            if missing is None or missing:
+                parts.append(best_vs_rest_rows(sub, chosen, options, missing).assign(family=name))
         rows = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) \
             else pd.DataFrame()
-        family = "; ".join(f"{f} (Holm, m={int(m)})" for f, m in
+        family = "; ".join(f"{f} (m={int(m)})" for f, m in
                            rows[["family", "family_size"]].drop_duplicates().itertuples(index=False)) \
             if len(rows) else "none"
-        marked, worst = _marks(rows) if len(rows) else ({}, {})
-        points["best"] = [marked.get(c) == s for s, c in zip(points["strategy"], points["compression"])]
-        points["best_q"] = [worst.get(c, np.nan) if b else np.nan for b, c in zip(points["best"], points["compression"])]
+        marked = _marks(rows) if len(rows) else {}
+        points["best"] = [(c, s) in marked for s, c in zip(points["strategy"], points["compression"])]
+        points["best_q"] = [marked.get((c, s), np.nan) for s, c in zip(points["strategy"], points["compression"])]
         points["family"] = family
+        points["budget"] = points["strategy"].map(lambda name: budget_text(budgets.get(name, ())))
         frames.append(points)
     table = pd.concat(frames, ignore_index=True).rename(
         columns={"compression_ratio": "params_reduction", "theoretical_speedup": "macs_reduction"})
@@ -158,7 +165,7 @@ def _legend(options: AnalysisOptions) -> str:
             f"CI: the Student-t {options.confidence:.0%} interval of the mean over the units. "
             f"Δ dense: paired difference to the dense model of the same base weights. Marked best: the best "
             f"mean at that ratio, called better than every other method there by the decision rule "
-            f"(Holm-adjusted p < {options.alpha:g}, not equivalent within the ROPE).")
+            f"(its simultaneous interval excludes 0 at α = {options.alpha:g}, the family named below).")
 
 
 def table_sections(table: pd.DataFrame, options: AnalysisOptions) -> list[Table]:
@@ -179,27 +186,97 @@ def table_markdown(table: pd.DataFrame, options: AnalysisOptions) -> str:
     return "\n".join(section.markdown() for section in table_sections(table, options))
 
 
-def table_latex(table: pd.DataFrame, options: AnalysisOptions) -> str:
-    """One booktabs `table` environment per setting (needs \\usepackage{booktabs} and
-    \\usepackage{graphicx}); the tabular is scaled down to the line width when wider."""
+LATEX_NAME_WIDTH = 30
+"""Longer method names are set on two lines in LaTeX (name, then its tags), so the table keeps
+the line width without scaling."""
+LATEX_MARKS = {"better": r"$^{+}$", "worse": r"$^{-}$", "equivalent": r"$^{\approx}$"}
+"""The verdict of the focus method against a row's method, as a superscript on that row's cell."""
+
+
+def _verdict_marks(comparisons: pd.DataFrame | None, method: str | None, model: str, dataset: str) -> dict:
+    """{(other method, compression): decision of `method` against it} from the report's rows."""
+    if comparisons is None or method is None or comparisons.empty:
+        return {}
+    mine = comparisons[(comparisons["model"] == model) & (comparisons["dataset"] == dataset)]
+    out = {}
+    for r in mine.itertuples():
+        if r.method == method:
+            out[(r.baseline, float(r.compression))] = r.decision
+        elif r.baseline == method:
+            out[(r.method, float(r.compression))] = reversed_decision(r.decision)
+    return out
+
+
+def _latex_row(row, marks: dict, with_n: bool, keep: tuple[int, ...]) -> str:
+    """One LaTeX row: name for a reader, target, reductions, `mean ± std` (with `(n)` where
+    the table's n varies), the difference to dense; bold for the best, the verdict mark."""
+    dense = row.strategy == DENSE_STRATEGY
+    n = (lambda k: f" ({int(k)})") if with_n else (lambda k: "")
+    accuracy = f"{row.mean:.2f} ± {fmt(row.std)}{n(row.n)}" if np.isfinite(row.mean) else "–"
+    delta = "–"
+    if not dense and row.delta_n:
+        delta = f"{row.delta_mean:+.2f} ± {fmt(row.delta_std)}{n(row.delta_n)}"
+    cells = [latex_escape(c) for c in ("dense" if dense else display_name(row.strategy), f"{row.compression:g}×",
+                                       f"{row.params_reduction:.1f}×", f"{row.macs_reduction:.1f}×", accuracy, delta)]
+    name = display_name(row.strategy)
+    if len(name) > LATEX_NAME_WIDTH and " [" in name:  # a long name: its tags on a second line
+        base, tags = name.split(" [", 1)
+        cells[0] = rf"\begin{{tabular}}[t]{{@{{}}l@{{}}}}{latex_escape(base)}\\{{}}[{latex_escape(tags)}\end{{tabular}}"
+    if row.best:
+        cells[4] = rf"\textbf{{{cells[4]}}}"
+    mark = marks.get((row.strategy, float(row.compression)))
+    if mark in LATEX_MARKS:
+        cells[4] += LATEX_MARKS[mark]
+    return " & ".join(cells[i] for i in keep) + r" \\"
+
+
+def table_latex(table: pd.DataFrame, options: AnalysisOptions, comparisons: pd.DataFrame | None = None,
+                method: str | None = None) -> str:
+    """One booktabs `table` per setting, to paste into a paper (needs only
+    \\usepackage{booktabs}; the document's own font size; no scaling). Methods are listed by
+    ratio, the sanity-check controls after them under their own rule; the significantly best
+    mean is bold, and with `comparisons` and `method` (a report about one method) each other
+    method's cell carries the verdict of `method` against it (+ better, − worse, ≈ equivalent).
+    The short caption says what the marks mean; the family and the rule are in % comments."""
     parts = []
     for (model, dataset), rows in table.groupby(SETTING, sort=True):
-        caption = latex_escape(f"{setting_label(model, dataset)}: {_legend(options)} Family: {rows['family'].iloc[0]}.",
-                               breakable=True)
-        header = " & ".join(latex_escape(h) for h in _headers(options))
-        lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{caption}}}",
-                 r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
-                 r"\begin{tabular}{llrrrrr}", r"\toprule", header + r" \\", r"\midrule"]
-        previous = None
-        for row in rows.itertuples():
-            if previous is not None and row.compression != previous:
-                lines.append(r"\addlinespace")
-            previous = row.compression
-            cells = [latex_escape(c) for c in _cells(row)]
-            if row.best:
-                cells[4] = rf"\textbf{{{cells[4]}}}"
-            lines.append(" & ".join(cells) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
+        marks = _verdict_marks(comparisons, method, model, dataset)
+        metric = latex_escape(_headers(options)[4])
+        counts = set(rows["n"]) | set(rows.loc[rows["delta_n"] > 0, "delta_n"])
+        with_n = len(counts) > 1
+        over = "(n)" if with_n else f"over {int(next(iter(counts)))} {'units' if counts != {1} else 'unit'}"
+        caption = f"{metric} on {latex_escape(setting_label(model, dataset), breakable=True)}: mean $\\pm$ std {over}."
+        if rows["best"].any():
+            caption += " Bold: best at its ratio, better than every other method."
+        if marks:
+            caption += (f" Marks: the verdict of {latex_escape(display_name(method))} against that method, "
+                        "$^{+}$ better, $^{-}$ worse, $^{\\approx}$ equivalent.")
+        # the target is the parameter reduction (met exactly) unless the targets were speedups
+        target = not np.allclose(rows["params_reduction"], rows["compression"], rtol=0.02)
+        macs = not np.allclose(rows["macs_reduction"], rows["params_reduction"], rtol=0.1)  # an MLP: the same
+        keep = (0,) + ((1,) if target else ()) + (2,) + ((3,) if macs else ()) + (4, 5)
+        headers = [h for i, h in enumerate(h for j, h in enumerate(_headers(options)) if j != 5) if i in keep]
+        if not macs:
+            caption += " MACs fall with the parameters (within 10\\%)."
+        columns = len(headers)
+        lines = ["% shrinkbench operating-point table; needs \\usepackage{booktabs}",
+                 f"% {_legend(options)}", f"% Family: {rows['family'].iloc[0]}.",
+                 r"\begin{table}[t]", r"\centering", rf"\caption{{{caption}}}", r"\setlength{\tabcolsep}{3pt}",
+                 rf"\begin{{tabular}}{{l{'r' * (columns - 1)}}}",
+                 r"\toprule", " & ".join(latex_escape(h) for h in headers) + r" \\", r"\midrule"]
+        controls = rows["strategy"].map(is_control)
+        for part, chosen in (("methods", rows[~controls]), ("controls", rows[controls])):
+            if not len(chosen):
+                continue
+            if part == "controls":
+                lines += [r"\midrule", rf"\multicolumn{{{columns}}}{{l}}{{\textit{{Controls}}}} \\"]
+            previous = None
+            for row in chosen.itertuples():
+                if previous is not None and row.compression != previous:
+                    lines.append(r"\addlinespace")
+                previous = row.compression
+                lines.append(_latex_row(row, marks, with_n, keep))
+        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
         parts.append("\n".join(lines))
     return "\n".join(parts)
 

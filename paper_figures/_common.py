@@ -37,7 +37,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     args = argparse.ArgumentParser(description=description)
     args.add_argument("--literature", metavar="PATH", default=None,
                       help="the literature corpus folder (default: $SHRINKBENCH_LITERATURE, "
-                           "then ../shared/literature)")
+                           "then the copy shipped with the package)")
     args.add_argument("--out", metavar="DIR", type=Path, default=DEFAULT_OUT,
                       help=f"folder the figures are written to (default: {DEFAULT_OUT})")
     args.add_argument("--formats", nargs="+", default=list(FORMATS), choices=("png", "pdf", "svg"),
@@ -132,3 +132,13 @@ def slug(text: str) -> str:
     """'AlexNet/CaffeNet' -> 'alexnet-caffenet': a file-name-safe lower-case stem."""
     out = "".join(c.lower() if c.isalnum() else "-" for c in text)
     return "-".join(part for part in out.split("-") if part)
+
+
+def shown_path(path) -> str:
+    """`path` relative to the repository where it lies inside it, else its last two parts:
+    the project's files never name a machine's absolute paths."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(Path(*path.parts[-2:]))

@@ -2,14 +2,15 @@
 into Markdown tables and into verdicts on a claim of the paper.
 
 A claim is adjusted as a claim: `claim_rows` gathers EVERY test a finding draws on (a claim
-"supported if any of k families shows a difference" draws on all k) into one declared Holm
+"supported if any of k families shows a difference" draws on all k) into one declared
 family named after the claim, and its verdict reads the decisions of that family (see
-`shrinkbench.analysis.decision`): `supported` when the claimed direction is significant
-somewhere and the opposite nowhere; `contradicted` when only the opposite is; `mixed` when
-both are; `equivalent` when every point is shown to lie inside the ROPE; otherwise `not shown`
-(no significant difference). Every number in a sentence comes from a row: difference, its
-unadjusted 95% interval and the family's simultaneous (Bonferroni) interval, which agrees
-with the decision, the test, the Holm-adjusted p-value with its family size, and n.
+`shrinkbench.analysis.decision`: every row decided from the family's simultaneous interval):
+`supported` when the claimed direction is significant somewhere and the opposite nowhere;
+`contradicted` when only the opposite is; `mixed` when both are; `equivalent` when every
+point is shown to lie inside the ROPE; otherwise `not shown` (no significant difference).
+Every number in a sentence comes from a row: difference, its unadjusted 95% interval (for
+reference), the family's simultaneous interval (the one that decided), the test, the
+deciding adjusted p-value with its family size, and n.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def evidence(row, x_column: str = "compression", unit: str = "×") -> str:
 
 
 def claim_rows(frames, claim: str, options: AnalysisOptions) -> pd.DataFrame:
-    """Every test a claim draws on, adjusted together as ONE Holm family named after the claim
+    """Every test a claim draws on, decided together as ONE family named after the claim
     (the families the rows came from are kept in `source_family`)."""
     frames = [f for f in frames if len(f)]
     if not frames:
@@ -58,10 +59,11 @@ def n_text(row) -> str:
 
 
 def tested(row) -> str:
-    """`[95% CI a, b unadjusted; simultaneous c, d], paired t, Holm-adjusted p = ... (family of m), n = ...`"""
+    """`[95% CI a, b unadjusted; simultaneous c, d], paired t, adjusted p = ... (family of m), n = ...`"""
     caveat = "" if getattr(row, "general", True) else f", {ONLY_THESE_WEIGHTS}"
     return (f"[95% CI {fmt(row.ci_low)}, {fmt(row.ci_high)} unadjusted; simultaneous over the family "
-            f"{fmt(row.sim_low)}, {fmt(row.sim_high)}], {row.test}, Holm-adjusted {p_text(row.p_adjusted)} "
+            f"{fmt(row.sim_low)}, {fmt(row.sim_high)}], {row.test}, adjusted {p_text(row.p_deciding)}"
+            f"{' (equivalence test)' if getattr(row, 'p_deciding_test', '') == 'equivalence' else ''} "
             f"(family of {int(row.family_size)}), {n_text(row)}{caveat}")
 
 
@@ -79,8 +81,8 @@ def level_evidence(row, what: str) -> str:
 
 
 def family_text(rows: pd.DataFrame) -> str:
-    """`12 tests, Holm` for the family of a claim's rows."""
-    return f"{int(rows['family_size'].iloc[0])} tests, Holm" if len(rows) else "no tests"
+    """`12 tests, simultaneous intervals` for the family of a claim's rows."""
+    return f"{int(rows['family_size'].iloc[0])} tests, simultaneous intervals" if len(rows) else "no tests"
 
 
 def verdict(rows: pd.DataFrame, expected: int, any_direction: bool = True) -> str:
@@ -138,19 +140,22 @@ def markdown_table(rows: pd.DataFrame, title: str, x_column: str = "compression"
              mean_std_n(r.mean_method, r.std_method, r.n_method),
              mean_std_n(r.mean_baseline, r.std_baseline, r.n_baseline),
              f"{r.difference:+.2f} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]", f"[{fmt(r.sim_low)}, {fmt(r.sim_high)}]",
-             fmt_p(r.p_value), fmt_p(r.p_adjusted), fmt(r.mde), decision_text(r)]
+             fmt_p(r.p_value), fmt_p(r.p_deciding) + (" (eq.)" if r.p_deciding_test == "equivalence" else ""),
+             fmt(r.mde), decision_text(r)]
             for r in rows.itertuples()]
     headers = [x_label, "Method", "Baseline", "Test", "Method mean ± std (n)", "Baseline mean ± std (n)",
-               "Δ [95% CI, unadjusted]", "Simultaneous CI", "p", "p (Holm)", "MDE", "Decision"]
+               "Δ [95% CI, unadjusted]", "Simultaneous CI (decides)", "p (unadjusted)", "p (deciding)", "MDE",
+               "Decision"]
     align = ["r", "l", "l", "l", "r", "r", "r", "r", "r", "r", "r", "l"]
     families = "; ".join(f"{f} (m={int(m)})" for f, m in rows[["family", "family_size"]].drop_duplicates().itertuples(index=False))
-    return Table(title, headers, body, align, f"Families (Holm): {families}.").markdown(level=4)
+    return Table(title, headers, body, align, f"Families: {families}. Each verdict is decided by the simultaneous "
+                 "interval beside it (inside ±ROPE: equivalent; excluding 0: better/worse).").markdown(level=4)
 
 
 def options_line(options: AnalysisOptions) -> str:
     return (f"Response {options.response}; α = {options.alpha:g}; ROPE ±{options.rope:g} points; "
             f"95% intervals (unadjusted, and simultaneous over each family by Bonferroni); decision rule of "
-            f"`shrinkbench.analysis.decision` (Holm within each family, TOST for equivalence, MDE at 80% power); "
+            f"`shrinkbench.analysis.decision` (every verdict from its family's simultaneous interval, MDE at 80% power); "
             f"n counts base models.")
 
 

@@ -77,7 +77,7 @@ def update_readme(path: Path, blocks: dict[str, str]) -> Path | None:
 def parse(argv) -> argparse.Namespace:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--literature", metavar="PATH", default=None,
-                      help="literature corpus folder (default: $SHRINKBENCH_LITERATURE, then ../shared/literature)")
+                      help="literature corpus folder (default: $SHRINKBENCH_LITERATURE, then the copy shipped with the package)")
     args.add_argument("--store", type=Path, default=_runs.REFERENCE_STORE,
                       help="result store of the run figures (default: the committed reference store)")
     args.add_argument("--out", type=Path, default=_common.DEFAULT_OUT, help="folder the figures go to")

@@ -5,15 +5,15 @@ speedup; mean over seeds with 95% Student-t bands, every seed's run drawn as a p
 
 Claims of the paper tested here, each with `shrinkbench.analysis` functions:
 - "many pruning methods outperform random pruning, at least at large compression": every
-  method against random at each compression (`shrinkbench.analysis.compare`, paired t over seeds, Holm
-  over the compressions of one method);
+  method against random at each compression (`shrinkbench.analysis.compare`, paired t over seeds, one
+  family over the compressions of one method);
 - "for small amounts of compression, pruning can sometimes increase accuracy": each
   operating point against the dense model of the same seed (`shrinkbench.analysis.matched`,
-  Holm over every operating point at <= 4x of every method, the claim's family);
+  one family over every operating point at <= 4x of every method, the claim's family);
 - no method is best everywhere: the operating-point table (`shrinkbench.analysis.tables`, the
   best mean is marked only where the decision rule calls it better than every other method).
 
-Each claim is adjusted as a claim: every test it draws on forms one Holm family.
+Each claim is adjusted as a claim: every test it draws on forms one family.
 
     python paper_figures/run_five_baselines.py [--store DIR] [--out DIR] [--rerun]
 """
@@ -56,7 +56,8 @@ def draw(points: pd.DataFrame, runs: pd.DataFrame, title: str):
     for ax, (axis, delta, label) in zip(axes, PANELS):
         draw_facet(ax, points, runs, axis, delta, styles)
         if not delta:
-            _plots.cut_axis(ax, points, points.loc[points["strategy"] == DENSE_STRATEGY, "mean"].iloc[0])
+            note = _plots.cut_axis(ax, points, points.loc[points["strategy"] == DENSE_STRATEGY, "mean"].iloc[0])
+            ax.set_title(note, fontsize=7, loc="left")  # above the panel, never over its data
         ax.set_ylabel(label)
     n = int(points.loc[points["strategy"] != DENSE_STRATEGY, "n"].min())
     fig.legend(handles=_plots.legend_handles(styles), loc="lower center", ncols=6, frameon=False, fontsize=9,
@@ -92,7 +93,7 @@ def findings(runs: pd.DataFrame, model: str, dataset: str, data: _runs.FigureDat
     best = table[table["best"]]
     lines.append(f"- **best method per compression** (marked in the table: the best mean, called better than every "
                  f"other method there by the decision rule; family {table['family'].iloc[0]}): "
-                 + ("; ".join(f"{r.strategy} at {r.compression:g}× (largest Holm-adjusted p = {r.best_q:.3f})"
+                 + ("; ".join(f"{r.strategy} at {r.compression:g}× (largest adjusted p = {r.best_q:.3f})"
                               for r in best.itertuples()) or "no method is better than every other at any compression")
                  + ".")
     lines += ["", reading(against_random, small, best)]

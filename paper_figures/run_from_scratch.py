@@ -8,7 +8,7 @@ high sparsity. Here the `from_scratch` control keeps each run's mask (its channe
 weights), draws new initial weights with the run seed and trains the base recipe's budget.
 
 - the claim "from scratch matches pruning + fine-tuning": from scratch minus fine-tuned, paired
-  over base models at every operating point of both granularities, one Holm family; it holds
+  over base models at every operating point of both granularities, one family; it holds
   (`EQUIVALENT`) only where every point is shown to lie inside the ROPE by TOST; where from
   scratch is significantly worse the claim is contradicted.
 The budgets differ by design and are stated: fine-tuning trains `finetune` epochs after the
@@ -53,7 +53,7 @@ def pruned(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def scratch_rows(runs: pd.DataFrame) -> pd.DataFrame:
-    """From scratch against fine-tuned at each operating point, one Holm family (the claim)."""
+    """From scratch against fine-tuned at each operating point, one family (the claim)."""
     sub = pruned(runs)
     rows = []
     for (method, compression), point in sub.groupby(["method", "compression"]):

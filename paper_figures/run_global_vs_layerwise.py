@@ -6,9 +6,9 @@ bands and every seed's run drawn as a point.
 The paper's claim: global pruning is more accurate at a fixed model size (compression),
 layerwise pruning at a fixed theoretical speedup. Tested per criterion (magnitude,
 gradient): global against layerwise at each target compression (`analysis.compare`: paired
-t over seeds, Holm over the compressions), and at matched theoretical speedups, where each
-seed's curve is interpolated monotonically in log2 speedup (`analysis.matched`, Holm over
-the speedups); plus the mean difference over the shared log2 range of each axis.
+t over seeds, one family over the compressions), and at matched theoretical speedups, where each
+seed's curve is interpolated monotonically in log2 speedup (`analysis.matched`, one family
+over the speedups); plus the mean difference over the shared log2 range of each axis.
 
     python paper_figures/run_global_vs_layerwise.py [--store DIR] [--out DIR] [--rerun]
 """
@@ -56,7 +56,8 @@ def draw(points: pd.DataFrame, runs: pd.DataFrame, title: str):
             ax = axes[row, col]
             draw_facet(ax, points, runs, axis, delta, styles)
             if not delta:
-                _plots.cut_axis(ax, points, points.loc[points["strategy"] == DENSE_STRATEGY, "mean"].iloc[0])
+                note = _plots.cut_axis(ax, points, points.loc[points["strategy"] == DENSE_STRATEGY, "mean"].iloc[0])
+                ax.set_title(note, fontsize=7, loc="left")  # above the panel, never over its data
             ax.set_ylabel("change in top-1 vs dense (points)" if delta else "top-1 accuracy, test (%)")
     n = int(points.loc[points["strategy"] != DENSE_STRATEGY, "n"].min())
     axes[0, 0].set_title("at a fixed model size", fontsize=10)
@@ -71,7 +72,7 @@ def draw(points: pd.DataFrame, runs: pd.DataFrame, title: str):
 
 def findings(runs: pd.DataFrame, model: str, dataset: str, data: _runs.FigureData) -> tuple[str, str]:
     """(verdicts, tables) of one setting. The verdict on each claim is its primary test: the
-    mean difference of the whole curves (`compare_curve_levels`, one Holm family holding every
+    mean difference of the whole curves (`compare_curve_levels`, one family holding every
     criterion x axis); the tests at each compression and at each matched speedup follow."""
     pairs = pairs_present(runs)
     levels = compare_curve_levels(runs, pairs, list(AXES.values()), OPTIONS)

@@ -7,7 +7,7 @@ SparseGPT 6.51, Wanda 6.42; at 2:4: 54.59, 10.17, 11.02, per the Wanda repositor
 that holds on SmolLM2-135M is tested here, not assumed:
 
 - the claim "Wanda and SparseGPT beat magnitude": each method's perplexity minus magnitude's,
-  paired over the calibration seeds, at 50% and 2:4: one Holm family of 4 tests, lower is
+  paired over the calibration seeds, at 50% and 2:4: one family of 4 tests, lower is
   better. A pretrained model is ONE set of weights: the verdict holds for SmolLM2-135M only.
 
     python paper_figures/run_llm.py [--store DIR] [--out DIR] [--rerun]
@@ -137,7 +137,7 @@ def draw(runs: pd.DataFrame):
 def findings(runs: pd.DataFrame, store: Path) -> tuple[str, str]:
     """(summary for the README's generated block, the full findings with the table)."""
     rows = claim_rows(runs)
-    lines = [f"Setting: {runs['model'].iloc[0]} on the held-out 10% of the King James Bible (suite `{SUITE}`, store `{store}`), "
+    lines = [f"Setting: {runs['model'].iloc[0]} on the held-out 10% of the King James Bible (suite `{SUITE}`, store `{_common.shown_path(store)}`), "
              f"{len(runs)} runs; response post/test perplexity (lower is better), {int(runs['unit'].nunique())} "
              f"calibration seeds as replicates of ONE pretrained model.", ""]
     verdict = _findings.verdict(rows, +1)  # decisions are direction-aware: "better" = lower perplexity

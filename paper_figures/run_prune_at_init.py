@@ -10,9 +10,9 @@ so all have the same budget. Each control is compared with its method paired ove
 models (n = 3). Published expectations, tested, not assumed:
 
 - magnitude after training is hurt by shuffling and by reinitialising (its mask and its
-  initial values carry information): one Holm family, the 2 controls x the compressions;
+  initial values carry information): one family, the 2 controls x the compressions;
 - the at-init methods are not hurt by them (what they find is per-layer densities): a claim
-  of no effect, so it needs equivalence (TOST within the ROPE), one Holm family of the 4
+  of no effect, so it needs equivalence (TOST within the ROPE), one family of the 4
   methods x 2 controls x compressions; a method is `not hurt` where every one of its tests
   is equivalent, `hurt` where any is significantly worse;
 - inverting the scores is reported per method (one family), with no claim: Frankle et al.
@@ -94,7 +94,7 @@ def control_rows(sub: pd.DataFrame, controls) -> pd.DataFrame:
 
 
 def claim_tables(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The three families (see the module docstring), each Holm-adjusted as one claim."""
+    """The three families (see the module docstring), each decided as one claim."""
     rows = control_rows(method_table(runs), CONTROLS)
     if rows.empty:
         empty = pd.DataFrame(columns=["family", "family_size", "decision", "baseline", "control", "compression"])
@@ -158,7 +158,7 @@ def draw(points: pd.DataFrame, runs: pd.DataFrame, title: str):
         ax.set_yscale("symlog", linthresh=2.0)
         ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
     axes[0][0].legend(fontsize=7, frameon=False, loc="lower left")
-    fig.suptitle(f"{title}\npaired over base models; bars: simultaneous 95% intervals of each claim's Holm family; "
+    fig.suptitle(f"{title}\npaired over base models; bars: simultaneous 95% intervals of each claim's family (the intervals that decided); "
                  "filled: significant; y axis linear within ±2, logarithmic beyond", fontsize=10)
     fig.tight_layout()
     return fig

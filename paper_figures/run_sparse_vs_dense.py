@@ -8,7 +8,7 @@ MACs, of each width-scaled dense variant in the zoo (`_w0.5`, `_w0.25`, `_w0.125
 counts), and trains the variants with the same recipe and budget.
 
 - the claim "a pruned large model beats the dense small model of the same size": pruned minus
-  dense small at each width, strategy and measure of size (parameters, MACs), one Holm family;
+  dense small at each width, strategy and measure of size (parameters, MACs), one family;
   the base models differ between the two architectures, so each test is Welch's on the base
   models (n = 3 each).
 

@@ -7,7 +7,7 @@ between the two methods (bottom row) measured within one set of weights and acro
 The paper's claim: different starting weights give different tradeoff curves, so comparing
 a method run on one model with a method run on another can make one method erroneously
 look better, and reporting the change in accuracy instead of the accuracy does not fix it.
-Tested with `analysis.compare` at each target compression, Holm over the compressions of
+Tested with `analysis.compare` at each target compression, one family over the compressions of
 each comparison: each method on B against itself on A (do the curves differ?); and for
 every pair of methods in the suite (the figure's pair first), the pair on the same weights
 (paired over seeds) and across weights (method on A against baseline on B and vice versa;
@@ -96,7 +96,7 @@ def labelled(runs: pd.DataFrame, column: str, strategies=None) -> pd.DataFrame:
 
 
 def run_comparisons(runs: pd.DataFrame, comparisons: list[Comparison]) -> pd.DataFrame:
-    """Every comparison on top-1 and on the change against dense, each its own Holm family."""
+    """Every comparison on top-1 and on the change against dense, each its own family."""
     frames = []
     for column, measure in (("y", "top-1"), ("delta", "change in top-1 vs dense")):
         table = labelled(runs, column)
@@ -125,10 +125,10 @@ def flips(rows: pd.DataFrame) -> list[str]:
         for u in ups.itertuples():
             for d in downs.itertuples():
                 out.append(f"at {compression:g}×, {u.method} beats {u.baseline} in {u.measure} "
-                           f"({u.difference:+.2f} [{fmt(u.ci_low)}, {fmt(u.ci_high)}], {u.test}, Holm "
-                           f"{_findings.p_text(u.p_adjusted)}) but {d.method} loses to {d.baseline} in "
-                           f"{d.measure} ({d.difference:+.2f} [{fmt(d.ci_low)}, {fmt(d.ci_high)}], {d.test}, Holm "
-                           f"{_findings.p_text(d.p_adjusted)})")
+                           f"({u.difference:+.2f} [simultaneous {fmt(u.sim_low)}, {fmt(u.sim_high)}], {u.test}, adjusted "
+                           f"{_findings.p_text(u.p_deciding)}) but {d.method} loses to {d.baseline} in "
+                           f"{d.measure} ({d.difference:+.2f} [simultaneous {fmt(d.sim_low)}, {fmt(d.sim_high)}], {d.test}, adjusted "
+                           f"{_findings.p_text(d.p_deciding)})")
     return out
 
 
@@ -233,7 +233,7 @@ def reading(curves: pd.DataFrame, all_flips: list, delta_flips: list, runs: pd.D
                      f"weights, {len(significant)} {'is' if len(significant) == 1 else 'are'} significant after "
                      f"adjusting over the claim; the strongest is {base_strategy(first['method'])} in "
                      f"{first['measure']} at {first['compression']:g}× ({first['difference']:+.2f} points, raw "
-                     f"{_findings.p_text(first['p_value'])}, Holm-adjusted {_findings.p_text(first['p_adjusted'])}).")
+                     f"{_findings.p_text(first['p_value'])}, adjusted {_findings.p_text(first['p_deciding'])}).")
     parts.append("Two comparisons of one pair of methods reach opposite significant conclusions "
                  + ("in top-1" if all_flips else "nowhere in top-1")
                  + (", and in the change against dense too." if delta_flips else

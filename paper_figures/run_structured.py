@@ -12,7 +12,7 @@ here at the speedup measured on the machine rather than the theoretical one.
   every channel operating point, paired over units;
 - global against layerwise at a fixed measured speedup: the curve-level test of top-1 along
   the measured speedup (`shrinkbench.analysis.matched.compare_curve_levels`), one family.
-Each claim is adjusted as one Holm family of the tests it draws on.
+Each claim is adjusted as one family of the tests it draws on.
 
     python paper_figures/run_structured.py [--store DIR] [--out DIR] [--rerun]
 """
@@ -127,6 +127,11 @@ def findings(runs: pd.DataFrame, model: str, dataset: str, data: _runs.FigureDat
         lines.append(f"- **{row.method.split(' [')[0]} vs {row.baseline.split(' [')[0]} at a fixed measured speedup — "
                      f"layerwise more accurate: claim {verdict.upper()}**: {row.method} − {row.baseline} = "
                      f"{_findings.level_evidence(row, 'measured speedups')}.")
+    for method, baseline in pairs:
+        if not ((levels["method"] == method) & (levels["baseline"] == baseline)).any():
+            lines.append(f"- **{method.split(' [')[0]} vs {baseline.split(' [')[0]} at a fixed measured speedup — "
+                         "not testable**: their pruned curves share no range of measured speedup (the dense point "
+                         "at 1x is no data for a curve level), so no speedup is measured for both.")
     lines += ["", reading(masks, gap, levels)]
     details = [_findings.options_line(OPTIONS), "",
                _findings.markdown_table(masks, "Weight masks: measured speedup against the dense model's own",

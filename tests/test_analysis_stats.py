@@ -9,12 +9,13 @@ from scipy import integrate, stats
 from scipy.interpolate import PchipInterpolator
 
 from shrinkbench.analysis.compare import compare_values, decide
+from shrinkbench.analysis.decision import adjust_family
 from shrinkbench.analysis.options import AnalysisOptions
 from shrinkbench.analysis.power import minimum_detectable_effect, seeds_needed, t_test_power
 from shrinkbench.analysis.matched import common_range, unit_levels
 from shrinkbench.analysis.resample import bootstrap_column_means, bootstrap_mean_difference, mean_level
 from shrinkbench.analysis.stats import (benjamini_hochberg, cohens_d_av, cohens_dz, holm, paired_t,
-                            probability_of_improvement, t_interval, tost_p_value, welch_t)
+                            share_better, t_interval, tost_p_value, welch_t)
 
 A = np.array([71.2, 70.4, 72.9, 71.8, 70.9])
 B = np.array([70.1, 70.6, 71.0, 70.2, 69.4])
@@ -95,15 +96,15 @@ def test_tost_matches_two_one_sided_scipy_tests_and_the_ci_rule():
         assert (tost_p_value(res90, 1.0) < 0.05) == inside
 
 
-def test_effect_sizes_and_probability_of_improvement():
+def test_effect_sizes_and_the_share_of_units_better():
     d = A - B
     assert cohens_dz(A, B) == pytest.approx(d.mean() / d.std(ddof=1))
     pooled = math.sqrt((A.var(ddof=1) + B.var(ddof=1)) / 2)
     assert cohens_d_av(A, B) == pytest.approx((A.mean() - B.mean()) / pooled)
-    assert probability_of_improvement(A, B, paired=True) == pytest.approx(np.mean(A > B))
+    assert share_better(A, B, paired=True) == pytest.approx(np.mean(A > B))
     b = np.array([70.4, 69.0, 72.9])  # ties count one half, like Mann-Whitney U
     u = stats.mannwhitneyu(A, b).statistic
-    assert probability_of_improvement(A, b, paired=False) == pytest.approx(u / (A.size * b.size))
+    assert share_better(A, b, paired=False) == pytest.approx(u / (A.size * b.size))
 
 
 def test_power_and_minimum_detectable_effect():
@@ -191,11 +192,9 @@ def _null_decisions(reps: int, family: int, paired: bool, seed: int) -> np.ndarr
             b = pd.Series((unit if paired else rng.normal(0, 2.0, 5)) + rng.normal(0, 1.0, 5),
                           index=range(5) if paired else range(10, 15))
             stats_ = compare_values(a, b, options)
-            p.append(stats_["p_value"])
-            diffs.append(stats_["difference"])
-        adjusted = holm(p)
-        hits[r] = any(decide(q, math.nan, d, options.alpha) in ("better", "worse")
-                      for q, d in zip(adjusted, diffs))
+            p.append(stats_)
+        rows = adjust_family(pd.DataFrame(p), options, family="null")
+        hits[r] = rows["decision"].isin(["better", "worse"]).any()
     return hits
 
 
@@ -209,8 +208,40 @@ def test_false_positive_rate_under_the_null_is_nominal(paired):
 
 
 @pytest.mark.slow
-def test_holm_keeps_the_familywise_rate_under_the_null():
+def test_the_family_keeps_its_familywise_rate_under_the_null():
     reps = 1000
     rate = _null_decisions(reps, 6, True, seed=7).mean()
     assert rate < 0.05 + 3.3 * math.sqrt(0.05 * 0.95 / reps)
-    assert rate > 0.01  # Holm is not vacuous
+    assert rate > 0.01  # the simultaneous intervals are not vacuous
+
+
+def test_decide_reads_one_interval_by_hand():
+    assert decide(0.1, 0.3, 0.5) == "equivalent"  # inside ±0.5, though it excludes 0
+    assert decide(-0.4, 0.45, 0.5) == "equivalent"
+    assert decide(0.1, 0.6, 0.5) == "better" and decide(-0.6, -0.1, 0.5) == "worse"
+    assert decide(-0.6, -0.1, 0.5, higher_is_better=False) == "better"
+    assert decide(-0.1, 0.6, 0.5) == "inconclusive" and decide(-0.5, 0.2, 0.5) == "inconclusive"
+    assert decide(math.nan, math.nan, 0.5) == "inconclusive"
+    assert decide(0.1, 0.3, 0.0) == "better"  # ROPE 0: never equivalent
+
+
+def test_a_family_is_decided_from_its_bonferroni_intervals_against_scipy():
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    options = AnalysisOptions(rope=0.5)
+    rows = pd.DataFrame([compare_values(dict(enumerate(rng.normal(shift, 0.3, 6))),
+                                        dict(enumerate(rng.normal(0.0, 0.3, 6))), options)
+                         for shift in (0.0, 0.05, 1.5, -2.0, 0.4)])
+    out = adjust_family(rows, options, family="f")
+    m = 5
+    for r, (_, raw) in zip(out.itertuples(), rows.iterrows()):
+        d = raw["difference"]
+        half = stats.t.ppf(1 - 0.05 / (2 * m), r.df) * r.se
+        assert (r.sim_low, r.sim_high) == pytest.approx((d - half, d + half))
+        assert r.p_adjusted == pytest.approx(min(1.0, m * raw["p_value"]))
+        assert r.p_equivalence_adjusted == pytest.approx(min(1.0, 2 * m * raw["p_equivalence"]))
+        assert r.decision == decide(r.sim_low, r.sim_high, 0.5)
+        assert (r.p_deciding < 0.05) == (r.decision != "inconclusive")
+        assert r.mde_alpha == pytest.approx(0.05 / m)
+    assert set(out["decision"]) >= {"better", "worse"}

@@ -3,11 +3,13 @@ Monte-Carlo tolerance, and store-level tests that the whole pipeline uses the sa
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 
 from shrinkbench.analysis.calibration import curve_level_coverage, false_verdicts, main
+from shrinkbench.analysis.family_calibration import family_rates
 from shrinkbench.analysis.compare import compare, method_pairs
 from shrinkbench.analysis.decision import compare_values
 from shrinkbench.analysis.load import scan_store
@@ -45,9 +47,34 @@ def test_the_t_interval_covers_and_the_bootstrap_does_not_at_small_n():
     assert curve_level_coverage(3, REPS, rng, n_boot=500).bootstrap < 0.85
 
 
-def test_the_calibration_command_prints_both_tables(capsys):
+FAMILY_REPS = 200
+
+
+@pytest.mark.parametrize("n", [3, 10])
+def test_every_verdict_of_a_family_together_is_false_at_most_alpha_of_the_time(n):
+    """The real decision (adjust_family) on whole mixed families: false better/worse, false
+    equivalent (true difference exactly at the ROPE) and any false verdict at most 5%."""
+    per_ratio, curve = family_rates(n, FAMILY_REPS, np.random.default_rng(40 + n))
+    assert per_ratio.m == 16 and curve.m == 4
+    for rates in (per_ratio, curve):
+        assert rates.any_false <= 0.05 + band(0.05, FAMILY_REPS), rates
+        assert rates.any_false >= max(rates.false_direction, rates.false_equivalent)
+    if n == 10:  # the rule before (two Holm budgets, the dense point as data) says "equivalent" too often
+        assert curve.any_false_before > 0.05 + band(0.05, FAMILY_REPS)
+
+
+def test_the_calibration_command_prints_the_family_table_and_a_complete_help(capsys):
     assert main(["--reps", "20", "--seed", "1"]) == 0
     out = capsys.readouterr().out
+    assert "False verdicts of whole families" in out
+    for heading in ("False better/worse", "False equivalent", "Any false verdict"):
+        assert heading in out
+    assert all(re.search(rf"^{level} +{n} ", out, re.M) for level in ("per ratio", "curve level") for n in (3, 5, 10))
+    assert max(len(line) for line in out.splitlines()) <= 100
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "how often its intervals cover the truth." in text and "docs/statistics.md." in text
     assert "Every run a unit" in out and "3 base models x 3 run seeds" in out
     assert "Student-t (the toolkit's)" in out and "Percentile bootstrap" in out
     assert main(["--reps", "3"]) == 2
@@ -104,11 +131,25 @@ def test_the_curve_level_interval_is_student_t_and_the_bootstrap_is_labelled(tmp
     assert any("under-cover" in w and "3 units" in w for w in boot.warnings)
 
 
-def test_the_curve_level_starts_at_the_dense_point_everywhere(tmp_path):
+def test_the_curve_level_is_the_pruned_range_without_the_dense_point(tmp_path):
     runs = run_table(scan_store(synthetic_store(tmp_path, np.random.default_rng(4), {"a": 1.0, "b": 0.0})).table)
     report = compare(runs, [("a", "b")], AnalysisOptions(), np.random.default_rng(0))
-    assert report.curve_level["x_from"].iloc[0] == pytest.approx(1.0)  # the dense run, at 1x
+    assert report.curve_level["x_from"].iloc[0] == pytest.approx(2.0, rel=0.01)  # the lowest pruned ratio
     assert report.curve_level["family"].iloc[0] == report.comparisons["family"].iloc[0] + " over whole curves"
+    assert "pruned" in curve_level_table(report).note and "1× is no part of it" in curve_level_table(report).note
+
+
+def test_a_method_above_its_baseline_over_the_pruned_range_is_better_not_equivalent(tmp_path):
+    """Issue 25, point 1: +0.65 over 8-32x (the methods suite's ladder 1x, 8x, 32x) was called
+    'equivalent' over 1-32x, where the dense point forces a zero difference."""
+    units = tuple((i, i) for i in range(5))
+    store = synthetic_store(tmp_path, np.random.default_rng(8), {"a": 0.65, "b": 0.0}, compressions=(8, 32),
+                            units=units, noise_sd=0.03)
+    runs = run_table(scan_store(store).table)
+    level = compare(runs, [("a", "b")], AnalysisOptions(), np.random.default_rng(0)).curve_level.iloc[0]
+    assert level["x_from"] == pytest.approx(8.0, rel=0.01) and level["x_to"] == pytest.approx(32.0, rel=0.01)
+    assert level["difference"] == pytest.approx(0.65, abs=0.1) and level["decision"] == "better"
+    assert level["sim_low"] > 0.5
 
 
 def test_every_verdict_names_its_family_and_size_in_compare_and_report(tmp_path):
@@ -120,7 +161,7 @@ def test_every_verdict_names_its_family_and_size_in_compare_and_report(tmp_path)
     options = AnalysisOptions()
     asked = compare(runs, method_pairs(runs, "a"), options, np.random.default_rng(0))
     for table in comparison_tables(asked):
-        assert table.headers[-1] == "Family" and all(row[-1].startswith("Holm m=") for row in table.rows)
+        assert table.headers[-1] == "Family" and all(row[-1].startswith("m=") for row in table.rows)
         assert "Family:" in table.note and "m=" in table.note
     build_report(scan, tmp_path / "report", options, method="a", formats=("png",))
     written = (tmp_path / "report" / "significance" / "comparisons.csv").read_text()
@@ -134,17 +175,27 @@ def test_every_verdict_names_its_family_and_size_in_compare_and_report(tmp_path)
     assert list(reported["family_size"]) == list(asked.comparisons["family_size"])
 
 
-def test_the_simultaneous_interval_agrees_with_the_decision(tmp_path):
+def test_the_printed_interval_and_p_are_the_ones_that_decided(tmp_path):
+    """Issue 25, point 2: every verdict can be checked against the interval and p beside it."""
     runs = run_table(scan_store(synthetic_store(tmp_path, np.random.default_rng(6),
-                                                {"a": 0.8, "b": 0.0, "c": 0.4})).table)
-    rows = compare(runs, method_pairs(runs, "a"), AnalysisOptions(), np.random.default_rng(0)).comparisons
+                                                {"a": 0.8, "b": 0.0, "c": 0.4, "d": 0.8}, noise_sd=0.05)).table)
+    options = AnalysisOptions()
+    rows = compare(runs, method_pairs(runs, "a"), options, np.random.default_rng(0)).comparisons
+    inside = (rows["sim_low"] > -options.rope) & (rows["sim_high"] < options.rope)
     excludes_zero = (rows["sim_low"] > 0) | (rows["sim_high"] < 0)
-    assert excludes_zero.any()
-    assert rows.loc[excludes_zero, "decision"].isin(["better", "worse", "equivalent"]).all()
+    assert inside.any() and excludes_zero.any()
+    assert (rows.loc[inside, "decision"] == "equivalent").all()
+    assert (rows.loc[~inside & excludes_zero, "decision"] == "better").all()
+    assert (rows.loc[~inside & ~excludes_zero, "decision"] == "inconclusive").all()
+    decided = rows["decision"] != "inconclusive"
+    assert ((rows["p_deciding"] < options.alpha) == decided).all()  # the printed p decides too
+    assert (rows.loc[inside, "p_deciding_test"] == "equivalence").all()
     wider = rows["sim_high"] - rows["sim_low"] >= rows["ci_high"] - rows["ci_low"] - 1e-12
     assert wider.all()
-    flagged = rows["decision"].isin(["better", "worse"]) & ~excludes_zero
-    assert rows.loc[flagged, "note"].str.contains("Bonferroni interval is wider").all()
+    text = "\n".join(t.text() for t in comparison_tables(compare(runs, method_pairs(runs, "a"), options,
+                                                                 np.random.default_rng(0))))
+    for r in rows.itertuples():  # the deciding interval is printed beside each verdict
+        assert f"[{r.sim_low:.2f}, {r.sim_high:.2f}]" in text
 
 
 def test_a_lower_is_better_metric_flips_better_and_worse(tmp_path):
@@ -159,4 +210,4 @@ def test_a_lower_is_better_metric_flips_better_and_worse(tmp_path):
     options = AnalysisOptions(metric="loss", rope=0.05)
     runs = run_table(scan_store(tmp_path).table, options)
     row = compare(runs, [("a", "b")], options, np.random.default_rng(0)).comparisons.iloc[0]
-    assert row["difference"] < 0 and row["decision"] == "better" and row["prob_improvement"] == 1.0
+    assert row["difference"] < 0 and row["decision"] == "better" and row["share_better"] == 1.0

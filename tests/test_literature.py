@@ -30,8 +30,7 @@ def _corpus() -> Path | None:
 
 CORPUS = _corpus()
 needs_corpus = pytest.mark.skipif(
-    CORPUS is None, reason=f"literature corpus not found: set ${lit.ENV_VAR} or put it at "
-                           "../shared/literature next to the repository")
+    CORPUS is None, reason=f"literature corpus not found: set ${lit.ENV_VAR} or reinstall the package")
 
 
 @pytest.fixture(scope="module")

@@ -347,7 +347,7 @@ throughput_repeats = 1
                             capture_output=True, text=True, timeout=300)
     assert figure.returncode == 0, figure.stderr
     text = (tmp_path / "fig" / "llm_findings.md").read_text()
-    assert "claim family: 4 tests, Holm" in text and "**Reading (generated).**" in text
+    assert "claim family: 4 tests, simultaneous intervals" in text and "**Reading (generated).**" in text
     assert (tmp_path / "fig" / "llm.png").stat().st_size > 10_000
 
 

@@ -561,7 +561,10 @@ def test_the_shipped_methods_suite_expands_with_a_users_strategy_and_its_control
     added = load_suite("methods", added=[f"{method}:Mine"])
     mine = [c for c in added.configs if c.strategy.endswith(":Mine")]
     assert len(added.configs) == len(plain.configs) + len(mine) and len(mine) == 4 * 2 * 3
-    assert {c.control for c in mine} == {None, "layerwise_shuffle", "reinit", "invert"}
+    assert {c.control for c in mine} == {None, "layerwise_shuffle", "from_scratch", "invert"}
+    scratch = [c for c in plain.configs if c.control == "from_scratch"]  # the full-budget control
+    assert scratch and {c.strategy for c in scratch} == {"global_magnitude"}
+    assert not any(c.control == "reinit" for c in added.configs)  # 2 epochs from new weights: the budget
     assert {c.when for c in plain.configs} == {"after_training", "at_init"}
     assert {c.schedule.kind for c in plain.configs} == {"one_shot", "gradual", "lr_rewinding"}
 

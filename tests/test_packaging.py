@@ -49,3 +49,27 @@ def test_the_listing_commands_and_help_import_neither_torch_nor_pandas():
             "assert not heavy, heavy[:5]\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_wheel_ships_the_literature_corpus_with_its_licences(tmp_path):
+    """Issue 25, point 11: a fresh clone and a pip install have the corpus, no ../shared needed."""
+    import zipfile
+
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                           "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = tmp_path.glob("shrinkbench-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    corpus = "shrinkbench/analysis/literature_corpus/"
+    shipped = {p.relative_to(ROOT / "analysis" / "literature_corpus").as_posix()
+               for p in (ROOT / "analysis" / "literature_corpus").rglob("*") if p.is_file()}
+    assert {"README.md", "LICENSE-shrinkbench", "Results-Grid view.csv", "keras/LICENSE"} <= shipped
+    assert {corpus + name for name in shipped} <= names
+
+
+def test_the_default_corpus_is_the_packaged_copy(monkeypatch):
+    from shrinkbench.analysis import literature
+
+    monkeypatch.delenv(literature.ENV_VAR, raising=False)
+    assert literature.literature_path() == literature.PACKAGED.resolve()
+    assert literature.load_results().n_input == 551  # the reported results of the corpus

