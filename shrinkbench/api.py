@@ -28,9 +28,10 @@ def prune(model: str, strategy: str, compression: float, *, dataset: str = "fash
     shows; `settings`: any further RunConfig fields as nested dicts, e.g.
     `{"target": "speedup", "granularity": "channel", "finetune": {"epochs": 2}}`.
     """
-    from shrinkbench.vision.config import RunConfig
+    from shrinkbench.core.cli import torch_threads
     from shrinkbench.core.store import Store
-    from shrinkbench.core.sweep import run_one
+    from shrinkbench.core.sweep import pin_threads, run_one
+    from shrinkbench.vision.config import RunConfig
     from shrinkbench.vision.validate import validate_config
 
     raw: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in (settings or {}).items()}
@@ -41,6 +42,7 @@ def prune(model: str, strategy: str, compression: float, *, dataset: str = "fash
     if label:
         raw["strategy_label"] = label
     cfg = validate_config(RunConfig.from_dict(raw, "shrinkbench.prune"))
+    cfg = pin_threads((cfg,), torch_threads())[0]  # the thread count it computes with is part of its identity
     target = Store(store).check_writable()
     run_one(cfg, str(target.root), device)
     return target.read(cfg.run_id)
@@ -55,6 +57,7 @@ def run_suite(suite: str, *, store: str = "results", threads: int | None = None,
     from shrinkbench.core.executors import Runtime, get_executor
     from shrinkbench.core.store import Store
     from shrinkbench.core.suite import load_suite
+    from shrinkbench.core.sweep import pin_threads
 
     if threads:
         import torch
@@ -62,8 +65,9 @@ def run_suite(suite: str, *, store: str = "results", threads: int | None = None,
         torch.set_num_threads(threads)
     loaded = load_suite(suite, added=list(add_strategies) or None)
     runtime = Runtime(threads=threads, retry_failed=retry_failed)
-    return get_executor(executor).run(loaded.configs, Store(store).check_writable(), runtime, workers=workers,
-                                         progress=progress)
+    chosen = get_executor(executor)
+    configs = pin_threads(loaded.configs, chosen.threads_per_run(runtime, workers))
+    return chosen.run(configs, Store(store).check_writable(), runtime, workers=workers, progress=progress)
 
 
 def load_results(store: str = "results"):

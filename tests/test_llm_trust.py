@@ -465,6 +465,7 @@ RUN_WALK = {
     "finetune_lr": ("finetune_steps = 1\nfinetune_lr = 0.001", "acts"),
     "finetune_batch": ("finetune_steps = 1\nfinetune_batch = 1", "acts"),
     "throughput_repeats": ("throughput_repeats = 2", "acts"),
+    "threads": ("threads = 1", "acts"),
     "text_root": ('text_root = "{tiny}"', "does not read it"),
     "download": ("download = true", "leave it out"),
 }

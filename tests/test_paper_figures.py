@@ -182,12 +182,14 @@ def test_compare_with_dense_is_the_paired_t_of_the_delta():
 
 def test_suite_records_agree_with_the_shrinkbench_suite_loader(tiny):
     from shrinkbench.core.suite import load_suite
+    from shrinkbench.core.sweep import pin_threads
 
     suites, store = tiny
     for name in SCRIPTS:
         path = suites / f"{name}.toml"
         suite = load_suite(str(path))
-        expected = {c.run_id: suite.variant_of.get(c.run_id, "") for c in suite.configs}
+        pinned = pin_threads(suite.configs, 1)  # --rerun's --threads 1 is part of each run's identity
+        expected = {p.run_id: suite.variant_of.get(c.run_id, "") for c, p in zip(suite.configs, pinned)}
         assert _runs.suite_records(_runs.read_suite(path), store) == expected
         assert _runs.read_suite(path).expected_runs() == len(suite.configs)
 

@@ -14,6 +14,7 @@ from shrinkbench.cli import main
 from shrinkbench.core.errors import ShrinkBenchError, UnknownNameError
 from shrinkbench.core.store import Store
 from shrinkbench.core.suite import load_suite
+from shrinkbench.core.sweep import pin_threads
 
 from runner_helpers import write_suite
 
@@ -113,7 +114,7 @@ def test_rerun_skips_finished_runs_and_nothing_is_duplicated(tmp_path):
 def test_kill_mid_sweep_loses_only_the_run_in_flight_and_rerun_completes(tmp_path):
     suite = write_suite(tmp_path / "s.toml", seeds="[0, 1]")
     store = tmp_path / "store"
-    expected = {c.run_id for c in load_suite(str(suite)).configs}
+    expected = {c.run_id for c in pin_threads(load_suite(str(suite)).configs, 1)}  # the sweeps' --threads 1
     proc = shrinkbench("run", str(suite), "--store", str(store), "--quiet")
     deadline = time.time() + 300
     while time.time() < deadline and len(list((store / "runs").glob("*.json"))) < 2:
@@ -135,7 +136,7 @@ def test_kill_mid_sweep_loses_only_the_run_in_flight_and_rerun_completes(tmp_pat
 def test_two_sweeps_on_one_store_duplicate_nothing_and_lose_nothing(tmp_path):
     suite = write_suite(tmp_path / "s.toml", seeds="[0, 1]", base_seeds="[0]", seeding="product")
     store = tmp_path / "store"
-    expected = {c.run_id for c in load_suite(str(suite)).configs}
+    expected = {c.run_id for c in pin_threads(load_suite(str(suite)).configs, 1)}  # the sweeps' --threads 1
     procs = [shrinkbench("run", str(suite), "--store", str(store), "--quiet") for _ in range(2)]
     results = [p.communicate(timeout=900) for p in procs]
     assert all(p.returncode == 0 for p in procs), [r[1] for r in results]

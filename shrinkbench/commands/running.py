@@ -43,7 +43,7 @@ def _run_suite(args, suite_name: str):
     from shrinkbench.core.executors import executor_from_args, runtime_from_args
     from shrinkbench.core.store import Store
     from shrinkbench.core.suite import load_suite
-    from shrinkbench.core.sweep import describe, pending
+    from shrinkbench.core.sweep import describe, pending, pin_threads
 
     apply_threads(args)
     runtime, executor = runtime_from_args(args), executor_from_args(args)
@@ -56,6 +56,7 @@ def _run_suite(args, suite_name: str):
     overrides = data_options(args)
     if overrides:
         configs = tuple(_with_data_options(c, overrides) for c in configs)
+    configs = pin_threads(configs, executor.threads_per_run(runtime, getattr(args, "workers", None)))
     store = Store(args.store).check_writable(create=not getattr(args, "dry_run", False))
     todo = pending(configs, store, getattr(args, "retry_failed", False))
     if getattr(args, "save_pruned", False):

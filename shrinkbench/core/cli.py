@@ -53,6 +53,13 @@ def data_options(args) -> dict:
     return data
 
 
+def torch_threads() -> int:
+    """torch's intra-op thread count in this process (what a run computes with unless pinned)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
 def read_config_file(path: str) -> dict:
     """The settings of a TOML or JSON file (`--config`), or a one-line ConfigError."""
     import tomllib

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -76,6 +77,32 @@ def start(configs: Sequence[Any], store: Store,
     return report, todo
 
 
+def pin_threads(configs: Sequence[Any], threads: int) -> tuple:
+    """The configs with `threads` set where they leave it open: the thread count each run will
+    compute with is part of its identity (it changes the numbers in their last bits), so the sweep
+    decides it before the run ids are compared with the store. A config that names its own count
+    (a suite's `[run] threads`) keeps it."""
+    if not isinstance(threads, int) or threads < 1:
+        raise ShrinkBenchError(f"threads must be a whole number >= 1, got {threads!r}")
+    return tuple(c.replace(threads=threads) if getattr(c, "threads", 0) is None else c for c in configs)
+
+
+@contextmanager
+def computing_with(threads: int | None):
+    """torch's intra-op thread count set to `threads` inside (a pinned run), restored after."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def finish(store: Store) -> None:
     """The end of every sweep, whatever executed it: the store is left clean (`Store.tidy`)."""
     store.tidy()
@@ -104,8 +131,9 @@ def run_one(cfg: Any, store_root: str, device: str | None = None,
         if state == "ok" or (state == "failed" and not retry_failed):
             return RunOutcome(run_id, "skipped")
         try:
-            record = track.execute(cfg, store, device, on_epoch=on_epoch, loader_workers=loader_workers,
-                             save_pruned=save_pruned)
+            with computing_with(getattr(cfg, "threads", None)):
+                record = track.execute(cfg, store, device, on_epoch=on_epoch, loader_workers=loader_workers,
+                                       save_pruned=save_pruned)
         except ShrinkBenchError:
             raise  # data missing, corrupt checkpoint: the user must act, every run would fail
         except (KeyboardInterrupt, SystemExit):

@@ -63,7 +63,8 @@ def cmd_prune_llm(args) -> int:
     from shrinkbench.llm.runner import validate_llm_config
     from shrinkbench.core.params import parse_assignments
     from shrinkbench.core.store import Store
-    from shrinkbench.core.sweep import run_one
+    from shrinkbench.core.cli import torch_threads
+    from shrinkbench.core.sweep import pin_threads, run_one
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -77,6 +78,7 @@ def cmd_prune_llm(args) -> int:
         raw["strategy_params"] = parse_assignments(args.param).to_dict()
     refuse_idle_options(args)
     cfg = validate_llm_config(LLMRunConfig.from_dict(raw, "command line"))
+    cfg = pin_threads((cfg,), args.threads or torch_threads())[0]  # the count it computes with: its identity
     if args.calib_sequences is not None and not cfg.is_dense:
         from shrinkbench.llm.methods import resolve_llm_strategy
 

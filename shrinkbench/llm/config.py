@@ -84,6 +84,9 @@ class LLMRunConfig:
     finetune_lr: float = 1e-5
     finetune_batch: int = 2
     throughput_repeats: int = 3
+    threads: int | None = None
+    """torch's intra-op threads the run computes with on the CPU (part of the identity where
+    pinned, as for vision runs: `shrinkbench.core.sweep.pin_threads`); None: not pinned."""
     text_root: str | None = None
     download: bool = False
 
@@ -120,6 +123,8 @@ class LLMRunConfig:
                f"finetune_lr must be a finite number >= 0, got {self.finetune_lr}")
         _check(self.layers in LAYER_SETS, f"layers must be one of {', '.join(LAYER_SETS)}, got {self.layers!r}")
         _check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        _check(self.threads is None or (isinstance(self.threads, int) and self.threads >= 1),
+               f"threads must be a whole number >= 1, got {self.threads!r}")
 
     # ----------------------------------------------------------------- derived fields
     @property
@@ -166,6 +171,8 @@ class LLMRunConfig:
         if self.finetune_steps == 0:
             d.pop("finetune_lr")
             d.pop("finetune_batch")
+        if self.threads is None:  # unpinned: the run ids of records before threads were pinned
+            d.pop("threads")
         return d
 
     @property

@@ -5,7 +5,8 @@ import argparse
 import json
 import sys
 
-from shrinkbench.core.cli import add_common_options, apply_threads, data_options, read_config_file
+from shrinkbench.core.cli import add_common_options, apply_threads, data_options, read_config_file, torch_threads
+from shrinkbench.core.sweep import pin_threads
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -89,6 +90,7 @@ def cmd_prune(args) -> int:
          optimizer=args.optimizer)
     raw.setdefault("data", {}).update(data_options(args))
     cfg = validate_config(RunConfig.from_dict(raw, "command line"))
+    cfg = pin_threads((cfg,), args.threads or torch_threads())[0]  # the count it computes with: its identity
     store = Store(args.store).check_writable()
     if args.save_pruned:
         check_save_pruned(store, (cfg,))

@@ -180,6 +180,11 @@ class RunConfig:
     measure: MeasureConfig = MeasureConfig()
     amp: bool = False
     deterministic: bool = True
+    threads: int | None = None
+    """torch's intra-op threads the run computes with on the CPU: part of the identity, because
+    the thread count changes how matrix kernels split their sums and so the numbers in the last
+    bits. The sweep pins it to the count each run will use (`shrinkbench.core.sweep.pin_threads`);
+    None: not pinned (records written before it was), the run uses the process's count."""
     strategy_params: Params = Params()
     strategy_sha256: str | None = None
     strategy_label: str | None = None
@@ -210,6 +215,8 @@ class RunConfig:
         if self.when == "at_init":
             _check(self.schedule.kind == "one_shot", f"pruning at initialisation trains once, from the pruned "
                                                      f"initial weights; schedule {self.schedule.kind!r} does not apply")
+        _check(self.threads is None or (isinstance(self.threads, int) and self.threads >= 1),
+               f"threads must be a whole number >= 1, got {self.threads!r}")
         _check(self.score_batches >= 1 and self.score_batch_size >= 1,
                "score_batches and score_batch_size must be >= 1")
         object.__setattr__(self, "compression", float(self.compression))
@@ -260,9 +267,12 @@ class RunConfig:
     def base_identity(self) -> dict[str, Any]:
         """What determines the starting weights."""
         ident = self.identity()
-        return {"schema": CONFIG_SCHEMA, "model": self.model, "dataset": self.dataset,
-                "base": ident["base"], "data": ident["data"], "amp": self.amp,
-                "deterministic": self.deterministic}
+        ident = {"schema": CONFIG_SCHEMA, "model": self.model, "dataset": self.dataset,
+                 "base": ident["base"], "data": ident["data"], "amp": self.amp,
+                 "deterministic": self.deterministic}
+        if self.threads is not None:  # base training's numbers depend on it too; unpinned ids stay
+            ident["threads"] = self.threads
+        return ident
 
     @property
     def base_id(self) -> str:
@@ -286,6 +296,6 @@ class RunConfig:
 
 IDENTITY_DEFAULTS: dict[str, Any] = {"strategy_params": {}, "strategy_sha256": None, "granularity": "weight",
                                      "target": "compression", "when": "after_training", "control": None,
-                                     "schedule": dataclasses.asdict(ScheduleConfig())}
+                                     "schedule": dataclasses.asdict(ScheduleConfig()), "threads": None}
 """Fields added after the first release, left out of the identity at their defaults so the
 run ids of earlier runs stay what they were."""

@@ -18,7 +18,7 @@ from typing import Any, Protocol, Sequence
 from shrinkbench.core.errors import ShrinkBenchError
 from shrinkbench.core.registry import Registry
 from shrinkbench.core.store import Store
-from shrinkbench.core.sweep import RunOutcome, SweepReport, describe, finish, run_one, start
+from shrinkbench.core.sweep import RunOutcome, SweepReport, computing_with, describe, finish, run_one, start
 from shrinkbench.core.tracks import config_from_dict, track_of
 
 BASE, RUN = "base", "run"
@@ -43,6 +43,9 @@ class Runtime:
 
 class Executor(Protocol):
     name: str
+
+    def threads_per_run(self, runtime: Runtime, workers: int | None) -> int:
+        """The torch threads each run of this executor computes with (pinned in its config)."""
 
     def run(self, configs: Sequence[Any], store: Store, runtime: Runtime, *,
             workers: int | None = None, progress: bool = True) -> SweepReport: ...
@@ -109,6 +112,12 @@ class PlannedExecutor:
         raise NotImplementedError
 
 
+def threads_per_run(runtime: Runtime, workers: int | None) -> int:
+    """The default of the executors that share this machine: `--threads`, else cores // workers
+    (workers: default one per core)."""
+    return runtime.threads or default_threads(workers or os.cpu_count() or 1)
+
+
 def default_threads(workers: int) -> int:
     """Intra-op threads per worker when `workers` share this machine: cores // workers."""
     return max(1, (os.cpu_count() or 1) // max(1, workers))
@@ -135,7 +144,8 @@ def work(kind: str, cfg: dict, store_root: str, runtime: Runtime, assigned_gpus:
                        save_pruned=runtime.save_pruned)
     key = f"base:{config.base_id}"
     try:
-        track_of(config).prepare_base(config, Store(store_root), device, runtime.loader_workers)
+        with computing_with(getattr(config, "threads", None)):
+            track_of(config).prepare_base(config, Store(store_root), device, runtime.loader_workers)
     except ShrinkBenchError as exc:
         from shrinkbench.core.errors import TrainingDivergedError
 

@@ -15,7 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Sequence
 
 from shrinkbench.core.executors.base import (
-    BASE, EXECUTORS, Plan, PlannedExecutor, Progress, RunOutcome, Runtime, after_worker_death, default_threads, work)
+    BASE, EXECUTORS, Plan, PlannedExecutor, Progress, RunOutcome, Runtime, after_worker_death, default_threads, threads_per_run, work)
 from shrinkbench.core.store import Store
 from shrinkbench.core.sweep import SweepReport, run_local
 
@@ -27,6 +27,12 @@ class LocalExecutor:
     """One run after another in this process, with a progress bar."""
 
     name = "local"
+
+    def threads_per_run(self, runtime: Runtime, workers: int | None) -> int:
+        """`--threads`, else torch's count in this process."""
+        import torch
+
+        return runtime.threads or torch.get_num_threads()
 
     def run(self, configs: Sequence[Any], store: Store, runtime: Runtime = Runtime(), *,
             workers: int | None = None, progress: bool = True) -> SweepReport:
@@ -84,6 +90,9 @@ class PoolExecutor(PlannedExecutor):
     """`workers` processes on this machine (default: one per core)."""
 
     name = "pool"
+
+    def threads_per_run(self, runtime: Runtime, workers: int | None) -> int:
+        return threads_per_run(runtime, workers)
 
     def execute(self, work_plan: Plan, store: Store, runtime: Runtime, workers: int | None, progress: bool) -> None:
         report = work_plan.report

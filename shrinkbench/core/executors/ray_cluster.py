@@ -58,6 +58,13 @@ class RayExecutor(PlannedExecutor):
             if started_here:
                 self.ray.shutdown()
 
+    def threads_per_run(self, runtime: Runtime, workers: int | None) -> int:
+        """`--threads`, else cores // workers on a cluster started here, else the task's CPUs."""
+        return self._threads(runtime, workers, local=not (self.address or os.environ.get("RAY_ADDRESS")))
+
+    def _threads(self, runtime: Runtime, workers: int | None, local: bool) -> int:
+        return runtime.threads or (default_threads(workers or os.cpu_count() or 1) if local else self.cpus_per_run or 1)
+
     def _connect(self, ray, workers: int) -> bool:
         """Connect to (or start) a cluster; True if it was started here."""
         quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
@@ -81,9 +88,8 @@ class RayExecutor(PlannedExecutor):
             cuda = runtime.device.startswith("cuda") or (
                 runtime.device == "auto" and ray.cluster_resources().get("GPU", 0) > 0)
             gpus = 1 if cuda else 0
+        runtime = dataclasses.replace(runtime, threads=self._threads(runtime, workers, local))
         cpus = self.cpus_per_run or 1
-        threads = runtime.threads or (default_threads(workers or os.cpu_count() or 1) if local else cpus)
-        runtime = dataclasses.replace(runtime, threads=threads)
         task = ray.remote(_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
         store_root = str(store.root.resolve())
         base_refs = {c.base_id: task.remote(BASE, c.to_dict(), store_root, runtime) for c in work_plan.bases}

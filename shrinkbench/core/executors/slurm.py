@@ -105,11 +105,14 @@ class SlurmExecutor(PlannedExecutor):
         executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
         return executor, gpus
 
+    def threads_per_run(self, runtime: Runtime, workers: int | None) -> int:
+        """`--threads`, else the job's CPUs (`--slurm-cpus-per-task`, default 1)."""
+        return runtime.threads or self.cpus_per_task or 1
+
     def execute(self, work_plan: Plan, store: Store, runtime: Runtime, workers: int | None, progress: bool) -> None:
         report = work_plan.report
         executor, gpus = self._executor(store, runtime)
-        threads = runtime.threads or self.cpus_per_task or 1
-        runtime = dataclasses.replace(runtime, threads=threads)
+        runtime = dataclasses.replace(runtime, threads=self.threads_per_run(runtime, workers))
         store_root = str(store.root.resolve())
         with Progress(len(work_plan.runs), progress) as bar:
             if work_plan.bases:
