@@ -26,6 +26,7 @@ from shrinkbench.core.executors.slurm import parse_time
 from shrinkbench.vision.runner import execute
 from shrinkbench.core.store import Store
 from shrinkbench.core.suite import load_suite
+from shrinkbench.core.sweep import pin_threads
 from shrinkbench.vision.validate import validate_config
 
 from runner_helpers import metric, tiny_config, write_suite
@@ -97,8 +98,8 @@ def suite(tmp_path_factory) -> Path:
 def reference(suite, tmp_path_factory) -> dict[str, dict]:
     """The local executor's store: the reference every other executor must reproduce."""
     store = tmp_path_factory.mktemp("local")
-    report = get_executor("local").run(load_suite(str(suite)).configs, Store(store), Runtime("cpu", threads=1),
-                                       progress=False)
+    configs = pin_threads(load_suite(str(suite)).configs, 1)  # as the command line's --threads 1 pins them
+    report = get_executor("local").run(configs, Store(store), Runtime("cpu", threads=1), progress=False)
     assert report.count("ok") == 5
     return records(store)
 
@@ -199,7 +200,7 @@ def test_two_executors_racing_on_one_store_duplicate_and_lose_nothing(tmp_path):
     pytest.importorskip("ray", reason="needs ray")
     pytest.importorskip("submitit", reason="needs submitit")
     suite = write_suite(tmp_path / "s.toml", seeds="[0, 1]", base_seeds="[0]", seeding="product")
-    configs = load_suite(str(suite)).configs
+    configs = pin_threads(load_suite(str(suite)).configs, 1)  # the ray sweep's --threads 1 pins them so
     store = tmp_path / "store"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("RAY_ADDRESS", None)

@@ -198,7 +198,9 @@ def test_a_record_that_differs_in_a_stated_setting_is_not_the_suites(tiny, tmp_p
     suites, store = tiny
     copy = tmp_path / "store"
     shutil.copytree(store / "runs", copy / "runs")
-    path = next(p for p in sorted((copy / "runs").glob("*.json")) if json.loads(p.read_text())["config"]["strategy"] == "random")
+    members = _runs.suite_records(_runs.read_suite(suites / "five_baselines.toml"), store)
+    path = next(p for p in sorted((copy / "runs").glob("*.json"))
+                if json.loads(p.read_text())["config"]["strategy"] == "random" and p.stem in members)
     record = json.loads(path.read_text())
     record["config"]["finetune"]["lr"] = 0.5
     record["run_id"] = "f" * 20
