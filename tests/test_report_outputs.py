@@ -199,8 +199,8 @@ def test_the_latex_table_compiles_without_overfull_lines_or_lost_characters(prin
 
 
 def _many_methods_table(tmp_path):
-    """Twelve methods at three ratios: 36 rows, more than a float holds."""
-    effects = {f"method_{i:02d}": 0.1 * i for i in range(12)}
+    """Twenty methods at three ratios: 60 rows, more than a page holds."""
+    effects = {f"method_{i:02d}": 0.1 * i for i in range(20)}
     store = synthetic_store(tmp_path / "many", np.random.default_rng(3), effects, compressions=(2, 8, 32),
                             units=tuple((i, i) for i in range(3)), noise_sd=0.05)
     return table_latex(operating_point_table(run_table(scan_store(store).table)), AnalysisOptions())
