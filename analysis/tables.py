@@ -230,9 +230,59 @@ def _latex_row(row, marks: dict, with_n: bool, keep: tuple[int, ...]) -> str:
     return " & ".join(cells[i] for i in keep) + r" \\"
 
 
+def _latex_float(rows: pd.DataFrame, options: AnalysisOptions, comparisons, method, model: str, dataset: str,
+                 where: str) -> str:
+    """One booktabs table (a float) of `rows` of one setting; `where` ends its caption's subject."""
+    marks = _verdict_marks(comparisons, method, model, dataset)
+    metric = latex_escape(_headers(options)[4])
+    counts = set(rows["n"]) | set(rows.loc[rows["delta_n"] > 0, "delta_n"])
+    with_n = len(counts) > 1
+    over = "(n)" if with_n else f"over {int(next(iter(counts)))} {'units' if counts != {1} else 'unit'}"
+    caption = (f"{metric} on {latex_escape(setting_label(model, dataset), breakable=True)}{where}: "
+               f"mean $\\pm$ std {over}.")
+    if rows["best"].any():
+        caption += " Bold: best at its ratio, better than every other method."
+    if marks:
+        caption += (f" Marks: the verdict of {latex_escape(display_name(method))} against that method, "
+                    "$^{+}$ better, $^{-}$ worse, $^{\\approx}$ equivalent.")
+    # the target is the parameter reduction (met exactly) unless the targets were speedups
+    target = not np.allclose(rows["params_reduction"], rows["compression"], rtol=0.02)
+    macs = not np.allclose(rows["macs_reduction"], rows["params_reduction"], rtol=0.1)  # an MLP: the same
+    keep = (0,) + ((1,) if target else ()) + (2,) + ((3,) if macs else ()) + (4, 5)
+    headers = [h for i, h in enumerate(h for j, h in enumerate(_headers(options)) if j != 5) if i in keep]
+    if not macs:
+        caption += " MACs fall with the parameters (within 10\\%)."
+    columns = len(headers)
+    lines = ["% shrinkbench operating-point table; needs \\usepackage{booktabs}",
+             f"% {_legend(options)}", f"% Family: {rows['family'].iloc[0]}.",
+             r"\begin{table}[t]", r"\centering", rf"\caption{{{caption}}}", r"\setlength{\tabcolsep}{3pt}",
+             rf"\begin{{tabular}}{{l{'r' * (columns - 1)}}}",
+             r"\toprule", " & ".join(latex_escape(h) for h in headers) + r" \\", r"\midrule"]
+    controls = rows["strategy"].map(is_control)
+    for part, chosen in (("methods", rows[~controls]), ("controls", rows[controls])):
+        if not len(chosen):
+            continue
+        if part == "controls":
+            lines += [r"\midrule", rf"\multicolumn{{{columns}}}{{l}}{{\textit{{Controls}}}} \\"]
+        previous = None
+        for row in chosen.itertuples():
+            if previous is not None and row.compression != previous:
+                lines.append(r"\addlinespace")
+            previous = row.compression
+            lines.append(_latex_row(row, marks, with_n, keep))
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+FLOAT_ROWS = 24
+"""A setting with more rows is set as one table per ratio: a float taller than a page does not
+compile into one (about 40 lines of a page's body, less its caption and rules)."""
+
+
 def table_latex(table: pd.DataFrame, options: AnalysisOptions, comparisons: pd.DataFrame | None = None,
                 method: str | None = None) -> str:
-    """One booktabs `table` per setting, to paste into a paper (needs only
+    """One booktabs `table` per setting (per setting and ratio where a setting has more than
+    `FLOAT_ROWS` rows), to paste into a paper (needs only
     \\usepackage{booktabs}; the document's own font size; no scaling). Methods are listed by
     ratio, the sanity-check controls after them under their own rule; the significantly best
     mean is bold, and with `comparisons` and `method` (a report about one method) each other
@@ -240,44 +290,12 @@ def table_latex(table: pd.DataFrame, options: AnalysisOptions, comparisons: pd.D
     The short caption says what the marks mean; the family and the rule are in % comments."""
     parts = []
     for (model, dataset), rows in table.groupby(SETTING, sort=True):
-        marks = _verdict_marks(comparisons, method, model, dataset)
-        metric = latex_escape(_headers(options)[4])
-        counts = set(rows["n"]) | set(rows.loc[rows["delta_n"] > 0, "delta_n"])
-        with_n = len(counts) > 1
-        over = "(n)" if with_n else f"over {int(next(iter(counts)))} {'units' if counts != {1} else 'unit'}"
-        caption = f"{metric} on {latex_escape(setting_label(model, dataset), breakable=True)}: mean $\\pm$ std {over}."
-        if rows["best"].any():
-            caption += " Bold: best at its ratio, better than every other method."
-        if marks:
-            caption += (f" Marks: the verdict of {latex_escape(display_name(method))} against that method, "
-                        "$^{+}$ better, $^{-}$ worse, $^{\\approx}$ equivalent.")
-        # the target is the parameter reduction (met exactly) unless the targets were speedups
-        target = not np.allclose(rows["params_reduction"], rows["compression"], rtol=0.02)
-        macs = not np.allclose(rows["macs_reduction"], rows["params_reduction"], rtol=0.1)  # an MLP: the same
-        keep = (0,) + ((1,) if target else ()) + (2,) + ((3,) if macs else ()) + (4, 5)
-        headers = [h for i, h in enumerate(h for j, h in enumerate(_headers(options)) if j != 5) if i in keep]
-        if not macs:
-            caption += " MACs fall with the parameters (within 10\\%)."
-        columns = len(headers)
-        lines = ["% shrinkbench operating-point table; needs \\usepackage{booktabs}",
-                 f"% {_legend(options)}", f"% Family: {rows['family'].iloc[0]}.",
-                 r"\begin{table}[t]", r"\centering", rf"\caption{{{caption}}}", r"\setlength{\tabcolsep}{3pt}",
-                 rf"\begin{{tabular}}{{l{'r' * (columns - 1)}}}",
-                 r"\toprule", " & ".join(latex_escape(h) for h in headers) + r" \\", r"\midrule"]
-        controls = rows["strategy"].map(is_control)
-        for part, chosen in (("methods", rows[~controls]), ("controls", rows[controls])):
-            if not len(chosen):
-                continue
-            if part == "controls":
-                lines += [r"\midrule", rf"\multicolumn{{{columns}}}{{l}}{{\textit{{Controls}}}} \\"]
-            previous = None
-            for row in chosen.itertuples():
-                if previous is not None and row.compression != previous:
-                    lines.append(r"\addlinespace")
-                previous = row.compression
-                lines.append(_latex_row(row, marks, with_n, keep))
-        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
-        parts.append("\n".join(lines))
+        if len(rows) <= FLOAT_ROWS:
+            parts.append(_latex_float(rows, options, comparisons, method, model, dataset, ""))
+            continue
+        for compression, at in rows.groupby("compression", sort=True):  # one float per ratio fits a page
+            parts.append(_latex_float(at, options, comparisons, method, model, dataset,
+                                      f" at {compression:g}$\\times$"))
     return "\n".join(parts)
 
 

@@ -19,7 +19,7 @@ from shrinkbench.analysis.load import scan_store
 from shrinkbench.analysis.options import AnalysisOptions
 from shrinkbench.analysis.render import latex_escape
 from shrinkbench.analysis.runs import run_table
-from shrinkbench.analysis.tables import operating_point_table, table_latex
+from shrinkbench.analysis.tables import FLOAT_ROWS, operating_point_table, table_latex
 from analysis_fixtures import synthetic_store
 
 EFFECTS = {"global_magnitude": 1.0, "layerwise_magnitude": 0.9, "random": -2.0, "global_gradient": 0.2}
@@ -196,6 +196,37 @@ def test_the_latex_table_compiles_without_overfull_lines_or_lost_characters(prin
     assert done.returncode == 0, log[-2000:]
     assert "Overfull \\hbox" not in log and "Missing character" not in log
     assert (tmp_path / "doc.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def _many_methods_table(tmp_path):
+    """Twenty methods at three ratios: 60 rows, more than a page holds."""
+    effects = {f"method_{i:02d}": 0.1 * i for i in range(20)}
+    store = synthetic_store(tmp_path / "many", np.random.default_rng(3), effects, compressions=(2, 8, 32),
+                            units=tuple((i, i) for i in range(3)), noise_sd=0.05)
+    return table_latex(operating_point_table(run_table(scan_store(store).table)), AnalysisOptions())
+
+
+def test_a_setting_too_long_for_a_page_is_one_table_per_ratio(tmp_path):
+    tex = _many_methods_table(tmp_path)
+    floats = tex.split(r"\begin{table}")[1:]
+    rows = [sum(1 for line in part.splitlines() if line.endswith(r"\\") and "toprule" not in line) - 1
+            for part in floats]
+    assert len(floats) >= 3 and max(rows) <= FLOAT_ROWS
+    for ratio in (2, 8, 32):
+        assert sum(f" at {ratio}$\\times$" in part for part in floats) == 1
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None,
+                    reason="no pdflatex (Debian: apt install texlive-latex-base texlive-latex-recommended)")
+def test_a_long_table_compiles_without_a_float_too_large(tmp_path):
+    (tmp_path / "many.tex").write_text(_many_methods_table(tmp_path))
+    (tmp_path / "doc.tex").write_text("\\documentclass{article}\\usepackage{booktabs}\n"
+                                      "\\begin{document}\\input{many.tex}\\end{document}\n")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    log = (tmp_path / "doc.log").read_text(errors="replace")
+    assert done.returncode == 0, log[-2000:]
+    assert "Float too large" not in log and "Overfull \\hbox" not in log
 
 
 def test_a_method_keeps_its_colour_whatever_is_drawn_beside_it():
