@@ -186,16 +186,20 @@ def test_the_latex_table_compiles_without_overfull_lines_or_lost_characters(prin
     _, out = printed
     tex, _ = _paper_table(tmp_path)
     (tmp_path / "mine.tex").write_text(tex)
-    (tmp_path / "doc.tex").write_text(  # booktabs is the one package the table needs
-        "\\documentclass{article}\\usepackage{booktabs}\\tracinglostchars=2\n"
-        f"\\begin{{document}}\\input{{{out / 'tables' / 'operating_points.tex'}}}\\input{{mine.tex}}"
-        "\\end{document}\n")
-    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
-    log = (tmp_path / "doc.log").read_text(errors="replace")
-    assert done.returncode == 0, log[-2000:]
+    log = _pdflatex(tmp_path, f"\\input{{{out / 'tables' / 'operating_points.tex'}}}\\input{{mine.tex}}")
     assert "Overfull \\hbox" not in log and "Missing character" not in log
     assert (tmp_path / "doc.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def _pdflatex(folder, body: str) -> str:
+    """Compile `body` in an article that loads booktabs (the one package the tables need); its log."""
+    (folder / "doc.tex").write_text("\\documentclass{article}\\usepackage{booktabs}\\tracinglostchars=2\n"
+                                    f"\\begin{{document}}{body}\\end{{document}}\n")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=folder,
+                          capture_output=True, text=True, timeout=120)
+    log = (folder / "doc.log").read_text(errors="replace")
+    assert done.returncode == 0, log[-2000:]
+    return log
 
 
 def _many_methods_table(tmp_path):
@@ -220,12 +224,7 @@ def test_a_setting_too_long_for_a_page_is_one_table_per_ratio(tmp_path):
                     reason="no pdflatex (Debian: apt install texlive-latex-base texlive-latex-recommended)")
 def test_a_long_table_compiles_without_a_float_too_large(tmp_path):
     (tmp_path / "many.tex").write_text(_many_methods_table(tmp_path))
-    (tmp_path / "doc.tex").write_text("\\documentclass{article}\\usepackage{booktabs}\n"
-                                      "\\begin{document}\\input{many.tex}\\end{document}\n")
-    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
-    log = (tmp_path / "doc.log").read_text(errors="replace")
-    assert done.returncode == 0, log[-2000:]
+    log = _pdflatex(tmp_path, "\\input{many.tex}")
     assert "Float too large" not in log and "Overfull \\hbox" not in log
 
 
