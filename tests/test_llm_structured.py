@@ -332,3 +332,50 @@ def test_saving_into_an_occupied_or_unwritable_place_is_refused_and_writes_nothi
     with pytest.raises(ConfigError, match="is not a folder"):
         save(small, blocker / "pruned")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "occupied"]
+
+
+# ------------------------------------------------------------------ cost
+def test_macs_per_token_equal_torchs_flop_counter_on_a_decode_step_of_an_eager_model():
+    """torch.utils.flop_counter counts every matmul (linears, q.k^T and p.V of eager attention):
+    its FLOPs / 2 for one decode step at 20 cached tokens equal MACs(c = 21) of the convention,
+    for the dense model and for a compacted one with per-block counts."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from shrinkbench.llm.structured.cost import macs_per_token, prefill
+
+    dense = tiny_llama(3)
+    plan = structured_plan(dense, StructuredSpec("width", 0.5, "magnitude", "global"), None)
+    for model in (dense, compact(dense, plan)):
+        model.config._attn_implementation = "eager"
+        ids = torch.randint(0, VOCAB, (1, 20), generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            token, cache = prefill(model, ids)
+            with FlopCounterMode(display=False) as counter:
+                model(input_ids=token, cache=cache, use_cache=True, logits_to_keep=1)
+        assert counter.get_total_flops() / 2 == macs_per_token(model, 21)["total"]
+    hand = 4 * (48 * 48 * 2 + 48 * 24 * 2 + 3 * 48 * 40) + 48 * VOCAB
+    assert macs_per_token(dense, 21) == {"linear": hand, "attention": 4 * 2 * 6 * 8 * 21, "total": hand + 4 * 2 * 6 * 8 * 21}
+
+
+def test_measured_cost_times_both_models_and_states_the_ratios():
+    from shrinkbench.llm.structured.cost import CostSettings, measure
+
+    dense = tiny_llama(3)
+    small = compact(dense, Plan(4, removed_blocks=(1, 2)))
+    out = measure(small, dense, CostSettings(prompt=16, new_tokens=4, warmup=0, repeats=3))
+    for key in ("prefill_b1_s", "prefill_b8_s", "decode_b1_s"):
+        assert out[key] > 0 and out[f"{key}_dense"] > 0
+    assert out["params"] == sum(p.numel() for p in small.parameters()) < out["params_dense"]
+    assert out["theoretical_speedup_decode"] == pytest.approx(out["macs_decode_dense"] / out["macs_decode"])
+    assert out["decode_b1_of_theoretical"] == pytest.approx(out["decode_b1_speedup"] / out["theoretical_speedup_decode"])
+    assert out["peak_memory_b1"] < out["peak_memory_b1_dense"]
+
+
+def test_peak_memory_counts_a_tied_embedding_once():
+    from shrinkbench.core.metrics.cost import peak_memory
+    from shrinkbench.llm.structured.cost import _Prefill
+
+    tied, untied = tiny_llama(3, tied=True), tiny_llama(3, tied=False)
+    ids = torch.randint(0, VOCAB, (1, 8), generator=torch.Generator().manual_seed(0))
+    difference = peak_memory(_Prefill(untied), ids) - peak_memory(_Prefill(tied), ids)
+    assert difference == VOCAB * 48 * 4  # the untied head's float32 bytes, nothing else
