@@ -379,3 +379,93 @@ def test_peak_memory_counts_a_tied_embedding_once():
     ids = torch.randint(0, VOCAB, (1, 8), generator=torch.Generator().manual_seed(0))
     difference = peak_memory(_Prefill(untied), ids) - peak_memory(_Prefill(tied), ids)
     assert difference == VOCAB * 48 * 4  # the untied head's float32 bytes, nothing else
+
+
+# ------------------------------------------------------------------ runs, suites, records
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    from test_llm import LINES, _tokenizer
+
+    root = tmp_path_factory.mktemp("structured")
+    tokenizer = _tokenizer(300)
+    model = tiny_llama(3)
+    model.resize_token_embeddings(len(tokenizer))
+    model.save_pretrained(root / "model")
+    tokenizer.save_pretrained(root / "model")
+    (root / "text.txt").write_text("\n".join(LINES), encoding="utf-8")
+    return root
+
+
+def test_a_suite_of_structured_runs_records_the_structure_and_the_measured_cost(tiny_folder, tmp_path):
+    import os
+
+    from shrinkbench.llm.config import LLMRunConfig
+
+    suite = tmp_path / "structured.toml"
+    suite.write_text(f'''name = "tiny-structured"
+track = "llm"
+[sweep]
+models = ["{tiny_folder / 'model'}"]
+datasets = ["file:{tiny_folder / 'text.txt'}"]
+strategies = [{{name = "block_influence", unit = "blocks"}}, {{name = "flap", unit = "width", scope = "global"}},
+              "magnitude"]
+sparsities = [0.5]
+seeds = [0, 1]
+[run]
+seq_len = 16
+calib_sequences = 4
+eval_windows = 2
+throughput_repeats = 1
+''')
+    store = tmp_path / "store"
+    env = {**os.environ, "SHRINKBENCH_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "shrinkbench.cli", "run", str(suite), "--store", str(store),
+                           "--quiet", "--threads", "1"], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    records = [json.loads(p.read_text()) for p in (store / "runs").glob("*.json")]
+    assert len(records) == 2 * 4 and all(r["status"] == "ok" for r in records)
+    by_unit = {}
+    for r in records:
+        by_unit.setdefault(r["config"].get("unit", "weight") if r["config"]["strategy"] != "none" else "dense",
+                           []).append(r)
+    depth = by_unit["blocks"][0]
+    assert depth["structure"]["blocks"] == 2 and len(depth["structure"]["removed_blocks"]) == 2
+    assert depth["method_tags"] == ["blocks"] and by_unit["width"][0]["method_tags"] == ["width", "global"]
+    assert by_unit["width"][0]["structure"]["compensated"] is True
+    metrics = {m["metric"]: m["value"] for m in depth["metrics"] if m["stage"] == "post"}
+    assert metrics["theoretical_speedup_decode"] > 1 and metrics["decode_speedup_b1"] > 0
+    assert metrics["params"] < {m["metric"]: m["value"] for m in by_unit["dense"][0]["metrics"]}["params"]
+    # the dense run is shared with weight pruning and weight runs keep their ids
+    for r in records:
+        assert LLMRunConfig.from_dict(r["config"]).run_id == r["run_id"]
+    weight = by_unit["weight"][0]["config"]
+    assert "unit" not in LLMRunConfig.from_dict(weight).identity()
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(unit="layers", strategy="last"), "unknown unit 'layers'; choose weight or one of blocks"),
+    (dict(unit="blocks", strategy="last", pattern="2:4"), "pattern 2:4 is a weight pattern"),
+    (dict(unit="blocks", strategy="last", scope="global"), "unit blocks removes whole blocks"),
+    (dict(unit="channels", strategy="wanda"), "unknown width criterion 'wanda'; did you mean 'wanda_sp'"),
+    (dict(unit="channels", strategy="taylor", finetune_steps=3), "do not offer yet"),
+])
+def test_structured_run_settings_are_checked_on_construction(settings, message):
+    from shrinkbench.llm.config import LLMRunConfig
+
+    with pytest.raises((ConfigError, UnknownNameError), match=message):
+        LLMRunConfig(sparsity=0.5, **settings)
+
+
+def test_prune_llm_refuses_more_blocks_than_the_model_has_in_one_line(tiny_folder, tmp_path):
+    import os
+
+    env = {**os.environ, "SHRINKBENCH_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "shrinkbench.cli", "prune-llm", "--model", str(tiny_folder / "model"),
+                           "--text", f"file:{tiny_folder / 'text.txt'}", "--seq-len", "16", "--eval-windows", "1",
+                           "--unit", "blocks", "--strategy", "last", "--sparsity", "0.99", "--store",
+                           str(tmp_path / "store")], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "cannot remove 4 of 4 blocks" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "store" / "runs").exists() or not list((tmp_path / "store" / "runs").iterdir())

@@ -36,7 +36,10 @@ LAYER_SETS = ("blocks",)
 embeddings, the final norm and the LM head are never pruned (the protocol of SparseGPT and
 Wanda)."""
 DERIVED = ("track", "compression", "granularity", "target", "base", "finetune")
-LOCATION_FIELDS = ("text_root", "download")
+LOCATION_FIELDS = ("text_root", "download", "save_to")
+WEIGHT = "weight"
+"""`unit` of weight pruning (the default); the structured units are `blocks`, `heads`,
+`channels` and `width` (`shrinkbench.llm.structured`)."""
 
 
 def parse_pattern(pattern: str) -> tuple[int, int] | None:
@@ -80,8 +83,10 @@ class LLMRunConfig:
     finetune_lr: float = 1e-5
     finetune_batch: int = 2
     throughput_repeats: int = 3
+    unit: str = WEIGHT
     text_root: str | None = None
     download: bool = False
+    save_to: str | None = None  # structured units: save the compacted model there (save_pretrained, safetensors)
 
     def __post_init__(self) -> None:
         if self.strategy == DENSE:
@@ -89,6 +94,7 @@ class LLMRunConfig:
                    "the dense run (strategy 'none') has sparsity 0 and no pattern")
             object.__setattr__(self, "scope", None)
             object.__setattr__(self, "strategy_params", Params())
+            object.__setattr__(self, "unit", WEIGHT)  # one dense run for weight and structured pruning
         else:
             _check(isinstance(self.sparsity, (int, float)) and 0 < self.sparsity < 1,
                    f"sparsity must lie strictly between 0 and 1 (the fraction of the pruned layers' weights set to "
@@ -105,6 +111,13 @@ class LLMRunConfig:
                f"finetune_lr must be a finite number >= 0, got {self.finetune_lr}")
         _check(self.layers in LAYER_SETS, f"layers must be one of {', '.join(LAYER_SETS)}, got {self.layers!r}")
         _check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        if self.structured:
+            from shrinkbench.llm.structured.prune import check_run_settings
+
+            object.__setattr__(self, "scope", check_run_settings(self))
+        elif self.save_to is not None:
+            raise ConfigError("save_to saves a compacted model: it needs a structured unit (blocks, heads, channels, "
+                              "width); a weight-pruned model keeps its shapes")
 
     # ----------------------------------------------------------------- derived fields
     @property
@@ -114,6 +127,12 @@ class LLMRunConfig:
     @property
     def is_dense(self) -> bool:
         return self.strategy == DENSE
+
+    @property
+    def structured(self) -> bool:
+        """Structured pruning (`unit` blocks, heads, channels or width): `strategy` is the
+        criterion, `sparsity` the fraction of the units removed, `scope` the allocation."""
+        return self.unit != WEIGHT and not self.is_dense
 
     @property
     def nm(self) -> tuple[int, int] | None:
@@ -126,6 +145,8 @@ class LLMRunConfig:
 
     @property
     def granularity(self) -> str:
+        if self.unit != WEIGHT:
+            return self.unit
         return "weight" if self.pattern == "unstructured" else self.pattern
 
     @property
@@ -145,6 +166,8 @@ class LLMRunConfig:
         for key in LOCATION_FIELDS + ("strategy_label",):
             d.pop(key)
         d.update(schema=LLM_CONFIG_SCHEMA, track=TRACK)
+        if self.unit == WEIGHT:
+            d.pop("unit")  # run ids of weight pruning stay as they were
         if self.is_dense:
             for key in ("calib_sequences", "calib_batch", "scope", "strategy_sha256"):
                 d.pop(key)

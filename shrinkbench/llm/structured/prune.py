@@ -114,3 +114,64 @@ def structured_plan(model, spec: StructuredSpec, batches: list[torch.Tensor] | N
     if spec.compensate:
         scoring.flap_compensation(model, cal, geo, plan)
     return plan
+
+
+def check_run_settings(cfg) -> str | None:
+    """A structured LLM run's settings checked (one-line ConfigErrors); returns its scope (the
+    allocation: `uniform` by default for width units, None for blocks)."""
+    if cfg.unit not in UNITS:
+        raise ConfigError(f"unknown unit {cfg.unit!r}; choose weight or one of {', '.join(UNITS)}")
+    if cfg.pattern != "unstructured":
+        raise ConfigError(f"pattern {cfg.pattern} is a weight pattern; unit {cfg.unit} removes whole units")
+    if cfg.finetune_steps or cfg.exclude or cfg.strategy_params:
+        raise ConfigError(f"unit {cfg.unit}: finetune_steps, exclude and strategy_params are weight-pruning "
+                          f"settings that structured runs do not offer yet")
+    if cfg.unit == "blocks":
+        if cfg.scope is not None:
+            raise ConfigError(f"unit blocks removes whole blocks: scope {cfg.scope!r} does not apply")
+        scope = None
+    else:
+        scope = cfg.scope or "uniform"
+    StructuredSpec(cfg.unit, cfg.sparsity, cfg.strategy, scope or "uniform")
+    return scope
+
+
+def spec_of(cfg) -> StructuredSpec:
+    return StructuredSpec(cfg.unit, cfg.sparsity, cfg.strategy, cfg.scope or "uniform")
+
+
+def check_reachable(cfg, source) -> None:
+    """Before a run: the model's family is supported and its units can reach `cfg.sparsity`
+    (read from its config, without loading the weights); a `save_to` folder can be written."""
+    from transformers import AutoConfig
+
+    from shrinkbench.llm.structured.units import SUPPORTED, Geometry
+
+    if cfg.save_to:
+        from shrinkbench.llm.structured.compact import check_destination
+
+        check_destination(cfg.save_to)
+    if source.kind == "gguf":
+        from shrinkbench.llm.models import _dequantized_folder
+
+        where = _dequantized_folder(source, cfg.model_sha256)
+    else:
+        where = source.location
+    hf = AutoConfig.from_pretrained(where, local_files_only=source.kind != "hub", trust_remote_code=False)
+    family = (getattr(hf, "architectures", None) or [type(hf).__name__])[0]
+    if family not in SUPPORTED:
+        raise ConfigError(f"structured pruning does not recognise the blocks of {family}; supported: "
+                          f"{', '.join(SUPPORTED)} (the LLaMA architecture: SmolLM2, TinyLlama, LLaMA 1-3)")
+    layers = hf.num_hidden_layers
+    kv = getattr(hf, "layer_kv_heads", None) or [hf.num_key_value_heads] * layers
+    inter = getattr(hf, "layer_intermediate", None) or [hf.intermediate_size] * layers
+    geo = Geometry(hidden=hf.hidden_size, head_dim=hf.head_dim, group_size=hf.num_attention_heads //
+                   hf.num_key_value_heads, kv_heads=tuple(kv), intermediate=tuple(inter), vocab=hf.vocab_size)
+    spec = spec_of(cfg)
+    if spec.unit == "blocks":
+        blocks_removed(spec, layers)
+        return
+    fraction = head_fraction(spec, geo) if spec.unit in ("heads", "width") else 0.0
+    fake = [(torch.zeros(k, dtype=torch.float64), torch.zeros(c, dtype=torch.float64)) for k, c in zip(kv, inter)]
+    scoring.select_width(fake, geo, fraction, spec.amount if spec.unit in ("channels", "width") else 0.0,
+                         spec.allocation)
