@@ -63,7 +63,7 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
     if cfg.structured:
         from shrinkbench.llm.structured.prune import check_reachable
 
-        check_reachable(cfg, source)
+        check_reachable(cfg, source, changes["model_sha256"])
     if not cfg.is_dense and not cfg.structured:
         strategy = resolve_llm_strategy(cfg.strategy, cfg.strategy_params)
         changes["scope"] = check_scope(strategy, cfg.scope, cfg.nm)

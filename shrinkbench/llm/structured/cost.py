@@ -19,8 +19,9 @@ excluded), with attention's matmuls stated: one token at a position that attends
     MACs(c) = sum over Linear layers of in x out  (q, k, v, o, gate, up, down of every block; LM head)
             + sum over blocks of 2 x heads x head_dim x c   (q.k^T over c keys, then p.V)
 
-Prefill per token averages c over the prompt's causal positions, c = (prompt + 1) / 2; decode
-per token averages c over the new tokens, c = prompt + (new_tokens + 1) / 2.
+Prefill per token averages c over the prompt's causal positions, c = (prompt + 1) / 2, and counts
+the LM head once per prompt (its MACs / prompt: only the last position's logits are computed);
+decode per token averages c over the new tokens, c = prompt + (new_tokens + 1) / 2.
 `theoretical_speedup` = dense MACs / pruned MACs at the same c; `measured / theoretical` is
 how much of it the CPU delivers.
 """
@@ -60,9 +61,12 @@ def macs_per_token(model, context: float) -> dict[str, float]:
 
 def theoretical(model, settings: CostSettings) -> dict[str, float]:
     prefill = macs_per_token(model, (settings.prompt + 1) / 2)
+    head = model.get_output_embeddings()
+    head_macs = head.in_features * head.out_features
+    prefill_total = prefill["total"] - head_macs + head_macs / settings.prompt  # the head runs on the last position only
     decode = macs_per_token(model, settings.prompt + (settings.new_tokens + 1) / 2)
     return {"params": float(params(model)), "macs_linear": prefill["linear"],
-            "macs_attention_prefill": prefill["attention"], "macs_prefill": prefill["total"],
+            "macs_attention_prefill": prefill["attention"], "macs_prefill": prefill_total,
             "macs_attention_decode": decode["attention"], "macs_decode": decode["total"]}
 
 

@@ -140,7 +140,7 @@ def spec_of(cfg) -> StructuredSpec:
     return StructuredSpec(cfg.unit, cfg.sparsity, cfg.strategy, cfg.scope or "uniform")
 
 
-def check_reachable(cfg, source) -> None:
+def check_reachable(cfg, source, model_sha256: str) -> None:
     """Before a run: the model's family is supported and its units can reach `cfg.sparsity`
     (read from its config, without loading the weights); a `save_to` folder can be written."""
     from transformers import AutoConfig
@@ -154,11 +154,12 @@ def check_reachable(cfg, source) -> None:
     if source.kind == "gguf":
         from shrinkbench.llm.models import _dequantized_folder
 
-        where = _dequantized_folder(source, cfg.model_sha256)
+        where = _dequantized_folder(source, model_sha256)
     else:
         where = source.location
     hf = AutoConfig.from_pretrained(where, local_files_only=source.kind != "hub", trust_remote_code=False)
-    family = (getattr(hf, "architectures", None) or [type(hf).__name__])[0]
+    by_type = {"llama": "LlamaForCausalLM", "pruned_llama": "PrunedLlamaForCausalLM"}  # a config without architectures
+    family = (getattr(hf, "architectures", None) or [by_type.get(hf.model_type, type(hf).__name__)])[0]
     if family not in SUPPORTED:
         raise ConfigError(f"structured pruning does not recognise the blocks of {family}; supported: "
                           f"{', '.join(SUPPORTED)} (the LLaMA architecture: SmolLM2, TinyLlama, LLaMA 1-3)")
