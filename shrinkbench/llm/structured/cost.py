@@ -7,7 +7,9 @@ same threads; medians over `repeats` rounds after `warmup`):
   pass that fills the KV cache and computes the last position's logits (`logits_to_keep=1`, as
   `generate` does), then the argmax;
 - **decode latency per token**: after an untimed prefill, `new_tokens` greedy steps, each one
-  token with the KV cache; the time of all steps / `new_tokens`; **decode tokens/s** = B / that;
+  token with the KV cache, the dense and the pruned model taking their steps in turn; the median
+  over all timed steps of all rounds (robust to a busy machine's spikes); **decode tokens/s** =
+  B / that;
 - **peak memory** of the batch-1 prefill (`shrinkbench.core.metrics.cost.peak_memory`);
 - **params** (a tied embedding counted once).
 
@@ -79,14 +81,20 @@ def prefill(model, ids: torch.Tensor):
     return out.logits[:, -1].argmax(-1, keepdim=True), _cache_of(out)
 
 
-def decode(model, ids: torch.Tensor, steps: int) -> float:
-    """Seconds of `steps` greedy one-token steps with the KV cache after an untimed prefill."""
-    token, cache = prefill(model, ids)
-    start = time.perf_counter()
+def decode_alternating(models, ids: torch.Tensor, steps: int) -> list[list[float]]:
+    """Seconds of each of `steps` greedy one-token steps with the KV cache, after an untimed
+    prefill, for every model; the models take their steps in turn (step-level alternation), so
+    the machine's load at that moment falls on all of them alike."""
+    states = [prefill(model, ids) for model in models]
+    times: list[list[float]] = [[] for _ in models]
     for _ in range(steps):
-        out = model(input_ids=token, cache=cache, use_cache=True, logits_to_keep=1)
-        token, cache = out.logits[:, -1].argmax(-1, keepdim=True), _cache_of(out)
-    return time.perf_counter() - start
+        for j, model in enumerate(models):
+            token, cache = states[j]
+            start = time.perf_counter()
+            out = model(input_ids=token, cache=cache, use_cache=True, logits_to_keep=1)
+            states[j] = out.logits[:, -1].argmax(-1, keepdim=True), _cache_of(out)
+            times[j].append(time.perf_counter() - start)
+    return times
 
 
 class _Prefill(torch.nn.Module):
@@ -119,10 +127,10 @@ def measure(model, dense, settings: CostSettings = CostSettings()) -> dict[str, 
                     if round_ >= settings.warmup:
                         times.setdefault(f"prefill_b{b}{suffix}", []).append(spent)
             for b in settings.decode_batches:
-                for suffix, net in pair:
-                    spent = decode(net, inputs[b], settings.new_tokens) / settings.new_tokens
-                    if round_ >= settings.warmup:
-                        times.setdefault(f"decode_b{b}{suffix}", []).append(spent)
+                steps = decode_alternating([net for _, net in pair], inputs[b], settings.new_tokens)
+                if round_ >= settings.warmup:
+                    for (suffix, _), spent in zip(pair, steps):
+                        times.setdefault(f"decode_b{b}{suffix}", []).extend(spent)
     out: dict[str, float] = {}
     for key, values in times.items():
         out[f"{key.replace('_dense', '')}_s{'_dense' if key.endswith('_dense') else ''}"] = statistics.median(values)
