@@ -21,7 +21,6 @@ other is available offline, so it is not answered here (said so in the findings)
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -179,18 +178,12 @@ def findings(runs: pd.DataFrame, store: Path) -> tuple[str, str]:
 
 def make_figure(store: Path, out: Path, formats=_common.FORMATS, model: str = MODEL) -> tuple[list[Path], str]:
     runs = structured_runs(store, model)
-    files = _common.save_figure(draw(runs), out, FIGURE, formats)
     summary, details = findings(runs, store)
-    path = out / f"{FIGURE}_findings.md"
-    path.write_text(summary + "\n\n" + details + "\n", encoding="utf-8")
-    return files + [path], summary
+    return _common.figure_with_findings(draw(runs), summary, details, out, FIGURE, formats), summary
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", default=str(REPO / "results" / "reference"))
-    parser.add_argument("--out", default=str(REPO / "paper_figures" / "figures"))
-    parser.add_argument("--model", default=MODEL, help=f"the model whose runs are drawn (default {MODEL})")
+    parser = _common.store_parser(__doc__.splitlines()[0], REPO, MODEL)
     return _common.run(lambda args: make_figure(Path(args.store), Path(args.out), model=args.model)[0], parser, argv)
 
 
