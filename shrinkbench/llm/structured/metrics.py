@@ -6,36 +6,36 @@ from __future__ import annotations
 from shrinkbench.core.metrics.registry import metric
 
 
-@metric(unit="ratio", higher_is_better=True, kind="cost", stages=("post",))
-def decode_speedup_b1(dense_seconds: float, seconds: float) -> float:
-    """decode_speedup_b1 = median t(dense) / median t(pruned) of one greedy decode step with the
-    KV cache at batch 1 (averaged over 64 new tokens after a seq_len-token prompt), the two
-    models timed in alternation in one process."""
+@metric(unit="ratio", higher_is_better=True, kind="cost", stages=("post",), per_batch_size=True)
+def decode_speedup(dense_seconds: float, seconds: float) -> float:
+    """decode_speedup_bB = median t(dense) / median t(pruned) of one greedy decode step with the
+    KV cache at batch B, over the steps of 64 new tokens after a seq_len-token prompt, the two
+    models taking their steps in turn in one process."""
     return dense_seconds / seconds
 
 
-@metric(unit="s", higher_is_better=False, kind="cost", stages=("post",))
-def decode_s_b1(seconds: float) -> float:
-    """decode_s_b1 = median seconds per generated token at batch 1 with the KV cache."""
+@metric(unit="s", higher_is_better=False, kind="cost", stages=("post",), per_batch_size=True)
+def decode_s(seconds: float) -> float:
+    """decode_s_bB = median seconds per generated token at batch B with the KV cache."""
     return seconds
 
 
-@metric(unit="s", higher_is_better=None, kind="cost", stages=("post",))
-def decode_s_dense_b1(seconds: float) -> float:
-    """decode_s_dense_b1 = the dense model's decode_s_b1, timed in alternation with the run's."""
+@metric(unit="s", higher_is_better=None, kind="cost", stages=("post",), per_batch_size=True)
+def decode_s_dense(seconds: float) -> float:
+    """decode_s_dense_bB = the dense model's decode_s_bB, timed in alternation with the run's."""
     return seconds
 
 
-@metric(unit="ratio", higher_is_better=True, kind="cost", stages=("post",))
-def prefill_speedup_b1(dense_seconds: float, seconds: float) -> float:
-    """prefill_speedup_b1 = median t(dense) / median t(pruned) of the prefill (time to first
-    token) of a seq_len-token prompt at batch 1, timed in alternation."""
+@metric(unit="ratio", higher_is_better=True, kind="cost", stages=("post",), per_batch_size=True)
+def prefill_speedup(dense_seconds: float, seconds: float) -> float:
+    """prefill_speedup_bB = median t(dense) / median t(pruned) of the prefill (time to first
+    token) of a seq_len-token prompt at batch B, timed in alternation."""
     return dense_seconds / seconds
 
 
-@metric(unit="s", higher_is_better=False, kind="cost", stages=("post",))
-def prefill_s_b1(seconds: float) -> float:
-    """prefill_s_b1 = median seconds of the prefill of a seq_len-token prompt at batch 1."""
+@metric(unit="s", higher_is_better=False, kind="cost", stages=("post",), per_batch_size=True)
+def prefill_s(seconds: float) -> float:
+    """prefill_s_bB = median seconds of the prefill of a seq_len-token prompt at batch B."""
     return seconds
 
 
