@@ -537,3 +537,33 @@ def test_smollm2_compacted_gives_the_masked_logits_and_reloads_with_plain_transf
                                "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert (torch.load(tmp_path / "out.pt") - expected).abs().max() <= 1e-4
+
+
+def test_prune_llm_saves_the_compacted_model_and_refuses_an_occupied_folder(tiny_folder, tmp_path):
+    import json
+    import os
+
+    env = {**os.environ, "SHRINKBENCH_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    common = [sys.executable, "-m", "shrinkbench.cli", "prune-llm", "--model", str(tiny_folder / "model"), "--text",
+              f"file:{tiny_folder / 'text.txt'}", "--seq-len", "16", "--eval-windows", "1", "--calib-sequences", "2",
+              "--unit", "blocks", "--strategy", "last", "--sparsity", "0.5", "--store", str(tmp_path / "store"),
+              "--threads", "1"]
+    done = subprocess.run(common + ["--save", str(tmp_path / "small")], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    config = json.loads((tmp_path / "small" / "config.json").read_text())
+    assert config["num_hidden_layers"] == 2 and config["architectures"] == ["LlamaForCausalLM"]
+    assert (tmp_path / "small" / "tokenizer.json").is_file()
+    from transformers import AutoModelForCausalLM
+
+    small = AutoModelForCausalLM.from_pretrained(tmp_path / "small")
+    assert len(small.model.layers) == 2
+    again = subprocess.run(common + ["--seed", "1", "--save", str(tmp_path / "small")], capture_output=True, text=True,
+                           env=env, timeout=600)
+    assert again.returncode == 2 and "exists and is not an empty folder" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+    assert len(list((tmp_path / "store" / "runs").glob("*.json"))) == 1
+    with pytest.raises(ConfigError, match="needs a structured unit"):
+        from shrinkbench.llm.config import LLMRunConfig
+
+        LLMRunConfig(save_to=str(tmp_path / "x"))
