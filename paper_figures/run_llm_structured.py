@@ -32,7 +32,7 @@ import _plots  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 from shrinkbench.analysis.errors import AnalysisError  # noqa: E402
 from shrinkbench.analysis.matched import compare_curve_levels  # noqa: E402
@@ -86,7 +86,7 @@ def claim_rows(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def draw(runs: pd.DataFrame):
-    """Left: perplexity against measured decode speedup (log2), every seed as a dot, the mean per
+    """Left: perplexity (log) against measured decode speedup, every seed as a dot, the mean per
     operating point joined; 2:4 at its theoretical speedup, hollow. Right: measured against
     theoretical decode speedup."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1.4, 1]})
@@ -113,8 +113,9 @@ def draw(runs: pd.DataFrame):
                    label=f"dense {float(dense['y'].mean()):.2f}")
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    _common.ratio_axis(ax, "measured decode speedup, batch 1 (dense = 1)")
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))  # speedups below 2x: a linear axis
+    ax.set_xlabel("measured decode speedup, batch 1 (dense = 1)")
     ax.set_ylabel("perplexity, held-out KJV text (log scale)")
     ax.set_title("SmolLM2-135M: 3 calibration seeds as dots, means joined", fontsize=9)
     ax.legend(fontsize=7, frameon=True, loc="upper left")
