@@ -60,6 +60,20 @@ def theoretical_24() -> float:
     return dense / (dense - SMOLLM2["block_linear"] / 2)
 
 
+def has_structured_runs(store: Path, model: str = MODEL) -> bool:
+    """Whether the store holds a structured run (`unit` other than weight) of `model`."""
+    import json
+
+    for path in Path(store, "runs").glob("*.json"):
+        try:
+            config = json.loads(path.read_text()).get("config", {})
+        except (OSError, ValueError):
+            continue
+        if config.get("model") == model and config.get("unit", "weight") != "weight":
+            return True
+    return False
+
+
 def structured_runs(store: Path, model: str = MODEL) -> pd.DataFrame:
     """The run table (y = post/test perplexity) with the measured decode speedup as `X` (1 for
     the dense run, which is its own reference)."""
