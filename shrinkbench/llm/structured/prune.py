@@ -104,8 +104,6 @@ def structured_plan(model, spec: StructuredSpec, batches: list[torch.Tensor] | N
         return plan
     heads = head_fraction(spec, geo) if spec.unit in ("heads", "width") else 0.0
     channels = spec.amount if spec.unit in ("channels", "width") else 0.0
-    if spec.unit == "width" and spec.amount >= 1:
-        raise ConfigError("unit 'width' takes a fraction (of head groups and of channels) removed")
     score = scoring.WIDTH.get(spec.criterion)
     gen = generator(seed, "structured")
     scores = [score(model, cal, geo, i, gen) for i in range(geo.blocks)]
