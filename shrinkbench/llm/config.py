@@ -9,6 +9,11 @@ file), its scope, the sparsity and its pattern (unstructured or N:M), the layers
 optional recovery fine-tune. Where things are (text folder, download switch) is left out of
 the identity, as for vision runs (`shrinkbench.core.configs`).
 
+`unit` (default `weight`, then left out of the identity so older run ids stand) switches to
+structured pruning (`blocks`, `heads`, `channels`, `width`; `shrinkbench.llm.structured`):
+`strategy` is then the criterion, `sparsity` the fraction of the units removed, `scope` the
+allocation (`uniform`, `global`), and `save_to` (a location) where the compacted model is saved.
+
 Records of both tracks share one store and one analysis. For the analysis an LLM config also
 states the derived fields every record has: `compression` = 1 / (1 - sparsity) of the pruned
 layers (2 at 50% and at 2:4; the pattern tells those apart as the `granularity` 2:4), `target`
