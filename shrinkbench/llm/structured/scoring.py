@@ -148,6 +148,7 @@ def check_depth(n: int, blocks: int) -> None:
 
 @DEPTH.decorator("block_influence")
 def block_influence(cal: Calibration, n: int) -> tuple[int, ...]:
+    """Removes the n blocks of lowest 1 - mean cos(input, output) (ShortGPT, Men et al. 2024)."""
     bi = torch.tensor([1 - c for c in cal.block_cos], dtype=torch.float64)
     keep = top_k_mask(bi, len(bi) - n)  # ties keep the lower index
     return tuple(int(i) for i in torch.nonzero(~keep).flatten())
@@ -165,12 +166,14 @@ def angular_distances(cal: Calibration, n: int) -> torch.Tensor:
 
 @DEPTH.decorator("angular")
 def angular(cal: Calibration, n: int) -> tuple[int, ...]:
+    """Removes the n consecutive blocks of smallest angular distance (Gromov et al. 2024)."""
     start = int(torch.argmin(angular_distances(cal, n)))  # the first minimum: ties to the lowest l
     return tuple(range(start, start + n))
 
 
 @DEPTH.decorator("last")
 def last_blocks(cal: Calibration | None, n: int, blocks: int | None = None) -> tuple[int, ...]:
+    """Removes the last n blocks (the naive baseline)."""
     total = blocks if blocks is not None else len(cal.block_cos)
     return tuple(range(total - n, total))
 
@@ -199,12 +202,14 @@ def _unit_scores(elementwise: dict[str, torch.Tensor], geo: Geometry, groups: in
 
 @WIDTH.decorator("magnitude")
 def magnitude(model, cal, geo, i, gen):
+    """score = sum of |W| over the unit's weights."""
     w = _weights(decoder_blocks(model)[i])
     return _unit_scores({p: v.abs() for p, v in w.items()}, geo, geo.kv_heads[i])
 
 
 @WIDTH.decorator("wanda_sp")
 def wanda_sp(model, cal, geo, i, gen):
+    """score = sum of |W_ab| * ||X_b||_2 over the unit's weights (Wanda-sp, An et al. 2024)."""
     w = _weights(decoder_blocks(model)[i])
     return _unit_scores({p: v.abs() * cal.inputs[(i, p)].norm.reshape(1, -1) for p, v in w.items()},
                         geo, geo.kv_heads[i])
@@ -212,12 +217,14 @@ def wanda_sp(model, cal, geo, i, gen):
 
 @WIDTH.decorator("taylor")
 def taylor(model, cal, geo, i, gen):
+    """score = sum of |W * dL/dW| over the unit's weights (LLM-Pruner element-wise, Ma et al. 2023)."""
     w = _weights(decoder_blocks(model)[i])
     return _unit_scores({p: (v * cal.grads[(i, p)]).abs() for p, v in w.items()}, geo, geo.kv_heads[i])
 
 
 @WIDTH.decorator("flap")
 def flap(model, cal, geo, i, gen):
+    """score = Var(X_b) * ||W_:,b||^2 of o/down inputs, with bias compensation (FLAP, An et al. 2024)."""
     w = _weights(decoder_blocks(model)[i])
     o = cal.inputs[(i, "o_proj")].variance * (w["o_proj"] ** 2).sum(0)
     down = cal.inputs[(i, "down_proj")].variance * (w["down_proj"] ** 2).sum(0)
@@ -226,6 +233,7 @@ def flap(model, cal, geo, i, gen):
 
 @WIDTH.decorator("random")
 def random_scores(model, cal, geo, i, gen):
+    """score = uniform random from the run seed (the control)."""
     return (torch.rand(geo.kv_heads[i], generator=gen, dtype=torch.float64),
             torch.rand(geo.intermediate[i], generator=gen, dtype=torch.float64))
 
@@ -291,3 +299,19 @@ def flap_compensation(model, cal: Calibration, geo: Geometry, plan: Plan) -> Non
             removed = torch.ones(geo.intermediate[i], dtype=torch.bool)
             removed[plan.kept_channels[i]] = False
             plan.mlp_bias[i] = (w["down_proj"][:, removed] @ cal.inputs[(i, "down_proj")].mean[removed]).float()
+
+
+def criteria_rows() -> list[dict]:
+    """What `shrinkbench strategies --track llm` lists for structured pruning: every criterion
+    with its unit kind, allocations and whether it calibrates."""
+    import inspect
+
+    rows = []
+    for registry, units, scopes in ((DEPTH, "blocks", []), (WIDTH, "heads, channels, width", ["uniform", "global"])):
+        for name in registry.names():
+            needs = name != "last" if registry is DEPTH else bool(NEEDS[name])
+            doc = inspect.getdoc(registry.get(name)) or ""
+            rows.append({"name": name, "granularity": units, "scope": scopes[0] if scopes else None, "scopes": scopes,
+                         "criterion": "calibrated" if needs else "data-free", "aliases": [],
+                         "description": doc.splitlines()[0] if doc else f"structured pruning criterion ({units})"})
+    return rows
