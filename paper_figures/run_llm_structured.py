@@ -90,6 +90,7 @@ def structured_runs(store: Path, model: str = MODEL) -> pd.DataFrame:
         runs[column] = runs["run_id"].map(dict(zip(found["run_id"], found["value"])))
     runs.loc[runs["strategy"] == DENSE_STRATEGY, X] = 1.0
     runs["method"] = [s.split(" [")[0] for s in runs["strategy"]]
+    runs["structured"] = runs["strategy"].str.contains(r"\[(?:blocks|heads|channels|width)", regex=True)
     return runs
 
 
@@ -107,6 +108,8 @@ def draw(runs: pd.DataFrame):
     ax = axes[0]
     dense = runs[runs["strategy"] == DENSE_STRATEGY]
     labels = {DEPTH: "depth: blocks by block influence", WIDTH: "width: head groups + MLP channels, Wanda-sp"}
+    others = sorted(set(runs.loc[runs["structured"], "strategy"]) - set(labels))
+    labels.update({s: f"{s} (drawn, not in the claim)" for s in others})
     for i, (strategy, label) in enumerate(labels.items()):
         at = runs[runs["strategy"] == strategy].dropna(subset=[X])
         if at.empty:
@@ -116,11 +119,12 @@ def draw(runs: pd.DataFrame):
         mean = at.groupby("compression")[[X, "y"]].mean().sort_values(X)
         line = pd.concat([pd.DataFrame({X: [1.0], "y": [float(dense["y"].mean())]}), mean]) if len(dense) else mean
         line = line.sort_values(X)
-        ax.plot(line[X], line["y"], color=color, marker=_common.MARKERS[i], label=label)
+        ax.plot(line[X], line["y"], color=color, marker=_common.MARKERS[i], label=label,
+                linestyle="-" if strategy in (DEPTH, WIDTH) else "--", linewidth=1.5 if strategy in (DEPTH, WIDTH) else 1)
     twofour = runs[(runs["granularity"] == "2:4")]
     for j, (method, at) in enumerate(twofour.groupby("method")):
         ax.scatter(np.full(len(at), theoretical_24()), at["y"], facecolors="none", edgecolors=method_color(method),
-                   marker=_common.MARKERS[2 + j], s=36,
+                   marker=_common.MARKERS[6 + j], s=36,
                    label=f"{method} 2:4 (theoretical speedup only: no 2:4 kernel on a CPU)")
     if len(dense):
         ax.axhline(float(dense["y"].mean()), color="black", linestyle=":", linewidth=1,
@@ -134,7 +138,7 @@ def draw(runs: pd.DataFrame):
     ax.set_title("SmolLM2-135M: 3 calibration seeds as dots, means joined", fontsize=9)
     ax.legend(fontsize=7, frameon=True, loc="upper left")
     ax = axes[1]
-    for i, strategy in enumerate((DEPTH, WIDTH)):
+    for i, strategy in enumerate(labels):
         at = runs[runs["strategy"] == strategy].dropna(subset=[X])
         if at.empty or "theoretical_speedup_decode" not in at:
             continue
