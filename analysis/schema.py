@@ -98,6 +98,13 @@ UNITS = {
     "prune_seconds": "s",
     "tokens_per_s": "tokens/s",
     "semi_structured_speedup": "ratio",
+    "decode_speedup": "ratio",
+    "decode_s": "s",
+    "decode_s_dense": "s",
+    "prefill_speedup": "ratio",
+    "prefill_s": "s",
+    "macs_per_token": "MACs",
+    "theoretical_speedup_decode": "ratio",
 }
 
 
@@ -122,6 +129,12 @@ HIGHER_IS_BETTER = {
     "prune_seconds": False,
     "tokens_per_s": True,
     "semi_structured_speedup": True,
+    "decode_speedup": True,
+    "decode_s": False,
+    "prefill_speedup": True,
+    "prefill_s": False,
+    "macs_per_token": False,
+    "theoretical_speedup_decode": True,
 }
 """Direction of every registered metric that has one (mirrors `shrinkbench.core.metrics`, checked
 by the tests), so the analysis knows it without torch and never guesses it from a name."""

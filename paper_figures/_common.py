@@ -142,3 +142,21 @@ def shown_path(path) -> str:
         return str(path.relative_to(ROOT))
     except ValueError:
         return str(Path(*path.parts[-2:]))
+
+
+def figure_with_findings(fig, summary: str, details: str, out: Path, stem: str,
+                         formats: Iterable[str] = FORMATS) -> list[Path]:
+    """Save `fig` and write `<stem>_findings.md` (the summary, then the details) beside it."""
+    files = save_figure(fig, out, stem, formats)
+    path = Path(out) / f"{stem}_findings.md"
+    path.write_text(summary + "\n\n" + details + "\n", encoding="utf-8")
+    return files + [path]
+
+
+def store_parser(description: str, repo: Path, model: str) -> argparse.ArgumentParser:
+    """The arguments of a figure drawn from one store's runs of one model."""
+    args = argparse.ArgumentParser(description=description)
+    args.add_argument("--store", default=str(repo / "results" / "reference"))
+    args.add_argument("--out", default=str(repo / "paper_figures" / "figures"))
+    args.add_argument("--model", default=model, help=f"the model whose runs are drawn (default {model})")
+    return args

@@ -32,6 +32,7 @@ import run_prune_at_init  # noqa: E402
 import run_sparse_vs_dense  # noqa: E402
 import run_starting_weights  # noqa: E402
 import run_llm  # noqa: E402
+import run_llm_structured  # noqa: E402
 import run_structured  # noqa: E402
 import across_settings  # noqa: E402
 
@@ -149,6 +150,16 @@ def main(argv=None) -> int:
         written += files
     except AnalysisError as err:
         failed.append(f"{across_settings.FIGURE}: {err}")
+    try:  # structured pruning of the same model (suite llm-structured-smollm2, run on its own: about 40 min)
+        if run_llm_structured.has_structured_runs(options.store):
+            files, blocks[run_llm_structured.FIGURE] = run_llm_structured.make_figure(options.store, options.out,
+                                                                                      options.formats)
+            written += files
+        else:
+            print(f"note: {run_llm_structured.FIGURE}: {options.store} holds no structured run; run "
+                  f"`shrinkbench run {run_llm_structured.SUITE} --store {options.store}`")
+    except AnalysisError as err:
+        failed.append(f"{run_llm_structured.FIGURE}: {err}")
     if not options.no_readme:
         try:
             readme = update_readme(options.readme, blocks)

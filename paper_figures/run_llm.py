@@ -14,7 +14,6 @@ that holds on SmolLM2-135M is tested here, not assumed:
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -163,18 +162,12 @@ def findings(runs: pd.DataFrame, store: Path) -> tuple[str, str]:
 def make_figure(store: Path, out: Path, formats=_common.FORMATS, model: str = MODEL) -> tuple[list[Path], str]:
     """Draw the figure and write its findings; (files, the README block)."""
     runs = llm_runs(store, model)
-    files = _common.save_figure(draw(runs), out, FIGURE, formats)
     summary, details = findings(runs, store)
-    path = out / f"{FIGURE}_findings.md"
-    path.write_text(summary + "\n\n" + details + "\n", encoding="utf-8")
-    return files + [path], summary
+    return _common.figure_with_findings(draw(runs), summary, details, out, FIGURE, formats), summary
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", default=str(REPO / "results" / "reference"))
-    parser.add_argument("--out", default=str(REPO / "paper_figures" / "figures"))
-    parser.add_argument("--model", default=MODEL, help=f"the model whose runs are drawn (default {MODEL})")
+    parser = _common.store_parser(__doc__.splitlines()[0], REPO, MODEL)
     parser.add_argument("--rerun", action="store_true", help=f"run the missing runs of {SUITE} first")
 
     def body(args) -> list[Path]:

@@ -56,17 +56,22 @@ def test_the_smollm2_card_counts_the_weights_of_its_gguf_file():
 
 
 def test_strategies_lists_magnitude_wanda_sparsegpt_with_scopes(capsys):
-    rows = listed(capsys, "strategies", "--track", "llm")
+    listing = listed(capsys, "strategies", "--track", "llm")
+    rows = [r for r in listing if r["granularity"] == "unstructured, N:M"]
     by_name = {r["name"]: r for r in rows}
     assert set(by_name) == {"magnitude", "wanda", "sparsegpt"}
     assert by_name["wanda"]["scopes"] == ["row", "layer"] and by_name["wanda"]["criterion"] == "calibrated"
     assert by_name["sparsegpt"]["scope"] == "block" and by_name["magnitude"]["criterion"] == "data-free"
-    assert all(r["granularity"] == "unstructured, N:M" for r in rows)
+    structured = {(r["name"], r["granularity"]): r for r in listing if r not in rows}  # structured pruning criteria
+    assert set(structured) == {(n, "blocks") for n in ("block_influence", "angular", "last")} | {
+        (n, "heads, channels, width") for n in ("magnitude", "wanda_sp", "taylor", "flap", "random")}
+    assert structured[("last", "blocks")]["criterion"] == "data-free"
+    assert structured[("flap", "heads, channels, width")]["scopes"] == ["uniform", "global"]
     everything = listed(capsys, "strategies")
     from shrinkbench.vision.pruning import STRATEGIES
 
     assert [r["name"] for r in everything if r["track"] == "vision"] == list(STRATEGIES)
-    assert [r["name"] for r in everything if r["track"] == "llm"] == ["magnitude", "wanda", "sparsegpt"]
+    assert [r["name"] for r in everything if r["track"] == "llm"][:3] == ["magnitude", "wanda", "sparsegpt"]
 
 
 def test_datasets_lists_the_texts_with_splits_and_sources(capsys):
@@ -82,7 +87,8 @@ def test_csv_carries_the_track_column(capsys):
     assert main(["strategies", "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert {r["track"] for r in rows} == {"vision", "llm"}
-    assert {r["name"] for r in rows if r["track"] == "llm"} == {"magnitude", "wanda", "sparsegpt"}
+    assert {r["name"] for r in rows if r["track"] == "llm"} == {"magnitude", "wanda", "sparsegpt", "block_influence",
+                                                                 "angular", "last", "wanda_sp", "taylor", "flap", "random"}
 
 
 def test_text_output_has_a_section_per_track(capsys):

@@ -23,9 +23,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="magnitude, wanda, sparsegpt, or your own as module:Class or file.py:Class (an LLMStrategy)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", default=None,
                    help="a parameter of the strategy (repeatable; VALUE read as JSON where it parses)")
-    p.add_argument("--scope", default=None, choices=("row", "layer", "block", "global"),
+    p.add_argument("--unit", default="weight", choices=("weight", "blocks", "heads", "channels", "width"),
+                   help="weight (default) or a structured unit: blocks (depth), heads (GQA head groups), channels "
+                        "(MLP), width (both); then --strategy is its criterion (block_influence, angular, last; "
+                        "magnitude, wanda_sp, taylor, flap, random) and --sparsity the fraction of units removed")
+    p.add_argument("--save", default=None, metavar="FOLDER",
+                   help="structured units: save the compacted model there (save_pretrained, safetensors)")
+    p.add_argument("--scope", default=None, choices=("row", "layer", "block", "global", "uniform"),
                    help="where the kept count is exact: per output row, per layer, per 128-column block (sparsegpt), "
-                        "over all layers (data-free strategies); default: the strategy's published scope")
+                        "over all layers (data-free strategies); default: the strategy's published scope; for width "
+                        "units the allocation: uniform (default) or global")
     p.add_argument("--sparsity", type=float, default=None,
                    help="fraction of the pruned layers' weights set to zero, in (0, 1) (default 0.5; an N:M pattern "
                         "sets it, --strategy none takes none)")
@@ -72,7 +79,8 @@ def cmd_prune_llm(args) -> int:
                  eval_windows=args.eval_windows, finetune_steps=args.finetune_steps, finetune_lr=args.finetune_lr,
                  text_root=args.text_root)
     raw = dict(model=args.model, tokenizer=args.tokenizer, dataset=args.text, strategy=args.strategy,
-               pattern=args.pattern, seed=args.seed, exclude=tuple(args.exclude or ()), download=args.download,
+               pattern=args.pattern, seed=args.seed, exclude=tuple(args.exclude or ()), download=args.download, unit=args.unit,
+               save_to=args.save,
                **{k: v for k, v in given.items() if v is not None})  # left out: the config's one default
     if args.param:
         raw["strategy_params"] = parse_assignments(args.param).to_dict()

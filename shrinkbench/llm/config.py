@@ -9,6 +9,11 @@ file), its scope, the sparsity and its pattern (unstructured or N:M), the layers
 optional recovery fine-tune. Where things are (text folder, download switch) is left out of
 the identity, as for vision runs (`shrinkbench.core.configs`).
 
+`unit` (default `weight`, then left out of the identity so older run ids stand) switches to
+structured pruning (`blocks`, `heads`, `channels`, `width`; `shrinkbench.llm.structured`):
+`strategy` is then the criterion, `sparsity` the fraction of the units removed, `scope` the
+allocation (`uniform`, `global`), and `save_to` (a location) where the compacted model is saved.
+
 Records of both tracks share one store and one analysis. For the analysis an LLM config also
 states the derived fields every record has: `compression` = 1 / (1 - sparsity) of the pruned
 layers (2 at 50% and at 2:4; the pattern tells those apart as the `granularity` 2:4), `target`
@@ -40,7 +45,10 @@ DEFAULT_SEQ_LEN = 256
 DEFAULT_SPARSITY = 0.5
 """The sparsity of an unstructured run that does not say; an N:M run's is 1 - N/M, a dense run's 0."""
 DERIVED = ("track", "compression", "granularity", "target", "base", "finetune")
-LOCATION_FIELDS = ("text_root", "download")
+LOCATION_FIELDS = ("text_root", "download", "save_to")
+WEIGHT = "weight"
+"""`unit` of weight pruning (the default); the structured units are `blocks`, `heads`,
+`channels` and `width` (`shrinkbench.llm.structured`)."""
 
 
 def parse_pattern(pattern: str) -> tuple[int, int] | None:
@@ -87,8 +95,10 @@ class LLMRunConfig:
     threads: int | None = None
     """torch's intra-op threads the run computes with on the CPU (part of the identity where
     pinned, as for vision runs: `shrinkbench.core.sweep.pin_threads`); None: not pinned."""
+    unit: str = WEIGHT
     text_root: str | None = None
     download: bool = False
+    save_to: str | None = None  # structured units: save the compacted model there (save_pretrained, safetensors)
 
     def __post_init__(self) -> None:
         nm = parse_pattern(self.pattern)
@@ -100,6 +110,7 @@ class LLMRunConfig:
                    "the dense run (strategy 'none') takes no scope, strategy parameters or label")
             object.__setattr__(self, "sparsity", 0.0)
             object.__setattr__(self, "strategy_params", Params())
+            object.__setattr__(self, "unit", WEIGHT)  # one dense run for weight and structured pruning
         elif nm is not None:
             implied = 1 - nm[0] / nm[1]
             _check(self.sparsity is None or (isinstance(self.sparsity, (int, float)) and
@@ -125,6 +136,13 @@ class LLMRunConfig:
         _check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         _check(self.threads is None or (isinstance(self.threads, int) and self.threads >= 1),
                f"threads must be a whole number >= 1, got {self.threads!r}")
+        if self.structured:
+            from shrinkbench.llm.structured.prune import check_run_settings
+
+            object.__setattr__(self, "scope", check_run_settings(self))
+        elif self.save_to is not None:
+            raise ConfigError("save_to saves a compacted model: it needs a structured unit (blocks, heads, channels, "
+                              "width); a weight-pruned model keeps its shapes")
 
     # ----------------------------------------------------------------- derived fields
     @property
@@ -134,6 +152,12 @@ class LLMRunConfig:
     @property
     def is_dense(self) -> bool:
         return self.strategy == DENSE
+
+    @property
+    def structured(self) -> bool:
+        """Structured pruning (`unit` blocks, heads, channels or width): `strategy` is the
+        criterion, `sparsity` the fraction of the units removed, `scope` the allocation."""
+        return self.unit != WEIGHT and not self.is_dense
 
     @property
     def nm(self) -> tuple[int, int] | None:
@@ -146,6 +170,8 @@ class LLMRunConfig:
 
     @property
     def granularity(self) -> str:
+        if self.unit != WEIGHT:
+            return self.unit
         return "weight" if self.pattern == "unstructured" else self.pattern
 
     @property
@@ -165,6 +191,8 @@ class LLMRunConfig:
         for key in LOCATION_FIELDS + ("strategy_label",):
             d.pop(key)
         d.update(schema=LLM_CONFIG_SCHEMA, track=TRACK)
+        if self.unit == WEIGHT:
+            d.pop("unit")  # run ids of weight pruning stay as they were
         if self.is_dense:
             for key in ("calib_sequences", "calib_batch", "scope", "strategy_sha256"):
                 d.pop(key)

@@ -59,3 +59,6 @@ def semi_structured_speedup(dense_seconds: float, sparse_seconds: float) -> floa
     """semi_structured_speedup = t(dense linear layers) / t(the same layers with torch's
     semi-structured (2:4) sparse kernels), on CUDA only, timed in alternation."""
     return dense_seconds / sparse_seconds
+
+
+import shrinkbench.llm.structured.metrics  # noqa: E402,F401  (registers the structured pruning metrics)

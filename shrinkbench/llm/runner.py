@@ -72,7 +72,11 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
     changes["text_sha256"] = text.sha256
     _check_windows(source, changes["model_sha256"], cfg.tokenizer, changes.get("tokenizer_sha256"), cfg.dataset,
                    cfg.text_root, cfg.download, cfg.seq_len, cfg.eval_windows)
-    if not cfg.is_dense:
+    if cfg.structured:
+        from shrinkbench.llm.structured.prune import check_reachable
+
+        check_reachable(cfg, source, changes["model_sha256"])
+    if not cfg.is_dense and not cfg.structured:
         from shrinkbench.llm.checks import check_declaration, check_strategy, display_name
 
         strategy = resolve_llm_strategy(cfg.strategy, cfg.strategy_params)
@@ -295,7 +299,16 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
     try:
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(0)
-            if not cfg.is_dense:
+            dense_model = model
+            if cfg.structured:
+                from shrinkbench.llm.structured.run import prune_structured
+
+                model = prune_structured(model, cfg, train_ids, dev, record, say)
+                if cfg.save_to:
+                    from shrinkbench.llm.structured.compact import save
+
+                    record["structure"]["saved_to"] = str(save(model, cfg.save_to, tokenizer))
+            elif not cfg.is_dense:
                 strategy = resolve_llm_strategy(cfg.strategy, cfg.strategy_params)
                 batches = None
                 if strategy.needs_inputs:
@@ -330,6 +343,10 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
         record["metrics"] += structure_metrics(model, cfg.exclude)
         say("measuring cost")
         record["metrics"] += cost_metrics(model, cfg, dev, notes)
+        if cfg.structured:
+            from shrinkbench.llm.structured.run import structured_cost
+
+            record["metrics"] += structured_cost(model, dense_model, cfg)
         if masks is not None:
             record["layers"] = [{"name": n, "numel": int(m.numel()), "kept": int(m.sum())} for n, m in masks.items()]
     except (TrainingDivergedError, StrategyError) as exc:

@@ -5,7 +5,9 @@
     [sweep]
     models = ["smollm2-135m"]           # registered names, local folders, hub names (with --download)
     datasets = ["kjv"]                  # texts (`shrinkbench.llm.text`)
-    strategies = ["magnitude", "wanda", "sparsegpt"]   # or tables {name, params, label, scope}
+    strategies = ["magnitude", "wanda", "sparsegpt"]   # or tables {name, params, label, scope, unit}
+                                        # unit: blocks | heads | channels | width (structured pruning,
+                                        # `shrinkbench.llm.structured`; sparsity = fraction of units removed)
     sparsities = [0.5]                  # unstructured targets, each in (0, 1)
     patterns = ["unstructured", "2:4"]  # "unstructured" runs at every sparsity; N:M once each
     seeds = [0, 1, 2]                   # run seeds: the calibration draws
@@ -33,7 +35,7 @@ from shrinkbench.llm.config import DENSE, LLMRunConfig
 SWEEP_LISTS = {"models": str, "datasets": str, "strategies": (str, dict), "sparsities": (int, float),
                "patterns": str, "seeds": int}
 REQUIRED = ("models", "datasets", "strategies", "seeds")
-STRATEGY_KEYS = ("name", "params", "label", "scope")
+STRATEGY_KEYS = ("name", "params", "label", "scope", "unit")
 TOP_LEVEL = ("name", "description", "track", "sweep", "run")
 SET_BY_SWEEP = {"model": "models", "dataset": "datasets", "strategy": "strategies", "sparsity": "sparsities",
                 "pattern": "patterns", "seed": "seeds", "scope": "strategies (a table with a scope)",
@@ -89,8 +91,9 @@ def load_llm_suite(data: dict[str, Any], where: str, path, added: list[str] | No
             item = {**common, "strategy": entry["name"], "pattern": pattern,
                     "sparsity": sparsity,  # None under N:M: the pattern sets it
                     "strategy_params": entry.get("params", {}), "strategy_label": entry.get("label")}
-            if "scope" in entry:
-                item["scope"] = entry["scope"]
+            for key in ("scope", "unit"):
+                if key in entry:
+                    item[key] = entry[key]
             raw.append(item)
         for item in raw:
             cfg = validate_llm_config(LLMRunConfig.from_dict(item, where))

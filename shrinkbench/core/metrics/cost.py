@@ -152,9 +152,9 @@ def _memory_tracker(baseline: int):
 @metric(unit="bytes", higher_is_better=False, kind="cost", stages=("post",), per_batch_size=True)
 def peak_memory(model: nn.Module, x: torch.Tensor) -> int:
     """Peak bytes of tensors alive during one inference forward pass of a batch of B:
-    peak_memory_bB = bytes(parameters, buffers, input) + max over time of the bytes of live
-    activation storages (CPU: tracked per tensor storage; CUDA: the allocator's peak,
-    torch.cuda.max_memory_allocated)."""
+    peak_memory_bB = bytes(parameters, buffers, input; a storage shared by tied weights once) +
+    max over time of the bytes of live activation storages (CPU: tracked per tensor storage;
+    CUDA: the allocator's peak, torch.cuda.max_memory_allocated)."""
     import torch
 
     with torch.inference_mode():
@@ -164,8 +164,9 @@ def peak_memory(model: nn.Module, x: torch.Tensor) -> int:
             model(x)
             torch.cuda.synchronize(x.device)
             return int(torch.cuda.max_memory_allocated(x.device))
-        baseline = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-        baseline += x.numel() * x.element_size()
+        storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes()
+                    for t in model.state_dict(keep_vars=True).values()}  # a tied weight counted once
+        baseline = sum(storages.values()) + x.numel() * x.element_size()
         tracker = _memory_tracker(baseline)
         with tracker:
             model(x)
