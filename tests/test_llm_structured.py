@@ -545,7 +545,7 @@ def test_prune_llm_saves_the_compacted_model_and_refuses_an_occupied_folder(tiny
 
     env = {**os.environ, "SHRINKBENCH_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     common = [sys.executable, "-m", "shrinkbench.cli", "prune-llm", "--model", str(tiny_folder / "model"), "--text",
-              f"file:{tiny_folder / 'text.txt'}", "--seq-len", "16", "--eval-windows", "1", "--calib-sequences", "2",
+              f"file:{tiny_folder / 'text.txt'}", "--seq-len", "16", "--eval-windows", "1",
               "--unit", "blocks", "--strategy", "last", "--sparsity", "0.5", "--store", str(tmp_path / "store"),
               "--threads", "1"]
     done = subprocess.run(common + ["--save", str(tmp_path / "small")], capture_output=True, text=True, env=env,

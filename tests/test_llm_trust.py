@@ -393,6 +393,9 @@ WALK = {
     "--text-root": (lambda t, b: ["--text-root", str(b)], [], "does not read it"),
     "--download": (lambda t, b: ["--download"], [], "leave it out"),
     "--threads": (lambda t, b: ["--threads", "2"], [], "acts"),
+    "--unit": (lambda t, b: ["--unit", "heads", "--sparsity", "0.5"], [], "acts"),
+    "--save": (lambda t, b: ["--unit", "heads", "--sparsity", "0.5", "--save", str(b / "saved")],
+               ["--unit", "heads", "--sparsity", "0.5"], "acts"),
     "--format": (lambda t, b: ["--format", "json"], [], "acts"),
 }
 
@@ -466,6 +469,8 @@ RUN_WALK = {
     "finetune_batch": ("finetune_steps = 1\nfinetune_batch = 1", "acts"),
     "throughput_repeats": ("throughput_repeats = 2", "acts"),
     "threads": ("threads = 1", "acts"),
+    "unit": ('unit = "heads"', "would be overridden"),
+    "save_to": ('save_to = "{tiny}/saved"', "needs a structured unit"),
     "text_root": ('text_root = "{tiny}"', "does not read it"),
     "download": ("download = true", "leave it out"),
 }

@@ -40,7 +40,8 @@ TOP_LEVEL = ("name", "description", "track", "sweep", "run")
 SET_BY_SWEEP = {"model": "models", "dataset": "datasets", "strategy": "strategies", "sparsity": "sparsities",
                 "pattern": "patterns", "seed": "seeds", "scope": "strategies (a table with a scope)",
                 "strategy_params": "strategies (a table with params)",
-                "strategy_label": "strategies (a table with a label)"}
+                "strategy_label": "strategies (a table with a label)",
+                "unit": "strategies (a table with a unit)"}
 """[run] keys the sweep sets for every run: refused in [run], with where they belong."""
 FILLED_IN = ("model_sha256", "tokenizer_sha256", "text_sha256", "strategy_sha256")
 
@@ -112,7 +113,10 @@ def _refuse_idle_run_settings(run: dict, configs, where: str) -> None:
     if any(k in run for k in ("finetune_lr", "finetune_batch")) and not run.get("finetune_steps"):
         raise ConfigError(f"{where}: [run] finetune_lr and finetune_batch set the recovery fine-tune; set "
                           f"finetune_steps too, or leave them out")
-    calibrated = any(resolve_llm_strategy(c.strategy, c.strategy_params).needs_inputs
+    from shrinkbench.llm.structured.scoring import calibrates
+
+    calibrated = any(calibrates(c.unit, c.strategy) if c.structured
+                     else resolve_llm_strategy(c.strategy, c.strategy_params).needs_inputs
                      for c in configs if not c.is_dense)
     for key in ("calib_sequences", "calib_batch"):
         if key in run and not calibrated:
