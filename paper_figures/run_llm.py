@@ -72,6 +72,7 @@ def llm_runs(store: Path, model: str = MODEL) -> pd.DataFrame:
                             f"(or this script with --rerun)")
     runs = run_table(table, OPTIONS)
     runs["pattern"] = np.where(runs["granularity"] == "weight", "unstructured", runs["granularity"])
+    runs = runs[runs["pattern"].isin(list(PATTERNS))].copy()  # structured runs are run_llm_structured's figure
     runs["method"] = [s.split(" [")[0] for s in runs["strategy"]]
     return runs
 

