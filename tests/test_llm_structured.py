@@ -567,3 +567,19 @@ def test_prune_llm_saves_the_compacted_model_and_refuses_an_occupied_folder(tiny
         from shrinkbench.llm.config import LLMRunConfig
 
         LLMRunConfig(save_to=str(tmp_path / "x"))
+
+
+def test_the_torch_free_catalog_agrees_with_the_criteria_registries():
+    """`strategies --track llm` and the checks before a run read the catalog (no torch); the
+    criteria that run are the registries': the same names, calibration needs and definitions."""
+    import inspect
+
+    from shrinkbench.llm.structured import catalog, scoring
+
+    assert list(catalog.DEPTH_CRITERIA) == scoring.DEPTH.names()
+    assert list(catalog.WIDTH_CRITERIA) == scoring.WIDTH.names()
+    for name, (needs, definition) in catalog.WIDTH_CRITERIA.items():
+        assert needs == bool(scoring.NEEDS[name]), name
+        assert inspect.getdoc(scoring.WIDTH.get(name)).splitlines()[0] == definition
+    for name, (needs, definition) in catalog.DEPTH_CRITERIA.items():
+        assert needs == (name != "last") and inspect.getdoc(scoring.DEPTH.get(name)).splitlines()[0] == definition

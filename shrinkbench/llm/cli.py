@@ -89,7 +89,7 @@ def cmd_prune_llm(args) -> int:
     cfg = pin_threads((cfg,), args.threads or torch_threads())[0]  # the count it computes with: its identity
     if args.calib_sequences is not None and not cfg.is_dense:
         from shrinkbench.llm.methods import resolve_llm_strategy
-        from shrinkbench.llm.structured.scoring import calibrates
+        from shrinkbench.llm.structured.catalog import calibrates
 
         if not (calibrates(cfg.unit, cfg.strategy) if cfg.structured
                 else resolve_llm_strategy(cfg.strategy, cfg.strategy_params).needs_inputs):

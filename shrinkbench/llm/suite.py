@@ -113,7 +113,7 @@ def _refuse_idle_run_settings(run: dict, configs, where: str) -> None:
     if any(k in run for k in ("finetune_lr", "finetune_batch")) and not run.get("finetune_steps"):
         raise ConfigError(f"{where}: [run] finetune_lr and finetune_batch set the recovery fine-tune; set "
                           f"finetune_steps too, or leave them out")
-    from shrinkbench.llm.structured.scoring import calibrates
+    from shrinkbench.llm.structured.catalog import calibrates
 
     calibrated = any(calibrates(c.unit, c.strategy) if c.structured
                      else resolve_llm_strategy(c.strategy, c.strategy_params).needs_inputs

@@ -90,7 +90,7 @@ def list_strategies() -> list[dict[str, Any]]:
         rows.append({"name": name, "granularity": "unstructured, N:M", "scope": cls.default_scope,
                      "scopes": list(cls.scopes), "criterion": "calibrated" if cls.needs_inputs else "data-free",
                      "aliases": list(LLM_STRATEGIES.aliases(name)), "description": doc.splitlines()[0] if doc else ""})
-    from shrinkbench.llm.structured.scoring import criteria_rows
+    from shrinkbench.llm.structured.catalog import criteria_rows
 
     return rows + criteria_rows()  # structured pruning (`unit` blocks, heads, channels, width)
 

@@ -299,25 +299,3 @@ def flap_compensation(model, cal: Calibration, geo: Geometry, plan: Plan) -> Non
             removed = torch.ones(geo.intermediate[i], dtype=torch.bool)
             removed[plan.kept_channels[i]] = False
             plan.mlp_bias[i] = (w["down_proj"][:, removed] @ cal.inputs[(i, "down_proj")].mean[removed]).float()
-
-
-def calibrates(unit: str, name: str) -> bool:
-    """Whether the structured criterion `name` of `unit` reads calibration tokens (depth: every
-    criterion but last-n; width: those that need inputs or gradients)."""
-    return name != "last" if unit == "blocks" else bool(NEEDS.get(name))
-
-
-def criteria_rows() -> list[dict]:
-    """What `shrinkbench strategies --track llm` lists for structured pruning: every criterion
-    with its unit kind, allocations and whether it calibrates."""
-    import inspect
-
-    rows = []
-    for registry, units, scopes in ((DEPTH, "blocks", []), (WIDTH, "heads, channels, width", ["uniform", "global"])):
-        for name in registry.names():
-            needs = calibrates("blocks" if registry is DEPTH else "width", name)
-            doc = inspect.getdoc(registry.get(name)) or ""
-            rows.append({"name": name, "granularity": units, "scope": scopes[0] if scopes else None, "scopes": scopes,
-                         "criterion": "calibrated" if needs else "data-free", "aliases": [],
-                         "description": doc.splitlines()[0] if doc else f"structured pruning criterion ({units})"})
-    return rows
