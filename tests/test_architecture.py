@@ -247,7 +247,7 @@ def _toy_track():
                       load_metrics=lambda: None)
     return Track(name="toy", summary="a toy track of the architecture test", config_from_dict=ToyConfig.from_dict,
                  execute=execute, describe=lambda cfg: f"toy {cfg.strategy} seed {cfg.seed}", load_suite=load_suite,
-                 listing=listing, record_names=lambda cfg: cfg.record_names())
+                 listing=listing)
 
 
 def test_a_third_track_is_one_registration_and_runs_through_the_core(tmp_path, capsys):

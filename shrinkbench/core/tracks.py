@@ -58,10 +58,6 @@ class Track:
     """`load_suite(data, where, path, added)` -> `shrinkbench.core.suite.Suite`: the suite's tables
     (its `track` key removed) expanded into validated configs."""
     listing: Listing
-    record_names: Callable[[Any], dict[str, Any]]
-    """What the analysis reads of a run from its record rather than from the track's rules:
-    `{"method_tags": [...], "data_split": "..."}` (`shrinkbench.analysis.naming`). Every config of
-    a track offers it as `cfg.record_names()`, which the runners and failed records use."""
     register_commands: Callable[[Any], None] | None = None
     """Adds the track's own CLI commands (`prune`, `prune-llm`) to the `shrinkbench` parser."""
     prepare_base: Callable[..., Any] | None = None
@@ -70,8 +66,6 @@ class Track:
     with_data_options: Callable[[Any, dict[str, Any]], Any] | None = None
     """A config with the command line's data options (`root`, `download`) applied; None: the
     track has none, and the options are refused for its suites."""
-    method_name: Callable[[str], str] = field(default=lambda spec: spec)
-    """The name the analysis gives a strategy written as on the command line (its canonical name)."""
     title: str = ""
     """How messages name the track ("the language-model track"); default "the <name> track"."""
     response_metric: str = "top1"

@@ -137,8 +137,7 @@ def describe_llm(cfg: LLMRunConfig) -> str:
     """`smollm2-135m/kjv wanda [2:4] sparsity 0.5 seed 1`."""
     if cfg.is_dense:
         return f"{cfg.model}/{cfg.dataset} dense seed {cfg.seed}"
-    from shrinkbench.analysis.naming import one_shot_run_tags
     from shrinkbench.analysis.schema import strategy_name
 
-    config = cfg.to_dict()
-    return f"{cfg.model}/{cfg.dataset} {strategy_name(config, one_shot_run_tags(config))} sparsity {cfg.sparsity:g} seed {cfg.seed}"
+    name = strategy_name(cfg.to_dict(), cfg.record_names()["method_tags"])
+    return f"{cfg.model}/{cfg.dataset} {name} sparsity {cfg.sparsity:g} seed {cfg.seed}"

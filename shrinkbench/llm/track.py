@@ -53,12 +53,6 @@ def _check_run_options(args) -> None:
                               f"{flag} out")
 
 
-def _method_name(spec: str) -> str:
-    from shrinkbench.llm.methods import resolve_llm_strategy
-
-    return spec if ":" in spec else resolve_llm_strategy(spec).name
-
-
 def _benchmark_method(configs, added) -> str | None:
     """The first added method, else the first pruned one, as the reports name it."""
     from shrinkbench.analysis.schema import strategy_name
@@ -103,11 +97,6 @@ def list_texts(data_root: str | None = None) -> list[dict[str, Any]]:
              "aliases": list(TEXTS.aliases(name))} for name in TEXTS]
 
 
-def record_names(cfg) -> dict[str, Any]:
-    """The method's tags and the data split, as the record carries them for the analysis."""
-    return cfg.record_names()
-
-
 def _load_metrics() -> None:
     import shrinkbench.llm.metrics  # noqa: F401  (registers perplexity, nll, sparsity, ...)
 
@@ -122,11 +111,9 @@ TRACK = Track(
     load_suite=_load_suite,
     listing=Listing(models=list_models, strategies=list_strategies, datasets=list_texts,
                     load_metrics=_load_metrics),
-    record_names=record_names,
     register_commands=_register_commands,
     prepare_base=None,
     with_data_options=None,
-    method_name=_method_name,
     response_metric="perplexity",
     benchmark_method=_benchmark_method,
     check_run_options=_check_run_options,

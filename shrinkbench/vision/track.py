@@ -39,7 +39,7 @@ def describe(cfg) -> str:
         name = "dense"
     else:
         config = cfg.to_dict()
-        names = record_names(cfg)["method_tags"]
+        names = cfg.record_names()["method_tags"]
         tags = strategy_name(config, [t for t in names if t != f"{cfg.target} target"])  # the target is said after
         name = f"{tags} {cfg.target} {cfg.compression:g}"
     return f"{cfg.model}/{cfg.dataset} {name} seed {cfg.base.seed}/{cfg.seed}"
@@ -111,11 +111,6 @@ def list_datasets(data_root: str | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def record_names(cfg) -> dict[str, Any]:
-    """The method's tags and the data split, as the record carries them for the analysis."""
-    return cfg.record_names()
-
-
 def _load_metrics() -> None:
     import shrinkbench.vision.metrics  # noqa: F401  (registers top1, top5, loss)
 
@@ -129,11 +124,9 @@ TRACK = Track(
     load_suite=_load_suite,
     listing=Listing(models=list_models, strategies=list_strategies, datasets=list_datasets,
                     load_metrics=_load_metrics),
-    record_names=record_names,
     register_commands=_register_commands,
     prepare_base=_prepare_base,
     with_data_options=_with_data_options,
-    method_name=_method_name,
     response_metric="top1",
     benchmark_method=_benchmark_method,
     check_save_pruned=_check_save_pruned,
