@@ -120,13 +120,12 @@ def cmd_benchmark(args) -> int:
 
     from shrinkbench.analysis.files import check_output
 
-    check_output(Path(args.out) if args.out else Path(args.store) / "report", "folder")  # before any run
-    suite, report = _run_suite(args, args.suite)
     from shrinkbench.analysis.benchmark import benchmark_summary
-
     from shrinkbench.analysis.options import AnalysisOptions
 
     out = Path(args.out) if args.out else Path(args.store) / "report"
+    check_output(out, "folder")  # before any run
+    suite, report = _run_suite(args, args.suite)
     track = _tracks_of(suite.configs)[0] if suite.configs else None
     options, method = AnalysisOptions(), args.method
     if track is not None:
