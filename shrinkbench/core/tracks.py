@@ -67,7 +67,7 @@ class Track:
     """A config with the command line's data options (`root`, `download`) applied; None: the
     track has none, and the options are refused for its suites."""
     title: str = ""
-    """How messages name the track ("the language-model track"); default "the <name> track"."""
+    """How messages name the track, after "the" ("language-model track"); default "<name> track"."""
     response_metric: str = "top1"
     """The metric a comparison of this track's runs is about by default (vision top-1, LLM perplexity)."""
     benchmark_method: Callable[[Sequence[Any], Sequence[str]], str | None] = field(default=lambda configs, added: None)
