@@ -274,15 +274,22 @@ def _latex_float(rows: pd.DataFrame, options: AnalysisOptions, comparisons, meth
     return "\n".join(lines)
 
 
-FLOAT_ROWS = 24
-"""A setting with more rows is set as one table per ratio: a float taller than a page does not
-compile into one (about 40 lines of a page's body, less its caption and rules)."""
+FLOAT_ROWS = 34
+"""A setting whose rows take more lines than this is set as one table per ratio: a float taller
+than a page does not compile into one (about 45 lines of a page's body, less its caption and
+rules). A long name set on two lines (`_latex_row`) counts two."""
+
+
+def _latex_lines(rows: pd.DataFrame) -> int:
+    """The lines `rows` take in a LaTeX table: two for a long name with tags, else one."""
+    names = [display_name(s) for s in rows["strategy"]]
+    return sum(2 if len(n) > LATEX_NAME_WIDTH and " [" in n else 1 for n in names)
 
 
 def table_latex(table: pd.DataFrame, options: AnalysisOptions, comparisons: pd.DataFrame | None = None,
                 method: str | None = None) -> str:
-    """One booktabs `table` per setting (per setting and ratio where a setting has more than
-    `FLOAT_ROWS` rows), to paste into a paper (needs only
+    """One booktabs `table` per setting (per setting and ratio where its rows take more than
+    `FLOAT_ROWS` lines), to paste into a paper (needs only
     \\usepackage{booktabs}; the document's own font size; no scaling). Methods are listed by
     ratio, the sanity-check controls after them under their own rule; the significantly best
     mean is bold, and with `comparisons` and `method` (a report about one method) each other
@@ -290,7 +297,7 @@ def table_latex(table: pd.DataFrame, options: AnalysisOptions, comparisons: pd.D
     The short caption says what the marks mean; the family and the rule are in % comments."""
     parts = []
     for (model, dataset), rows in table.groupby(SETTING, sort=True):
-        if len(rows) <= FLOAT_ROWS:
+        if _latex_lines(rows) <= FLOAT_ROWS:
             parts.append(_latex_float(rows, options, comparisons, method, model, dataset, ""))
             continue
         for compression, at in rows.groupby("compression", sort=True):  # one float per ratio fits a page
