@@ -138,6 +138,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from shrinkbench.analysis.files import to_json
     from shrinkbench.analysis.compare import compare_method
     from shrinkbench.analysis.pareto import pareto_labels
+    from shrinkbench.analysis.ties import tie_warnings
     from shrinkbench.analysis.report import write_significance
     from shrinkbench.analysis.runs import failed_runs, run_table
     from shrinkbench.analysis.significance import comparison_tables, curve_level_table, pareto_table, report_dict
@@ -149,6 +150,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     options = options_from(args, scan.table)
     runs = run_table(scan.table, options)
     report = compare_method(runs, args.method, args.baseline, options)
+    report.warnings += tie_warnings(scan.table, report.comparisons)
     labels = pareto_labels(runs[runs["strategy"].isin({args.method, *report.comparisons["baseline"], "none"})],
                            report.comparisons, options.higher_is_better)
     if args.out:

@@ -57,7 +57,8 @@ def training_run_tags(config: dict[str, Any]) -> list[str]:
 def one_shot_run_tags(config: dict[str, Any]) -> list[str]:
     """A one-shot run of a pretrained model (the language-model track): its structured unit
     (`blocks`, `heads`, `channels`, `width`) if any, its N:M pattern (`2:4`) or else its scope (`row`, `layer`,
-    `block`, `global`; for width units the allocation `uniform`, `global`), and a recovery fine-tune
+    `block`, `global`; for width units the allocation `uniform`, `global`), a layer allocation other than
+    uniform (`owl`), a tie rule other than the lower index (`seeded ties`), and a recovery fine-tune
     (`recovery 100 steps`). One-shot without fine-tuning is the track's default, not tagged."""
     if config.get("strategy") == DENSE_STRATEGY:
         return []
@@ -65,6 +66,12 @@ def one_shot_run_tags(config: dict[str, Any]) -> list[str]:
     tags = [pattern] if pattern != "unstructured" else ([str(config["scope"])] if config.get("scope") else [])
     if config.get("unit", "weight") != "weight":  # structured: the unit first (`blocks`, `channels, uniform`)
         tags = [str(config["unit"])] + tags
+    allocation = config.get("allocation") or "uniform"
+    if allocation != "uniform":  # a layer allocation (`owl`, `owl lam=0.1`)
+        params = config.get("allocation_params") or {}
+        tags.append(" ".join([str(allocation)] + [f"{k}={v}" for k, v in sorted(params.items())]))
+    if config.get("ties", "low_index") != "low_index":
+        tags.append(f"{config['ties']} ties")
     steps = int(config.get("finetune_steps") or 0)
     if steps:
         tags.append(f"recovery {steps} steps")

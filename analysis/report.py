@@ -19,6 +19,7 @@ import pandas as pd
 from shrinkbench.analysis.across_report import add_across_section
 from shrinkbench.analysis.bands import curve_points
 from shrinkbench.analysis.compare import all_pairs_family, compare, method_pairs
+from shrinkbench.analysis.ties import tie_warnings
 from shrinkbench.analysis.curves import AXES, MEASURED_AXES, curve_figure, save_figure, speedup_gap_figure
 from shrinkbench.analysis.errors import AnalysisError
 from shrinkbench.analysis.files import to_json, write_text
@@ -248,6 +249,7 @@ def write_report(scan: StoreScan, out_dir: str | Path, options: AnalysisOptions 
             doc.table(section)
         doc.table(curve_level_table(significance))
         notes += significance.warnings
+        notes += tie_warnings(scan.table, significance.comparisons)
         files += write_significance(out / "significance", significance, labels)
     doc.table(pareto_table(labels))
     files += add_across_section(doc, runs, options, rng, out, formats)

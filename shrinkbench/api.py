@@ -90,8 +90,12 @@ def compare(store: str, method: str, baselines: Sequence[str] | None = None, **o
 
     scan = load_table(store, None)
     chosen = AnalysisOptions(**_with_response(options, scan.table))
+    from shrinkbench.analysis.ties import tie_warnings
+
     runs = run_table(scan.table, chosen)
-    return compare_method(runs, method, list(baselines) if baselines else None, chosen)
+    report = compare_method(runs, method, list(baselines) if baselines else None, chosen)
+    report.warnings += tie_warnings(scan.table, report.comparisons)
+    return report
 
 
 def report(store: str, out: str | None = None, method: str | None = None, **options) -> dict:

@@ -10,6 +10,17 @@ Deep Neural Networks"): in every group of M consecutive entries along a layer's 
 dimension is not a multiple of M is a one-line ConfigError.
 
 Both are deterministic; a tie-decided choice is therefore the lower index's, never a method's merit.
+Given a `torch.Generator` (`generator=`), both break ties in a random order the generator draws
+instead (a random permutation as the secondary key), so the seeds of a data-free method show
+the spread its arbitrary rule creates; the decisions that are not ties are the same either way.
+
+Ties as a measurement (`tied_top_k`, `tied_nm_groups`): a keep/prune decision is *made by a
+tie* when the entry's score equals the selection's boundary score (the k-th largest) and the
+entries of that score are split, some kept and some pruned: then every one of them could have
+gone the other way. `tied_top_k(scores, k)` counts those entries (0 when the tied entries are
+all kept or all pruned). In N:M a group's kept set is not unique when its N-th and (N+1)-th
+largest scores are equal; `tied_nm_groups` counts those groups and the entries tied at the
+boundary inside them.
 """
 from __future__ import annotations
 
@@ -18,8 +29,9 @@ import torch
 from shrinkbench.core.errors import ConfigError
 
 
-def top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Bool mask of a 1-D `scores` keeping the k largest, ties to the lower index."""
+def top_k_mask(scores: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Bool mask of a 1-D `scores` keeping the k largest, ties to the lower index (or, with a
+    `generator`, a random subset of the tied entries it draws)."""
     n = scores.numel()
     if not 0 <= k <= n:
         raise ValueError(f"cannot keep {k} of {n} scores")
@@ -29,21 +41,77 @@ def top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
                                n - k + 1).values.to(scores.device)
     keep = scores > threshold
     missing = k - int(keep.sum().item())
-    tied = torch.nonzero(scores == threshold).flatten()[:missing]
-    keep[tied] = True
+    tied = torch.nonzero(scores == threshold).flatten()
+    if generator is not None and missing < len(tied):
+        tied = tied[torch.randperm(len(tied), generator=generator).to(tied.device)]
+    keep[tied[:missing]] = True
     return keep
 
 
-def nm_mask(scores: torch.Tensor, n: int, m: int, alive: torch.Tensor | None = None) -> torch.Tensor:
+def tied_top_k(scores: torch.Tensor, k: int) -> int:
+    """How many of `scores` (any shape, taken flat) a top-k selection decides by its tie rule:
+    the entries equal to the k-th largest score when they are split between kept and pruned
+    (see the module docstring); 0 when k is 0 or all."""
+    flat = scores.reshape(-1)
+    n = flat.numel()
+    if k <= 0 or k >= n:
+        return 0
+    threshold = torch.kthvalue(flat.cpu() if flat.device.type == "mps" else flat, n - k + 1).values.to(flat.device)
+    above = int((flat > threshold).sum())
+    equal = int((flat == threshold).sum())
+    return equal if above < k < above + equal else 0
+
+
+def tied_rows_top_k(scores: torch.Tensor, k: int) -> int:
+    """`tied_top_k` of every row of a 2-D `scores` (the k largest of each row), summed."""
+    n = scores.shape[1]
+    if k <= 0 or k >= n:
+        return 0
+    ordered = torch.sort(scores, dim=1, descending=True).values
+    boundary = ordered[:, k - 1: k]
+    above = (scores > boundary).sum(1)
+    equal = (scores == boundary).sum(1)
+    split = (above < k) & (above + equal > k)
+    return int(equal[split].sum())
+
+
+def tied_nm_groups(scores: torch.Tensor, n: int, m: int) -> tuple[int, int]:
+    """(groups whose kept set is not unique, entries tied at their boundary) of an N:M selection
+    over `scores` (shaped like a weight, groups of M consecutive entries of each row)."""
+    groups = scores.reshape(scores.shape[0], -1).to(torch.float64).reshape(-1, m)
+    ordered = torch.sort(groups, dim=1, descending=True).values
+    boundary = ordered[:, n - 1: n]
+    split = ordered[:, n - 1] == ordered[:, n]
+    equal = (groups == boundary).sum(1)
+    return int(split.sum()), int(equal[split].sum())
+
+
+def ordered_desc(scores: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Indices sorting each row of a 2-D `scores` by descending score; ties in index order, or
+    (with a `generator`) in a random order it draws, one permutation of the columns for all rows."""
+    if generator is None:
+        return torch.argsort(-scores, dim=1, stable=True)
+    shuffle = torch.randperm(scores.shape[1], generator=generator).to(scores.device)
+    return shuffle[torch.argsort(-scores[:, shuffle], dim=1, stable=True)]
+
+
+def nm_mask(scores: torch.Tensor, n: int, m: int, alive: torch.Tensor | None = None,
+            generator: torch.Generator | None = None) -> torch.Tensor:
     """Keep-mask of one layer's `scores` (shaped like its weight): the N highest of every M
-    consecutive entries along the flattened input dimension, ties to the lower index."""
+    consecutive entries along the flattened input dimension, ties to the lower index (with a
+    `generator`: in a random order it draws)."""
     rows = scores.reshape(scores.shape[0], -1).to(torch.float64)
     if rows.shape[1] % m:
         raise ConfigError(f"N:M sparsity needs the input dimension to be a multiple of M={m}, got {rows.shape[1]}")
     if alive is not None:
         rows = rows.masked_fill(~alive.reshape(rows.shape).to(rows.device), float("-inf"))
     groups = rows.reshape(-1, m)
-    order = torch.argsort(-groups, dim=1, stable=True)  # descending score, lower index first among ties
+    if generator is None:
+        order = torch.argsort(-groups, dim=1, stable=True)  # descending score, lower index first among ties
+    else:  # an independent random order of each group's M positions as the secondary key
+        keys = torch.rand(groups.shape, generator=generator, dtype=torch.float64).to(groups.device)
+        shuffle = torch.argsort(keys, dim=1)
+        order = shuffle.gather(1, torch.argsort(-groups.gather(1, shuffle), dim=1, stable=True))
     keep = torch.zeros_like(groups, dtype=torch.bool)
     keep.scatter_(1, order[:, :n], True)
     if alive is not None:

@@ -23,6 +23,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="magnitude, wanda, sparsegpt, or your own as module:Class or file.py:Class (an LLMStrategy)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", default=None,
                    help="a parameter of the strategy (repeatable; VALUE read as JSON where it parses)")
+    p.add_argument("--allocation", default=None,
+                   help="layer allocation: uniform (default: every layer at the sparsity) or owl (Yin et al. 2024, "
+                        "outlier-weighted per block; --allocation-param m=5 lam=0.08), or your own as "
+                        "file.py:Class (a LayerAllocation)")
+    p.add_argument("--allocation-param", action="append", metavar="NAME=VALUE", default=None,
+                   help="a parameter of the allocation (repeatable), e.g. lam=0.1")
+    p.add_argument("--ties", default=None, choices=("low_index", "seeded"),
+                   help="how selections break ties: low_index (default: keep the lower index) or seeded (a random "
+                        "order drawn from --seed; then the seeds of a data-free method differ)")
     p.add_argument("--unit", default="weight", choices=("weight", "blocks", "heads", "channels", "width"),
                    help="weight (default) or a structured unit: blocks (depth), heads (GQA head groups), channels "
                         "(MLP), width (both); then --strategy is its criterion (block_influence, angular, last; "
@@ -77,22 +86,23 @@ def cmd_prune_llm(args) -> int:
         torch.set_num_threads(args.threads)
     given = dict(scope=args.scope, sparsity=args.sparsity, seq_len=args.seq_len, calib_sequences=args.calib_sequences,
                  eval_windows=args.eval_windows, finetune_steps=args.finetune_steps, finetune_lr=args.finetune_lr,
-                 text_root=args.text_root)
+                 text_root=args.text_root, allocation=args.allocation, ties=args.ties)
     raw = dict(model=args.model, tokenizer=args.tokenizer, dataset=args.text, strategy=args.strategy,
                pattern=args.pattern, seed=args.seed, exclude=tuple(args.exclude or ()), download=args.download, unit=args.unit,
                save_to=args.save,
                **{k: v for k, v in given.items() if v is not None})  # left out: the config's one default
     if args.param:
         raw["strategy_params"] = parse_assignments(args.param).to_dict()
+    if args.allocation_param:
+        raw["allocation_params"] = parse_assignments(args.allocation_param).to_dict()
     refuse_idle_options(args)
     cfg = validate_llm_config(LLMRunConfig.from_dict(raw, "command line"))
     cfg = pin_threads((cfg,), args.threads or torch_threads())[0]  # the count it computes with: its identity
     if args.calib_sequences is not None and not cfg.is_dense:
-        from shrinkbench.llm.methods import resolve_llm_strategy
+        from shrinkbench.llm.runner import calibrates as draws_calibration
         from shrinkbench.llm.structured.catalog import calibrates
 
-        if not (calibrates(cfg.unit, cfg.strategy) if cfg.structured
-                else resolve_llm_strategy(cfg.strategy, cfg.strategy_params).needs_inputs):
+        if not (calibrates(cfg.unit, cfg.strategy) if cfg.structured else draws_calibration(cfg)):
             raise ConfigError(f"--calib-sequences: strategy {cfg.strategy} is data-free and draws no calibration "
                               f"windows; leave it out")
     from shrinkbench.core.device import resolve_device
@@ -124,13 +134,16 @@ def refuse_idle_options(args) -> None:
 
     if args.strategy == DENSE:
         for flag, value in (("--scope", args.scope), ("--param", args.param), ("--sparsity", args.sparsity),
-                            ("--calib-sequences", args.calib_sequences)):
+                            ("--calib-sequences", args.calib_sequences), ("--allocation", args.allocation),
+                            ("--ties", args.ties)):
             if value is not None:
                 raise ConfigError(f"{flag}: --strategy none measures the dense model and prunes nothing; leave "
                                   f"{flag} out")
     if args.scope is not None and parse_pattern(args.pattern) is not None:
         raise ConfigError(f"--scope: with --pattern {args.pattern} every row keeps exactly N of every M weights "
                           f"whatever the scope; leave --scope out")
+    if args.allocation_param and not args.allocation:
+        raise ConfigError("--allocation-param sets a parameter of --allocation; give --allocation too, or leave it out")
     if args.finetune_lr is not None and not args.finetune_steps:
         raise ConfigError("--finetune-lr sets the learning rate of the recovery fine-tune; give --finetune-steps "
                           "too, or leave it out")

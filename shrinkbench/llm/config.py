@@ -14,6 +14,13 @@ structured pruning (`blocks`, `heads`, `channels`, `width`; `shrinkbench.llm.str
 `strategy` is then the criterion, `sparsity` the fraction of the units removed, `scope` the
 allocation (`uniform`, `global`), and `save_to` (a location) where the compacted model is saved.
 
+`allocation` (default `uniform`) names the layer allocation (`shrinkbench.llm.allocation`: how
+much each layer keeps, e.g. `owl`), with `allocation_params` and, for a user's allocation, the
+sha256 of its file; `ties` (default `low_index`) says how selections break ties: `low_index`
+keeps the lower index, `seeded` a random order drawn from the run seed (purpose `ties`), which
+makes even a data-free method's runs depend on their seed. At their defaults these fields are
+left out of the identity, so older run ids stand.
+
 Records of both tracks share one store and one analysis. For the analysis an LLM config also
 states the derived fields every record has: `compression` = 1 / (1 - sparsity) of the pruned
 layers (2 at 50% and at 2:4; the pattern tells those apart as the `granularity` 2:4), `target`
@@ -46,6 +53,8 @@ DEFAULT_SPARSITY = 0.5
 """The sparsity of an unstructured run that does not say; an N:M run's is 1 - N/M, a dense run's 0."""
 DERIVED = ("track", "compression", "granularity", "target", "base", "finetune")
 LOCATION_FIELDS = ("text_root", "download", "save_to")
+TIE_RULES = ("low_index", "seeded")
+"""How selections break ties: keep the lower index (the default), or a random order drawn from the run seed."""
 WEIGHT = "weight"
 """`unit` of weight pruning (the default); the structured units are `blocks`, `heads`,
 `channels` and `width` (`shrinkbench.llm.structured`)."""
@@ -92,6 +101,10 @@ class LLMRunConfig:
     finetune_lr: float = 1e-5
     finetune_batch: int = 2
     throughput_repeats: int = 3
+    allocation: str = "uniform"
+    allocation_params: Params = Params()
+    allocation_sha256: str | None = None
+    ties: str = "low_index"
     threads: int | None = None
     """torch's intra-op threads the run computes with on the CPU (part of the identity where
     pinned, as for vision runs: `shrinkbench.core.sweep.pin_threads`); None: not pinned."""
@@ -111,6 +124,8 @@ class LLMRunConfig:
             object.__setattr__(self, "sparsity", 0.0)
             object.__setattr__(self, "strategy_params", Params())
             object.__setattr__(self, "unit", WEIGHT)  # one dense run for weight and structured pruning
+            _check(self.allocation == "uniform" and not self.allocation_params and self.ties == "low_index",
+                   "the dense run (strategy 'none') prunes nothing: it takes no allocation and no tie rule")
         elif nm is not None:
             implied = 1 - nm[0] / nm[1]
             _check(self.sparsity is None or (isinstance(self.sparsity, (int, float)) and
@@ -134,12 +149,18 @@ class LLMRunConfig:
                f"finetune_lr must be a finite number >= 0, got {self.finetune_lr}")
         _check(self.layers in LAYER_SETS, f"layers must be one of {', '.join(LAYER_SETS)}, got {self.layers!r}")
         _check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        _check(self.ties in TIE_RULES, f"ties must be one of {', '.join(TIE_RULES)}, got {self.ties!r}")
+        _check(isinstance(self.allocation, str) and bool(self.allocation.strip()),
+               f"allocation must be a name such as uniform or owl, or module:Class / file.py:Class, "
+               f"got {self.allocation!r}")
         _check(self.threads is None or (isinstance(self.threads, int) and self.threads >= 1),
                f"threads must be a whole number >= 1, got {self.threads!r}")
         if self.structured:
             from shrinkbench.llm.structured.prune import check_run_settings
 
             object.__setattr__(self, "scope", check_run_settings(self))
+            _check(self.allocation == "uniform" and self.ties == "low_index",
+                   f"allocation and ties apply to weight pruning; the structured unit {self.unit} allocates with scope")
         elif self.save_to is not None:
             raise ConfigError("save_to saves a compacted model: it needs a structured unit (blocks, heads, channels, "
                               "width); a weight-pruned model keeps its shapes")
@@ -199,6 +220,13 @@ class LLMRunConfig:
         if self.finetune_steps == 0:
             d.pop("finetune_lr")
             d.pop("finetune_batch")
+        if self.allocation == "uniform" and not self.allocation_params:  # the run ids before allocations
+            d.pop("allocation")
+            d.pop("allocation_params")
+        if self.allocation_sha256 is None:
+            d.pop("allocation_sha256")
+        if self.ties == "low_index":  # the run ids before seeded tie-breaking
+            d.pop("ties")
         if self.threads is None:  # unpinned: the run ids of records before threads were pinned
             d.pop("threads")
         return d

@@ -12,6 +12,15 @@
    summed over all calibration tokens (`LayerInputs`), its layers are pruned, and the block
    runs again on its inputs to give the next block's inputs, so a block is calibrated on what
    the already-pruned blocks before it produce.
+4. A layer allocation other than `uniform` (`shrinkbench.llm.allocation`) first sets each layer's
+   exact kept count; one that needs inputs (OWL) measures them in a pass of the DENSE model over
+   the same calibration windows (`dense_input_stats`), as the published code does, before any
+   layer is pruned. Each layer then gets its `AllocatedSparsity`.
+5. A strategy's `input_order` (RIA's channel permutation for N:M) permutes the layer's input
+   columns (and their statistics) before it prunes; the N:M check applies in that order and the
+   result is mapped back.
+6. Every selection counts its tie-decided decisions into the run's `TieLedger` and, where the
+   ledger has a generator (`ties = "seeded"`), breaks ties in the order it draws.
 """
 from __future__ import annotations
 
@@ -22,7 +31,8 @@ import torch
 from torch import nn
 
 from shrinkbench.core.errors import ConfigError, StrategyError
-from shrinkbench.llm.methods import LayerInputs, LLMStrategy, checked_scores, keep_count
+from shrinkbench.llm.methods import (AllocatedSparsity, LayerInputs, LLMStrategy, TieLedger, checked_scores,
+                                     keep_count, selecting)
 
 Masks = dict[str, torch.Tensor]
 
@@ -76,8 +86,14 @@ def checked_prune(strategy: LLMStrategy, weight: torch.Tensor, inputs, sparsity,
     one-line StrategyError naming the layer."""
     from shrinkbench.core.usercode import no_process_exit
 
+    order = None
     try:
         with no_process_exit():
+            if nm is not None:
+                order = strategy.input_order(weight, inputs, nm)
+            if order is not None:
+                order = _checked_order(strategy, order, weight.shape[1], name)
+                weight, inputs = weight[:, order], _permuted(inputs, order)
             result = strategy.prune(weight, inputs, sparsity, nm, scope)
         if not (isinstance(result, tuple) and len(result) == 2):
             raise StrategyError(f"strategy {strategy.name} on layer {name}: prune must return (weight, bool mask), "
@@ -88,7 +104,27 @@ def checked_prune(strategy: LLMStrategy, weight: torch.Tensor, inputs, sparsity,
         raise StrategyError(f"strategy {strategy.name} raised on layer {name}: {type(exc).__name__}: "
                             f"{' '.join(str(exc).split())}") from None
     check_prune_result(strategy, name, weight, *result, sparsity, nm, scope)
-    return result
+    if order is None:
+        return result
+    new, keep = torch.empty_like(result[0]), torch.empty_like(result[1])
+    new[:, order], keep[:, order] = result
+    return new, keep
+
+
+def _checked_order(strategy, order, cols: int, name: str) -> torch.Tensor:
+    if not (isinstance(order, torch.Tensor) and order.dim() == 1 and order.numel() == cols
+            and not order.is_floating_point()
+            and bool((torch.sort(order.cpu()).values == torch.arange(cols)).all())):
+        raise StrategyError(f"strategy {strategy.name} on layer {name}: input_order must return a permutation of "
+                            f"the layer's {cols} input columns")
+    return order.to(torch.int64)
+
+
+def _permuted(inputs: LayerInputs | None, order: torch.Tensor) -> LayerInputs | None:
+    if inputs is None:
+        return None
+    xtx = inputs.xtx[order][:, order] if inputs.xtx is not None else None
+    return LayerInputs(inputs.tokens, inputs.sq_norm[order], xtx)
 
 
 def _apply(layer: nn.Linear, strategy: LLMStrategy, inputs, sparsity, nm, scope, name: str) -> torch.Tensor:
@@ -117,6 +153,11 @@ def check_prune_result(strategy, name, weight, new, keep, sparsity, nm, scope) -
         per_group = keep.reshape(-1, nm[1]).sum(1)
         if not bool((per_group == nm[0]).all()):
             raise StrategyError(f"strategy {strategy.name} on layer {name}: not {nm[0]}:{nm[1]} in every group")
+    elif scope == "row" and isinstance(sparsity, AllocatedSparsity):
+        q, rows = sparsity.kept // weight.shape[0], keep.sum(1)
+        if int(rows.sum()) != sparsity.kept or not bool(((rows == q) | (rows == q + 1)).all()):
+            raise StrategyError(f"strategy {strategy.name} on layer {name}: its allocated {sparsity.kept} kept "
+                                f"weights must be {q} or {q + 1} per row (scope row)")
     elif scope == "row":
         expect = keep_count(weight.shape[1], sparsity)
         if not bool((keep.sum(1) == expect).all()):
@@ -130,19 +171,29 @@ def check_prune_result(strategy, name, weight, new, keep, sparsity, nm, scope) -
                             f"row, layer, block, global, whose kept counts the toolkit checks")
 
 
-def prune_data_free(model, strategy: LLMStrategy, sparsity, nm, scope, exclude) -> Masks:
+def _sparsity_of(sparsity, name: str):
+    """The sparsity a layer is pruned at: the run's, or its allocated one."""
+    return sparsity[name] if isinstance(sparsity, dict) else sparsity
+
+
+def prune_data_free(model, strategy: LLMStrategy, sparsity, nm, scope, exclude, ledger: TieLedger | None = None
+                    ) -> Masks:
     layers = pruned_layers(model, exclude)
     check_nm_widths(layers, nm)
-    if scope != "global" or nm is not None:
-        return {n: _apply(layer, strategy, None, sparsity, nm, scope, n) for n, layer in layers.items()}
-    from shrinkbench.core.selection import top_k_mask
+    if scope != "global" or nm is not None or isinstance(sparsity, dict):
+        return {n: _apply(layer, strategy, None, _sparsity_of(sparsity, n), nm, scope, n) for n, layer in layers.items()}
+    from shrinkbench.core.selection import tied_top_k, top_k_mask
     from shrinkbench.core.usercode import no_process_exit
 
     with no_process_exit():
         scores = {n: checked_scores(strategy, layer.weight.data, None).to(torch.float64)
                   for n, layer in layers.items()}
     flat = torch.cat([s.reshape(-1) for s in scores.values()])
-    keep_all = top_k_mask(flat, keep_count(flat.numel(), sparsity))
+    k = keep_count(flat.numel(), sparsity)
+    if ledger is not None:
+        ledger.decisions += flat.numel()
+        ledger.tied += tied_top_k(flat, k)
+    keep_all = top_k_mask(flat, k, ledger.generator if ledger is not None else None)
     masks, offset = {}, 0
     for n, layer in layers.items():
         size = layer.weight.numel()
@@ -181,6 +232,34 @@ def _block_output(out):
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
+def block_input_stats(block: nn.Module, layers: dict[str, nn.Linear], states, needs_xtx: bool
+                      ) -> dict[str, LayerInputs]:
+    """Each layer's `LayerInputs` summed over every calibration token, from one pass of `block`
+    over `states` (its inputs)."""
+    stats = {n: LayerInputs(0, torch.zeros(layer.in_features, dtype=torch.float64),
+                            torch.zeros(layer.in_features, layer.in_features, dtype=torch.float64)
+                            if needs_xtx else None) for n, layer in layers.items()}
+
+    def collector(name):
+        def hook(module, args):
+            x = args[0].detach().reshape(-1, args[0].shape[-1]).to(torch.float64)
+            s = stats[name]
+            s.tokens += x.shape[0]
+            s.sq_norm += (x * x).sum(0)
+            if s.xtx is not None:
+                s.xtx += x.T @ x
+        return hook
+
+    handles = [layer.register_forward_pre_hook(collector(n)) for n, layer in layers.items()]
+    try:
+        for hidden, kwargs in states:
+            block(hidden, **kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+    return stats
+
+
 def prune_calibrated(model, strategy: LLMStrategy, sparsity, nm, scope, exclude, batches: list[torch.Tensor],
                      progress: Callable[[int, int], None] | None = None) -> Masks:
     prefix, blocks = decoder_blocks(model)
@@ -190,44 +269,63 @@ def prune_calibrated(model, strategy: LLMStrategy, sparsity, nm, scope, exclude,
         states = capture_block_inputs(model, blocks, batches)
         for index, block in enumerate(blocks):
             layers = block_linears(block, f"{prefix}.{index}", exclude)
-            stats = {n: LayerInputs(0, torch.zeros(layer.in_features, dtype=torch.float64),
-                                    torch.zeros(layer.in_features, layer.in_features, dtype=torch.float64)
-                                    if strategy.needs_xtx else None) for n, layer in layers.items()}
-
-            def collector(name):
-                def hook(module, args):
-                    x = args[0].detach().reshape(-1, args[0].shape[-1]).to(torch.float64)
-                    s = stats[name]
-                    s.tokens += x.shape[0]
-                    s.sq_norm += (x * x).sum(0)
-                    if s.xtx is not None:
-                        s.xtx += x.T @ x
-                return hook
-
-            handles = [layer.register_forward_pre_hook(collector(n)) for n, layer in layers.items()]
-            try:
-                for hidden, kwargs in states:
-                    block(hidden, **kwargs)
-            finally:
-                for h in handles:
-                    h.remove()
+            stats = block_input_stats(block, layers, states, strategy.needs_xtx)
             for n, layer in layers.items():
-                masks[n] = _apply(layer, strategy, stats[n], sparsity, nm, scope, n)
+                masks[n] = _apply(layer, strategy, stats[n], _sparsity_of(sparsity, n), nm, scope, n)
             states = [(_block_output(block(hidden, **kwargs)), kwargs) for hidden, kwargs in states]
             if progress is not None:
                 progress(index + 1, len(blocks))
     return masks
 
 
+def dense_input_stats(model, exclude, batches: list[torch.Tensor]) -> dict[str, LayerInputs]:
+    """Every pruned layer's `LayerInputs` (no Gram matrix) from the dense model: block by block,
+    each block run on the previous dense block's outputs; nothing is pruned."""
+    prefix, blocks = decoder_blocks(model)
+    found: dict[str, LayerInputs] = {}
+    with torch.no_grad():
+        states = capture_block_inputs(model, blocks, batches)
+        for index, block in enumerate(blocks):
+            found.update(block_input_stats(block, block_linears(block, f"{prefix}.{index}", exclude), states, False))
+            states = [(_block_output(block(hidden, **kwargs)), kwargs) for hidden, kwargs in states]
+    return found
+
+
+def allocate(model, allocation, sparsity: float, exclude, batches: list[torch.Tensor] | None
+             ) -> dict[str, AllocatedSparsity]:
+    """Each pruned layer's `AllocatedSparsity` under `allocation` (`shrinkbench.llm.allocation`)."""
+    from shrinkbench.llm.allocation import LayerView, allocated_counts
+
+    prefix, blocks = decoder_blocks(model)
+    layers = pruned_layers(model, exclude)
+    stats = dense_input_stats(model, exclude, batches or []) if allocation.needs_inputs else {}
+    block_of = {n: int(n[len(prefix) + 1:].split(".")[0]) for n in layers}
+    views = [LayerView(n, block_of[n], layer.weight.data, stats[n].sq_norm if n in stats else None,
+                       stats[n].tokens if n in stats else 0) for n, layer in layers.items()]
+    kept = allocated_counts(allocation, views, sparsity)
+    return {v.name: AllocatedSparsity(k, v.weight.numel()) for v, k in zip(views, kept)}
+
+
 def prune_model(model, strategy: LLMStrategy, sparsity: float, nm, scope: str, exclude: tuple[str, ...],
-                batches: list[torch.Tensor] | None, progress=None) -> Masks:
+                batches: list[torch.Tensor] | None, progress=None, allocation=None,
+                ledger: TieLedger | None = None) -> Masks:
     """Prune `model` in place; the keep masks of the pruned layers, each layer's kept count
-    checked for its scope (and all layers' together for scope `global`)."""
-    if strategy.needs_inputs:
-        masks = prune_calibrated(model, strategy, sparsity, nm, scope, exclude, batches or [], progress)
-    else:
-        masks = prune_data_free(model, strategy, sparsity, nm, scope, exclude)
-    check_total_kept(masks, sparsity, nm, scope, strategy.name)
+    checked for its scope (and all layers' together for scope `global` or an allocation).
+    `allocation` (None: uniform) sets each layer's count; `ledger` counts the ties (and breaks
+    them with its generator)."""
+    from shrinkbench.llm.allocation import UNIFORM
+
+    ledger = ledger if ledger is not None else TieLedger()
+    per_layer = None
+    if allocation is not None and allocation.name != UNIFORM:
+        per_layer = allocate(model, allocation, sparsity, exclude, batches)
+    with selecting(ledger):
+        if strategy.needs_inputs:
+            masks = prune_calibrated(model, strategy, per_layer or sparsity, nm, scope, exclude, batches or [],
+                                     progress)
+        else:
+            masks = prune_data_free(model, strategy, per_layer or sparsity, nm, scope, exclude, ledger)
+    check_total_kept(masks, sparsity, nm, "global" if per_layer else scope, strategy.name)
     return masks
 
 

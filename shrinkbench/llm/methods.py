@@ -20,17 +20,39 @@ layer's inputs X (tokens x in) over the calibration sequences (`LayerInputs`), a
   of the pruned weights, (w - q) / [H^-1]_jj, is spread over the later columns along the
   Cholesky factor of H^-1 (rows of the upper factor U with H^-1 = U^T U).
 
+- `ria` (Zhang et al. 2024, "Plug-and-Play: An Efficient Post-training Pruning Method for Large
+  Language Models", ICLR): relative importance and activations, score
+  (|W_ij| / sum_j |W_ij| + |W_ij| / sum_i |W_ij|) * ||X_j||_2 ** a (a = 0.5; the first sum runs
+  over the row i, the second over the column j; a zero sum gives its term 0). Scope `layer` (the
+  published default, one threshold per layer) or `row` (its `--per_outneuron`). For N:M,
+  `permute=true` is its heuristic channel reallocation: the input channels sorted by their
+  column sum of scores (ascending) are dealt into the M positions of the groups, positions
+  1, 3, ... in ascending order and 2, 4, ... descending (`ria_channel_order`); N:M is selected in
+  that order and the mask mapped back (a deployment permutes the layer's inputs the same way).
+  Its linear-sum-assignment refinement (`--lsa`) is not implemented.
+
 Counts are exact: a layer of n weights at sparsity s keeps round(n * (1 - s)) (scope `layer`,
 and `block`, whose blocks keep round(out * c2 * (1 - s)) - round(out * c1 * (1 - s)) for
 columns [c1, c2)), each row round(in * (1 - s)) (`row`), all layers together round(N * (1 - s))
 (`global`); N:M keeps exactly N of every M
-consecutive weights of a row (`shrinkbench.core.selection.nm_mask`). Ties go to the lower index.
+consecutive weights of a row (`shrinkbench.core.selection.nm_mask`). Ties go to the lower index,
+or, inside `selecting(ledger)` with `ledger.generator` set, to a random order that generator
+draws (the run's `ties = "seeded"`); every selection made there adds its decisions and its
+tie-decided decisions to the ledger (`TieLedger`; definitions in `shrinkbench.core.selection`).
+
+A layer allocation (`shrinkbench.llm.allocation`) hands a strategy its layer's sparsity as an
+`AllocatedSparsity`: a float 1 - kept / numel that carries the layer's exact kept count. Scope
+`layer` and `block` keep exactly that count; scope `row` keeps q = kept // rows in every row and
+one more in the kept - q * rows rows whose next weight scores highest, so the layer's total is
+exact while rows differ by at most one.
 
 A user's method: a subclass of `LLMStrategy` in a file (`path/to/mine.py:Mine`), scoring or
 pruning as below; its file's sha256 is part of the run's identity.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -51,6 +73,50 @@ class LayerInputs:
     tokens: int
     sq_norm: torch.Tensor
     xtx: torch.Tensor | None = None
+
+
+@dataclass
+class TieLedger:
+    """What the selections of one run decided by a tie (`shrinkbench.core.selection`): `decisions`
+    keep/prune decisions made, `tied` of them by the tie rule; N:M `groups` and `tied_groups`
+    (groups whose kept set is not unique). `generator` (None: ties to the lower index) draws the
+    order ties are broken in."""
+
+    generator: torch.Generator | None = None
+    decisions: int = 0
+    tied: int = 0
+    groups: int = 0
+    tied_groups: int = 0
+
+
+_LEDGER: contextvars.ContextVar[TieLedger | None] = contextvars.ContextVar("tie_ledger", default=None)
+
+
+@contextlib.contextmanager
+def selecting(ledger: TieLedger):
+    """Selections made inside count their ties into `ledger` and break them with its generator."""
+    token = _LEDGER.set(ledger)
+    try:
+        yield ledger
+    finally:
+        _LEDGER.reset(token)
+
+
+def _ledger() -> TieLedger | None:
+    return _LEDGER.get()
+
+
+class AllocatedSparsity(float):
+    """A layer's sparsity set by a layer allocation: the float 1 - kept / numel, carrying the
+    exact `kept` count of the layer's `numel` weights (see the module docstring)."""
+
+    kept: int
+    numel: int
+
+    def __new__(cls, kept: int, numel: int):
+        value = super().__new__(cls, 1.0 - kept / numel)
+        value.kept, value.numel = int(kept), int(numel)
+        return value
 
 
 class LLMStrategy:
@@ -77,6 +143,15 @@ class LLMStrategy:
         keep = keep_mask(scores, sparsity, nm, scope)
         return weight * keep, keep
 
+    def input_order(self, weight: torch.Tensor, inputs: LayerInputs | None,
+                    nm: tuple[int, int] | None) -> torch.Tensor | None:
+        """For N:M: a permutation of the input columns to form the groups in (the engine prunes
+        the permuted layer and maps the result back), or None for the columns' own order."""
+        return None
+
+    def check_pattern(self, nm: tuple[int, int] | None) -> None:
+        """Before any run: a one-line ConfigError for parameters the pattern leaves idle."""
+
 
 def checked_scores(strategy: LLMStrategy, weight: torch.Tensor, inputs) -> torch.Tensor:
     import torch
@@ -97,15 +172,29 @@ def checked_scores(strategy: LLMStrategy, weight: torch.Tensor, inputs) -> torch
 
 
 def keep_count(n: int, sparsity: float) -> int:
+    """round(n (1 - sparsity)); a layer's own `AllocatedSparsity` gives its exact kept count."""
+    if isinstance(sparsity, AllocatedSparsity) and n == sparsity.numel:
+        return sparsity.kept
     return int(round(n * (1.0 - sparsity)))
 
 
 def keep_mask(scores: torch.Tensor, sparsity: float, nm: tuple[int, int] | None, scope: str) -> torch.Tensor:
-    """Keep-mask with exact counts (see the module docstring), ties to the lower index."""
-    from shrinkbench.core.selection import nm_mask
+    """Keep-mask with exact counts (see the module docstring), ties to the lower index (or the
+    order of the current `TieLedger`'s generator), ties counted into that ledger."""
+    from shrinkbench.core.selection import nm_mask, tied_nm_groups
 
     if nm is not None:
-        return nm_mask(scores, nm[0], nm[1])
+        ledger = _ledger()
+        keep = nm_mask(scores, nm[0], nm[1], generator=ledger.generator if ledger else None)
+        if ledger is not None:
+            groups, tied = tied_nm_groups(scores, nm[0], nm[1])
+            ledger.decisions += scores.numel()
+            ledger.groups += scores.numel() // nm[1]
+            ledger.tied_groups += groups
+            ledger.tied += tied
+        return keep
+    if scope == "row" and isinstance(sparsity, AllocatedSparsity):
+        return keep_row_shares(scores, sparsity.kept)
     if scope == "row":
         return keep_top(scores, keep_count(scores.shape[1], sparsity), per_row=True)
     if scope in ("layer", "global", "block"):
@@ -118,14 +207,50 @@ def keep_top(scores: torch.Tensor, k: int, per_row: bool) -> torch.Tensor:
     lower (flat) index."""
     import torch
 
-    from shrinkbench.core.selection import top_k_mask
+    from shrinkbench.core.selection import ordered_desc, tied_rows_top_k, tied_top_k, top_k_mask
 
+    ledger = _ledger()
+    generator = ledger.generator if ledger else None
+    scores = scores.to(torch.float64)
+    if ledger is not None:
+        ledger.decisions += scores.numel()
+        ledger.tied += tied_rows_top_k(scores, k) if per_row else tied_top_k(scores, k)
     if per_row:
-        order = torch.argsort(-scores.to(torch.float64), dim=1, stable=True)
+        order = ordered_desc(scores, generator)
         keep = torch.zeros_like(scores, dtype=torch.bool)
         keep.scatter_(1, order[:, :k], True)
         return keep
-    return top_k_mask(scores.reshape(-1).to(torch.float64), k).reshape(scores.shape)
+    return top_k_mask(scores.reshape(-1), k, generator).reshape(scores.shape)
+
+
+def keep_row_shares(scores: torch.Tensor, kept: int) -> torch.Tensor:
+    """Keep `kept` scores of a 2-D layer, q = kept // rows in every row and one more in the
+    kept - q * rows rows whose (q+1)-th highest score is highest (ties to the lower row, or the
+    ledger's generator); ties at each row's boundary counted into the current ledger."""
+    import torch
+
+    from shrinkbench.core.selection import ordered_desc, tied_rows_top_k, tied_top_k, top_k_mask
+
+    ledger = _ledger()
+    generator = ledger.generator if ledger else None
+    scores = scores.to(torch.float64)
+    rows, cols = scores.shape
+    q, extra = divmod(int(kept), rows)
+    order = ordered_desc(scores, generator)
+    keep = torch.zeros_like(scores, dtype=torch.bool)
+    keep.scatter_(1, order[:, :q], True)
+    if extra:
+        candidates = scores.gather(1, order[:, q: q + 1]).flatten()
+        more = top_k_mask(candidates, extra, generator)
+        keep[more, order[more, q]] = True
+        if ledger is not None:
+            ledger.tied += tied_top_k(candidates, extra)
+    if ledger is not None:
+        ledger.decisions += scores.numel()
+        ledger.tied += tied_rows_top_k(scores[~more] if extra else scores, q)
+        if extra:
+            ledger.tied += tied_rows_top_k(scores[more], q + 1)
+    return keep
 
 
 LLM_STRATEGIES: Registry[type[LLMStrategy]] = Registry("language-model strategy")
@@ -154,6 +279,67 @@ class Wanda(LLMStrategy):
         import torch
 
         return weight.abs().to(torch.float64) * inputs.sq_norm.sqrt().reshape(1, -1)
+
+
+@LLM_STRATEGIES.decorator("ria")
+class RIA(LLMStrategy):
+    """score = (|W_ij| / sum_j |W_ij| + |W_ij| / sum_i |W_ij|) * ||X_j||_2 ** a (Zhang et al.
+    2024); `permute` its channel reallocation for N:M (see the module docstring)."""
+
+    name = "ria"
+    needs_inputs = True
+    scopes = ("layer", "row")
+    default_scope = "layer"
+
+    def __init__(self, a: float = 0.5, permute: bool = False):
+        import math
+
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a < 0:
+            raise ConfigError(f"ria: a (the exponent of the input norm) must be a finite number >= 0, got {a!r}")
+        if not isinstance(permute, bool):
+            raise ConfigError(f"ria: permute must be true or false, got {permute!r}")
+        self.a, self.permute = float(a), permute
+
+    def score(self, weight, inputs):
+        return ria_score(weight, inputs.sq_norm, self.a)
+
+    def check_pattern(self, nm) -> None:
+        if self.permute and nm is None:
+            raise ConfigError("ria: permute=true reorders the input channels into N:M groups; with the unstructured "
+                              "pattern it would do nothing: leave it out or give an N:M pattern")
+
+    def input_order(self, weight, inputs, nm):
+        if not self.permute or nm is None:
+            return None
+        return ria_channel_order(self.score(weight, inputs), nm[1])
+
+
+def ria_score(weight: torch.Tensor, sq_norm: torch.Tensor, a: float = 0.5) -> torch.Tensor:
+    """RIA's score (float64): (|W| / row sums of |W| + |W| / column sums of |W|) * (sum_t X_tj^2) ** (a / 2)."""
+    import torch
+
+    w = weight.abs().to(torch.float64)
+    rows, cols = w.sum(1, keepdim=True), w.sum(0, keepdim=True)
+    relative = torch.where(rows > 0, w / rows.clamp_min(1e-300), 0.0) + torch.where(cols > 0, w / cols.clamp_min(1e-300), 0.0)
+    return relative * sq_norm.to(torch.float64).sqrt().pow(a).reshape(1, -1)
+
+
+def ria_channel_order(scores: torch.Tensor, m: int) -> torch.Tensor:
+    """RIA's heuristic channel reallocation: the columns sorted by their sum of scores
+    (ascending, ties to the lower index); the i-th M-th of that order fills position i of every
+    group (i = 1..M), ascending for odd i and descending for even i. Returns the permutation:
+    column `order[p]` goes to position p. The width must be a multiple of M."""
+    import torch
+
+    cols = scores.shape[1]
+    if cols % m:
+        raise ConfigError(f"ria: channel permutation needs the input width to be a multiple of M={m}, got {cols}")
+    ranked = torch.argsort(scores.sum(0), stable=True)
+    order = torch.empty_like(ranked)
+    for i in range(1, m + 1):
+        part = ranked[cols * (i - 1) // m: cols * i // m]
+        order[i - 1::m] = part if i % 2 == 1 else part.flip(0)
+    return order
 
 
 @LLM_STRATEGIES.decorator("sparsegpt")

@@ -40,6 +40,24 @@ def sparsity(zeros: int, numel: int) -> float:
     return zeros / numel
 
 
+@metric(unit="fraction", higher_is_better=None, kind="structure", stages=("post",))
+def tie_share(tied: int, decisions: int) -> float:
+    """tie_share = keep/prune decisions made by the tie rule / all decisions of the run's
+    selections: a decision is made by a tie when its score equals its selection's boundary score
+    (the k-th largest of its layer, row, block, all layers, or the N-th of its N:M group) and the
+    entries of that score are split between kept and pruned (`shrinkbench.core.selection`).
+    Nonzero: some of the run's mask is the tie rule's (lower index, or the seed's order), not the
+    method's."""
+    return tied / decisions if decisions else 0.0
+
+
+@metric(unit="fraction", higher_is_better=None, kind="structure", stages=("post",))
+def nm_tie_groups(tied_groups: int, groups: int) -> float:
+    """nm_tie_groups = N:M groups whose kept set is not unique (the N-th and (N+1)-th highest
+    scores of the group are equal) / all N:M groups of the pruned layers."""
+    return tied_groups / groups if groups else 0.0
+
+
 @metric(unit="s", higher_is_better=False, kind="cost", stages=("post",))
 def prune_seconds(seconds: float) -> float:
     """prune_seconds = wall time of pruning (calibration passes and every layer's selection or

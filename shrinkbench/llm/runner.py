@@ -13,7 +13,9 @@ the same device and thread count.
 Record: the vision record's shape (`shrinkbench.analysis.schema`) with `config.track = "llm"`,
 plus `text` (source, sha256 of each split, tokenizer, sequence length, stride, tokens read and
 predicted), `windows_nll` (each held-out window's summed NLL, pre and post), `layers` (kept
-count of every pruned layer) and `measure_notes` (what was not measured, and why).
+count of every pruned layer), `ties` (the rule and the counts of `TieLedger`: decisions, those
+made by a tie, N:M groups and those whose kept set is not unique; metrics `tie_share` and
+`nm_tie_groups`) and `measure_notes` (what was not measured, and why).
 """
 from __future__ import annotations
 
@@ -79,6 +81,8 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
     if not cfg.is_dense and not cfg.structured:
         from shrinkbench.llm.checks import check_declaration, check_strategy, display_name
 
+        from shrinkbench.llm.allocation import check_allocation
+
         strategy = resolve_llm_strategy(cfg.strategy, cfg.strategy_params)
         check_declaration(strategy, display_name(cfg.strategy, strategy))
         changes["scope"] = check_scope(strategy, cfg.scope, cfg.nm)
@@ -86,7 +90,26 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
         changes["strategy_sha256"] = found[1] if found else None
         check_strategy(cfg.strategy, cfg.strategy_params, strategy, changes["strategy_sha256"], cfg.sparsity, cfg.nm,
                        changes["scope"])
+        strategy.check_pattern(cfg.nm)
+        allocation = check_allocation(cfg.allocation, cfg.allocation_params, cfg.sparsity, cfg.nm, changes["scope"],
+                                      strategy)
+        found = strategy_source(cfg.allocation)
+        changes["allocation_sha256"] = found[1] if found else None
+        if ":" not in cfg.allocation:
+            changes["allocation"] = allocation.name
     return cfg.replace(**changes)
+
+
+def calibrates(cfg: LLMRunConfig) -> bool:
+    """Whether a weight-pruning run draws calibration windows: its strategy or its layer
+    allocation needs inputs (OWL does, also for magnitude)."""
+    from shrinkbench.llm.allocation import resolve_allocation
+    from shrinkbench.llm.methods import resolve_llm_strategy
+
+    if cfg.is_dense or cfg.structured:
+        return False
+    return bool(resolve_llm_strategy(cfg.strategy, cfg.strategy_params).needs_inputs
+                or resolve_allocation(cfg.allocation, cfg.allocation_params).needs_inputs)
 
 
 def _reads_datasets(dataset: str) -> bool:
@@ -224,6 +247,17 @@ def semi_structured_speedup(model, cfg: LLMRunConfig, device: torch.device, note
     return ratio(dense_t, sparse_t)
 
 
+def tie_metrics(ledger, nm) -> list[dict]:
+    """`tie_share` of every pruning run; `nm_tie_groups` of an N:M run (`shrinkbench.llm.metrics`)."""
+    from shrinkbench.llm.metrics import nm_tie_groups, tie_share
+
+    out = [{"stage": "post", "split": "none", "metric": "tie_share", "value": tie_share(ledger.tied, ledger.decisions)}]
+    if nm is not None:
+        out.append({"stage": "post", "split": "none", "metric": "nm_tie_groups",
+                    "value": nm_tie_groups(ledger.tied_groups, ledger.groups)})
+    return out
+
+
 # ------------------------------------------------------------------------- recovery
 def recover(model, masks, train_ids, cfg: LLMRunConfig, device, record: dict) -> None:
     """`finetune_steps` AdamW steps (lr `finetune_lr`, no weight decay) on batches of
@@ -309,16 +343,25 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
 
                     record["structure"]["saved_to"] = str(save(model, cfg.save_to, tokenizer))
             elif not cfg.is_dense:
+                from shrinkbench.llm.allocation import resolve_allocation
+                from shrinkbench.llm.methods import TieLedger
+
                 strategy = resolve_llm_strategy(cfg.strategy, cfg.strategy_params)
+                allocation = resolve_allocation(cfg.allocation, cfg.allocation_params)
+                ledger = TieLedger(generator(cfg.seed, "ties") if cfg.ties == "seeded" else None)
                 batches = None
-                if strategy.needs_inputs:
+                if strategy.needs_inputs or allocation.needs_inputs:
                     calib = calibration_windows(train_ids, cfg.seq_len, cfg.calib_sequences,
                                                 generator(cfg.seed, "calibration"), cfg.dataset)
                     batches = [calib[i: i + cfg.calib_batch].to(dev) for i in range(0, len(calib), cfg.calib_batch)]
                 say(f"pruning with {strategy.name}")
                 t = time.perf_counter()
                 masks = prune_model(model, strategy, cfg.sparsity, cfg.nm, cfg.scope, cfg.exclude, batches,
-                                    progress=lambda i, n: say(f"pruning block {i}/{n}"))
+                                    progress=lambda i, n: say(f"pruning block {i}/{n}"), allocation=allocation,
+                                    ledger=ledger)
+                record["ties"] = {"rule": cfg.ties, "decisions": ledger.decisions, "tied": ledger.tied,
+                                  "groups": ledger.groups, "tied_groups": ledger.tied_groups}
+                record["metrics"] += tie_metrics(ledger, cfg.nm)
                 if dev.type == "cuda":
                     torch.cuda.synchronize(dev)
                 record["metrics"].append({"stage": "post", "split": "none", "metric": "prune_seconds",

@@ -35,15 +35,17 @@ from shrinkbench.llm.config import DENSE, LLMRunConfig
 SWEEP_LISTS = {"models": str, "datasets": str, "strategies": (str, dict), "sparsities": (int, float),
                "patterns": str, "seeds": int}
 REQUIRED = ("models", "datasets", "strategies", "seeds")
-STRATEGY_KEYS = ("name", "params", "label", "scope", "unit")
+STRATEGY_KEYS = ("name", "params", "label", "scope", "unit", "allocation", "allocation_params", "ties")
 TOP_LEVEL = ("name", "description", "track", "sweep", "run")
 SET_BY_SWEEP = {"model": "models", "dataset": "datasets", "strategy": "strategies", "sparsity": "sparsities",
                 "pattern": "patterns", "seed": "seeds", "scope": "strategies (a table with a scope)",
                 "strategy_params": "strategies (a table with params)",
                 "strategy_label": "strategies (a table with a label)",
-                "unit": "strategies (a table with a unit)"}
+                "unit": "strategies (a table with a unit)",
+                "allocation": "strategies (a table with an allocation)",
+                "allocation_params": "strategies (a table with allocation_params)"}
 """[run] keys the sweep sets for every run: refused in [run], with where they belong."""
-FILLED_IN = ("model_sha256", "tokenizer_sha256", "text_sha256", "strategy_sha256")
+FILLED_IN = ("model_sha256", "tokenizer_sha256", "text_sha256", "strategy_sha256", "allocation_sha256")
 
 
 def load_llm_suite(data: dict[str, Any], where: str, path, added: list[str] | None = None):
@@ -87,12 +89,12 @@ def load_llm_suite(data: dict[str, Any], where: str, path, added: list[str] | No
     configs: dict[str, LLMRunConfig] = {}
     for model, text, seed in itertools.product(lists["models"], lists["datasets"], lists["seeds"]):
         common = {**run, "model": model, "dataset": text, "seed": seed}
-        raw = [{**common, "strategy": DENSE, "sparsity": 0.0}]
+        raw = [{**{k: v for k, v in common.items() if k != "ties"}, "strategy": DENSE, "sparsity": 0.0}]
         for entry, (pattern, sparsity) in itertools.product(strategies, operating):
             item = {**common, "strategy": entry["name"], "pattern": pattern,
                     "sparsity": sparsity,  # None under N:M: the pattern sets it
                     "strategy_params": entry.get("params", {}), "strategy_label": entry.get("label")}
-            for key in ("scope", "unit"):
+            for key in ("scope", "unit", "allocation", "allocation_params", "ties"):
                 if key in entry:
                     item[key] = entry[key]
             raw.append(item)
@@ -113,10 +115,10 @@ def _refuse_idle_run_settings(run: dict, configs, where: str) -> None:
     if any(k in run for k in ("finetune_lr", "finetune_batch")) and not run.get("finetune_steps"):
         raise ConfigError(f"{where}: [run] finetune_lr and finetune_batch set the recovery fine-tune; set "
                           f"finetune_steps too, or leave them out")
+    from shrinkbench.llm.runner import calibrates as draws_calibration
     from shrinkbench.llm.structured.catalog import calibrates
 
-    calibrated = any(calibrates(c.unit, c.strategy) if c.structured
-                     else resolve_llm_strategy(c.strategy, c.strategy_params).needs_inputs
+    calibrated = any(calibrates(c.unit, c.strategy) if c.structured else draws_calibration(c)
                      for c in configs if not c.is_dense)
     for key in ("calib_sequences", "calib_batch"):
         if key in run and not calibrated:
