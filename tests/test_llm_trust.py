@@ -397,6 +397,10 @@ WALK = {
     "--save": (lambda t, b: ["--unit", "heads", "--sparsity", "0.5", "--save", str(b / "saved")],
                ["--unit", "heads", "--sparsity", "0.5"], "acts"),
     "--format": (lambda t, b: ["--format", "json"], [], "acts"),
+    "--allocation": (lambda t, b: ["--allocation", "owl"], [], "acts"),
+    "--allocation-param": (lambda t, b: ["--allocation", "owl", "--allocation-param", "lam=0.1"],
+                           ["--allocation", "owl"], "acts"),
+    "--ties": (lambda t, b: ["--ties", "seeded"], [], "acts"),
 }
 
 
@@ -473,6 +477,10 @@ RUN_WALK = {
     "save_to": ('save_to = "{tiny}/saved"', "needs a structured unit"),
     "text_root": ('text_root = "{tiny}"', "does not read it"),
     "download": ("download = true", "leave it out"),
+    "allocation": ('allocation = "owl"', "would be overridden"),
+    "allocation_params": ("allocation_params = {{}}", "would be overridden"),
+    "allocation_sha256": ('allocation_sha256 = "x"', "computed from the files"),
+    "ties": ('ties = "seeded"', "acts"),
 }
 
 
