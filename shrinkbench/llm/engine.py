@@ -89,7 +89,7 @@ def checked_prune(strategy: LLMStrategy, weight: torch.Tensor, inputs, sparsity,
     order = None
     try:
         with no_process_exit():
-            if nm is not None:
+            if nm is not None and getattr(strategy, "input_order", None) is not None:
                 order = strategy.input_order(weight, inputs, nm)
             if order is not None:
                 order = _checked_order(strategy, order, weight.shape[1], name)

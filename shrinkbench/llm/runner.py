@@ -90,7 +90,8 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
         changes["strategy_sha256"] = found[1] if found else None
         check_strategy(cfg.strategy, cfg.strategy_params, strategy, changes["strategy_sha256"], cfg.sparsity, cfg.nm,
                        changes["scope"])
-        strategy.check_pattern(cfg.nm)
+        if getattr(strategy, "check_pattern", None) is not None:
+            strategy.check_pattern(cfg.nm)
         allocation = check_allocation(cfg.allocation, cfg.allocation_params, cfg.sparsity, cfg.nm, changes["scope"],
                                       strategy)
         found = strategy_source(cfg.allocation)
