@@ -352,3 +352,23 @@ def test_tie_warnings_name_the_share_where_it_is_nonzero():
     table.loc[:, "value"] = 0.0
     assert tie_warnings(table, comparisons) == []
     assert tie_warnings(table[table["metric"] == "none"], comparisons) == []
+
+
+def test_a_suite_selects_allocations_ria_and_seeded_ties_per_strategy(tiny, tmp_path):
+    from shrinkbench.core.suite import load_suite
+
+    from test_llm_trust import write_llm_suite
+
+    path = write_llm_suite(tmp_path / "s.toml", tiny, strategies='[{name = "wanda", allocation = "owl", '
+                           'allocation_params = {lam = 0.1}}, "ria", {name = "magnitude", ties = "seeded"}]',
+                           run="calib_sequences = 4\n")
+    configs = load_suite(str(path)).configs
+    by = {(c.strategy, c.allocation, c.ties): c for c in configs}
+    assert set(by) == {("none", "uniform", "low_index"), ("wanda", "owl", "low_index"), ("ria", "uniform", "low_index"),
+                       ("magnitude", "uniform", "seeded")}
+    assert by[("wanda", "owl", "low_index")].allocation_params == {"lam": 0.1}
+    assert by[("ria", "uniform", "low_index")].scope == "layer"
+    bad = write_llm_suite(tmp_path / "b.toml", tiny, strategies='[{name = "wanda", allocation = "owl"}]',
+                          patterns='["2:4"]')
+    with pytest.raises(ConfigError, match="N:M pattern fixes every layer"):
+        load_suite(str(bad))
