@@ -372,3 +372,15 @@ def test_a_suite_selects_allocations_ria_and_seeded_ties_per_strategy(tiny, tmp_
                           patterns='["2:4"]')
     with pytest.raises(ConfigError, match="N:M pattern fixes every layer"):
         load_suite(str(bad))
+
+
+def test_the_one_pass_tie_counts_equal_the_separate_ones_on_quantized_scores():
+    from shrinkbench.core.selection import ordered_desc, top_k_with_ties
+
+    gen = torch.Generator().manual_seed(4)
+    for _ in range(30):
+        scores = torch.randint(0, 6, (5, 12), generator=gen).to(torch.float64)
+        k = int(torch.randint(0, 13, (1,), generator=gen))
+        keep, tied = top_k_with_ties(scores.reshape(-1), min(k * 5, 60))
+        assert tied == tied_top_k(scores, min(k * 5, 60)) and int(keep.sum()) == min(k * 5, 60)
+        assert tied_rows_top_k(scores, k, ordered_desc(scores)) == tied_rows_top_k(scores, k)

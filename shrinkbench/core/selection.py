@@ -32,20 +32,27 @@ from shrinkbench.core.errors import ConfigError
 def top_k_mask(scores: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Bool mask of a 1-D `scores` keeping the k largest, ties to the lower index (or, with a
     `generator`, a random subset of the tied entries it draws)."""
+    return top_k_with_ties(scores, k, generator)[0]
+
+
+def top_k_with_ties(scores: torch.Tensor, k: int, generator: torch.Generator | None = None
+                    ) -> tuple[torch.Tensor, int]:
+    """(`top_k_mask`, `tied_top_k`) of a 1-D `scores` from one threshold search."""
     n = scores.numel()
     if not 0 <= k <= n:
         raise ValueError(f"cannot keep {k} of {n} scores")
     if k == 0:
-        return torch.zeros(n, dtype=torch.bool, device=scores.device)
+        return torch.zeros(n, dtype=torch.bool, device=scores.device), 0
     threshold = torch.kthvalue(scores.cpu() if scores.device.type == "mps" else scores,
                                n - k + 1).values.to(scores.device)
     keep = scores > threshold
-    missing = k - int(keep.sum().item())
+    above = int(keep.sum().item())
+    missing = k - above
     tied = torch.nonzero(scores == threshold).flatten()
     if generator is not None and missing < len(tied):
         tied = tied[torch.randperm(len(tied), generator=generator).to(tied.device)]
     keep[tied[:missing]] = True
-    return keep
+    return keep, (len(tied) if above < k < above + len(tied) else 0)
 
 
 def tied_top_k(scores: torch.Tensor, k: int) -> int:
@@ -62,13 +69,16 @@ def tied_top_k(scores: torch.Tensor, k: int) -> int:
     return equal if above < k < above + equal else 0
 
 
-def tied_rows_top_k(scores: torch.Tensor, k: int) -> int:
-    """`tied_top_k` of every row of a 2-D `scores` (the k largest of each row), summed."""
+def tied_rows_top_k(scores: torch.Tensor, k: int, order: torch.Tensor | None = None) -> int:
+    """`tied_top_k` of every row of a 2-D `scores` (the k largest of each row), summed; `order`
+    (each row's indices by descending score, if known) saves a sort."""
     n = scores.shape[1]
     if k <= 0 or k >= n:
         return 0
-    ordered = torch.sort(scores, dim=1, descending=True).values
-    boundary = ordered[:, k - 1: k]
+    if order is None:
+        boundary = torch.sort(scores, dim=1, descending=True).values[:, k - 1: k]
+    else:
+        boundary = scores.gather(1, order[:, k - 1: k])
     above = (scores > boundary).sum(1)
     equal = (scores == boundary).sum(1)
     split = (above < k) & (above + equal > k)

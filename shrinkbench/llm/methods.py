@@ -207,20 +207,23 @@ def keep_top(scores: torch.Tensor, k: int, per_row: bool) -> torch.Tensor:
     lower (flat) index."""
     import torch
 
-    from shrinkbench.core.selection import ordered_desc, tied_rows_top_k, tied_top_k, top_k_mask
+    from shrinkbench.core.selection import ordered_desc, tied_rows_top_k, top_k_with_ties
 
     ledger = _ledger()
     generator = ledger.generator if ledger else None
     scores = scores.to(torch.float64)
-    if ledger is not None:
-        ledger.decisions += scores.numel()
-        ledger.tied += tied_rows_top_k(scores, k) if per_row else tied_top_k(scores, k)
     if per_row:
         order = ordered_desc(scores, generator)
         keep = torch.zeros_like(scores, dtype=torch.bool)
         keep.scatter_(1, order[:, :k], True)
-        return keep
-    return top_k_mask(scores.reshape(-1), k, generator).reshape(scores.shape)
+        tied = tied_rows_top_k(scores, k, order) if ledger is not None else 0
+    else:
+        keep, tied = top_k_with_ties(scores.reshape(-1), k, generator)
+        keep = keep.reshape(scores.shape)
+    if ledger is not None:
+        ledger.decisions += scores.numel()
+        ledger.tied += tied
+    return keep
 
 
 def keep_row_shares(scores: torch.Tensor, kept: int) -> torch.Tensor:
