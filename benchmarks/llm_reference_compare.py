@@ -23,7 +23,11 @@ with the same held-out windows (`shrinkbench.llm.runner.window_nll`).
 Printed per (method, pattern): the agreement of the kept sets (the fraction of identical
 keep/prune decisions; mean over the pruned layers, and the lowest layer), the sparsity each
 actually reached, perplexity of each, and the seconds each took to prune (at the given threads;
-state the machine's load with the numbers).
+state the machine's load with the numbers). Agreement in block 0 is printed on its own: block 0
+sees the same inputs in both, later blocks what the already pruned blocks produce, so an early
+difference carries on. `--self` also runs each reference a second time with the same windows in
+the opposite order and prints how much it agrees with itself: a float32 running mean summed in
+another order is the scale of disagreement that is nobody's error.
 """
 from __future__ import annotations
 
@@ -148,6 +152,8 @@ def run_reference(case: str, repo: Path, calibration, sparsity: float, nm) -> No
     model.seqlen = calibration.shape[1]
     model.hf_device_map = {}
     loader = [(calibration[i: i + 1], None) for i in range(calibration.shape[0])]
+    if os.environ.get("REFERENCE_REVERSED"):  # the same windows in the opposite order (--self)
+        loader = loader[::-1]
     n, m = nm or (0, 0)
     folder = repo.name
     sys.path.insert(0, str(repo))
@@ -213,15 +219,36 @@ def run_ours(strategy_name, params, allocation_name, sparsity, nm, calibration, 
     return kept_sets(model), seconds, perplexity(model, evals)
 
 
-def agreement(ours: dict, reference: dict) -> tuple[float, float, str]:
-    """(mean over layers, lowest layer, its name) of the fraction of identical keep/prune decisions."""
+def agreement(ours: dict, reference: dict) -> tuple[float, float, str, float]:
+    """(mean over layers, lowest layer, its name, mean over block 0's layers) of the fraction of
+    identical keep/prune decisions. Block 0 sees the same inputs in both (the embeddings); later
+    blocks see what the already pruned blocks before them produce, so differences carry on."""
     shares = {n: float((ours[n] == reference[n]).double().mean()) for n in ours}
     low = min(shares, key=shares.get)
-    return sum(shares.values()) / len(shares), shares[low], low
+    first = [v for n, v in shares.items() if ".layers.0." in n]
+    return sum(shares.values()) / len(shares), shares[low], low, sum(first) / len(first)
 
 
 def sparsity_of(masks: dict) -> float:
     return 1 - sum(int(m.sum()) for m in masks.values()) / sum(m.numel() for m in masks.values())
+
+
+def run_worker(refs: Path, case: str, calibration, evals, threads: int, reversed_order: bool):
+    """(result, masks) of the reference in a process of its own, or (None, its last error line)."""
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save(calibration, Path(tmp) / "calibration.pt")
+        torch.save(evals, Path(tmp) / "evals.pt")
+        env = {**os.environ, "REFERENCE_OUT": tmp, "OMP_NUM_THREADS": str(threads)}
+        if reversed_order:
+            env["REFERENCE_REVERSED"] = "1"
+        done = subprocess.run([sys.executable, __file__, "--refs", str(refs), "--worker", case,
+                               "--threads", str(threads)], capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            return None, (done.stderr.strip().splitlines()[-1:] or ["(no message)"])[0]
+        return (json.loads(done.stdout.strip().splitlines()[-1]),
+                torch.load(Path(tmp) / "masks.pt", weights_only=True))
 
 
 def main() -> int:
@@ -233,6 +260,9 @@ def main() -> int:
     parser.add_argument("--eval-windows", type=int, default=8, help="held-out windows (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="run seed: draws the calibration windows")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--self", action="store_true", dest="self_check",
+                        help="also run each reference on the same windows in the opposite order and print its "
+                             "agreement with itself (how much its own float rounding moves its mask)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     import torch
@@ -256,30 +286,30 @@ def main() -> int:
     print(f"SmolLM2-135M (GGUF Q4_1 dequantized), KJV: {args.calib} calibration windows of {args.seq_len} tokens "
           f"(seed {args.seed}), perplexity on {args.eval_windows} held-out windows; CPU, {args.threads} thread(s); "
           f"torch {torch.__version__}")
-    print(f"| case | agreement (mean, lowest layer) | sparsity ref / ours | ppl reference | ppl ours | "
+    print(f"| case | agreement (mean, lowest layer) | block 0 | sparsity ref / ours | ppl reference | ppl ours | "
           f"s reference | s ours |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for case in args.cases:
         folder, strategy, params, allocation, sparsity, nm = CASES[case]
         if folder in absent:
             continue
-        with tempfile.TemporaryDirectory() as tmp:
-            torch.save(calibration, Path(tmp) / "calibration.pt")
-            torch.save(evals, Path(tmp) / "evals.pt")
-            env = {**os.environ, "REFERENCE_OUT": tmp, "OMP_NUM_THREADS": str(args.threads)}
-            done = subprocess.run([sys.executable, __file__, "--refs", str(refs), "--worker", case,
-                                   "--threads", str(args.threads)], capture_output=True, text=True, env=env)
-            if done.returncode != 0:
-                tail = done.stderr.strip().splitlines()[-1:] or ["(no message)"]
-                print(f"| {case} | reference failed: {tail[0][:150]} | | | | | |")
-                continue
-            reference = json.loads(done.stdout.strip().splitlines()[-1])
-            ref_masks = torch.load(Path(tmp) / "masks.pt", weights_only=True)
+        reference, ref_masks = run_worker(refs, case, calibration, evals, args.threads, False)
+        if reference is None:
+            print(f"| {case} | reference failed: {ref_masks[:150]} | | | | | | |", flush=True)
+            continue
+        if args.self_check:
+            again, again_masks = run_worker(refs, case, calibration, evals, args.threads, True)
+            itself = (f"; reference vs itself, calibration order reversed: "
+                      f"{100 * agreement(again_masks, ref_masks)[0]:.2f}%, ppl {again['perplexity']:.2f}"
+                      if again is not None else f"; reversed run failed: {again_masks[:100]}")
+        else:
+            itself = ""
         ours, seconds, ppl = run_ours(strategy, params, allocation, sparsity, nm, calibration, evals, 1)
-        mean, low, name = agreement(ours, ref_masks)
+        mean, low, name, first = agreement(ours, ref_masks)
         print(f"| {case} | {100 * mean:.2f}% ({100 * low:.2f}% {name.replace('model.layers.', '')}) | "
+              f"{100 * first:.2f}% | "
               f"{sparsity_of(ref_masks):.4f} / {sparsity_of(ours):.4f} | {reference['perplexity']:.2f} | {ppl:.2f} | "
-              f"{reference['seconds']:.1f} | {seconds:.1f} |", flush=True)
+              f"{reference['seconds']:.1f} | {seconds:.1f} |{itself}", flush=True)
     return 0
 
 
