@@ -59,8 +59,9 @@ def test_strategies_lists_magnitude_wanda_sparsegpt_with_scopes(capsys):
     listing = listed(capsys, "strategies", "--track", "llm")
     rows = [r for r in listing if r["granularity"] == "unstructured, N:M"]
     by_name = {r["name"]: r for r in rows}
-    assert set(by_name) == {"magnitude", "wanda", "sparsegpt"}
+    assert set(by_name) == {"magnitude", "wanda", "sparsegpt", "ria"}
     assert by_name["wanda"]["scopes"] == ["row", "layer"] and by_name["wanda"]["criterion"] == "calibrated"
+    assert by_name["ria"]["scopes"] == ["layer", "row"] and by_name["ria"]["criterion"] == "calibrated"
     assert by_name["sparsegpt"]["scope"] == "block" and by_name["magnitude"]["criterion"] == "data-free"
     structured = {(r["name"], r["granularity"]): r for r in listing if r not in rows}  # structured pruning criteria
     assert set(structured) == {(n, "blocks") for n in ("block_influence", "angular", "last")} | {
@@ -71,7 +72,7 @@ def test_strategies_lists_magnitude_wanda_sparsegpt_with_scopes(capsys):
     from shrinkbench.vision.pruning import STRATEGIES
 
     assert [r["name"] for r in everything if r["track"] == "vision"] == list(STRATEGIES)
-    assert [r["name"] for r in everything if r["track"] == "llm"][:3] == ["magnitude", "wanda", "sparsegpt"]
+    assert [r["name"] for r in everything if r["track"] == "llm"][:4] == ["magnitude", "wanda", "sparsegpt", "ria"]
 
 
 def test_datasets_lists_the_texts_with_splits_and_sources(capsys):
@@ -87,7 +88,7 @@ def test_csv_carries_the_track_column(capsys):
     assert main(["strategies", "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert {r["track"] for r in rows} == {"vision", "llm"}
-    assert {r["name"] for r in rows if r["track"] == "llm"} == {"magnitude", "wanda", "sparsegpt", "block_influence",
+    assert {r["name"] for r in rows if r["track"] == "llm"} == {"magnitude", "wanda", "sparsegpt", "ria", "block_influence",
                                                                  "angular", "last", "wanda_sp", "taylor", "flap", "random"}
 
 

@@ -325,7 +325,13 @@ def prune_model(model, strategy: LLMStrategy, sparsity: float, nm, scope: str, e
                                      progress)
         else:
             masks = prune_data_free(model, strategy, per_layer or sparsity, nm, scope, exclude, ledger)
-    check_total_kept(masks, sparsity, nm, "global" if per_layer else scope, strategy.name)
+    if per_layer:
+        kept, total = sum(int(m.sum()) for m in masks.values()), sum(m.numel() for m in masks.values())
+        if kept != keep_count(total, sparsity):
+            raise StrategyError(f"strategy {strategy.name} with allocation {allocation.name}: the pruned layers "
+                                f"together kept {kept:,} of {total:,} weights, not {keep_count(total, sparsity):,}")
+    else:
+        check_total_kept(masks, sparsity, nm, scope, strategy.name)
     return masks
 
 

@@ -284,67 +284,6 @@ class Wanda(LLMStrategy):
         return weight.abs().to(torch.float64) * inputs.sq_norm.sqrt().reshape(1, -1)
 
 
-@LLM_STRATEGIES.decorator("ria")
-class RIA(LLMStrategy):
-    """score = (|W_ij| / sum_j |W_ij| + |W_ij| / sum_i |W_ij|) * ||X_j||_2 ** a (Zhang et al.
-    2024); `permute` its channel reallocation for N:M (see the module docstring)."""
-
-    name = "ria"
-    needs_inputs = True
-    scopes = ("layer", "row")
-    default_scope = "layer"
-
-    def __init__(self, a: float = 0.5, permute: bool = False):
-        import math
-
-        if isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a < 0:
-            raise ConfigError(f"ria: a (the exponent of the input norm) must be a finite number >= 0, got {a!r}")
-        if not isinstance(permute, bool):
-            raise ConfigError(f"ria: permute must be true or false, got {permute!r}")
-        self.a, self.permute = float(a), permute
-
-    def score(self, weight, inputs):
-        return ria_score(weight, inputs.sq_norm, self.a)
-
-    def check_pattern(self, nm) -> None:
-        if self.permute and nm is None:
-            raise ConfigError("ria: permute=true reorders the input channels into N:M groups; with the unstructured "
-                              "pattern it would do nothing: leave it out or give an N:M pattern")
-
-    def input_order(self, weight, inputs, nm):
-        if not self.permute or nm is None:
-            return None
-        return ria_channel_order(self.score(weight, inputs), nm[1])
-
-
-def ria_score(weight: torch.Tensor, sq_norm: torch.Tensor, a: float = 0.5) -> torch.Tensor:
-    """RIA's score (float64): (|W| / row sums of |W| + |W| / column sums of |W|) * (sum_t X_tj^2) ** (a / 2)."""
-    import torch
-
-    w = weight.abs().to(torch.float64)
-    rows, cols = w.sum(1, keepdim=True), w.sum(0, keepdim=True)
-    relative = torch.where(rows > 0, w / rows.clamp_min(1e-300), 0.0) + torch.where(cols > 0, w / cols.clamp_min(1e-300), 0.0)
-    return relative * sq_norm.to(torch.float64).sqrt().pow(a).reshape(1, -1)
-
-
-def ria_channel_order(scores: torch.Tensor, m: int) -> torch.Tensor:
-    """RIA's heuristic channel reallocation: the columns sorted by their sum of scores
-    (ascending, ties to the lower index); the i-th M-th of that order fills position i of every
-    group (i = 1..M), ascending for odd i and descending for even i. Returns the permutation:
-    column `order[p]` goes to position p. The width must be a multiple of M."""
-    import torch
-
-    cols = scores.shape[1]
-    if cols % m:
-        raise ConfigError(f"ria: channel permutation needs the input width to be a multiple of M={m}, got {cols}")
-    ranked = torch.argsort(scores.sum(0), stable=True)
-    order = torch.empty_like(ranked)
-    for i in range(1, m + 1):
-        part = ranked[cols * (i - 1) // m: cols * i // m]
-        order[i - 1::m] = part if i % 2 == 1 else part.flip(0)
-    return order
-
-
 @LLM_STRATEGIES.decorator("sparsegpt")
 class SparseGPT(LLMStrategy):
     """OBS reconstruction, column by column in blocks (Frantar & Alistarh 2023)."""
@@ -411,6 +350,67 @@ def sparsegpt_prune(weight: torch.Tensor, inputs: LayerInputs, sparsity: float, 
         W[:, i2:] -= Err1 @ U[i1:i2, i2:]
     W[~keep] = 0.0
     return W.to(weight.dtype), keep
+
+
+@LLM_STRATEGIES.decorator("ria")
+class RIA(LLMStrategy):
+    """score = (|W_ij| / sum_j |W_ij| + |W_ij| / sum_i |W_ij|) * ||X_j||_2 ** a (Zhang et al.
+    2024); `permute` its channel reallocation for N:M (see the module docstring)."""
+
+    name = "ria"
+    needs_inputs = True
+    scopes = ("layer", "row")
+    default_scope = "layer"
+
+    def __init__(self, a: float = 0.5, permute: bool = False):
+        import math
+
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a < 0:
+            raise ConfigError(f"ria: a (the exponent of the input norm) must be a finite number >= 0, got {a!r}")
+        if not isinstance(permute, bool):
+            raise ConfigError(f"ria: permute must be true or false, got {permute!r}")
+        self.a, self.permute = float(a), permute
+
+    def score(self, weight, inputs):
+        return ria_score(weight, inputs.sq_norm, self.a)
+
+    def check_pattern(self, nm) -> None:
+        if self.permute and nm is None:
+            raise ConfigError("ria: permute=true reorders the input channels into N:M groups; with the unstructured "
+                              "pattern it would do nothing: leave it out or give an N:M pattern")
+
+    def input_order(self, weight, inputs, nm):
+        if not self.permute or nm is None:
+            return None
+        return ria_channel_order(self.score(weight, inputs), nm[1])
+
+
+def ria_score(weight: torch.Tensor, sq_norm: torch.Tensor, a: float = 0.5) -> torch.Tensor:
+    """RIA's score (float64): (|W| / row sums of |W| + |W| / column sums of |W|) * (sum_t X_tj^2) ** (a / 2)."""
+    import torch
+
+    w = weight.abs().to(torch.float64)
+    rows, cols = w.sum(1, keepdim=True), w.sum(0, keepdim=True)
+    relative = torch.where(rows > 0, w / rows.clamp_min(1e-300), 0.0) + torch.where(cols > 0, w / cols.clamp_min(1e-300), 0.0)
+    return relative * sq_norm.to(torch.float64).sqrt().pow(a).reshape(1, -1)
+
+
+def ria_channel_order(scores: torch.Tensor, m: int) -> torch.Tensor:
+    """RIA's heuristic channel reallocation: the columns sorted by their sum of scores
+    (ascending, ties to the lower index); the i-th M-th of that order fills position i of every
+    group (i = 1..M), ascending for odd i and descending for even i. Returns the permutation:
+    column `order[p]` goes to position p. The width must be a multiple of M."""
+    import torch
+
+    cols = scores.shape[1]
+    if cols % m:
+        raise ConfigError(f"ria: channel permutation needs the input width to be a multiple of M={m}, got {cols}")
+    ranked = torch.argsort(scores.sum(0), stable=True)
+    order = torch.empty_like(ranked)
+    for i in range(1, m + 1):
+        part = ranked[cols * (i - 1) // m: cols * i // m]
+        order[i - 1::m] = part if i % 2 == 1 else part.flip(0)
+    return order
 
 
 def resolve_llm_strategy(spec: str, params=None) -> LLMStrategy:
