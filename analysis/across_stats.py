@@ -181,12 +181,13 @@ def stratified_resample(strata: list[np.ndarray], rng: np.random.Generator) -> l
 def stratified_indices(sizes: list[int], rng: np.random.Generator, n_boot: int) -> np.ndarray:
     """The rows of `n_boot` stratified resamples of the stacked strata (sizes: units per
     setting), shape (n_boot, sum(sizes)): the same draws from `rng`, in the same order, as
-    `n_boot` calls of `stratified_resample`."""
-    offsets = np.cumsum([0] + list(sizes[:-1]))
-    rows = np.empty((n_boot, int(sum(sizes))), dtype=np.intp)
-    for b in range(n_boot):
-        rows[b] = np.concatenate([offset + rng.integers(0, size, size) for offset, size in zip(offsets, sizes)])
-    return rows
+    `n_boot` calls of `stratified_resample` (numpy draws an array of bounds element by element
+    from the same stream as it fills one bound's array; tests/test_across_stats.py checks
+    both the rows and the generator's state afterwards against the calls one by one)."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    offsets = np.repeat(np.cumsum(sizes) - sizes, sizes)
+    bounds = np.tile(np.repeat(sizes, sizes), n_boot)
+    return (rng.integers(0, bounds) + np.tile(offsets, n_boot)).reshape(n_boot, int(sizes.sum()))
 
 
 BOOTSTRAP_CHUNK = 64  # resamples evaluated at once: bounds the memory of a stacked statistic

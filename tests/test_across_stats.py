@@ -9,7 +9,8 @@ from scipy import stats as sps
 
 from shrinkbench.analysis.across_stats import (friedman, iman_davenport, interval_decision, iqm, mean_difference_interval,
                                                mean_ranks, nemenyi_cd, nemenyi_p, nemenyi_q, pairs_of,
-                                               performance_profile, smallest_wilcoxon_p, stratified_bootstrap, stratified_resample,
+                                               performance_profile, smallest_wilcoxon_p, stratified_bootstrap, stratified_indices,
+                                               stratified_resample,
                                                iqm_of_columns, wilcoxon_holm)
 
 # Demsar (2006), Table 5: critical values q_alpha of the two-tailed Nemenyi test, k = 2..10
@@ -179,6 +180,19 @@ def test_stacked_bootstrap_is_bit_for_bit_the_one_at_a_time_bootstrap_with_scipy
     old = _bootstrap_one_resample_at_a_time(strata, hand, np.random.default_rng(trial), n_boot)
     new = stratified_bootstrap(strata, lambda x: performance_profile(x, thresholds), np.random.default_rng(trial), n_boot)
     assert all(np.array_equal(a, b) for a, b in zip(old, new))
+
+
+def test_stratified_indices_are_the_draws_of_one_resample_at_a_time():
+    g = np.random.default_rng(7)
+    for trial in range(40):
+        sizes = [int(n) for n in g.integers(1, 30, int(g.integers(1, 12)))]  # a stratum of 1 draws nothing
+        n_boot = int(g.integers(1, 20))
+        rows = stratified_indices(sizes, fast := np.random.default_rng(trial), n_boot)
+        slow = np.random.default_rng(trial)
+        strata = [np.arange(sum(sizes[:i]), sum(sizes[:i + 1]), dtype=float)[:, None] for i in range(len(sizes))]
+        expected = [np.vstack(stratified_resample(strata, slow))[:, 0] for _ in range(n_boot)]
+        assert np.array_equal(rows, np.array(expected, dtype=np.intp).reshape(n_boot, -1))
+        assert fast.integers(0, 2 ** 62) == slow.integers(0, 2 ** 62)  # the generator goes on alike
 
 
 def test_bad_matrices_are_refused():
