@@ -16,6 +16,7 @@ import contextlib
 import gc
 import os
 import sys
+import warnings
 from typing import Callable, Iterator
 
 from shrinkbench.analysis.errors import AnalysisError
@@ -35,7 +36,13 @@ class _Children:
         sys.stdout.flush()
         sys.stderr.flush()
         read, send = os.pipe()
-        pid = os.fork()
+        with warnings.catch_warnings():
+            # Python >= 3.12 warns when a process with threads forks (a lock another thread
+            # holds stays held in the child): the child only draws with matplotlib and writes
+            # its files, and touches no lock of torch's or numpy's threads.
+            warnings.filterwarnings("ignore", message=r".*use of fork\(\) may lead to deadlocks",
+                                    category=DeprecationWarning)
+            pid = os.fork()
         if pid == 0:  # the child: write, report a failure through the pipe, never return
             gc.disable()  # a collection would touch (and so copy) every page of the parent's heap
             os.close(read)
