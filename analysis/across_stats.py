@@ -178,21 +178,59 @@ def stratified_resample(strata: list[np.ndarray], rng: np.random.Generator) -> l
     return [s[rng.integers(0, s.shape[0], s.shape[0])] for s in strata]
 
 
+def stratified_indices(sizes: list[int], rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """The rows of `n_boot` stratified resamples of the stacked strata (sizes: units per
+    setting), shape (n_boot, sum(sizes)): the same draws from `rng`, in the same order, as
+    `n_boot` calls of `stratified_resample` (numpy draws an array of bounds element by element
+    from the same stream as it fills one bound's array; tests/test_across_stats.py checks
+    both the rows and the generator's state afterwards against the calls one by one)."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    offsets = np.repeat(np.cumsum(sizes) - sizes, sizes)
+    bounds = np.tile(np.repeat(sizes, sizes), n_boot)
+    return (rng.integers(0, bounds) + np.tile(offsets, n_boot)).reshape(n_boot, int(sizes.sum()))
+
+
+BOOTSTRAP_CHUNK = 64  # resamples evaluated at once: bounds the memory of a stacked statistic
+
+
 def stratified_bootstrap(strata: list[np.ndarray], statistic, rng: np.random.Generator, n_boot: int = 2000,
                          confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`statistic(pooled)` (pooled: all settings' units stacked, units x methods, returning one
-    value per method or an array) with percentile intervals of the stratified bootstrap."""
-    point = np.asarray(statistic(np.vstack(strata)))
-    draws = np.stack([np.asarray(statistic(np.vstack(stratified_resample(strata, rng)))) for _ in range(n_boot)])
+    """`statistic(pooled)` (pooled: all settings' units stacked, units x methods) with percentile
+    intervals of the stratified bootstrap. `statistic` reduces the units axis (-2) of a stack
+    (..., units, methods): it is called on chunks of resamples at once, shape
+    (chunk, units, methods), and returns one result per resample (chunk, ...); for the
+    point estimate it gets the 2-D pooled matrix."""
+    pooled = np.vstack(strata)
+    point = np.asarray(statistic(pooled))
+    rows = stratified_indices([s.shape[0] for s in strata], rng, n_boot)
+    draws = np.concatenate([np.asarray(statistic(pooled[rows[start:start + BOOTSTRAP_CHUNK]]))
+                            for start in range(0, n_boot, BOOTSTRAP_CHUNK)])
     tail = (1.0 - confidence) / 2.0
     return point, np.quantile(draws, tail, axis=0), np.quantile(draws, 1.0 - tail, axis=0)
 
 
 def iqm_of_columns(pooled: np.ndarray) -> np.ndarray:
-    return np.array([iqm(pooled[:, j]) for j in range(pooled.shape[1])])
+    """`iqm` of every column (method) of units x methods, also of a stack (..., units, methods):
+    bit for bit `iqm(pooled[:, j])` (the same partition, each column's middle 50% summed in
+    its own contiguous row, as numpy's pairwise sum of a 1-D array does)."""
+    columns = np.ascontiguousarray(np.swapaxes(np.asarray(pooled, dtype=float), -1, -2))
+    n = columns.shape[-1]
+    low = int(0.25 * n)
+    high = n - low
+    middle = np.partition(columns, (low, high - 1), axis=-1)[..., low:high]
+    return np.mean(np.ascontiguousarray(middle), axis=-1)
 
 
 def performance_profile(pooled: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """Fraction of (setting, unit) scores above each threshold tau, per method:
-    shape (len(thresholds), methods)."""
-    return (pooled[None, :, :] > np.asarray(thresholds, dtype=float)[:, None, None]).mean(axis=1)
+    shape (len(thresholds), methods); of a stack (..., units, methods): (..., len(thresholds), methods).
+
+    Counted on each column sorted once: #{x > tau} = n - searchsorted(sorted, tau, right), the
+    same integer as the comparisons, over n (exactly the mean of the 0/1 indicators)."""
+    columns = np.sort(np.swapaxes(np.asarray(pooled, dtype=float), -1, -2), axis=-1)  # (..., methods, units)
+    thresholds = np.asarray(thresholds, dtype=float)
+    n = columns.shape[-1]
+    flat = columns.reshape(-1, n)
+    at_or_below = np.stack([np.searchsorted(column, thresholds, side="right") for column in flat])
+    above = (n - at_or_below).reshape(columns.shape[:-1] + thresholds.shape)  # (..., methods, thresholds)
+    return np.swapaxes(above, -1, -2) / n

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
+from shrinkbench.analysis.background import submit
 from shrinkbench.analysis.files import write_atomic
 from shrinkbench.analysis.groups import display_name
 from shrinkbench.analysis.palette import DENSE_COLOR, method_styles
@@ -248,9 +249,14 @@ def speedup_gap_figure(points: pd.DataFrame, column: str = "measured_speedup") -
 
 
 def save_figure(fig: Figure, stem: str | Path, formats=("png", "pdf"), dpi: int = 150) -> list[Path]:
-    """Write `stem.<fmt>` for each format atomically; returns the paths."""
-    paths = []
-    for fmt in formats:
-        paths.append(write_atomic(Path(f"{stem}.{fmt}"),
-                                  lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=dpi)))
+    """Write `stem.<fmt>` for each format atomically; returns the paths. Inside
+    `analysis.background.saving_in_background` the files are written by a forked child and
+    exist once the block has ended."""
+    paths = [Path(f"{stem}.{fmt}") for fmt in formats]
+
+    def write() -> None:
+        for path, fmt in zip(paths, formats):
+            write_atomic(path, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=dpi))
+
+    submit(write)
     return paths

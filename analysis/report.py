@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from shrinkbench.analysis.across_report import add_across_section
+from shrinkbench.analysis.background import saving_in_background, wait_for_writers
 from shrinkbench.analysis.bands import curve_points
 from shrinkbench.analysis.compare import all_pairs_family, compare, method_pairs
 from shrinkbench.analysis.ties import tie_warnings
@@ -158,7 +159,7 @@ def write_figures(doc: Document, table: pd.DataFrame, runs: pd.DataFrame, option
                 saved = save_figure(fig, out / "figures" / stem, formats)
                 paths += saved
                 png = out / "figures" / f"{stem}.png"
-                if png.exists() and png in saved:
+                if png in saved:
                     what = f"{label} {'difference to dense' if delta else ''} vs {axis}".replace("  ", " ")
                     caption = f"{what} ({options.stage}/{options.split})"
                     doc.figure(png, f"figures/{stem}.png", caption)
@@ -211,7 +212,15 @@ def build_report(scan: StoreScan, out_dir: str | Path, options: AnalysisOptions 
 def write_report(scan: StoreScan, out_dir: str | Path, options: AnalysisOptions = AnalysisOptions(),
                  method: str | None = None, baselines=None, per_seed_points: bool = False,
                  formats=("png", "pdf")) -> WrittenReport:
-    """`build_report`, returning the comparisons and table too, for output beside the files."""
+    """`build_report`, returning the comparisons and table too, for output beside the files.
+    Figures are saved by forked writers while the statistics go on (`analysis.background`);
+    all are written before report.html embeds the PNGs."""
+    with saving_in_background():
+        return _write_report(scan, out_dir, options, method, baselines, per_seed_points, formats)
+
+
+def _write_report(scan: StoreScan, out_dir: str | Path, options: AnalysisOptions, method: str | None,
+                  baselines, per_seed_points: bool, formats) -> WrittenReport:
     out = Path(out_dir)
     rng = np.random.default_rng(options.seed)
     runs = run_table(scan.table, options)
@@ -264,6 +273,7 @@ def write_report(scan: StoreScan, out_dir: str | Path, options: AnalysisOptions 
     summary = {"source": scan.source, "records": scan.records, "rows": len(scan.table), "runs": len(runs),
                "failed_runs": len(failed), "skipped_files": [s.path for s in scan.skipped],
                "generator_seed": options.seed, "options": options.to_dict(), "warnings": notes}
+    wait_for_writers()  # report.html embeds the PNGs
     files += [write_text(out / "report.md", doc.markdown()),
               write_text(out / "report.html", doc.html("shrinkbench report"))]
     summary["files"] = sorted(str(p.relative_to(out)) for p in files) + ["summary.json"]

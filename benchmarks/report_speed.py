@@ -3,13 +3,18 @@
 Builds a synthetic store (real record JSON files, see tests/analysis_fixtures.py), then
 times (1) reading the store into the tidy table, the peer every report must pay, and
 (2) the whole report (read + figures in PNG and PDF + tables + all-pairs significance).
-Prints rows, runs, seconds and the ratio report / read.
+Prints rows, runs, seconds and the ratio report / read, the CPU time of the report process
+and of its forked figure writers (analysis/background.py), and the conditions (CPUs, load).
+`--sequential` saves the figures in turn in the report process (the way before the writers).
 
-    .venv/bin/python benchmarks/report_speed.py [--seeds 8] [--out DIR]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/report_speed.py [--seeds 8] [--out DIR] [--sequential]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import resource
 import sys
 import tempfile
 import time
@@ -23,7 +28,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from shrinkbench.analysis.load import scan_store  # noqa: E402
 from shrinkbench.analysis.options import AnalysisOptions  # noqa: E402
-from shrinkbench.analysis.report import build_report  # noqa: E402
+from shrinkbench.analysis import report as report_module  # noqa: E402
+from shrinkbench.analysis.background import default_workers  # noqa: E402
 from analysis_fixtures import synthetic_store  # noqa: E402
 
 STRATEGIES = {"global_magnitude": 1.0, "layerwise_magnitude": 0.0, "global_gradient": 0.6,
@@ -37,7 +43,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--out", help="report folder (default: a temporary one)")
+    parser.add_argument("--sequential", action="store_true", help="save figures in turn, no forked writers")
     args = parser.parse_args()
+    if args.sequential:
+        report_module.saving_in_background = contextlib.nullcontext
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "store"
         t0 = time.perf_counter()
@@ -50,9 +59,12 @@ def main() -> None:
             scan = scan_store(store)
             read = time.perf_counter() - t0
             out = Path(args.out) if args.out else Path(tmp) / "report"
-            t0 = time.perf_counter()
-            summary = build_report(scan_store(store), out, AnalysisOptions())
-            report = time.perf_counter() - t0
+            t0, cpu0 = time.perf_counter(), time.process_time()
+            children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            summary = report_module.build_report(scan_store(store), out, AnalysisOptions())
+            report, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            writers = (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
     rows, runs = len(scan.table), summary["runs"]
     print(f"store: {rows:,} tidy rows, {scan.records:,} records, {runs:,} runs analysed "
           f"({len(SETTINGS)} settings x {len(STRATEGIES)} methods x {len(COMPRESSIONS)} ratios x {args.seeds} seeds);"
@@ -60,6 +72,10 @@ def main() -> None:
     print(f"read store:   {read:6.2f} s")
     print(f"full report:  {report:6.2f} s (read included; {len(summary['files'])} files)")
     print(f"ratio report / read: {report / read:.1f}")
+    print(f"CPU: report process {cpu:.2f} s, figure writers {writers:.2f} s "
+          f"({'sequential' if args.sequential else f'up to {default_workers()} forked at once'})")
+    print(f"conditions: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ from scipy import stats as sps
 
 from shrinkbench.analysis.across_stats import (friedman, iman_davenport, interval_decision, iqm, mean_difference_interval,
                                                mean_ranks, nemenyi_cd, nemenyi_p, nemenyi_q, pairs_of,
-                                               performance_profile, smallest_wilcoxon_p, stratified_bootstrap,
+                                               performance_profile, smallest_wilcoxon_p, stratified_bootstrap, stratified_indices,
+                                               stratified_resample,
                                                iqm_of_columns, wilcoxon_holm)
 
 # Demsar (2006), Table 5: critical values q_alpha of the two-tailed Nemenyi test, k = 2..10
@@ -143,13 +144,55 @@ def test_performance_profile_by_hand():
 def test_stratified_bootstrap_resamples_within_settings_only_and_is_seeded():
     # setting A: every unit 0; setting B: every unit 10: any resample keeps half the values at 10
     strata = [np.zeros((4, 2)), np.full((4, 2), 10.0)]
-    point, low, high = stratified_bootstrap(strata, lambda x: x.mean(axis=0), np.random.default_rng(0), 200)
+    point, low, high = stratified_bootstrap(strata, lambda x: x.mean(axis=-2), np.random.default_rng(0), 200)
     assert point == pytest.approx([5.0, 5.0]) and low == pytest.approx([5.0, 5.0]) and high == pytest.approx([5.0, 5.0])
     rng_strata = [np.random.default_rng(1).normal(size=(5, 3)), np.random.default_rng(2).normal(size=(3, 3))]
     first = stratified_bootstrap(rng_strata, iqm_of_columns, np.random.default_rng(9), 300)
     again = stratified_bootstrap(rng_strata, iqm_of_columns, np.random.default_rng(9), 300)
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     assert np.all(first[1] <= first[0] + 1e-12) and np.all(first[0] <= first[2] + 1e-12)
+
+
+def _bootstrap_one_resample_at_a_time(strata, statistic, rng, n_boot, confidence=0.95):
+    """The reference: one `stratified_resample` and one 2-D statistic per resample."""
+    point = np.asarray(statistic(np.vstack(strata)))
+    draws = np.stack([np.asarray(statistic(np.vstack(stratified_resample(strata, rng)))) for _ in range(n_boot)])
+    tail = (1.0 - confidence) / 2.0
+    return point, np.quantile(draws, tail, axis=0), np.quantile(draws, 1.0 - tail, axis=0)
+
+
+@pytest.mark.parametrize("trial", range(8))
+def test_stacked_bootstrap_is_bit_for_bit_the_one_at_a_time_bootstrap_with_scipy_trim_mean(trial):
+    g = np.random.default_rng(100 + trial)
+    methods = int(g.integers(2, 9))
+    strata = [g.normal(size=(int(g.integers(2, 40)), methods)) * 10.0 ** g.uniform(-3, 3)
+              for _ in range(int(g.integers(2, 6)))]
+
+    def scipy_iqm(pooled):
+        return np.array([sps.trim_mean(pooled[:, j], 0.25) for j in range(pooled.shape[1])])
+
+    n_boot = 130  # not a multiple of the chunk: the last chunk is partial
+    old = _bootstrap_one_resample_at_a_time(strata, scipy_iqm, np.random.default_rng(trial), n_boot)
+    new = stratified_bootstrap(strata, iqm_of_columns, np.random.default_rng(trial), n_boot)
+    assert all(np.array_equal(a, b) for a, b in zip(old, new))
+    thresholds = np.unique(np.vstack(strata))[::3]
+    hand = lambda x: (x[None, :, :] > thresholds[:, None, None]).mean(axis=1)  # noqa: E731 (the comparisons, averaged)
+    old = _bootstrap_one_resample_at_a_time(strata, hand, np.random.default_rng(trial), n_boot)
+    new = stratified_bootstrap(strata, lambda x: performance_profile(x, thresholds), np.random.default_rng(trial), n_boot)
+    assert all(np.array_equal(a, b) for a, b in zip(old, new))
+
+
+def test_stratified_indices_are_the_draws_of_one_resample_at_a_time():
+    g = np.random.default_rng(7)
+    for trial in range(40):
+        sizes = [int(n) for n in g.integers(1, 30, int(g.integers(1, 12)))]  # a stratum of 1 draws nothing
+        n_boot = int(g.integers(1, 20))
+        rows = stratified_indices(sizes, fast := np.random.default_rng(trial), n_boot)
+        slow = np.random.default_rng(trial)
+        strata = [np.arange(sum(sizes[:i]), sum(sizes[:i + 1]), dtype=float)[:, None] for i in range(len(sizes))]
+        expected = [np.vstack(stratified_resample(strata, slow))[:, 0] for _ in range(n_boot)]
+        assert np.array_equal(rows, np.array(expected, dtype=np.intp).reshape(n_boot, -1))
+        assert fast.integers(0, 2 ** 62) == slow.integers(0, 2 ** 62)  # the generator goes on alike
 
 
 def test_bad_matrices_are_refused():
