@@ -114,26 +114,39 @@ def torch_pruning_heads(dense, plan, limit: int) -> tuple[torch.nn.Module | None
         removed[i] = group_rows(geo, torch.tensor([g for g in range(geo.kv_heads[i]) if g not in keep]))
     model = copy.deepcopy(dense).eval()
     said = f"torch-pruning {tp.__version__}: "
+    from torch_pruning.dependency.group import Group
+
+    o_proj = decoder_blocks(model)[0].self_attn.o_proj
+    added = {"all": 0, "o_proj": 0}
+    add_dep = Group.add_dep
+
+    def counting_add_dep(self, dep, idxs):  # how the group grows while we wait
+        added["all"] += 1
+        added["o_proj"] += dep.target.module is o_proj
+        return add_dep(self, dep, idxs)
+
     previous = signal.signal(signal.SIGALRM, _alarm)
     try:
         torch.set_grad_enabled(True)  # its tracer follows autograd
         graph = tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(1, 8, dtype=torch.int64),
                                                       output_transform=lambda out: out.logits)
+        Group.add_dep = counting_add_dep
         start = time.perf_counter()
         signal.alarm(limit)
-        group = graph.get_pruning_group(decoder_blocks(model)[0].self_attn.o_proj, tp.prune_linear_in_channels,
-                                        idxs=removed[0][0].tolist())
+        group = graph.get_pruning_group(o_proj, tp.prune_linear_in_channels, idxs=removed[0][0].tolist())
         signal.alarm(0)
         said += f"its dependency graph gave a head group of {len(group)} dependencies (not used: see below); "
     except _OutOfTime:
         said += (f"its dependency graph did not finish the head group of block 0 (o_proj input channels) in "
-                 f"{time.perf_counter() - start:.0f} s (the closure through attention and the rotary embedding "
-                 f"grows without end); ")
+                 f"{time.perf_counter() - start:.0f} s: {added['all']} dependencies added, block 0's o_proj "
+                 f"{added['o_proj']} times (the closure through attention and the rotary embedding grows "
+                 f"without end); ")
     except Exception as exc:
         said += f"its dependency graph failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}; "
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+        Group.add_dep = add_dep
         torch.set_grad_enabled(False)
     model = copy.deepcopy(dense).eval()
     for i, block in enumerate(decoder_blocks(model)):
