@@ -12,6 +12,11 @@
    summed over all calibration tokens (`LayerInputs`), its layers are pruned, and the block
    runs again on its inputs to give the next block's inputs, so a block is calibrated on what
    the already-pruned blocks before it produce.
+4. A mask refinement (`refine`, `shrinkbench.llm.refine`, e.g. DSnoT) runs on each layer
+   right after the strategy's mask, on the layer's dense weight and its inputs' statistics
+   (with the per-sequence moments), before the block's output is computed for the next block
+   (the protocol of DSnoT's code); the layer keeps its dense values where the refined mask
+   keeps. A data-free strategy with a refinement runs on the calibrated path.
 """
 from __future__ import annotations
 
@@ -91,9 +96,18 @@ def checked_prune(strategy: LLMStrategy, weight: torch.Tensor, inputs, sparsity,
     return result
 
 
-def _apply(layer: nn.Linear, strategy: LLMStrategy, inputs, sparsity, nm, scope, name: str) -> torch.Tensor:
+def _apply(layer: nn.Linear, strategy: LLMStrategy, inputs, sparsity, nm, scope, name: str,
+           refine=None) -> torch.Tensor:
     weight = layer.weight.data
     new, keep = checked_prune(strategy, weight, inputs, sparsity, nm, scope, name)
+    if refine is not None and refine.applies_to(name):
+        from shrinkbench.core.usercode import no_process_exit
+        from shrinkbench.llm.refine import checked_refine
+
+        with no_process_exit():
+            scores = checked_scores(strategy, weight, inputs) if nm is not None else None
+        keep = checked_refine(refine, name, weight, keep, inputs, nm, scores)
+        new = weight  # a refinement keeps the dense values of what it keeps (strategies that score only)
     layer.weight.data.copy_(new.to(weight.dtype) * keep)
     return keep
 
@@ -182,7 +196,7 @@ def _block_output(out):
 
 
 def prune_calibrated(model, strategy: LLMStrategy, sparsity, nm, scope, exclude, batches: list[torch.Tensor],
-                     progress: Callable[[int, int], None] | None = None) -> Masks:
+                     progress: Callable[[int, int], None] | None = None, refine=None) -> Masks:
     prefix, blocks = decoder_blocks(model)
     check_nm_widths(pruned_layers(model, exclude), nm)
     masks: Masks = {}
@@ -193,6 +207,9 @@ def prune_calibrated(model, strategy: LLMStrategy, sparsity, nm, scope, exclude,
             stats = {n: LayerInputs(0, torch.zeros(layer.in_features, dtype=torch.float64),
                                     torch.zeros(layer.in_features, layer.in_features, dtype=torch.float64)
                                     if strategy.needs_xtx else None) for n, layer in layers.items()}
+            if refine is not None:
+                for s in stats.values():
+                    s.sums, s.seq_var = torch.zeros_like(s.sq_norm), torch.zeros_like(s.sq_norm)
 
             def collector(name):
                 def hook(module, args):
@@ -202,6 +219,12 @@ def prune_calibrated(model, strategy: LLMStrategy, sparsity, nm, scope, exclude,
                     s.sq_norm += (x * x).sum(0)
                     if s.xtx is not None:
                         s.xtx += x.T @ x
+                    if s.sums is not None:  # per-sequence moments (a refinement's)
+                        seqs = args[0].detach().to(torch.float64)
+                        seqs = seqs.reshape(-1, seqs.shape[-2], seqs.shape[-1]) if seqs.dim() > 1 else seqs
+                        s.sequences += seqs.shape[0]
+                        s.sums += x.sum(0)
+                        s.seq_var += seqs.var(dim=1, unbiased=False).sum(0)
                 return hook
 
             handles = [layer.register_forward_pre_hook(collector(n)) for n, layer in layers.items()]
@@ -212,7 +235,7 @@ def prune_calibrated(model, strategy: LLMStrategy, sparsity, nm, scope, exclude,
                 for h in handles:
                     h.remove()
             for n, layer in layers.items():
-                masks[n] = _apply(layer, strategy, stats[n], sparsity, nm, scope, n)
+                masks[n] = _apply(layer, strategy, stats[n], sparsity, nm, scope, n, refine)
             states = [(_block_output(block(hidden, **kwargs)), kwargs) for hidden, kwargs in states]
             if progress is not None:
                 progress(index + 1, len(blocks))
@@ -220,11 +243,12 @@ def prune_calibrated(model, strategy: LLMStrategy, sparsity, nm, scope, exclude,
 
 
 def prune_model(model, strategy: LLMStrategy, sparsity: float, nm, scope: str, exclude: tuple[str, ...],
-                batches: list[torch.Tensor] | None, progress=None) -> Masks:
+                batches: list[torch.Tensor] | None, progress=None, refine=None) -> Masks:
     """Prune `model` in place; the keep masks of the pruned layers, each layer's kept count
-    checked for its scope (and all layers' together for scope `global`)."""
-    if strategy.needs_inputs:
-        masks = prune_calibrated(model, strategy, sparsity, nm, scope, exclude, batches or [], progress)
+    checked for its scope (and all layers' together for scope `global`). `refine`: a
+    `MaskRefinement` run on each layer's mask (step 4 of the module docstring)."""
+    if strategy.needs_inputs or refine is not None:
+        masks = prune_calibrated(model, strategy, sparsity, nm, scope, exclude, batches or [], progress, refine)
     else:
         masks = prune_data_free(model, strategy, sparsity, nm, scope, exclude)
     check_total_kept(masks, sparsity, nm, scope, strategy.name)
