@@ -368,6 +368,8 @@ def _option_strings(command: str) -> set[str]:
     return {a.option_strings[-1] for a in sub._actions if a.option_strings and a.dest != "help"}
 
 
+LORA = ["--finetune-steps", "1", "--finetune-method", "lora"]
+
 # option -> (arguments for the run, arguments of the run it is compared with, "acts" or a refusal's words)
 WALK = {
     "--model": (lambda t, b: ["--model", str(b / "twin")], [], "acts"),
@@ -397,6 +399,15 @@ WALK = {
     "--save": (lambda t, b: ["--unit", "heads", "--sparsity", "0.5", "--save", str(b / "saved")],
                ["--unit", "heads", "--sparsity", "0.5"], "acts"),
     "--format": (lambda t, b: ["--format", "json"], [], "acts"),
+    "--finetune-method": (lambda t, b: ["--finetune-steps", "1", "--finetune-method", "lora"],
+                          ["--finetune-steps", "1"], "acts"),
+    "--lora-rank": (lambda t, b: [*LORA, "--lora-rank", "4"], LORA, "acts"),
+    "--lora-alpha": (lambda t, b: [*LORA, "--lora-alpha", "8"], LORA, "acts"),
+    "--lora-dropout": (lambda t, b: [*LORA, "--lora-dropout", "0"], LORA, "acts"),
+    "--lora-target": (lambda t, b: [*LORA, "--lora-target", "k_proj"], LORA, "acts"),
+    "--refine": (lambda t, b: ["--strategy", "wanda", "--refine", "dsnot"], ["--strategy", "wanda"], "acts"),
+    "--refine-param": (lambda t, b: ["--strategy", "wanda", "--refine", "dsnot", "--refine-param", "threshold=0"],
+                       ["--strategy", "wanda", "--refine", "dsnot"], "acts"),
 }
 
 
@@ -473,6 +484,13 @@ RUN_WALK = {
     "save_to": ('save_to = "{tiny}/saved"', "needs a structured unit"),
     "text_root": ('text_root = "{tiny}"', "does not read it"),
     "download": ("download = true", "leave it out"),
+    "finetune_method": ('finetune_steps = 1\nfinetune_method = "lora"', "acts"),
+    "lora_rank": ('finetune_steps = 1\nfinetune_method = "lora"\nlora_rank = 4', "acts"),
+    "lora_alpha": ('finetune_steps = 1\nfinetune_method = "lora"\nlora_alpha = 8.0', "acts"),
+    "lora_dropout": ('finetune_steps = 1\nfinetune_method = "lora"\nlora_dropout = 0.0', "acts"),
+    "lora_targets": ('finetune_steps = 1\nfinetune_method = "lora"\nlora_targets = ["k_proj"]', "acts"),
+    "refine": ('refine = "dsnot"', "would be overridden"),
+    "refine_params": ("refine_params = {{}}", "would be overridden"),
 }
 
 

@@ -23,6 +23,7 @@ adapters' initialisation and dropout draw from the run seed (purpose `lora`).
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -52,7 +53,9 @@ def lora_recover(model, masks: dict[str, torch.Tensor] | None, train_ids, cfg, d
     torch.manual_seed(derive_seed(cfg.seed, "lora"))  # inside the run's forked RNG: A's init and dropout
     config = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                         target_modules=list(cfg.lora_targets), bias="none")
-    wrapped = get_peft_model(model, config)
+    with warnings.catch_warnings():  # peft asks transformers 5 a deprecated question; not the user's concern
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        wrapped = get_peft_model(model, config)
     adapted = [m for m in wrapped.modules() if isinstance(m, LoraLayer)]
     params = [p for p in wrapped.parameters() if p.requires_grad]
     trainable = sum(p.numel() for p in params)
