@@ -315,3 +315,18 @@ def test_a_lora_run_records_its_budget_and_identity(tiny, tmp_path):
     assert m[("post", "sparsity")] == 0.5 and m[("post", "perplexity")] != m[("pre", "perplexity")]
     assert record["method_tags"] == ["row", "LoRA r8 recovery 2 steps"]
     assert all(kept["kept"] * 2 == kept["numel"] for kept in record["layers"])
+
+
+def test_a_suite_selects_dsnot_on_top_of_wanda_and_refuses_it_in_run(tiny, tmp_path):
+    from shrinkbench.core.suite import load_suite
+    from test_llm_trust import write_llm_suite
+
+    suite = write_llm_suite(tmp_path / "s.toml", tiny, patterns='["unstructured", "2:4"]', strategies=(
+        '["wanda", {name = "wanda", refine = "dsnot", refine_params = {threshold = 0.05}}]'))
+    pruned = [c for c in load_suite(str(suite)).configs if not c.is_dense]
+    refined = sorted((c.pattern, c.refine, dict(c.refine_params)) for c in pruned if c.refine)
+    assert len(pruned) == 4 and refined == [("2:4", "dsnot", {"threshold": 0.05}),
+                                            ("unstructured", "dsnot", {"threshold": 0.05})]
+    bad = write_llm_suite(tmp_path / "b.toml", tiny, strategies='[{name = "sparsegpt", refine = "dsnot"}]')
+    with pytest.raises(ConfigError, match="overrides prune"):
+        load_suite(str(bad))
