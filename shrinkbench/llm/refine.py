@@ -215,8 +215,7 @@ def check_refinement(refine: MaskRefinement, strategy, layer_names, label: str) 
         raise ConfigError(
             f"refine {refine.name}: strategy {label} overrides prune() and may change the kept weights (SparseGPT "
             f"reconstructs them); {refine.name} swaps weights of a mask over fixed dense values and would discard "
-            f"that reconstruction (the reference's 'DSnoT on SparseGPT' uses SparseGPT's saliency as a mask without "
-            f"the update); use it with a strategy that scores (magnitude, wanda, yours implementing score())")
+            f"that reconstruction; use it with a strategy that scores (magnitude, wanda, yours implementing score())")
     names = list(layer_names)
     for pattern in getattr(refine, "skip", ()):
         if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
