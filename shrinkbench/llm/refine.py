@@ -43,8 +43,11 @@ away; `check_refinement`).
   index lists then point at weights of the other sign or at kept weights (its regrow list is
   sorted over every column, kept ones zeroed; its prune list fills the zero-metric gap with
   column position 0), which can change that row's kept count; a weight whose m_j or v_j is 0 is
-  no candidate here (the reference divides 0 by 0). The statistics are summed in float64 (the
-  reference: float32).
+  no candidate here (the reference divides 0 by 0). The statistics and scores are computed in
+  float64 (the reference: float32), so two Wanda scores closer than float32's resolution can be
+  ranked differently (traced on SmolLM2, docs/llm.md); from such a row on, later blocks see other
+  inputs and the two codes drift apart as far as the reference does from itself when only the
+  order of the calibration windows changes.
 """
 from __future__ import annotations
 
