@@ -58,8 +58,9 @@ def one_shot_run_tags(config: dict[str, Any]) -> list[str]:
     """A one-shot run of a pretrained model (the language-model track): its structured unit
     (`blocks`, `heads`, `channels`, `width`) if any, its N:M pattern (`2:4`) or else its scope (`row`, `layer`,
     `block`, `global`; for width units the allocation `uniform`, `global`), a layer allocation other than
-    uniform (`owl`), a tie rule other than the lower index (`seeded ties`), and a recovery fine-tune
-    (`recovery 100 steps`). One-shot without fine-tuning is the track's default, not tagged."""
+    uniform (`owl`), a tie rule other than the lower index (`seeded ties`), a mask refinement (`dsnot`),
+    and a recovery fine-tune (`recovery 100 steps`, `LoRA r8 recovery 100 steps`). One-shot without
+    fine-tuning is the track's default, not tagged."""
     if config.get("strategy") == DENSE_STRATEGY:
         return []
     pattern = config.get("pattern") or "unstructured"
@@ -72,9 +73,12 @@ def one_shot_run_tags(config: dict[str, Any]) -> list[str]:
         tags.append(" ".join([str(allocation)] + [f"{k}={v}" for k, v in sorted(params.items())]))
     if config.get("ties", "low_index") != "low_index":
         tags.append(f"{config['ties']} ties")
+    if config.get("refine"):  # a mask refinement after the strategy's mask (`wanda [row, dsnot]`)
+        tags.append(str(config["refine"]))
     steps = int(config.get("finetune_steps") or 0)
     if steps:
-        tags.append(f"recovery {steps} steps")
+        lora = config.get("finetune_method") == "lora"
+        tags.append(f"LoRA r{config.get('lora_rank')} recovery {steps} steps" if lora else f"recovery {steps} steps")
     return tags
 
 

@@ -368,6 +368,8 @@ def _option_strings(command: str) -> set[str]:
     return {a.option_strings[-1] for a in sub._actions if a.option_strings and a.dest != "help"}
 
 
+LORA = ["--finetune-steps", "1", "--finetune-method", "lora"]
+
 # option -> (arguments for the run, arguments of the run it is compared with, "acts" or a refusal's words)
 WALK = {
     "--model": (lambda t, b: ["--model", str(b / "twin")], [], "acts"),
@@ -401,6 +403,15 @@ WALK = {
     "--allocation-param": (lambda t, b: ["--allocation", "owl", "--allocation-param", "lam=0.1"],
                            ["--allocation", "owl"], "acts"),
     "--ties": (lambda t, b: ["--ties", "seeded"], [], "acts"),
+    "--finetune-method": (lambda t, b: ["--finetune-steps", "1", "--finetune-method", "lora"],
+                          ["--finetune-steps", "1"], "acts"),
+    "--lora-rank": (lambda t, b: [*LORA, "--lora-rank", "4"], LORA, "acts"),
+    "--lora-alpha": (lambda t, b: [*LORA, "--lora-alpha", "8"], LORA, "acts"),
+    "--lora-dropout": (lambda t, b: [*LORA, "--lora-dropout", "0"], LORA, "acts"),
+    "--lora-target": (lambda t, b: [*LORA, "--lora-target", "k_proj"], LORA, "acts"),
+    "--refine": (lambda t, b: ["--strategy", "wanda", "--refine", "dsnot"], ["--strategy", "wanda"], "acts"),
+    "--refine-param": (lambda t, b: ["--strategy", "wanda", "--refine", "dsnot", "--refine-param", "threshold=0"],
+                       ["--strategy", "wanda", "--refine", "dsnot"], "acts"),
 }
 
 
@@ -481,6 +492,13 @@ RUN_WALK = {
     "allocation_params": ("allocation_params = {{}}", "would be overridden"),
     "allocation_sha256": ('allocation_sha256 = "x"', "computed from the files"),
     "ties": ('ties = "seeded"', "acts"),
+    "finetune_method": ('finetune_steps = 1\nfinetune_method = "lora"', "acts"),
+    "lora_rank": ('finetune_steps = 1\nfinetune_method = "lora"\nlora_rank = 4', "acts"),
+    "lora_alpha": ('finetune_steps = 1\nfinetune_method = "lora"\nlora_alpha = 8.0', "acts"),
+    "lora_dropout": ('finetune_steps = 1\nfinetune_method = "lora"\nlora_dropout = 0.0', "acts"),
+    "lora_targets": ('finetune_steps = 1\nfinetune_method = "lora"\nlora_targets = ["k_proj"]', "acts"),
+    "refine": ('refine = "dsnot"', "would be overridden"),
+    "refine_params": ("refine_params = {{}}", "would be overridden"),
 }
 
 

@@ -61,6 +61,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="recovery fine-tune: AdamW steps after pruning, masks kept (default 0: one-shot)")
     p.add_argument("--finetune-lr", type=float, default=None,
                    help="learning rate of the recovery fine-tune, with --finetune-steps (default 1e-5)")
+    p.add_argument("--finetune-method", default=None, choices=("full", "lora"),
+                   help="recovery fine-tune: full (default; AdamW on every weight) or lora (adapters through peft, "
+                        "merged with the masks so pruned weights stay zero); needs --finetune-steps")
+    p.add_argument("--lora-rank", type=int, default=None, help="LoRA rank r (default 8), with --finetune-method lora")
+    p.add_argument("--lora-alpha", type=float, default=None,
+                   help="LoRA alpha (default 16; the update is alpha / r * B A), with --finetune-method lora")
+    p.add_argument("--lora-dropout", type=float, default=None,
+                   help="dropout on the adapters' input (default 0.05), with --finetune-method lora")
+    p.add_argument("--lora-target", action="append", default=None, metavar="MODULE",
+                   help="a module LoRA adapts, by name or its last part (repeatable; default q_proj and v_proj)")
+    p.add_argument("--refine", default=None,
+                   help="a mask refinement after the strategy's mask: dsnot (DSnoT, Zhang et al. 2024; for strategies "
+                        "that score, not sparsegpt)")
+    p.add_argument("--refine-param", action="append", metavar="NAME=VALUE", default=None,
+                   help="a parameter of the refinement (repeatable): dsnot's max_cycles (50), threshold (0.1), "
+                        "var_power (1), skip (a JSON list of layer patterns, default [\"*.mlp.*\"])")
     p.add_argument("--store", default="results", help="results folder (default: results)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
     p.add_argument("--text-root", default=None, help="the datasets cache folder of wikitext2 or c4")
@@ -86,7 +102,10 @@ def cmd_prune_llm(args) -> int:
         torch.set_num_threads(args.threads)
     given = dict(scope=args.scope, sparsity=args.sparsity, seq_len=args.seq_len, calib_sequences=args.calib_sequences,
                  eval_windows=args.eval_windows, finetune_steps=args.finetune_steps, finetune_lr=args.finetune_lr,
-                 text_root=args.text_root, allocation=args.allocation, ties=args.ties)
+                 text_root=args.text_root, allocation=args.allocation, ties=args.ties,
+                 finetune_method=args.finetune_method, lora_rank=args.lora_rank,
+                 lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
+                 lora_targets=tuple(args.lora_target) if args.lora_target else None, refine=args.refine)
     raw = dict(model=args.model, tokenizer=args.tokenizer, dataset=args.text, strategy=args.strategy,
                pattern=args.pattern, seed=args.seed, exclude=tuple(args.exclude or ()), download=args.download, unit=args.unit,
                save_to=args.save,
@@ -95,6 +114,8 @@ def cmd_prune_llm(args) -> int:
         raw["strategy_params"] = parse_assignments(args.param).to_dict()
     if args.allocation_param:
         raw["allocation_params"] = parse_assignments(args.allocation_param).to_dict()
+    if args.refine_param:
+        raw["refine_params"] = parse_assignments(args.refine_param).to_dict()
     refuse_idle_options(args)
     cfg = validate_llm_config(LLMRunConfig.from_dict(raw, "command line"))
     cfg = pin_threads((cfg,), args.threads or torch_threads())[0]  # the count it computes with: its identity
@@ -144,6 +165,17 @@ def refuse_idle_options(args) -> None:
                           f"whatever the scope; leave --scope out")
     if args.allocation_param and not args.allocation:
         raise ConfigError("--allocation-param sets a parameter of --allocation; give --allocation too, or leave it out")
+    lora = [flag for flag, value in (("--lora-rank", args.lora_rank), ("--lora-alpha", args.lora_alpha),
+                                     ("--lora-dropout", args.lora_dropout), ("--lora-target", args.lora_target))
+            if value is not None]
+    if lora and args.finetune_method != "lora":
+        raise ConfigError(f"{lora[0]} sets the LoRA recovery fine-tune; give --finetune-method lora (and "
+                          f"--finetune-steps) too, or leave it out")
+    if args.finetune_method is not None and not args.finetune_steps:
+        raise ConfigError("--finetune-method chooses how the recovery fine-tune trains; give --finetune-steps too, "
+                          "or leave it out")
+    if args.refine_param is not None and args.refine is None:
+        raise ConfigError("--refine-param sets a parameter of the mask refinement; give --refine too, or leave it out")
     if args.finetune_lr is not None and not args.finetune_steps:
         raise ConfigError("--finetune-lr sets the learning rate of the recovery fine-tune; give --finetune-steps "
                           "too, or leave it out")

@@ -18,8 +18,12 @@ allocation (`uniform`, `global`), and `save_to` (a location) where the compacted
 much each layer keeps, e.g. `owl`), with `allocation_params` and, for a user's allocation, the
 sha256 of its file; `ties` (default `low_index`) says how selections break ties: `low_index`
 keeps the lower index, `seeded` a random order drawn from the run seed (purpose `ties`), which
-makes even a data-free method's runs depend on their seed. At their defaults these fields are
-left out of the identity, so older run ids stand.
+makes even a data-free method's runs depend on their seed. `refine` (default None) names a mask
+refinement run on every layer's mask right after the strategy's (`dsnot`; `shrinkbench.llm.refine`),
+with `refine_params`. `finetune_method` (default `full`: AdamW on every weight) `lora` makes the
+recovery fine-tune train LoRA adapters (`lora_rank`, `lora_alpha`, `lora_dropout`, `lora_targets`;
+`shrinkbench.llm.lora`), merged into the weights with the masks. At their defaults these fields
+are left out of the identity, so older run ids stand.
 
 Records of both tracks share one store and one analysis. For the analysis an LLM config also
 states the derived fields every record has: `compression` = 1 / (1 - sparsity) of the pruned
@@ -55,6 +59,7 @@ DERIVED = ("track", "compression", "granularity", "target", "base", "finetune")
 LOCATION_FIELDS = ("text_root", "download", "save_to")
 TIE_RULES = ("low_index", "seeded")
 """How selections break ties: keep the lower index (the default), or a random order drawn from the run seed."""
+FINETUNE_METHODS = ("full", "lora")
 WEIGHT = "weight"
 """`unit` of weight pruning (the default); the structured units are `blocks`, `heads`,
 `channels` and `width` (`shrinkbench.llm.structured`)."""
@@ -100,6 +105,15 @@ class LLMRunConfig:
     finetune_steps: int = 0
     finetune_lr: float = 1e-5
     finetune_batch: int = 2
+    finetune_method: str = "full"
+    """`full` (AdamW on every weight) or `lora` (adapters through peft, merged with the masks)."""
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.05
+    lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
+    """LoRA's defaults are those of Wanda's `lora_ft/finetune_lm.py` (r 8, alpha 16, dropout 0.05, q and v)."""
+    refine: str | None = None
+    refine_params: Params = Params()
     throughput_repeats: int = 3
     allocation: str = "uniform"
     allocation_params: Params = Params()
@@ -145,6 +159,7 @@ class LLMRunConfig:
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         _check(self.seq_len >= 2, f"seq_len must be >= 2 (a window predicts seq_len - 1 tokens), got {self.seq_len}")
         _check(self.finetune_steps >= 0, f"finetune_steps must be >= 0, got {self.finetune_steps}")
+        self._check_recovery_and_refinement()
         _check(math.isfinite(self.finetune_lr) and self.finetune_lr >= 0,
                f"finetune_lr must be a finite number >= 0, got {self.finetune_lr}")
         _check(self.layers in LAYER_SETS, f"layers must be one of {', '.join(LAYER_SETS)}, got {self.layers!r}")
@@ -164,6 +179,35 @@ class LLMRunConfig:
         elif self.save_to is not None:
             raise ConfigError("save_to saves a compacted model: it needs a structured unit (blocks, heads, channels, "
                               "width); a weight-pruned model keeps its shapes")
+
+    def _check_recovery_and_refinement(self) -> None:
+        _check(self.finetune_method in FINETUNE_METHODS,
+               f"finetune_method must be one of {', '.join(FINETUNE_METHODS)}, got {self.finetune_method!r}")
+        lora_set = [f.name for f in dataclasses.fields(self) if f.name.startswith("lora_")
+                    and getattr(self, f.name) != f.default]
+        if self.finetune_method != "lora":
+            _check(not lora_set, f"{lora_set[0] if lora_set else ''} sets the LoRA recovery fine-tune; give "
+                                 f"finetune_method lora too, or leave it out")
+        else:
+            _check(self.finetune_steps >= 1, "finetune_method lora trains adapters for finetune_steps steps; give "
+                                             "finetune_steps >= 1")
+            _check(isinstance(self.lora_rank, int) and not isinstance(self.lora_rank, bool) and self.lora_rank >= 1,
+                   f"lora_rank must be a whole number >= 1, got {self.lora_rank!r}")
+            _check(math.isfinite(self.lora_alpha) and self.lora_alpha > 0,
+                   f"lora_alpha must be a finite number > 0, got {self.lora_alpha}")
+            _check(math.isfinite(self.lora_dropout) and 0 <= self.lora_dropout < 1,
+                   f"lora_dropout must lie in [0, 1), got {self.lora_dropout}")
+            _check(len(self.lora_targets) >= 1 and all(isinstance(t, str) and t.strip() for t in self.lora_targets),
+                   f"lora_targets must name at least one module (such as q_proj), got {list(self.lora_targets)}")
+        if self.refine is None:
+            _check(not self.refine_params, "refine_params set the mask refinement; give refine (dsnot) too, or "
+                                           "leave them out")
+        else:
+            _check(isinstance(self.refine, str) and self.refine.strip() != "",
+                   f"refine must name a mask refinement (dsnot), got {self.refine!r}")
+            _check(not self.is_dense, "the dense run (strategy 'none') has no mask to refine; leave refine out")
+            _check(not self.structured, f"refine {self.refine} swaps single weights of a mask; unit {self.unit} removes "
+                                        f"whole units: leave refine out")
 
     # ----------------------------------------------------------------- derived fields
     @property
@@ -202,7 +246,8 @@ class LLMRunConfig:
     def to_dict(self) -> dict[str, Any]:
         d = _jsonable(dataclasses.asdict(self))
         d.update(track=TRACK, compression=self.compression, granularity=self.granularity, target=self.target,
-                 base={"seed": 0}, finetune={"epochs": 0, "steps": self.finetune_steps, "lr": self.finetune_lr})
+                 base={"seed": 0}, finetune={"epochs": 0, "steps": self.finetune_steps, "lr": self.finetune_lr,
+                                             "method": self.finetune_method})
         return d
 
     def identity(self) -> dict[str, Any]:
@@ -227,6 +272,12 @@ class LLMRunConfig:
             d.pop("allocation_sha256")
         if self.ties == "low_index":  # the run ids before seeded tie-breaking
             d.pop("ties")
+        if self.finetune_method == "full":  # run ids of full fine-tunes and one-shot runs stay as they were
+            for key in [k for k in d if k.startswith("lora_")] + ["finetune_method"]:
+                d.pop(key)
+        if self.refine is None:
+            d.pop("refine")
+            d.pop("refine_params")
         if self.threads is None:  # unpinned: the run ids of records before threads were pinned
             d.pop("threads")
         return d
@@ -262,8 +313,9 @@ class LLMRunConfig:
         if not isinstance(data, Mapping):
             raise ConfigError(f"{where}: expected a table of settings, got {data!r}")
         plain = {k: v for k, v in data.items() if k not in DERIVED}
-        if isinstance(plain.get("exclude"), list):
-            plain["exclude"] = tuple(plain["exclude"])
+        for key in ("exclude", "lora_targets"):
+            if isinstance(plain.get(key), list):
+                plain[key] = tuple(plain[key])
         return build(cls, plain, where)
 
 

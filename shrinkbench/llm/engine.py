@@ -21,6 +21,11 @@
    result is mapped back.
 6. Every selection counts its tie-decided decisions into the run's `TieLedger` and, where the
    ledger has a generator (`ties = "seeded"`), breaks ties in the order it draws.
+7. A mask refinement (`refine`, `shrinkbench.llm.refine`, e.g. DSnoT) runs on each layer
+   right after the strategy's mask, on the layer's dense weight and its inputs' statistics
+   (with the per-sequence moments), before the block's output is computed for the next block
+   (the protocol of DSnoT's code); the layer keeps its dense values where the refined mask
+   keeps. A data-free strategy with a refinement runs on the calibrated path.
 """
 from __future__ import annotations
 
@@ -127,9 +132,18 @@ def _permuted(inputs: LayerInputs | None, order: torch.Tensor) -> LayerInputs | 
     return LayerInputs(inputs.tokens, inputs.sq_norm[order], xtx)
 
 
-def _apply(layer: nn.Linear, strategy: LLMStrategy, inputs, sparsity, nm, scope, name: str) -> torch.Tensor:
+def _apply(layer: nn.Linear, strategy: LLMStrategy, inputs, sparsity, nm, scope, name: str,
+           refine=None) -> torch.Tensor:
     weight = layer.weight.data
     new, keep = checked_prune(strategy, weight, inputs, sparsity, nm, scope, name)
+    if refine is not None and refine.applies_to(name):
+        from shrinkbench.core.usercode import no_process_exit
+        from shrinkbench.llm.refine import checked_refine
+
+        with no_process_exit():
+            scores = checked_scores(strategy, weight, inputs) if nm is not None else None
+        keep = checked_refine(refine, name, weight, keep, inputs, nm, scores)
+        new = weight  # a refinement keeps the dense values of what it keeps (strategies that score only)
     layer.weight.data.copy_(new.to(weight.dtype) * keep)
     return keep
 
@@ -232,13 +246,17 @@ def _block_output(out):
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
-def block_input_stats(block: nn.Module, layers: dict[str, nn.Linear], states, needs_xtx: bool
-                      ) -> dict[str, LayerInputs]:
+def block_input_stats(block: nn.Module, layers: dict[str, nn.Linear], states, needs_xtx: bool,
+                      moments: bool = False) -> dict[str, LayerInputs]:
     """Each layer's `LayerInputs` summed over every calibration token, from one pass of `block`
-    over `states` (its inputs)."""
+    over `states` (its inputs); `moments`: also the per-sequence moments a mask refinement uses
+    (`sequences`, `sums`, `seq_var`)."""
     stats = {n: LayerInputs(0, torch.zeros(layer.in_features, dtype=torch.float64),
                             torch.zeros(layer.in_features, layer.in_features, dtype=torch.float64)
                             if needs_xtx else None) for n, layer in layers.items()}
+    if moments:
+        for s in stats.values():
+            s.sums, s.seq_var = torch.zeros_like(s.sq_norm), torch.zeros_like(s.sq_norm)
 
     def collector(name):
         def hook(module, args):
@@ -248,6 +266,12 @@ def block_input_stats(block: nn.Module, layers: dict[str, nn.Linear], states, ne
             s.sq_norm += (x * x).sum(0)
             if s.xtx is not None:
                 s.xtx += x.T @ x
+            if s.sums is not None:  # per-sequence moments (a refinement's)
+                seqs = args[0].detach().to(torch.float64)
+                seqs = seqs.reshape(-1, seqs.shape[-2], seqs.shape[-1]) if seqs.dim() > 1 else seqs
+                s.sequences += seqs.shape[0]
+                s.sums += x.sum(0)
+                s.seq_var += seqs.var(dim=1, unbiased=False).sum(0)
         return hook
 
     handles = [layer.register_forward_pre_hook(collector(n)) for n, layer in layers.items()]
@@ -261,7 +285,7 @@ def block_input_stats(block: nn.Module, layers: dict[str, nn.Linear], states, ne
 
 
 def prune_calibrated(model, strategy: LLMStrategy, sparsity, nm, scope, exclude, batches: list[torch.Tensor],
-                     progress: Callable[[int, int], None] | None = None) -> Masks:
+                     progress: Callable[[int, int], None] | None = None, refine=None) -> Masks:
     prefix, blocks = decoder_blocks(model)
     check_nm_widths(pruned_layers(model, exclude), nm)
     masks: Masks = {}
@@ -269,9 +293,9 @@ def prune_calibrated(model, strategy: LLMStrategy, sparsity, nm, scope, exclude,
         states = capture_block_inputs(model, blocks, batches)
         for index, block in enumerate(blocks):
             layers = block_linears(block, f"{prefix}.{index}", exclude)
-            stats = block_input_stats(block, layers, states, strategy.needs_xtx)
+            stats = block_input_stats(block, layers, states, strategy.needs_xtx, moments=refine is not None)
             for n, layer in layers.items():
-                masks[n] = _apply(layer, strategy, stats[n], _sparsity_of(sparsity, n), nm, scope, n)
+                masks[n] = _apply(layer, strategy, stats[n], _sparsity_of(sparsity, n), nm, scope, n, refine)
             states = [(_block_output(block(hidden, **kwargs)), kwargs) for hidden, kwargs in states]
             if progress is not None:
                 progress(index + 1, len(blocks))
@@ -308,11 +332,12 @@ def allocate(model, allocation, sparsity: float, exclude, batches: list[torch.Te
 
 def prune_model(model, strategy: LLMStrategy, sparsity: float, nm, scope: str, exclude: tuple[str, ...],
                 batches: list[torch.Tensor] | None, progress=None, allocation=None,
-                ledger: TieLedger | None = None) -> Masks:
+                ledger: TieLedger | None = None, refine=None) -> Masks:
     """Prune `model` in place; the keep masks of the pruned layers, each layer's kept count
     checked for its scope (and all layers' together for scope `global` or an allocation).
     `allocation` (None: uniform) sets each layer's count; `ledger` counts the ties (and breaks
-    them with its generator)."""
+    them with its generator); `refine`: a `MaskRefinement` run on each layer's mask (step 7 of
+    the module docstring)."""
     from shrinkbench.llm.allocation import UNIFORM
 
     ledger = ledger if ledger is not None else TieLedger()
@@ -320,9 +345,9 @@ def prune_model(model, strategy: LLMStrategy, sparsity: float, nm, scope: str, e
     if allocation is not None and allocation.name != UNIFORM:
         per_layer = allocate(model, allocation, sparsity, exclude, batches)
     with selecting(ledger):
-        if strategy.needs_inputs:
+        if strategy.needs_inputs or refine is not None:
             masks = prune_calibrated(model, strategy, per_layer or sparsity, nm, scope, exclude, batches or [],
-                                     progress)
+                                     progress, refine)
         else:
             masks = prune_data_free(model, strategy, per_layer or sparsity, nm, scope, exclude, ledger)
     if per_layer:

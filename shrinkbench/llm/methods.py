@@ -68,11 +68,17 @@ SCOPES = ("row", "layer", "block", "global")
 @dataclass
 class LayerInputs:
     """Statistics of a layer's inputs over the calibration tokens (float64 sums):
-    `tokens` n; `sq_norm[j]` = sum_t X_tj^2; `xtx` = X^T X (only for strategies that ask)."""
+    `tokens` n; `sq_norm[j]` = sum_t X_tj^2; `xtx` = X^T X (only for strategies that ask);
+    for a mask refinement (`shrinkbench.llm.refine`) also `sequences` (calibration sequences
+    seen), `sums[j]` = sum_t X_tj and `seq_var[j]` = the sum over sequences of X_j's population
+    variance over that sequence's tokens."""
 
     tokens: int
     sq_norm: torch.Tensor
     xtx: torch.Tensor | None = None
+    sequences: int = 0
+    sums: torch.Tensor | None = None
+    seq_var: torch.Tensor | None = None
 
 
 @dataclass

@@ -140,17 +140,9 @@ def check_model(where: str, local: bool, is_folder: bool, seq_len: int, exclude:
 
 def check_layers(config, where: str, exclude: tuple[str, ...], nm) -> None:
     """Blocks, exclude patterns and N:M widths from the model built on the meta device."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
     from shrinkbench.llm.engine import check_nm_widths, pruned_layers
 
-    try:
-        with torch.device("meta"):
-            model = AutoModelForCausalLM.from_config(config)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"model {where}: transformers cannot build a causal LM from its configuration "
-                          f"({type(exc).__name__}: {' '.join(str(exc).split())[:160]})") from None
+    model = meta_model(config, where)
     every = pruned_layers(model, ())
     for pattern in exclude:
         if not any(fnmatch.fnmatchcase(name, pattern) for name in every):
@@ -158,3 +150,30 @@ def check_layers(config, where: str, exclude: tuple[str, ...], nm) -> None:
             raise ConfigError(f"exclude pattern {pattern!r} matches none of the {len(every)} pruned layers of model "
                               f"{where} (full names such as {example!r})")
     check_nm_widths(pruned_layers(model, exclude), nm)
+
+
+def meta_model(config, where: str):
+    """The causal LM of `config` built on the meta device (no weights), or a one-line ConfigError."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    try:
+        with torch.device("meta"):
+            return AutoModelForCausalLM.from_config(config)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"model {where}: transformers cannot build a causal LM from its configuration "
+                          f"({type(exc).__name__}: {' '.join(str(exc).split())[:160]})") from None
+
+
+@functools.lru_cache(maxsize=32)
+def layer_names(where: str, local: bool, exclude: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the pruned layers' full names, every nn.Linear's full name) of the model at `where`,
+    built on the meta device: what a refinement's `skip` and LoRA's target modules are checked
+    against before any run."""
+    from torch import nn
+
+    from shrinkbench.llm.engine import pruned_layers
+
+    model = meta_model(model_config(where, local), where)
+    linears = tuple(n for n, m in model.named_modules() if isinstance(m, nn.Linear))
+    return tuple(pruned_layers(model, exclude)), linears

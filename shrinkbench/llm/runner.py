@@ -98,19 +98,49 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
         changes["allocation_sha256"] = found[1] if found else None
         if ":" not in cfg.allocation:
             changes["allocation"] = allocation.name
+        if cfg.refine is not None:
+            _check_refinement(cfg, strategy, changes["scope"], source, changes["model_sha256"])
+    if cfg.finetune_method == "lora":
+        from shrinkbench.llm.lora import check_targets
+
+        check_targets(cfg.lora_targets, _layer_names(cfg, source, changes["model_sha256"])[1], cfg.model)
     return cfg.replace(**changes)
 
 
 def calibrates(cfg: LLMRunConfig) -> bool:
-    """Whether a weight-pruning run draws calibration windows: its strategy or its layer
-    allocation needs inputs (OWL does, also for magnitude)."""
+    """Whether a weight-pruning run draws calibration windows: its strategy, its layer
+    allocation (OWL does, also for magnitude) or its mask refinement (DSnoT) needs inputs."""
     from shrinkbench.llm.allocation import resolve_allocation
     from shrinkbench.llm.methods import resolve_llm_strategy
 
     if cfg.is_dense or cfg.structured:
         return False
     return bool(resolve_llm_strategy(cfg.strategy, cfg.strategy_params).needs_inputs
-                or resolve_allocation(cfg.allocation, cfg.allocation_params).needs_inputs)
+                or resolve_allocation(cfg.allocation, cfg.allocation_params).needs_inputs
+                or cfg.refine is not None)
+
+
+def _layer_names(cfg: LLMRunConfig, source, model_sha: str):
+    """(pruned layer names, every nn.Linear's name) of the run's model, from its configuration."""
+    from shrinkbench.llm.model_checks import layer_names
+    from shrinkbench.llm.models import _dequantized_folder
+
+    where = _dequantized_folder(source, model_sha) if source.kind == "gguf" else source.location
+    return layer_names(where, source.kind != "hub", tuple(cfg.exclude))
+
+
+def _check_refinement(cfg: LLMRunConfig, strategy, scope: str, source, model_sha: str) -> None:
+    """The refinement is known, its parameters build, it can apply to the strategy (one that
+    scores; `shrinkbench.llm.refine.check_refinement`) at this scope, and its skip patterns act."""
+    from shrinkbench.llm.checks import display_name
+    from shrinkbench.llm.refine import check_refinement, resolve_refinement
+
+    refine = resolve_refinement(cfg.refine, cfg.refine_params)
+    if scope == "global":
+        raise ConfigError(f"refine {refine.name}: scope global chooses one threshold over every layer before any "
+                          f"calibration; {refine.name} refines layer by layer on calibrated inputs: use scope layer "
+                          f"or row")
+    check_refinement(refine, strategy, _layer_names(cfg, source, model_sha)[0], display_name(cfg.strategy, strategy))
 
 
 def _reads_datasets(dataset: str) -> bool:
@@ -350,8 +380,12 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
                 strategy = resolve_llm_strategy(cfg.strategy, cfg.strategy_params)
                 allocation = resolve_allocation(cfg.allocation, cfg.allocation_params)
                 ledger = TieLedger(generator(cfg.seed, "ties") if cfg.ties == "seeded" else None)
-                batches = None
-                if strategy.needs_inputs or allocation.needs_inputs:
+                batches, refine = None, None
+                if cfg.refine is not None:
+                    from shrinkbench.llm.refine import resolve_refinement
+
+                    refine = resolve_refinement(cfg.refine, cfg.refine_params)
+                if strategy.needs_inputs or allocation.needs_inputs or refine is not None:
                     calib = calibration_windows(train_ids, cfg.seq_len, cfg.calib_sequences,
                                                 generator(cfg.seed, "calibration"), cfg.dataset)
                     batches = [calib[i: i + cfg.calib_batch].to(dev) for i in range(0, len(calib), cfg.calib_batch)]
@@ -359,7 +393,7 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
                 t = time.perf_counter()
                 masks = prune_model(model, strategy, cfg.sparsity, cfg.nm, cfg.scope, cfg.exclude, batches,
                                     progress=lambda i, n: say(f"pruning block {i}/{n}"), allocation=allocation,
-                                    ledger=ledger)
+                                    ledger=ledger, refine=refine)
                 record["ties"] = {"rule": cfg.ties, "decisions": ledger.decisions, "tied": ledger.tied,
                                   "groups": ledger.groups, "tied_groups": ledger.tied_groups}
                 record["metrics"] += tie_metrics(ledger, cfg.nm)
@@ -372,11 +406,17 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
             record["windows_nll"] = {"pre": pre}
             record["metrics"] += language_metrics("pre", pre, cfg.seq_len)
             if cfg.finetune_steps:
-                say("recovery fine-tune")
-                recover(model, masks, train_ids, cfg, dev, record)
+                say(f"recovery fine-tune ({cfg.finetune_method})")
+                budget = {"epochs": 0.0, "steps": cfg.finetune_steps,
+                          "tokens": cfg.finetune_steps * cfg.finetune_batch * cfg.seq_len}
+                if cfg.finetune_method == "lora":
+                    from shrinkbench.llm.lora import lora_recover
+
+                    budget.update(lora_recover(model, masks, train_ids, cfg, dev, record))
+                else:
+                    recover(model, masks, train_ids, cfg, dev, record)
                 post = window_nll(model, windows, dev)
-                record["budget"] = {"epochs": 0.0, "steps": cfg.finetune_steps,
-                                    "tokens": cfg.finetune_steps * cfg.finetune_batch * cfg.seq_len}
+                record["budget"] = budget
             else:
                 post = pre
             record["windows_nll"]["post"] = post

@@ -5,9 +5,12 @@
     [sweep]
     models = ["smollm2-135m"]           # registered names, local folders, hub names (with --download)
     datasets = ["kjv"]                  # texts (`shrinkbench.llm.text`)
-    strategies = ["magnitude", "wanda", "sparsegpt"]   # or tables {name, params, label, scope, unit}
+    strategies = ["magnitude", "wanda", "sparsegpt"]   # or tables {name, params, label, scope, unit,
+                                        # refine, refine_params}
                                         # unit: blocks | heads | channels | width (structured pruning,
                                         # `shrinkbench.llm.structured`; sparsity = fraction of units removed)
+                                        # refine: dsnot (a mask refinement after the strategy's mask,
+                                        # `shrinkbench.llm.refine`): {name = "wanda", refine = "dsnot"}
     sparsities = [0.5]                  # unstructured targets, each in (0, 1)
     patterns = ["unstructured", "2:4"]  # "unstructured" runs at every sparsity; N:M once each
     seeds = [0, 1, 2]                   # run seeds: the calibration draws
@@ -35,7 +38,8 @@ from shrinkbench.llm.config import DENSE, LLMRunConfig
 SWEEP_LISTS = {"models": str, "datasets": str, "strategies": (str, dict), "sparsities": (int, float),
                "patterns": str, "seeds": int}
 REQUIRED = ("models", "datasets", "strategies", "seeds")
-STRATEGY_KEYS = ("name", "params", "label", "scope", "unit", "allocation", "allocation_params", "ties")
+STRATEGY_KEYS = ("name", "params", "label", "scope", "unit", "allocation", "allocation_params", "ties", "refine",
+                 "refine_params")
 TOP_LEVEL = ("name", "description", "track", "sweep", "run")
 SET_BY_SWEEP = {"model": "models", "dataset": "datasets", "strategy": "strategies", "sparsity": "sparsities",
                 "pattern": "patterns", "seed": "seeds", "scope": "strategies (a table with a scope)",
@@ -43,7 +47,9 @@ SET_BY_SWEEP = {"model": "models", "dataset": "datasets", "strategy": "strategie
                 "strategy_label": "strategies (a table with a label)",
                 "unit": "strategies (a table with a unit)",
                 "allocation": "strategies (a table with an allocation)",
-                "allocation_params": "strategies (a table with allocation_params)"}
+                "allocation_params": "strategies (a table with allocation_params)",
+                "refine": "strategies (a table with refine)",
+                "refine_params": "strategies (a table with refine and refine_params)"}
 """[run] keys the sweep sets for every run: refused in [run], with where they belong."""
 FILLED_IN = ("model_sha256", "tokenizer_sha256", "text_sha256", "strategy_sha256", "allocation_sha256")
 
@@ -94,7 +100,7 @@ def load_llm_suite(data: dict[str, Any], where: str, path, added: list[str] | No
             item = {**common, "strategy": entry["name"], "pattern": pattern,
                     "sparsity": sparsity,  # None under N:M: the pattern sets it
                     "strategy_params": entry.get("params", {}), "strategy_label": entry.get("label")}
-            for key in ("scope", "unit", "allocation", "allocation_params", "ties"):
+            for key in ("scope", "unit", "allocation", "allocation_params", "ties", "refine", "refine_params"):
                 if key in entry:
                     item[key] = entry[key]
             raw.append(item)
@@ -112,9 +118,10 @@ def _refuse_idle_run_settings(run: dict, configs, where: str) -> None:
     """[run] settings that no run of the suite would use: a one-line ConfigError."""
     from shrinkbench.llm.methods import resolve_llm_strategy
 
-    if any(k in run for k in ("finetune_lr", "finetune_batch")) and not run.get("finetune_steps"):
-        raise ConfigError(f"{where}: [run] finetune_lr and finetune_batch set the recovery fine-tune; set "
-                          f"finetune_steps too, or leave them out")
+    tuning = [k for k in run if k in ("finetune_lr", "finetune_batch", "finetune_method") or k.startswith("lora_")]
+    if tuning and not run.get("finetune_steps"):
+        raise ConfigError(f"{where}: [run] {tuning[0]} sets the recovery fine-tune; set finetune_steps too, or "
+                          f"leave it out")
     from shrinkbench.llm.runner import calibrates as draws_calibration
     from shrinkbench.llm.structured.catalog import calibrates
 
