@@ -87,23 +87,25 @@ def separate_versions(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 
 def check_protocols(runs: pd.DataFrame, options: AnalysisOptions) -> None:
-    """Language-model runs of several protocol presets are refused (AnalysisError naming the
-    presets and the settings that differ) unless `options.across_protocols`; then a warning
-    says the same and every comparison across them carries the confounder warning."""
+    """A setting (model and dataset) whose language-model runs come from several protocol presets
+    is refused (AnalysisError naming the presets and the settings that differ) unless
+    `options.across_protocols`; then a warning says the same and every comparison across them
+    carries the confounder warning. Presets in different settings are never compared together."""
     if "protocol" not in runs.columns:
-        return
-    protocols = sorted(p for p in runs["protocol"].dropna().unique() if p)
-    if len(protocols) < 2:
         return
     from shrinkbench.analysis.schema import protocol_differences
 
-    fields = protocol_differences(sorted(set(runs["protocol_settings"].dropna())))
-    text = (f"the runs come from {len(protocols)} protocol presets ({'; '.join(protocols)}), which differ in "
-            f"{', '.join(fields) or 'their preset'}")
-    if not options.across_protocols:
-        raise AnalysisError(f"{text}: their numbers are not comparable; analyse one preset's store, or pass "
-                            f"--across-protocols to compare them with a warning")
-    warnings.warn(f"{text}; compared as asked (--across-protocols)", StoreWarning, stacklevel=3)
+    for (model, dataset), sub in runs.groupby(SETTING):
+        protocols = sorted(p for p in sub["protocol"].dropna().unique() if p)
+        if len(protocols) < 2:
+            continue
+        fields = protocol_differences(sorted(set(sub["protocol_settings"].dropna())))
+        text = (f"{setting_label(model, dataset)}: the runs come from {len(protocols)} protocol presets "
+                f"({'; '.join(protocols)}), which differ in {', '.join(fields) or 'their preset'}")
+        if not options.across_protocols:
+            raise AnalysisError(f"{text}: their numbers are not comparable; analyse one preset's runs, or pass "
+                                f"--across-protocols to compare them with a warning")
+        warnings.warn(f"{text}; compared as asked (--across-protocols)", StoreWarning, stacklevel=3)
 
 
 def run_table(table: pd.DataFrame, options: AnalysisOptions = AnalysisOptions()) -> pd.DataFrame:

@@ -84,9 +84,10 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
         check_model(where, True, source.kind == "folder", seq_len, cfg.exclude, cfg.nm)
     text = _text(cfg.dataset, cfg.text_root, cfg.download)
     changes["text_sha256"] = text.sha256
-    changes["calib_sha256"] = _calibration_sha256(cfg)
+    calibrated = _calibrated(cfg)
+    changes["calib_sha256"] = _calibration_sha256(cfg, calibrated)
     _check_windows(source, changes["model_sha256"], cfg.tokenizer, changes.get("tokenizer_sha256"),
-                   cfg.replace(seq_len=seq_len))
+                   cfg.replace(seq_len=seq_len), calibrated)
     if cfg.structured:
         from shrinkbench.llm.structured.prune import check_reachable
 
@@ -118,23 +119,37 @@ def text_tokens(text, tokenizer, model_sha: str, tokenizer_sha: str | None, spec
     return split_ids(text, tokenizer, key, special, "train"), split_ids(text, tokenizer, key, special, "test")
 
 
-def _calibration_sha256(cfg: LLMRunConfig) -> str | None:
-    """sha256 of the calibration text (with the preset's second evaluation text where that is
-    another text) where it is not the evaluation text; None where it is."""
-    names = [n for n in dict.fromkeys([cfg.calib_text] + ([cfg.preset.second.text] if cfg.preset.second else []))
+def _calibrated(cfg: LLMRunConfig) -> bool:
+    """Whether the run draws calibration windows (a calibrated strategy or structured criterion)."""
+    if cfg.is_dense:
+        return False
+    if cfg.structured:
+        from shrinkbench.llm.structured.catalog import calibrates
+
+        return calibrates(cfg.unit, cfg.strategy)
+    from shrinkbench.llm.methods import resolve_llm_strategy
+
+    return resolve_llm_strategy(cfg.strategy, cfg.strategy_params).needs_inputs
+
+
+def _calibration_sha256(cfg: LLMRunConfig, calibrated: bool) -> str | None:
+    """sha256 of the calibration text (of a run that calibrates) and of the preset's second
+    evaluation text, those of them that are not the evaluation text; None where none is."""
+    names = [n for n in dict.fromkeys(([cfg.calib_text] if calibrated else [])
+                                      + ([cfg.preset.second.text] if cfg.preset.second else []))
              if n != cfg.dataset]
     if not names:
         return None
     return hashlib.sha256("".join(_text(n, cfg.text_root, cfg.download).sha256 for n in names).encode()).hexdigest()
 
 
-def _check_windows(source, model_sha, tokenizer_folder, tokenizer_sha, cfg: LLMRunConfig) -> None:
+def _check_windows(source, model_sha, tokenizer_folder, tokenizer_sha, cfg: LLMRunConfig, calibrated: bool) -> None:
     """Before anything runs: the tokenizer belongs to the model, the text holds the run's
     evaluation windows (and the second text's), and the calibration draw succeeds."""
     _check_windows_cached(source, model_sha, tokenizer_folder, tokenizer_sha, cfg.replace(
         strategy="none", sparsity=None, pattern="unstructured", scope=None, strategy_params=Params(), strategy_label=None,
         unit="weight", save_to=None, strategy_sha256=None, exclude=(), seed=0 if cfg.preset.draw == "windows" else cfg.seed,
-        finetune_steps=0), not cfg.is_dense)
+        finetune_steps=0), calibrated)
 
 
 @functools.lru_cache(maxsize=32)
@@ -392,7 +407,6 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
         second_text = _text(cfg.preset.second.text, cfg.text_root, cfg.download)
         eval_sets["_" + cfg.preset.second.text] = second_windows(cfg, second_text, tokenizer)
     windows = eval_sets[""]
-    calib_text = _text(cfg.calib_text, cfg.text_root, cfg.download)
     context = _model_context(source, cfg)
     record["protocol"] = {**cfg.preset.to_dict(), "label": cfg.protocol_label(context),
                           "deviations": cfg.protocol_deviations(context), "model_context": context}
@@ -409,10 +423,12 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
         record["text"]["second"] = {"name": cfg.preset.second.text, "sha256": second_text.sha256,
                                     "documents": cfg.preset.second.documents, "join": cfg.preset.second.join,
                                     "eval_windows": int(eval_sets["_" + cfg.preset.second.text].shape[0])}
-    if cfg.calib_text != cfg.dataset:
-        record["text"]["calibration_text"] = {**calib_text.info, "name": cfg.calib_text, "sha256": calib_text.sha256}
 
     def calibration():
+        calib_text = _text(cfg.calib_text, cfg.text_root, cfg.download)
+        if cfg.calib_text != cfg.dataset:
+            record["text"]["calibration_text"] = {**calib_text.info, "name": cfg.calib_text,
+                                                  "sha256": calib_text.sha256}
         calib, positions = calibration_set(cfg, calib_text, tokenizer, key, cfg.calib_sequences,
                                            generator(cfg.seed, "calibration"), cfg.seed)
         record["calibration_positions"] = [list(p) for p in positions]

@@ -15,6 +15,8 @@ Sources (`TEXTS`):
 - `c4`: the C4 shards those papers use (`en/c4-train.00000-of-01024.json.gz` for calibration,
   `en/c4-validation.00000-of-00008.json.gz` for perplexity; gzip json lines), from `--text-root`
   or the hub cache.
+- `fortunes` (offline, the second English text): Debian's `fortunes` package, English
+  quotations, jokes and literature excerpts, each cookie a document, every 10th cookie test.
 - `file:<path>`: a UTF-8 text file, split by lines as `kjv` is (first 90% train).
 
 WikiText-2 and C4 download (into the hub cache) only with `download=True`.
@@ -131,6 +133,40 @@ def _hub_file(name: str, repo: str, relative: str, root: str | None, download: b
     return None
 
 
+FORTUNES = Path("/usr/share/games/fortunes")
+FORTUNES_LEFT_OUT = ("ascii-art",)
+"""Debian `fortunes` files that are pictures, not text."""
+
+
+def _fortunes(root: str | None, download: bool) -> TextSplits:
+    """Debian's `fortunes` (English quotations, jokes and literature excerpts, each cookie a
+    document): every English file the package installs (the `*.u8` names), ascii-art left out,
+    in name order, cookies split on the lines holding only "%"; cookie k (counting from 0 over
+    all files) is `test` when k % 10 == 9, else `train` (every category in both splits)."""
+    names = sorted(p.name[:-3] for p in FORTUNES.glob("*.u8")) if FORTUNES.is_dir() else []
+    names = [n for n in names if n not in FORTUNES_LEFT_OUT and (FORTUNES / n).is_file()]
+    if not names:
+        raise DataNotFoundError("text fortunes needs Debian's fortunes package (apt-get install fortunes; "
+                                "scripts/setup.sh does it)")
+    cookies: list[str] = []
+    files = {}
+    for name in names:
+        raw = (FORTUNES / name).read_bytes()
+        files[name] = hashlib.sha256(raw).hexdigest()
+        text = raw.decode("utf-8", errors="replace")
+        cookies += [c.strip("\n") for c in text.split("\n%\n") if c.strip() and c.strip() != "%"]
+    train = [c for k, c in enumerate(cookies) if k % 10 != 9]
+    test = [c for k, c in enumerate(cookies) if k % 10 == 9]
+    version = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "fortunes"], capture_output=True,
+                             text=True).stdout.strip() if shutil.which("dpkg-query") else "unknown"
+    joined_train, joined_test = "\n\n".join(train), "\n\n".join(test)
+    info = {"source": f"Debian fortunes {version}", "folder": str(FORTUNES), "files_sha256": files,
+            "split": f"{len(cookies)} cookies of {len(names)} files in name order; every 10th (k % 10 == 9) test, "
+                     f"joined by \\n\\n",
+            "train_sha256": _sha(joined_train), "test_sha256": _sha(joined_test)}
+    return TextSplits("fortunes", joined_train, joined_test, info, tuple(train), tuple(test))
+
+
 def _datasets_arrow(root: str | None, split: str) -> Path | None:
     """wikitext-2-raw-v1's `split` in the `datasets` library's cache (an Arrow stream file
     `<cache>/[Salesforce___]wikitext/wikitext-2-raw-v1/<version>/<hash>/wikitext-<split>.arrow`),
@@ -229,10 +265,13 @@ TEXTS: Registry[Callable[[str | None, bool], TextSplits]] = Registry("text")
 TEXTS.register("kjv", _kjv, aliases=("bible-kjv",))
 TEXTS.register("wikitext2", _wikitext2, aliases=("wikitext-2",))
 TEXTS.register("c4", _c4)
+TEXTS.register("fortunes", _fortunes)
 SOURCES = {
     "kjv": ("the King James Bible, Debian bible-kjv-text (offline)", "verses in order: first 90% train, last 10% test"),
     "wikitext2": ("WikiText-2 raw: the hub's parquet files (--text-root, the hub or datasets cache; --download)",
                   "its own train and test splits, documents joined with \"\\n\\n\""),
+    "fortunes": ("Debian's fortunes: English quotations and literature excerpts (offline)",
+                 "cookies in file order: every 10th test, the rest train"),
     "c4": ("C4 English shards en/c4-train.00000-of-01024 and en/c4-validation.00000-of-00008 (json.gz; --text-root, "
            "the hub cache; --download)",
            "train shard for calibration, validation shard for perplexity"),
