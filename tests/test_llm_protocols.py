@@ -108,8 +108,6 @@ def _published(seed, count, length, counts, rule):
             n = counts[i]
             if rule == "wanda" and n > length:
                 break
-            if rule == "sparsegpt" and n >= length:
-                break
             if rule == "llm-pruner" and n >= length and i not in history:
                 history.append(i)
                 break
@@ -134,31 +132,12 @@ def test_wanda_draws_documents_longer_than_the_window_at_the_published_positions
     assert positions == _published(0, 3, 8, counts, "wanda")
 
 
-def test_sparsegpt_accepts_a_document_of_exactly_the_window_and_says_where_its_draw_fails():
-    counts = [4, 10, 9, 13, 8]
-    # document 4 has 8 tokens with BOS: SparseGPT's `>=` keeps it, then randint(0, -1) fails
-    seed = next(s for s in range(200) if any(i == 4 for i, _ in _draws_until_failure(s, counts)))
-    with pytest.raises(DataNotFoundError, match="exactly 8 tokens"):
-        calibration_set(LLMRunConfig(protocol="sparsegpt", seq_len=8, strategy="wanda", calib_sequences=3),
-                        _text(TRAIN, TEST, "c4"), TOK, "k", 3, None, seed)
-    good = next(s for s in range(200) if all(i != 4 for i, _ in _draws_until_failure(s, counts)))
-    _, positions = calibration_set(LLMRunConfig(protocol="sparsegpt", seq_len=8, strategy="wanda"),
-                                   _text(TRAIN, TEST, "c4"), TOK, "k", 3, None, good)
-    assert positions == _published(good, 3, 8, counts, "sparsegpt")
-
-
-def _draws_until_failure(seed, counts):
-    rng, out = random.Random(seed), []
-    for _ in range(3):
-        while True:
-            i = rng.randint(0, len(counts) - 1)
-            if counts[i] >= 8:
-                break
-        out.append((i, None))
-        if counts[i] == 8:
-            return out
-        rng.randint(0, counts[i] - 9)
-    return out
+def test_sparsegpt_draws_as_wanda_and_skips_a_document_of_exactly_the_window():
+    counts = [4, 10, 9, 13, 8]  # document 4 has exactly 8 tokens with BOS: `>` redraws it
+    for seed in range(20):
+        _, positions = calibration_set(LLMRunConfig(protocol="sparsegpt", seq_len=8, strategy="wanda"),
+                                       _text(TRAIN, TEST, "c4"), TOK, "k", 3, None, seed)
+        assert positions == _published(seed, 3, 8, counts, "wanda") and all(i != 4 for i, _ in positions)
 
 
 def test_llm_pruner_draws_distinct_documents_of_at_least_its_64_tokens():
@@ -361,3 +340,29 @@ def test_a_wanda_preset_run_records_its_protocol_both_texts_and_the_dense_refere
     assert asked.returncode == 0, asked.stderr
     assert "compared as asked (--across-protocols)" in asked.stderr
     assert "language-model protocol preset differs" in asked.stderr
+
+
+def test_bad_input_of_a_preset_is_one_line_exit_2_and_nothing_written(world, tmp_path):
+    env = {"SHRINKBENCH_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1",
+           "HF_HUB_CACHE": str(tmp_path / "no-hub"), "HF_DATASETS_CACHE": str(tmp_path / "no-datasets")}
+    store = tmp_path / "store"
+    cases = [
+        # llm-pruner's 128-token context is longer than this model's 32 positions
+        (["--protocol", "llm-pruner", "--text-root", str(world / "data")], "takes at most 32 positions"),
+        # WikiText-2 is absent and --download not given
+        (["--protocol", "wanda", "--text-root", str(tmp_path / "empty")], "pass --download"),
+        # a tokenizer that does not belong to the model (more ids than its embedding rows)
+        (["--tokenizer", str(world / "big"), "--text", f"file:{world / 'kjv.txt'}", "--seq-len", "16"],
+         "tokenizer"),
+    ]
+    big = world / "big"
+    if not big.exists():
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(world / "model")
+        tok.add_tokens([f"extra{k}" for k in range(400)])
+        tok.save_pretrained(big)
+    for args, words in cases:
+        done = _cli("prune-llm", "--model", str(world / "model"), "--store", str(store), *args, env=env)
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert words in done.stderr and not store.exists()

@@ -19,10 +19,11 @@ the run changed (`deviations`). Runs of different presets are not compared unles
   random offset `randint(0, n_tokens - context - 1)`. Second text: C4 validation, the first
   1,100 documents of `en/c4-validation.00000-of-00008.json.gz` joined with " ", its first
   256 x context tokens.
-- `sparsegpt` (v1), Frantar & Alistarh 2023, `datautils.py` of IST-DASLab/sparsegpt: as
-  `wanda` except a document is kept when its tokens are AT LEAST the context (`>=`); a document
-  of exactly the context's length then makes its `randint(0, -1)` fail, which this toolkit
-  reports as a one-line error rather than drawing something the published code never does.
+- `sparsegpt` (v1), Frantar & Alistarh 2023, `datautils.py` of IST-DASLab/sparsegpt: the same
+  texts, windows and draw as `wanda` (Wanda's code is adapted from it). Its first version
+  (54c8443, 2023-03) kept a document of AT LEAST the context (`>=`), and one of exactly the
+  context then made `randint(0, -1)` fail; c3bbf61 (2023-07, "fix edge case") made it `>`, so
+  every draw the first version completed is the one drawn here.
 - `llm-pruner` (v1), Ma et al. 2023, `LLMPruner/datasets/ppl_dataset.py` and
   `example_samples.py` of horseee/LLM-Pruner: WikiText-2 raw test joined with "\\n\\n", every
   non-overlapping window of 128 tokens (`--max_seq_len 128`); calibration 10 windows of 64
@@ -41,14 +42,14 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from shrinkbench.core.errors import ConfigError, DataNotFoundError
+from shrinkbench.core.errors import ConfigError
 from shrinkbench.core.registry import Registry
 
 MODEL_CONTEXT = None
 """`context` of a preset that uses the model's own (`max_position_embeddings`)."""
 ALL_WINDOWS = None
 """`eval_windows` of a preset that measures every whole window of the split."""
-DRAWS = ("windows", "documents-longer", "documents-at-least", "documents-at-least-distinct")
+DRAWS = ("windows", "documents-longer", "documents-at-least-distinct")
 """How calibration windows are drawn (`draw_calibration`)."""
 
 WANDA_TASKS = ("boolq", "rte", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "openbookqa")
@@ -111,7 +112,7 @@ WANDA = Protocol(
 SPARSEGPT = Protocol(
     "sparsegpt", 1, "Frantar & Alistarh 2023, IST-DASLab/sparsegpt datautils.py", text="wikitext2",
     join="test documents joined with \\n\\n", context=MODEL_CONTEXT, eval_windows=ALL_WINDOWS, calib_text="c4",
-    calib_sequences=128, calib_len=None, draw="documents-at-least", special_tokens=True,
+    calib_sequences=128, calib_len=None, draw="documents-longer", special_tokens=True,
     second=SecondText("c4", 1100, " ", 256, "perplexity_c4"),
     tasks=("lambada_openai", "piqa", "arc_easy", "arc_challenge", "storycloze_2016"),
     task_metrics={"lambada_openai": "acc", "piqa": "acc", "arc_easy": "acc", "arc_challenge": "acc",
@@ -148,10 +149,9 @@ def draw_calibration(protocol_draw: str, seed: int, count: int, length: int, *, 
 
     - `windows`: `count` starts drawn uniformly from [0, len(ids) - length] by the torch
       `generator` (the offline protocol).
-    - `documents-longer` (Wanda): `random.seed(seed)`; per window `i = randint(0, n_docs - 1)`
-      until `len(tokenize(doc_i)) > length`, then offset `randint(0, n_i - length - 1)`.
-    - `documents-at-least` (SparseGPT): the same with `>=` (an `n_i == length` document makes the
-      published `randint(0, -1)` fail; here a DataNotFoundError says so).
+    - `documents-longer` (Wanda, SparseGPT): `random.seed(seed)`; per window
+      `i = randint(0, n_docs - 1)` until `len(tokenize(doc_i)) > length`, then offset
+      `randint(0, n_i - length - 1)`.
     - `documents-at-least-distinct` (LLM-Pruner): `>=` and a document not drawn before, offset
       `randint(0, n_i - length)`.
     `tokenize(i)` returns document i's token count (the caller caches it)."""
@@ -184,10 +184,5 @@ def draw_calibration(protocol_draw: str, seed: int, count: int, length: int, *, 
                               f"{length} tokens{' not drawn before' if distinct else ''}; lower the context or the "
                               f"calibration count")
         history.add(i)
-        top = tokens - length if distinct else tokens - length - 1
-        if top < 0:
-            raise DataNotFoundError(f"text {name!r}: document {i} has exactly {tokens} tokens = the calibration "
-                                    f"length; SparseGPT's published draw fails here (randint(0, -1)); use another "
-                                    f"seed or protocol")
-        drawn.append((i, rng.randint(0, top)))
+        drawn.append((i, rng.randint(0, tokens - length if distinct else tokens - length - 1)))
     return drawn
