@@ -231,9 +231,10 @@ class LLMRunConfig:
         if self.protocol == DEFAULT_PROTOCOL and self.calib_text == self.dataset:
             d.pop("calib_text")  # calibrated on the evaluation text: text_sha256 pins it
             d.pop("calib_sha256")
-        elif self.is_dense:  # the dense run draws no calibration windows
+        elif self.is_dense:  # the dense run draws no calibration windows; calib_sha256 then pins a second text
             d.pop("calib_text")
-            d.pop("calib_sha256")
+            if self.calib_sha256 is None:
+                d.pop("calib_sha256")
         return d
 
     @property
