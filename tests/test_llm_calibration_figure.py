@@ -1,6 +1,7 @@
 """paper_figures/run_llm_calibration.py on synthetic language-model records with a known effect
 of the calibration text: the verdict follows the toolkit's decision rule, and the figure and
-its findings are written (no torch needed)."""
+its findings are written (no torch needed); the committed records of the suite
+`llm-calibration-source` re-derive their run ids and give a verdict."""
 from __future__ import annotations
 
 import sys
@@ -56,3 +57,23 @@ def test_a_store_without_the_runs_is_one_clear_error(tmp_path):
     (tmp_path / "empty" / "runs").mkdir(parents=True)
     with pytest.raises(AnalysisError):
         run_llm_calibration.make_figure(tmp_path / "empty", tmp_path / "out")
+
+
+def test_the_committed_calibration_source_records_keep_their_ids_and_give_a_verdict(tmp_path):
+    import json
+
+    from shrinkbench.core.tracks import config_from_dict
+
+    records = sorted((ROOT / "results" / "calibration-source" / "runs").glob("*.json"))
+    assert len(records) == 30  # 6 dense, 2 methods x 2 calibration texts x 2 evaluation texts x 3 seeds
+    calib = set()
+    for path in records:
+        record = json.loads(path.read_text())
+        config = config_from_dict(record["config"], str(path))
+        assert config.run_id == record["run_id"] == path.stem
+        calib.add((config.dataset, config.calib_text))
+        if not config.is_dense:
+            assert record["dense"]["metrics"]["perplexity"] > 0 and "pre" not in record["windows_nll"]
+    assert calib == {(e, c) for e in ("kjv", "fortunes") for c in ("kjv", "fortunes")}
+    _, summary = run_llm_calibration.make_figure(ROOT / "results" / "calibration-source", tmp_path, formats=("png",))
+    assert "for smollm2-135m** (claim family: 4 tests" in summary
