@@ -49,6 +49,9 @@ def _option_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--interval", default=d.interval, choices=INTERVALS,
                        help="curve bands: Student-t or bootstrap over whole seeds (default: t)")
     group.add_argument("--n-boot", type=int, default=d.n_boot, help=f"bootstrap resamples (default: {d.n_boot})")
+    group.add_argument("--across-protocols", action="store_true",
+                       help="analyse language-model runs of different protocol presets together, with a warning "
+                            "(without it such a store is refused, naming the settings that differ)")
     group.add_argument("--resample-seed", "--seed", dest="seed", type=int, default=d.seed,
                        help="seed of the numpy Generator every resampler (bootstrap) uses; not a run seed (default: 0)")
 
@@ -71,7 +74,8 @@ def response_metric(requested: str, table) -> str:
 def options_from(args: argparse.Namespace, table=None) -> AnalysisOptions:
     return AnalysisOptions(metric=response_metric(args.metric, table), stage=args.stage, split=args.split, alpha=args.alpha,
                            confidence=args.confidence, rope=args.rope, power=args.power, direction=args.direction,
-                           interval=args.interval, n_boot=args.n_boot, seed=args.seed)
+                           interval=args.interval, n_boot=args.n_boot, seed=args.seed,
+                           across_protocols=getattr(args, "across_protocols", False))
 
 
 def load(args: argparse.Namespace) -> "StoreScan":

@@ -45,6 +45,7 @@ CONFOUNDERS = {
     "finetune_optimizer": "fine-tuning optimizer", "finetune_lr": "fine-tuning learning rate",
     "data_split": "dataset split", "code_version": "code version",
     "compute": "compute environment (device, threads, precision)",
+    "protocol": "language-model protocol preset",
 }
 
 

@@ -43,6 +43,8 @@ DEFAULTS = {
     "data_split": "",
     "code_version": "",
     "compute": "",
+    "protocol": "",
+    "protocol_settings": "",
 }
 
 

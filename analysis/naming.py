@@ -92,9 +92,16 @@ def training_data_split(config: dict[str, Any]) -> str:
 
 
 def text_window_split(config: dict[str, Any]) -> str:
-    """`kjv-seq256-calib16-eval16`: the text windows every compared language-model run must share."""
-    return (f"{config.get('dataset')}-seq{config.get('seq_len')}-calib{config.get('calib_sequences')}"
-            f"-eval{config.get('eval_windows')}")
+    """`kjv-seq256-calib16-eval16`: the text windows every compared language-model run must share
+    (`-calibc4` where calibration reads another text, `-evalall` for every window, `-wanda` for a
+    preset other than offline)."""
+    calib_text = config.get("calib_text")
+    evaluated = config.get("eval_windows")
+    split = (f"{config.get('dataset')}-seq{config.get('seq_len')}-calib{config.get('calib_sequences')}"
+             + (f"{calib_text}" if calib_text and calib_text != config.get("dataset") else "")
+             + f"-eval{'all' if evaluated == 0 else evaluated}")
+    protocol = config.get("protocol")
+    return split + (f"-{protocol}" if protocol and protocol != "offline" else "")
 
 
 LEGACY_RULES: dict[str, tuple[Callable[[dict], list[str]], Callable[[dict], str]]] = {

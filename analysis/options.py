@@ -38,6 +38,7 @@ class AnalysisOptions:
     interval: str = "t"
     n_boot: int = 2000
     seed: int = 0
+    across_protocols: bool = False
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:

@@ -86,6 +86,28 @@ def separate_versions(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return runs, messages
 
 
+def check_protocols(runs: pd.DataFrame, options: AnalysisOptions) -> None:
+    """A setting (model and dataset) whose language-model runs come from several protocol presets
+    is refused (AnalysisError naming the presets and the settings that differ) unless
+    `options.across_protocols`; then a warning says the same and every comparison across them
+    carries the confounder warning. Presets in different settings are never compared together."""
+    if "protocol" not in runs.columns:
+        return
+    from shrinkbench.analysis.schema import protocol_differences
+
+    for (model, dataset), sub in runs.groupby(SETTING):
+        protocols = sorted(p for p in sub["protocol"].dropna().unique() if p)
+        if len(protocols) < 2:
+            continue
+        fields = protocol_differences(sorted(set(sub["protocol_settings"].dropna())))
+        text = (f"{setting_label(model, dataset)}: the runs come from {len(protocols)} protocol presets "
+                f"({'; '.join(protocols)}), which differ in {', '.join(fields) or 'their preset'}")
+        if not options.across_protocols:
+            raise AnalysisError(f"{text}: their numbers are not comparable; analyse one preset's runs, or pass "
+                                f"--across-protocols to compare them with a warning")
+        warnings.warn(f"{text}; compared as asked (--across-protocols)", StoreWarning, stacklevel=3)
+
+
 def run_table(table: pd.DataFrame, options: AnalysisOptions = AnalysisOptions()) -> pd.DataFrame:
     """One row per successful run: identity, confounders, `y` (the response), `dense_y`,
     `delta`, the measured x metrics (`compression_ratio` falls back to the target), `unit`
@@ -99,6 +121,7 @@ def run_table(table: pd.DataFrame, options: AnalysisOptions = AnalysisOptions())
             f"metrics present: {', '.join(sorted(ok['metric'].unique())[:12])}"
         raise AnalysisError(f"no {options.response} values in the table; {hint}")
     runs = pick.drop_duplicates("run_id")[RUN_COLUMNS + ["value"]].rename(columns={"value": "y"})
+    check_protocols(runs, options)
     runs, messages = separate_versions(runs)
     for message in messages:
         warnings.warn(message, StoreWarning, stacklevel=2)

@@ -66,6 +66,8 @@ CONFOUNDER_COLUMNS = (
     "data_split",
     "code_version",
     "compute",
+    "protocol",
+    "protocol_settings",
 )
 MEASUREMENT_COLUMNS = ("stage", "split", "metric", "value", "unit")
 TIDY_COLUMNS = IDENTITY_COLUMNS + CONFOUNDER_COLUMNS + MEASUREMENT_COLUMNS
@@ -93,6 +95,8 @@ UNITS = {
     "model_bytes_dense": "bytes",
     "model_bytes_sparse": "bytes",
     "perplexity": "ppl",
+    "perplexity_c4": "ppl",
+    "nll_c4": "nats/token",
     "nll": "nats/token",
     "sparsity": "fraction",
     "prune_seconds": "s",
@@ -125,6 +129,8 @@ HIGHER_IS_BETTER = {
     "macs_nonzero": False,
     "flops_nonzero": False,
     "perplexity": False,
+    "perplexity_c4": False,
+    "nll_c4": False,
     "nll": False,
     "prune_seconds": False,
     "tokens_per_s": True,
@@ -196,7 +202,46 @@ def record_identity(record: dict[str, Any]) -> dict[str, Any]:
         "data_split": split_id,
         "code_version": str(prov.get("code_version", "")),
         "compute": compute_label(prov),
+        **protocol_columns(record),
     }
+
+
+PROTOCOL_FIELDS = ("text", "seq_len", "stride", "eval_windows", "special_tokens", "calib_text", "calib_sequences",
+                   "calib_len", "draw", "second")
+"""The settings of a language-model protocol that decide its numbers, as `protocol_settings`
+names them (the fields a refused comparison across presets lists)."""
+
+
+def protocol_columns(record: dict[str, Any]) -> dict[str, str]:
+    """`protocol`, the preset (`wanda@v1`; `offline@v1` for language-model records from before
+    presets; empty for vision runs), and `protocol_settings` (`text=kjv; seq_len=256; ...`, the
+    fields of `PROTOCOL_FIELDS` as the run used them: what it changed from its preset shows there
+    and in `data_split`)."""
+    config = record.get("config", {})
+    if str(config.get("track") or "vision") != "llm":
+        return {"protocol": "", "protocol_settings": ""}
+    protocol = record.get("protocol") or {}
+    text = record.get("text") or {}
+    seq_len = text.get("seq_len", config.get("seq_len"))
+    second = protocol.get("second")
+    values = {
+        "text": config.get("dataset"), "seq_len": seq_len, "stride": text.get("stride", seq_len),
+        "eval_windows": text.get("eval_windows", config.get("eval_windows")),
+        "special_tokens": text.get("special_tokens", False),
+        "calib_text": config.get("calib_text") or config.get("dataset"),
+        "calib_sequences": config.get("calib_sequences"),
+        "calib_len": protocol.get("calib_len") or seq_len, "draw": protocol.get("draw", "windows"),
+        "second": f"{second['text']} {second['documents']} documents" if second else "none",
+    }
+    settings = "; ".join(f"{k}={values[k]}" for k in PROTOCOL_FIELDS)
+    name = f"{protocol['name']}@v{protocol['version']}" if protocol.get("name") else "offline@v1"
+    return {"protocol": name, "protocol_settings": settings}
+
+
+def protocol_differences(settings: list[str]) -> list[str]:
+    """The fields of `PROTOCOL_FIELDS` whose values differ between `protocol_settings` strings."""
+    parsed = [dict(part.split("=", 1) for part in s.split("; ") if "=" in part) for s in settings if s]
+    return [k for k in PROTOCOL_FIELDS if len({p.get(k) for p in parsed}) > 1]
 
 
 def schedule_label(config: dict[str, Any]) -> str:

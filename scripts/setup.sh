@@ -34,6 +34,17 @@ if ! command -v bible >/dev/null 2>&1 || [ ! -f /usr/lib/bible.data ]; then
     fi
 fi
 
+# The LLM track's second offline English text (the calibration-source axis): Debian's fortunes.
+if [ ! -f /usr/share/games/fortunes/literature ]; then
+    echo "[setup] installing Debian's fortunes (the second offline English text)"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    if ! { $SUDO apt-get install -y -q fortunes >/dev/null 2>&1 \
+           || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q fortunes >/dev/null; }; }; then
+        echo "[setup] could not install fortunes; the calibration-source suite then needs --text file:<path>" >&2
+    fi
+fi
+
 # Fashion-MNIST: the user's folder wins; otherwise Debian's package.
 fmnist=/usr/share/datasets/fashion-mnist
 if [ -z "${SHRINKBENCH_DATA:-}" ] && [ ! -f "$fmnist/train-images-idx3-ubyte.gz" ]; then

@@ -245,7 +245,12 @@ def test_a_run_is_deterministic_and_its_seed_draws_the_calibration(tiny, tmp_pat
     other = execute(cfg.replace(seed=1), store)
     assert other["windows_nll"] != first["windows_nll"]
     m = {(x["stage"], x["metric"]): x["value"] for x in first["metrics"]}
-    assert m[("post", "sparsity")] == 0.5 and m[("pre", "perplexity")] == m[("post", "perplexity")]
+    assert m[("post", "sparsity")] == 0.5 and ("pre", "perplexity") not in m  # no fine-tune: no `pre` to repeat `post`
+    dense = execute(_cfg(tiny, strategy="none", sparsity=0.0), store)  # the dense reference is the dense run's numbers
+    dense_values = {x["metric"]: x["value"] for x in dense["metrics"] if x["stage"] == "post"}
+    assert first["dense"]["run_id"] == dense["run_id"] and second["dense"]["measured"] == "cached"
+    assert first["dense"]["metrics"]["perplexity"] == dense_values["perplexity"] != m[("post", "perplexity")]
+    assert first["dense"]["windows_nll"]["post"] == dense["windows_nll"]["post"] and "dense" not in dense
     assert first["text"]["predicted_tokens"] == 4 * 15 and first["text"]["seq_len"] == 16
     assert first["config"]["compression"] == 2.0 and first["config"]["track"] == "llm"
     assert LLMRunConfig.from_dict(first["config"]).run_id == cfg.run_id

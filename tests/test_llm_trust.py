@@ -21,7 +21,7 @@ import torch
 transformers = pytest.importorskip("transformers", reason="the LLM track needs transformers (pip install .[llm])")
 
 from shrinkbench.cli import build_parser, main  # noqa: E402
-from shrinkbench.core.errors import ConfigError, StrategyError  # noqa: E402
+from shrinkbench.core.errors import ConfigError, DataNotFoundError, StrategyError  # noqa: E402
 
 from test_llm import _cache, _tokenizer, tiny  # noqa: E402,F401  (fixtures)
 
@@ -375,6 +375,9 @@ WALK = {
     "--model": (lambda t, b: ["--model", str(b / "twin")], [], "acts"),
     "--tokenizer": (lambda t, b: ["--tokenizer", str(t / "model")], [], "acts"),
     "--text": (lambda t, b: ["--text", f"file:{b / 'other.txt'}"], [], "acts"),
+    "--protocol": (lambda t, b: ["--protocol", "llm-pruner"], [], "acts"),
+    "--calib-text": (lambda t, b: ["--calib-text", f"file:{b / 'other.txt'}", "--strategy", "wanda"],
+                     ["--strategy", "wanda"], "acts"),
     "--strategy": (lambda t, b: ["--strategy", "wanda"], [], "acts"),
     "--param": (lambda t, b: ["--strategy", "sparsegpt", "--param", "blocksize=4"], ["--strategy", "sparsegpt"],
                 "acts"),
@@ -499,6 +502,9 @@ RUN_WALK = {
     "lora_targets": ('finetune_steps = 1\nfinetune_method = "lora"\nlora_targets = ["k_proj"]', "acts"),
     "refine": ('refine = "dsnot"', "would be overridden"),
     "refine_params": ("refine_params = {{}}", "would be overridden"),
+    "protocol": ('protocol = "llm-pruner"', "c4-train.00000-of-01024.json.gz is not in"),  # its calibration text
+    "calib_text": ('calib_text = "kjv"', "would be overridden"),
+    "calib_sha256": ('calib_sha256 = "x"', "computed from the files"),
 }
 
 
@@ -525,7 +531,7 @@ def test_every_llm_suite_run_setting_acts_or_is_refused(tiny, tmp_path):
             changed = configs(line, field)
             assert set(changed) != set(base), f"[run] {field} changed no run"
         else:
-            with pytest.raises(ConfigError, match=expected.replace("(", r"\(")):
+            with pytest.raises((ConfigError, DataNotFoundError), match=expected.replace("(", r"\(")):
                 configs(line, field)
 
 

@@ -16,9 +16,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a registered model (smollm2-135m, the default), a local Hugging Face folder of a causal LM, "
                         "or a hub name with --download")
     p.add_argument("--tokenizer", default=None, help="a tokenizer folder (default: the model's own)")
-    p.add_argument("--text", default="kjv",
-                   help="text for calibration and perplexity: kjv (default, Debian bible-kjv-text), wikitext2, c4 "
-                        "(through the datasets library) or file:<path>")
+    p.add_argument("--protocol", default="offline",
+                   help="the protocol preset: offline (default: KJV, 256-token windows, nothing downloaded), wanda, "
+                        "sparsegpt (WikiText-2 at the model's context, C4 calibration), llm-pruner (128 tokens); "
+                        "docs/llm.md has each one's settings")
+    p.add_argument("--text", default=None,
+                   help="evaluation text: kjv (the offline preset's, Debian bible-kjv-text), wikitext2, c4 (the hub's "
+                        "files) or file:<path>; default: the preset's")
+    p.add_argument("--calib-text", default=None,
+                   help="calibration source: kjv, wikitext2, c4 or file:<path>; default: the preset's (offline: the "
+                        "evaluation text)")
     p.add_argument("--strategy", default="magnitude",
                    help="magnitude, wanda, sparsegpt, or your own as module:Class or file.py:Class (an LLMStrategy)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", default=None,
@@ -53,8 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calib-sequences", type=positive_int, default=None,
                    help="calibration windows drawn from the train split, for calibrated strategies (wanda, "
                         "sparsegpt; default 16)")
-    p.add_argument("--eval-windows", type=positive_int, default=None,
-                   help="held-out windows perplexity is measured on (default 16)")
+    p.add_argument("--eval-windows", type=_windows, default=None,
+                   help="held-out windows perplexity is measured on, or 'all' (default: the preset's, offline 16)")
     p.add_argument("--exclude", action="append", default=None, metavar="PATTERN",
                    help="leave these layers dense (fnmatch on full names, e.g. '*.mlp.down_proj'; repeatable)")
     p.add_argument("--finetune-steps", type=int, default=None,
@@ -87,6 +94,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_prune_llm)
 
 
+def _windows(text: str) -> int:
+    """`all` -> 0 (every whole window); else a whole number >= 1."""
+    from shrinkbench.core.cli import positive_int
+
+    return 0 if text == "all" else positive_int(text)
+
+
 def cmd_prune_llm(args) -> int:
     import torch
 
@@ -105,8 +119,9 @@ def cmd_prune_llm(args) -> int:
                  text_root=args.text_root, allocation=args.allocation, ties=args.ties,
                  finetune_method=args.finetune_method, lora_rank=args.lora_rank,
                  lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-                 lora_targets=tuple(args.lora_target) if args.lora_target else None, refine=args.refine)
-    raw = dict(model=args.model, tokenizer=args.tokenizer, dataset=args.text, strategy=args.strategy,
+                 lora_targets=tuple(args.lora_target) if args.lora_target else None, refine=args.refine,
+                 dataset=args.text, calib_text=args.calib_text)
+    raw = dict(model=args.model, tokenizer=args.tokenizer, protocol=args.protocol, strategy=args.strategy,
                pattern=args.pattern, seed=args.seed, exclude=tuple(args.exclude or ()), download=args.download, unit=args.unit,
                save_to=args.save,
                **{k: v for k, v in given.items() if v is not None})  # left out: the config's one default
@@ -139,13 +154,39 @@ def cmd_prune_llm(args) -> int:
     print(f"run {cfg.run_id}: {outcome.status}" + (" (already stored)" if outcome.status == "skipped" else "")
           + f"; record {store.root}/runs/{cfg.run_id}.json")
     if record and record["status"] == "ok":
-        values = {(m["stage"], m["metric"]): m["value"] for m in record["metrics"]}
-        print(f"  perplexity {values[('post', 'perplexity')]:.3f} on {record['text']['predicted_tokens']:,} held-out "
-              f"tokens of {cfg.dataset} ({cfg.eval_windows} windows of {cfg.seq_len}); sparsity of the pruned layers "
-              f"{values[('post', 'sparsity')]:.4f}; {values[('post', 'tokens_per_s')]:.0f} tokens/s")
+        for line in result_lines(record):
+            print("  " + line)
     elif record:
         print(f"failed: {record['error']}")
     return 0 if record and record["status"] == "ok" else 1
+
+
+def result_lines(record: dict) -> list[str]:
+    """What `prune-llm` prints of a finished record: each perplexity as dense -> pruned (the
+    change), the protocol, sparsity and speed."""
+    values = {(m["stage"], m["metric"]): m["value"] for m in record["metrics"]}
+    text = record["text"]
+    dense = (record.get("dense") or {}).get("metrics", {})
+    protocol = (record.get("protocol") or {}).get("label", "offline@v1")
+    lines = []
+    for metric, what in (("perplexity", f"{text['name']}"), ("perplexity_c4", "C4 validation")):
+        if ("post", metric) not in values:
+            continue
+        pruned = values[("post", metric)]
+        if metric in dense:
+            change = pruned - dense[metric]
+            lines.append(f"perplexity on {what}: dense {dense[metric]:.3f} -> pruned {pruned:.3f} ({change:+.3f}, "
+                         f"x{pruned / dense[metric]:.3f})")
+        else:
+            lines.append(f"perplexity on {what}: {pruned:.3f}")
+    lines.append(f"protocol {protocol}: {text['eval_windows']} windows of {text['seq_len']} tokens "
+                 f"({text['predicted_tokens']:,} predicted)")
+    speed = f"{values[('post', 'tokens_per_s')]:.0f} tokens/s" if ("post", "tokens_per_s") in values else ""
+    if ("post", "sparsity") in values:
+        lines.append(f"sparsity of the pruned layers {values[('post', 'sparsity')]:.4f}; {speed}")
+    elif speed:
+        lines.append(speed)
+    return lines
 
 
 def refuse_idle_options(args) -> None:

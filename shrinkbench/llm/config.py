@@ -43,6 +43,7 @@ from typing import Any, Mapping
 from shrinkbench.core.configs import build, check as _check, digest, jsonable as _jsonable
 from shrinkbench.core.errors import ConfigError
 from shrinkbench.core.params import Params
+from shrinkbench.llm.protocols import DEFAULT_PROTOCOL, get_protocol
 
 TRACK = "llm"
 LLM_CONFIG_SCHEMA = 1
@@ -86,7 +87,7 @@ class LLMRunConfig:
     model_sha256: str | None = None
     tokenizer: str | None = None
     tokenizer_sha256: str | None = None
-    dataset: str = "kjv"
+    dataset: str | None = None
     text_sha256: str | None = None
     strategy: str = "magnitude"
     strategy_params: Params = Params()
@@ -96,10 +97,18 @@ class LLMRunConfig:
     sparsity: float | None = None
     pattern: str = "unstructured"
     seed: int = 0
-    seq_len: int = DEFAULT_SEQ_LEN
-    calib_sequences: int = 16
+    seq_len: int | None = None
+    calib_sequences: int | None = None
     calib_batch: int = 4
-    eval_windows: int = 16
+    eval_windows: int | None = None
+    protocol: str = DEFAULT_PROTOCOL
+    """The protocol preset (`shrinkbench.llm.protocols`): it fills `dataset`, `seq_len`,
+    `eval_windows` (0 = every whole window of the split), `calib_text` and `calib_sequences`
+    where the run leaves them out; part of the identity except at `offline` (older ids stand)."""
+    calib_text: str | None = None
+    """The calibration source (kjv, wikitext2, c4, file:PATH); None: the preset's. Left out of
+    the identity where it is the evaluation text of the offline protocol (older ids stand)."""
+    calib_sha256: str | None = None
     layers: str = "blocks"
     exclude: tuple[str, ...] = ()
     finetune_steps: int = 0
@@ -129,6 +138,18 @@ class LLMRunConfig:
 
     def __post_init__(self) -> None:
         nm = parse_pattern(self.pattern)
+        preset = get_protocol(self.protocol)
+        if self.dataset is None:
+            object.__setattr__(self, "dataset", preset.text)
+        if self.calib_text is None:
+            object.__setattr__(self, "calib_text", preset.calib_text if self.protocol != DEFAULT_PROTOCOL
+                               else self.dataset)
+        if self.seq_len is None and preset.context is not None:
+            object.__setattr__(self, "seq_len", preset.context)
+        if self.eval_windows is None:
+            object.__setattr__(self, "eval_windows", preset.eval_windows or 0)
+        if self.calib_sequences is None:
+            object.__setattr__(self, "calib_sequences", preset.calib_sequences)
         if self.strategy == DENSE:
             _check(self.sparsity in (None, 0) and self.pattern == "unstructured",
                    f"the dense run (strategy 'none') prunes nothing: it takes no sparsity (got {self.sparsity}) and "
@@ -154,10 +175,12 @@ class LLMRunConfig:
                    and 0 < self.sparsity < 1,
                    f"sparsity must lie strictly between 0 and 1 (the fraction of the pruned layers' weights set to "
                    f"zero), got {self.sparsity}")
-        for name in ("seq_len", "calib_sequences", "calib_batch", "eval_windows", "finetune_batch",
-                     "throughput_repeats"):
+        for name in ("calib_sequences", "calib_batch", "finetune_batch", "throughput_repeats"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
-        _check(self.seq_len >= 2, f"seq_len must be >= 2 (a window predicts seq_len - 1 tokens), got {self.seq_len}")
+        _check(self.eval_windows >= 0, f"eval_windows must be >= 1, or 0 for every whole window of the test split, "
+                                       f"got {self.eval_windows}")
+        _check(self.seq_len is None or self.seq_len >= 2,
+               f"seq_len must be >= 2 (a window predicts seq_len - 1 tokens), got {self.seq_len}")
         _check(self.finetune_steps >= 0, f"finetune_steps must be >= 0, got {self.finetune_steps}")
         self._check_recovery_and_refinement()
         _check(math.isfinite(self.finetune_lr) and self.finetune_lr >= 0,
@@ -280,7 +303,51 @@ class LLMRunConfig:
             d.pop("refine_params")
         if self.threads is None:  # unpinned: the run ids of records before threads were pinned
             d.pop("threads")
+        if self.protocol == DEFAULT_PROTOCOL:  # the offline protocol: the run ids it always had
+            d.pop("protocol")
+        else:
+            d["protocol_version"] = get_protocol(self.protocol).version
+        if self.protocol == DEFAULT_PROTOCOL and self.calib_text == self.dataset:
+            d.pop("calib_text")  # calibrated on the evaluation text: text_sha256 pins it
+            d.pop("calib_sha256")
+        elif self.is_dense:  # the dense run draws no calibration windows; calib_sha256 then pins a second text
+            d.pop("calib_text")
+            if self.calib_sha256 is None:
+                d.pop("calib_sha256")
         return d
+
+    @property
+    def preset(self):
+        """The protocol preset (`shrinkbench.llm.protocols.Protocol`)."""
+        return get_protocol(self.protocol)
+
+    def protocol_deviations(self, model_context: int | None = None) -> dict[str, Any]:
+        """The settings this run changed from its preset: {field: value} (a preset of the
+        model's context compares `seq_len` with `model_context` where given)."""
+        p = self.preset
+        out = {}
+        for key, preset_value in (("dataset", p.text), ("eval_windows", p.eval_windows or 0),
+                                  ("calib_sequences", p.calib_sequences)):
+            if getattr(self, key) != preset_value:
+                out[key] = getattr(self, key)
+        if self.calib_text != (p.calib_text if self.protocol != DEFAULT_PROTOCOL else self.dataset):
+            out["calib_text"] = self.calib_text
+        context = p.context if p.context is not None else model_context
+        if context is not None and self.seq_len != context:
+            out["seq_len"] = self.seq_len
+        if self.is_dense:
+            out.pop("calib_sequences", None)
+            out.pop("calib_text", None)
+        return out
+
+    def protocol_label(self, model_context: int | None = None) -> str:
+        """`offline@v1`, or `wanda@v1 modified: eval_windows=4` for a run that changed its preset
+        (the model's context of `wanda`/`sparsegpt` is the preset's, whatever the number)."""
+        deviations = self.protocol_deviations(model_context)
+        label = self.preset.label
+        if deviations:
+            label += " modified: " + ", ".join(f"{k}={v}" for k, v in sorted(deviations.items()))
+        return label
 
     @property
     def run_id(self) -> str:

@@ -34,6 +34,20 @@ def nll(nll: NLLSum) -> float:
     return nll.total / nll.tokens
 
 
+@metric(unit="ppl", higher_is_better=False, kind="accuracy")
+def perplexity_c4(nll: NLLSum) -> float:
+    """SparseGPT's C4 validation perplexity (the wanda and sparsegpt presets' second text): exp(sum
+    of NLL / T) over every window of the first 256 x seq_len tokens of the first 1,100 documents of
+    en/c4-validation.00000-of-00008 joined with " " (Frantar & Alistarh 2023, datautils.get_c4)."""
+    return math.exp(nll.total / nll.tokens)
+
+
+@metric(unit="nats/token", higher_is_better=False, kind="accuracy")
+def nll_c4(nll: NLLSum) -> float:
+    """Mean NLL per predicted token of the C4 validation windows of `perplexity_c4` (its log)."""
+    return nll.total / nll.tokens
+
+
 @metric(unit="fraction", higher_is_better=None, kind="structure", stages=("post",))
 def sparsity(zeros: int, numel: int) -> float:
     """sparsity = zero weights / weights, over the pruned layers (the transformer blocks' linears)."""

@@ -1,9 +1,13 @@
 """One language-model run: load, prune one-shot, (optionally) recover, measure, one record.
 
-Stages as for the vision track: `pre` is measured right after pruning, `post`
-after the recovery fine-tune (`finetune_steps`; without it `post` is the same measurement as
-`pre`, recorded under both so every analysis finds its default stage). The dense run
-(strategy `none`) measures the unpruned model.
+Stages as for the vision track: `post` is the pruned model as it ends (after the recovery
+fine-tune where `finetune_steps` asks for one); `pre` is written only with a fine-tune, measured
+right after pruning and before it (without one it would repeat `post`). The dense run
+(strategy `none`) measures the unpruned model; every pruned record carries the dense model's
+numbers under the same protocol (`dense`: measured once per dense run id and device, cached
+under `<cache>/llm/dense/`, `dense_reference`). The protocol preset decides the windows and the
+calibration draw (`shrinkbench.llm.windows`); the record carries it (`protocol`, with what the
+run changed) and the drawn calibration positions (`calibration_positions`).
 
 Seeds: the run seed draws the calibration windows (purpose `calibration`) and the recovery
 fine-tune's windows (`finetune`); each use has its own generator (`shrinkbench.core.seeds.generator`),
@@ -19,6 +23,8 @@ made by a tie, N:M groups and those whose kept set is not unique; metrics `tie_s
 """
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 import hashlib
 import math
@@ -30,6 +36,7 @@ import torch
 from shrinkbench.analysis.schema import RECORD_SCHEMA
 from shrinkbench.core.errors import ConfigError, StrategyError, TrainingDivergedError
 from shrinkbench.llm.config import LLMRunConfig
+from shrinkbench.core.params import Params
 from shrinkbench.core.store import Store
 
 
@@ -64,16 +71,27 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
         if not Path(cfg.tokenizer).is_dir():
             raise ConfigError(f"tokenizer {cfg.tokenizer!r} is not a folder")
         changes["tokenizer_sha256"] = model_sha256(ModelSource(cfg.tokenizer, "folder", cfg.tokenizer))
+    from shrinkbench.llm.model_checks import model_config, positions
+    from shrinkbench.llm.models import _dequantized_folder
+
+    where = _dequantized_folder(source, changes["model_sha256"]) if source.kind == "gguf" else source.location
+    if cfg.seq_len is None:  # a preset of the model's own context (wanda, sparsegpt)
+        context = positions(model_config(where, source.kind != "hub"))
+        if context is None:
+            raise ConfigError(f"protocol {cfg.protocol} evaluates at the model's context, but model {cfg.model}'s "
+                              f"configuration does not say it (max_position_embeddings); give seq_len")
+        changes["seq_len"] = context
+    seq_len = changes.get("seq_len", cfg.seq_len)
     if source.kind != "hub":
         from shrinkbench.llm.model_checks import check_model
-        from shrinkbench.llm.models import _dequantized_folder
 
-        where = _dequantized_folder(source, changes["model_sha256"]) if source.kind == "gguf" else source.location
-        check_model(where, True, source.kind == "folder", cfg.seq_len, cfg.exclude, cfg.nm)
+        check_model(where, True, source.kind == "folder", seq_len, cfg.exclude, cfg.nm)
     text = _text(cfg.dataset, cfg.text_root, cfg.download)
     changes["text_sha256"] = text.sha256
-    _check_windows(source, changes["model_sha256"], cfg.tokenizer, changes.get("tokenizer_sha256"), cfg.dataset,
-                   cfg.text_root, cfg.download, cfg.seq_len, cfg.eval_windows)
+    calibrated = _calibrated(cfg)
+    changes["calib_sha256"] = _calibration_sha256(cfg, calibrated)
+    _check_windows(source, changes["model_sha256"], cfg.tokenizer, changes.get("tokenizer_sha256"),
+                   cfg.replace(seq_len=seq_len), calibrated)
     if cfg.structured:
         from shrinkbench.llm.structured.prune import check_reachable
 
@@ -149,26 +167,59 @@ def _reads_datasets(dataset: str) -> bool:
     return not dataset.startswith("file:") and dataset in TEXTS and TEXTS.canonical(dataset) in DATASETS_TEXTS
 
 
-def text_tokens(text, tokenizer, model_sha: str, tokenizer_sha: str | None):
+def text_tokens(text, tokenizer, model_sha: str, tokenizer_sha: str | None, special: bool = False):
     """(train ids, test ids) of `text`, cached per text and tokenizer."""
-    from shrinkbench.llm.text import token_ids
+    from shrinkbench.llm.windows import split_ids
 
-    key = hashlib.sha256(f"{text.sha256}/{tokenizer_sha or model_sha}".encode()).hexdigest()[:24]
-    return token_ids(text.train, tokenizer, f"{key}-train"), token_ids(text.test, tokenizer, f"{key}-test")
+    key = tokenizer_sha or model_sha
+    return split_ids(text, tokenizer, key, special, "train"), split_ids(text, tokenizer, key, special, "test")
+
+
+def _calibrated(cfg: LLMRunConfig) -> bool:
+    """Whether the run draws calibration windows (a calibrated strategy or structured criterion)."""
+    if cfg.is_dense:
+        return False
+    if cfg.structured:
+        from shrinkbench.llm.structured.catalog import calibrates
+
+        return calibrates(cfg.unit, cfg.strategy)
+    from shrinkbench.llm.methods import resolve_llm_strategy
+
+    return resolve_llm_strategy(cfg.strategy, cfg.strategy_params).needs_inputs
+
+
+def _calibration_sha256(cfg: LLMRunConfig, calibrated: bool) -> str | None:
+    """sha256 of the calibration text (of a run that calibrates) and of the preset's second
+    evaluation text, those of them that are not the evaluation text; None where none is."""
+    names = [n for n in dict.fromkeys(([cfg.calib_text] if calibrated else [])
+                                      + ([cfg.preset.second.text] if cfg.preset.second else []))
+             if n != cfg.dataset]
+    if not names:
+        return None
+    return hashlib.sha256("".join(_text(n, cfg.text_root, cfg.download).sha256 for n in names).encode()).hexdigest()
+
+
+def _check_windows(source, model_sha, tokenizer_folder, tokenizer_sha, cfg: LLMRunConfig, calibrated: bool) -> None:
+    """Before anything runs: the tokenizer belongs to the model, the text holds the run's
+    evaluation windows (and the second text's), and the calibration draw succeeds."""
+    _check_windows_cached(source, model_sha, tokenizer_folder, tokenizer_sha, dense_config(cfg).replace(
+        exclude=(), seed=0 if cfg.preset.draw == "windows" else cfg.seed), calibrated)
 
 
 @functools.lru_cache(maxsize=32)
-def _check_windows(source, model_sha, tokenizer_folder, tokenizer_sha, dataset, root, download, seq_len,
-                   windows) -> None:
-    """Before anything runs: the tokenizer belongs to the model, and the text holds one
-    calibration window and `windows` evaluation windows of `seq_len` tokens."""
+def _check_windows_cached(source, model_sha, tokenizer_folder, tokenizer_sha, cfg: LLMRunConfig, calibrated: bool):
     from shrinkbench.llm.models import load_tokenizer
-    from shrinkbench.llm.text import calibration_windows, eval_windows
+    from shrinkbench.llm.windows import calibration_set, evaluation_windows, second_windows
 
     tokenizer = load_tokenizer(source, model_sha, tokenizer_folder)
-    train_ids, test_ids = text_tokens(_text(dataset, root, download), tokenizer, model_sha, tokenizer_sha)
-    calibration_windows(train_ids, seq_len, 1, torch.Generator().manual_seed(0), dataset)
-    eval_windows(test_ids, seq_len, windows, dataset)
+    key = tokenizer_sha or model_sha
+    evaluation_windows(cfg, _text(cfg.dataset, cfg.text_root, cfg.download), tokenizer, key)
+    if cfg.preset.second is not None:
+        second_windows(cfg, _text(cfg.preset.second.text, cfg.text_root, cfg.download), tokenizer)
+    if calibrated:
+        calibration_set(cfg, _text(cfg.calib_text, cfg.text_root, cfg.download), tokenizer, key,
+                        1 if cfg.preset.draw == "windows" else cfg.calib_sequences,
+                        torch.Generator().manual_seed(0), cfg.seed)
 
 
 # ------------------------------------------------------------------------- measuring
@@ -187,15 +238,81 @@ def window_nll(model, windows: torch.Tensor, device: torch.device, batch: int = 
     return out
 
 
-def language_metrics(stage: str, nlls: list[float], seq_len: int) -> list[dict]:
+def language_metrics(stage: str, nlls: list[float], seq_len: int, suffix: str = "") -> list[dict]:
+    """perplexity and nll (`perplexity_c4`, `nll_c4` for the preset's second text)."""
     from shrinkbench.llm.metrics import NLLSum, nll, perplexity
 
     total = NLLSum(float(sum(nlls)), len(nlls) * (seq_len - 1))
-    return [{"stage": stage, "split": "test", "metric": "perplexity", "value": perplexity(total)},
-            {"stage": stage, "split": "test", "metric": "nll", "value": nll(total)}]
+    return [{"stage": stage, "split": "test", "metric": "perplexity" + suffix, "value": perplexity(total)},
+            {"stage": stage, "split": "test", "metric": "nll" + suffix, "value": nll(total)}]
 
 
-def structure_metrics(model, exclude: tuple[str, ...]) -> list[dict]:
+# ------------------------------------------------------------------------- the dense reference
+def dense_config(cfg: LLMRunConfig) -> LLMRunConfig:
+    """The dense run of `cfg`'s model, text and protocol (strategy `none`)."""
+    return cfg.replace(strategy="none", sparsity=None, pattern="unstructured", scope=None, strategy_params=Params(),
+                       strategy_label=None, strategy_sha256=None, unit="weight", save_to=None, finetune_steps=0,
+                       finetune_method="full", allocation="uniform", allocation_params=Params(),
+                       allocation_sha256=None, ties="low_index", refine=None, refine_params=Params(),
+                       **{f.name: f.default for f in dataclasses.fields(LLMRunConfig) if f.name.startswith("lora_")})
+
+
+def _dense_path(cfg: LLMRunConfig, dev: torch.device):
+    from shrinkbench.llm.models import cache_root
+
+    return cache_root() / "llm" / "dense" / f"{dense_config(cfg).run_id}-{dev.type}.json"
+
+
+def store_dense(cfg: LLMRunConfig, dev: torch.device, measured: dict[str, list[float]]) -> dict:
+    """Cache the dense model's window NLLs under its dense run id (and device type) and return
+    the dense reference a pruned record carries."""
+    import json
+    import os
+
+    dense = dense_config(cfg)
+    metrics = {m["metric"]: m["value"] for suffix, nlls in measured.items()
+               for m in language_metrics("post", nlls, cfg.seq_len, suffix)}
+    entry = {"run_id": dense.run_id, "device": dev.type, "metrics": metrics,
+             "windows_nll": {"post" + suffix: nlls for suffix, nlls in measured.items()}}
+    path = _dense_path(cfg, dev)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(entry))
+    os.replace(tmp, path)
+    return entry
+
+
+def dense_reference(cfg: LLMRunConfig, model, eval_sets: dict, dev: torch.device, say) -> dict:
+    """The dense model's metrics under the run's protocol, measured once per (model, protocol,
+    texts, windows, threads, device: the dense run's id) and cached like a base model; `model`
+    is still dense when this is called."""
+    import json
+
+    path = _dense_path(cfg, dev)
+    if path.is_file():
+        try:
+            entry = json.loads(path.read_text())
+            if set(entry["windows_nll"]) == {"post" + s for s in eval_sets}:
+                return {**entry, "measured": "cached"}
+        except (ValueError, KeyError, TypeError):  # a corrupt cache entry is measured again
+            pass
+    say("measuring the dense model")
+    entry = store_dense(cfg, dev, {suffix: window_nll(model, w, dev) for suffix, w in eval_sets.items()})
+    return {**entry, "measured": "this run"}
+
+
+def _model_context(source, cfg: LLMRunConfig) -> int | None:
+    from shrinkbench.llm.model_checks import model_config, positions
+    from shrinkbench.llm.models import _dequantized_folder
+
+    where = _dequantized_folder(source, cfg.model_sha256) if source.kind == "gguf" else source.location
+    try:
+        return positions(model_config(where, source.kind != "hub"))
+    except ConfigError:
+        return None
+
+
+def structure_metrics(model, exclude: tuple[str, ...], fine_tuned: bool = False) -> list[dict]:
     from shrinkbench.llm.engine import pruned_layers
     from shrinkbench.llm.metrics import sparsity
     from shrinkbench.core.metrics.structure import compression_ratio, params, params_nonzero
@@ -205,8 +322,9 @@ def structure_metrics(model, exclude: tuple[str, ...]) -> list[dict]:
     numel = sum(w.numel() for w in weights)
     values = {"params": params(model), "params_nonzero": params_nonzero(model),
               "compression_ratio": compression_ratio(model), "sparsity": sparsity(zeros, numel)}
+    stages = ("pre", "post") if fine_tuned else ("post",)  # without a fine-tune `pre` would repeat `post`
     return [{"stage": stage, "split": "none", "metric": k, "value": float(v)}
-            for stage in ("pre", "post") for k, v in values.items() if stage == "post" or k != "sparsity"]
+            for stage in stages for k, v in values.items() if stage == "post" or k != "sparsity"]
 
 
 class _Logits(torch.nn.Module):
@@ -328,7 +446,7 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
     from shrinkbench.llm.engine import prune_model
     from shrinkbench.llm.methods import resolve_llm_strategy
     from shrinkbench.llm.models import load_model, resolve_model
-    from shrinkbench.llm.text import calibration_windows, eval_windows
+    from shrinkbench.llm.windows import calibration_length, calibration_set, evaluation_windows, second_windows
     from shrinkbench.core.provenance import environment, now_iso
     from shrinkbench.core.seeds import generator
     from shrinkbench.core.usercode import checked_strategy_source
@@ -349,26 +467,52 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
         raise ConfigError(f"text {cfg.dataset!r} changed since this run was planned (sha256 {text.sha256[:12]}, "
                           f"planned with {str(cfg.text_sha256)[:12]}); start the sweep again")
     say("tokenizing")
-    train_ids, test_ids = text_tokens(text, tokenizer, cfg.model_sha256, cfg.tokenizer_sha256)
-    windows = eval_windows(test_ids, cfg.seq_len, cfg.eval_windows, cfg.dataset)
+    key = cfg.tokenizer_sha256 or cfg.model_sha256
+    special = cfg.preset.special_tokens
+    train_ids, test_ids = text_tokens(text, tokenizer, cfg.model_sha256, cfg.tokenizer_sha256, special)
+    eval_sets = {"": evaluation_windows(cfg, text, tokenizer, key)}
+    if cfg.preset.second is not None:
+        second_text = _text(cfg.preset.second.text, cfg.text_root, cfg.download)
+        eval_sets["_" + cfg.preset.second.text] = second_windows(cfg, second_text, tokenizer)
+    windows = eval_sets[""]
+    context = _model_context(source, cfg)
+    record["protocol"] = {**cfg.preset.to_dict(), "label": cfg.protocol_label(context),
+                          "deviations": cfg.protocol_deviations(context), "model_context": context}
     record["base"] = {"id": cfg.base_id, "source": "pretrained", "sha256": cfg.model_sha256,
                       "checkpoint_sha256": None, "metrics": None, "model": source.name, "kind": source.kind}
     record["text"] = {**text.info, "name": cfg.dataset, "sha256": text.sha256,
                       "tokenizer": type(tokenizer).__name__, "vocab": len(tokenizer), "seq_len": cfg.seq_len,
-                      "stride": cfg.seq_len, "train_tokens": int(train_ids.numel()),
-                      "test_tokens": int(test_ids.numel()), "eval_windows": cfg.eval_windows,
-                      "predicted_tokens": cfg.eval_windows * (cfg.seq_len - 1),
-                      "calibration": f"{cfg.calib_sequences} windows of {cfg.seq_len} train tokens, starts drawn "
-                                     f"by the run seed"}
+                      "stride": cfg.seq_len, "special_tokens": special, "train_tokens": int(train_ids.numel()),
+                      "test_tokens": int(test_ids.numel()), "eval_windows": int(windows.shape[0]),
+                      "predicted_tokens": int(windows.shape[0]) * (cfg.seq_len - 1),
+                      "calibration": f"{cfg.calib_sequences} windows of {calibration_length(cfg)} tokens of "
+                                     f"{cfg.calib_text}'s train split, drawn by the run seed ({cfg.preset.draw})"}
+    if cfg.preset.second is not None:
+        record["text"]["second"] = {"name": cfg.preset.second.text, "sha256": second_text.sha256,
+                                    "documents": cfg.preset.second.documents, "join": cfg.preset.second.join,
+                                    "eval_windows": int(eval_sets["_" + cfg.preset.second.text].shape[0])}
+
+    def calibration():
+        calib_text = _text(cfg.calib_text, cfg.text_root, cfg.download)
+        if cfg.calib_text != cfg.dataset:
+            record["text"]["calibration_text"] = {**calib_text.info, "name": cfg.calib_text,
+                                                  "sha256": calib_text.sha256}
+        calib, positions = calibration_set(cfg, calib_text, tokenizer, key, cfg.calib_sequences,
+                                           generator(cfg.seed, "calibration"), cfg.seed)
+        record["calibration_positions"] = [list(p) for p in positions]
+        return calib
+
     masks = None
     try:
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(0)
             dense_model = model
+            if not cfg.is_dense:
+                record["dense"] = dense_reference(cfg, model, eval_sets, dev, say)
             if cfg.structured:
                 from shrinkbench.llm.structured.run import prune_structured
 
-                model = prune_structured(model, cfg, train_ids, dev, record, say)
+                model = prune_structured(model, cfg, calibration, dev, record, say)
                 if cfg.save_to:
                     from shrinkbench.llm.structured.compact import save
 
@@ -386,8 +530,7 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
 
                     refine = resolve_refinement(cfg.refine, cfg.refine_params)
                 if strategy.needs_inputs or allocation.needs_inputs or refine is not None:
-                    calib = calibration_windows(train_ids, cfg.seq_len, cfg.calib_sequences,
-                                                generator(cfg.seed, "calibration"), cfg.dataset)
+                    calib = calibration()
                     batches = [calib[i: i + cfg.calib_batch].to(dev) for i in range(0, len(calib), cfg.calib_batch)]
                 say(f"pruning with {strategy.name}")
                 t = time.perf_counter()
@@ -402,10 +545,13 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
                 record["metrics"].append({"stage": "post", "split": "none", "metric": "prune_seconds",
                                           "value": time.perf_counter() - t})
             say("measuring perplexity")
-            pre = window_nll(model, windows, dev)
-            record["windows_nll"] = {"pre": pre}
-            record["metrics"] += language_metrics("pre", pre, cfg.seq_len)
-            if cfg.finetune_steps:
+            measured = {suffix: window_nll(model, w, dev) for suffix, w in eval_sets.items()}
+            pre = post = measured[""]
+            record["windows_nll"] = {"post": post}
+            if cfg.finetune_steps:  # `pre`: after pruning, before the recovery fine-tune
+                record["windows_nll"]["pre"] = pre
+                for suffix, nlls in measured.items():
+                    record["metrics"] += language_metrics("pre", nlls, cfg.seq_len, suffix)
                 say(f"recovery fine-tune ({cfg.finetune_method})")
                 budget = {"epochs": 0.0, "steps": cfg.finetune_steps,
                           "tokens": cfg.finetune_steps * cfg.finetune_batch * cfg.seq_len}
@@ -415,16 +561,20 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
                     budget.update(lora_recover(model, masks, train_ids, cfg, dev, record))
                 else:
                     recover(model, masks, train_ids, cfg, dev, record)
-                post = window_nll(model, windows, dev)
+                measured = {suffix: window_nll(model, w, dev) for suffix, w in eval_sets.items()}
+                post = measured[""]
+                record["windows_nll"]["post"] = post
                 record["budget"] = budget
-            else:
-                post = pre
-            record["windows_nll"]["post"] = post
-            record["metrics"] += language_metrics("post", post, cfg.seq_len)
+            for suffix, nlls in measured.items():
+                record["metrics"] += language_metrics("post", nlls, cfg.seq_len, suffix)
+                if suffix:
+                    record["windows_nll"]["post" + suffix] = nlls
+            if cfg.is_dense:
+                store_dense(cfg, dev, measured)
         if not all(map(math.isfinite, pre + post)):
             raise TrainingDivergedError("the pruned model's negative log-likelihood is not finite (NaN or inf "
                                         "logits); this method breaks the model at this sparsity")
-        record["metrics"] += structure_metrics(model, cfg.exclude)
+        record["metrics"] += structure_metrics(model, cfg.exclude, bool(cfg.finetune_steps))
         say("measuring cost")
         record["metrics"] += cost_metrics(model, cfg, dev, notes)
         if cfg.structured:

@@ -14,6 +14,7 @@
     sparsities = [0.5]                  # unstructured targets, each in (0, 1)
     patterns = ["unstructured", "2:4"]  # "unstructured" runs at every sparsity; N:M once each
     seeds = [0, 1, 2]                   # run seeds: the calibration draws
+    calib_texts = ["kjv", "fortunes"]   # optional: calibration sources as an axis (else the preset's)
     [run]                               # any other LLMRunConfig field: seq_len, calib_sequences,
                                         # eval_windows, exclude, finetune_steps, ...
 
@@ -36,7 +37,7 @@ from shrinkbench.core.errors import ConfigError
 from shrinkbench.llm.config import DENSE, LLMRunConfig
 
 SWEEP_LISTS = {"models": str, "datasets": str, "strategies": (str, dict), "sparsities": (int, float),
-               "patterns": str, "seeds": int}
+               "patterns": str, "seeds": int, "calib_texts": str}
 REQUIRED = ("models", "datasets", "strategies", "seeds")
 STRATEGY_KEYS = ("name", "params", "label", "scope", "unit", "allocation", "allocation_params", "ties", "refine",
                  "refine_params")
@@ -49,9 +50,10 @@ SET_BY_SWEEP = {"model": "models", "dataset": "datasets", "strategy": "strategie
                 "allocation": "strategies (a table with an allocation)",
                 "allocation_params": "strategies (a table with allocation_params)",
                 "refine": "strategies (a table with refine)",
-                "refine_params": "strategies (a table with refine and refine_params)"}
+                "refine_params": "strategies (a table with refine and refine_params)",
+                "calib_text": "calib_texts (a list of one)"}
 """[run] keys the sweep sets for every run: refused in [run], with where they belong."""
-FILLED_IN = ("model_sha256", "tokenizer_sha256", "text_sha256", "strategy_sha256", "allocation_sha256")
+FILLED_IN = ("model_sha256", "tokenizer_sha256", "text_sha256", "strategy_sha256", "allocation_sha256", "calib_sha256")
 
 
 def load_llm_suite(data: dict[str, Any], where: str, path, added: list[str] | None = None):
@@ -93,8 +95,10 @@ def load_llm_suite(data: dict[str, Any], where: str, path, added: list[str] | No
             raise ConfigError(f"{where}: [run] {key} is computed from the files, not set")
     operating = [(p, s) for p in patterns for s in (lists.get("sparsities", []) if p == "unstructured" else [None])]
     configs: dict[str, LLMRunConfig] = {}
-    for model, text, seed in itertools.product(lists["models"], lists["datasets"], lists["seeds"]):
-        common = {**run, "model": model, "dataset": text, "seed": seed}
+    for model, text, seed, calib in itertools.product(lists["models"], lists["datasets"], lists["seeds"],
+                                                      lists.get("calib_texts", [None])):
+        common = {**run, "model": model, "dataset": text, "seed": seed,
+                  **({"calib_text": calib} if calib is not None else {})}
         raw = [{**{k: v for k, v in common.items() if k != "ties"}, "strategy": DENSE, "sparsity": 0.0}]
         for entry, (pattern, sparsity) in itertools.product(strategies, operating):
             item = {**common, "strategy": entry["name"], "pattern": pattern,

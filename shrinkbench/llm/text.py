@@ -7,13 +7,19 @@ Sources (`TEXTS`):
   Genesis 1:1 to Revelation 22:21, one verse per line without its reference. Split by verse
   order: the first 90% of the verses (27,992: Genesis 1:1 to Romans 2:29) are
   `train`, the last 10% `test`.
-- `wikitext2`: WikiText-2 (raw) through the `datasets` library, its own train and test splits,
-  documents joined with "\\n\\n" (the convention of the SparseGPT and Wanda evaluations).
+- `wikitext2`: WikiText-2 (raw, wikitext-2-raw-v1), its own train and test splits, rows joined
+  with "\\n\\n" (the convention of the SparseGPT and Wanda evaluations), read from the hub's
+  parquet files (`Salesforce/wikitext`, `wikitext-2-raw-v1/{train,test}-00000-of-00001.parquet`)
+  in `--text-root` (laid out as the repository) or the Hugging Face hub cache, or from the
+  `datasets` library's Arrow cache (`wikitext/wikitext-2-raw-v1/<version>/<hash>/wikitext-test.arrow`).
 - `c4`: the C4 shards those papers use (`en/c4-train.00000-of-01024.json.gz` for calibration,
-  `en/c4-validation.00000-of-00008.json.gz` for perplexity), through `datasets`.
+  `en/c4-validation.00000-of-00008.json.gz` for perplexity; gzip json lines), from `--text-root`
+  or the hub cache.
+- `fortunes` (offline, the second English text): Debian's `fortunes` package, English
+  quotations, jokes and literature excerpts, each cookie a document, every 10th cookie test.
 - `file:<path>`: a UTF-8 text file, split by lines as `kjv` is (first 90% train).
 
-`datasets` sources read a local copy (its cache) and download only with `download=True`.
+WikiText-2 and C4 download (into the hub cache) only with `download=True`.
 Every source reports `info`: what was read (files, package version), the sha256 of the text
 of each split, and the split rule. The run config's `text_sha256` pins the train and test text
 together (sha256 of `sha256(train) + sha256(test)`).
@@ -46,6 +52,9 @@ class TextSplits:
     train: str
     test: str
     info: dict = field(default_factory=dict)
+    train_docs: tuple[str, ...] = ()
+    test_docs: tuple[str, ...] = ()
+    """The documents (rows, verses, lines) the splits join, for the presets that draw or join by document."""
 
     @property
     def sha256(self) -> str:
@@ -65,7 +74,7 @@ def split_lines(lines: list[str], name: str, info: dict) -> TextSplits:
     train, test = "\n".join(lines[:-n_test]), "\n".join(lines[-n_test:])
     info = {**info, "split": f"lines in order: first {len(lines) - n_test} train, last {n_test} test",
             "train_sha256": _sha(train), "test_sha256": _sha(test)}
-    return TextSplits(name, train, test, info)
+    return TextSplits(name, train, test, info, tuple(lines[:-n_test]), tuple(lines[-n_test:]))
 
 
 def _kjv(root: str | None, download: bool) -> TextSplits:
@@ -88,54 +97,188 @@ def _kjv(root: str | None, download: bool) -> TextSplits:
     return split_lines(verses, "kjv", info)
 
 
-def _datasets(name: str, path: str, config: str | None, files: dict | None, download: bool,
-              root: str | None) -> dict[str, str]:
+# ------------------------------------------------------------------ WikiText-2 and C4 files
+WIKITEXT_REPO = "Salesforce/wikitext"
+WIKITEXT_FILES = {"train": "wikitext-2-raw-v1/train-00000-of-00001.parquet",
+                  "test": "wikitext-2-raw-v1/test-00000-of-00001.parquet"}
+"""The hub's parquet files of wikitext-2-raw-v1 (one string column `text`, one row a line)."""
+C4_REPO = "allenai/c4"
+C4_FILES = {"train": "en/c4-train.00000-of-01024.json.gz", "test": "en/c4-validation.00000-of-00008.json.gz"}
+"""The C4 shards SparseGPT and Wanda read: json lines {"text", "timestamp", "url"}, gzip."""
+
+
+def _hub_file(name: str, repo: str, relative: str, root: str | None, download: bool) -> Path | None:
+    """`relative` (a path in the hub repository `repo`) from `root` (a folder laid out as the
+    repository), from the Hugging Face hub cache, or downloaded into it with `download`."""
+    if root is not None:
+        candidate = Path(root).expanduser() / relative
+        if candidate.is_file():
+            return candidate
     try:
-        import datasets
+        from huggingface_hub import try_to_load_from_cache
     except ImportError:
-        raise DataNotFoundError(f"text {name} needs the `datasets` library (pip install datasets) and a local copy "
-                                f"of {path} (or --download)") from None
-    mode = None if download else datasets.DownloadMode.REUSE_DATASET_IF_EXISTS
-    if not download:
-        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+        try_to_load_from_cache = None
+    if try_to_load_from_cache is not None:
+        cached = try_to_load_from_cache(repo, relative, repo_type="dataset")
+        if isinstance(cached, str) and Path(cached).is_file():
+            return Path(cached)
+    if download:
+        try:
+            from huggingface_hub import hf_hub_download
+
+            return Path(hf_hub_download(repo, relative, repo_type="dataset"))
+        except Exception as exc:  # offline, no such file, no permission: one line
+            raise DataNotFoundError(f"text {name}: could not download {repo}/{relative} "
+                                    f"({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
+    return None
+
+
+FORTUNES = Path("/usr/share/games/fortunes")
+FORTUNES_LEFT_OUT = ("ascii-art",)
+"""Debian `fortunes` files that are pictures, not text."""
+
+
+def _fortunes(root: str | None, download: bool) -> TextSplits:
+    """Debian's `fortunes` (English quotations, jokes and literature excerpts, each cookie a
+    document): every English file the package installs (the `*.u8` names), ascii-art left out,
+    in name order, cookies split on the lines holding only "%"; cookie k (counting from 0 over
+    all files) is `test` when k % 10 == 9, else `train` (every category in both splits)."""
+    names = sorted(p.name[:-3] for p in FORTUNES.glob("*.u8")) if FORTUNES.is_dir() else []
+    names = [n for n in names if n not in FORTUNES_LEFT_OUT and (FORTUNES / n).is_file()]
+    if not names:
+        raise DataNotFoundError("text fortunes needs Debian's fortunes package (apt-get install fortunes; "
+                                "scripts/setup.sh does it)")
+    cookies: list[str] = []
+    files = {}
+    for name in names:
+        raw = (FORTUNES / name).read_bytes()
+        files[name] = hashlib.sha256(raw).hexdigest()
+        text = raw.decode("utf-8", errors="replace")
+        cookies += [c.strip("\n") for c in text.split("\n%\n") if c.strip() and c.strip() != "%"]
+    train = [c for k, c in enumerate(cookies) if k % 10 != 9]
+    test = [c for k, c in enumerate(cookies) if k % 10 == 9]
+    version = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "fortunes"], capture_output=True,
+                             text=True).stdout.strip() if shutil.which("dpkg-query") else "unknown"
+    joined_train, joined_test = "\n\n".join(train), "\n\n".join(test)
+    info = {"source": f"Debian fortunes {version}", "folder": str(FORTUNES), "files_sha256": files,
+            "split": f"{len(cookies)} cookies of {len(names)} files in name order; every 10th (k % 10 == 9) test, "
+                     f"joined by \\n\\n",
+            "train_sha256": _sha(joined_train), "test_sha256": _sha(joined_test)}
+    return TextSplits("fortunes", joined_train, joined_test, info, tuple(train), tuple(test))
+
+
+def _datasets_arrow(root: str | None, split: str) -> Path | None:
+    """wikitext-2-raw-v1's `split` in the `datasets` library's cache (an Arrow stream file
+    `<cache>/[Salesforce___]wikitext/wikitext-2-raw-v1/<version>/<hash>/wikitext-<split>.arrow`),
+    under `root` or `HF_DATASETS_CACHE` (default ~/.cache/huggingface/datasets)."""
+    places = [Path(root).expanduser()] if root is not None else []
+    places.append(Path(os.environ.get("HF_DATASETS_CACHE",
+                                      Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+                                      / "datasets")))
+    for place in places:
+        for folder in ("wikitext", "Salesforce___wikitext"):
+            found = sorted((place / folder / "wikitext-2-raw-v1").glob(f"*/*/wikitext-{split}.arrow"))
+            if found:
+                return found[-1]
+    return None
+
+
+def _read_parquet(path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return [str(t) for t in pq.read_table(path, columns=["text"]).column("text").to_pylist()]
+
+
+def _read_arrow_stream(path: Path) -> list[str]:
+    import pyarrow as pa
+
+    with pa.memory_map(str(path)) as source:
+        table = pa.ipc.open_stream(source).read_all()
+    return [str(t) for t in table.column("text").to_pylist()]
+
+
+def _read_json_lines(path: Path) -> list[str]:
+    import gzip
+    import json
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line)["text"] for line in handle if line.strip()]
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _documents(name: str, path: Path, reader) -> list[str]:
     try:
-        loaded = datasets.load_dataset(path, config, data_files=files, download_mode=mode, cache_dir=root)
-    except Exception as exc:  # datasets raises many kinds; all mean "not here"
-        raise DataNotFoundError(f"text {name}: could not load {path} {config or ''} without a network "
-                                f"({type(exc).__name__}); pass --download or put it in the datasets cache") from None
-    return {split: "\n\n".join(loaded[split]["text"]) for split in loaded}
+        return reader(path)
+    except Exception as exc:  # a truncated or foreign file: one line naming it
+        raise ConfigError(f"text {name}: {path} is not in the expected format ({type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())[:120]})") from None
 
 
 def _wikitext2(root: str | None, download: bool) -> TextSplits:
-    parts = _datasets("wikitext2", "wikitext", "wikitext-2-raw-v1", None, download, root)
-    info = {"source": "datasets wikitext/wikitext-2-raw-v1", "split": "its train and test splits, joined by \\n\\n"}
-    return TextSplits("wikitext2", parts["train"], parts["test"],
-                      {**info, "train_sha256": _sha(parts["train"]), "test_sha256": _sha(parts["test"])})
+    docs: dict[str, list[str]] = {}
+    files: dict[str, dict] = {}
+    for split, relative in WIKITEXT_FILES.items():
+        path = _hub_file("wikitext2", WIKITEXT_REPO, relative, root, False)
+        reader = _read_parquet
+        if path is None:
+            path, reader = _datasets_arrow(root, split), _read_arrow_stream
+        if path is None:
+            path, reader = _hub_file("wikitext2", WIKITEXT_REPO, relative, root, download), _read_parquet
+        if path is None:
+            raise DataNotFoundError(f"text wikitext2: {WIKITEXT_REPO}/{relative} is not in --text-root, the hub cache "
+                                    f"or the datasets cache; pass --download to fetch it")
+        docs[split] = _documents("wikitext2", path, reader)
+        files[split] = {"file": str(path), "file_sha256": _file_sha256(path), "rows": len(docs[split])}
+    train, test = "\n\n".join(docs["train"]), "\n\n".join(docs["test"])
+    info = {"source": f"{WIKITEXT_REPO} wikitext-2-raw-v1", "files": files,
+            "split": "its train and test splits, rows joined by \\n\\n",
+            "train_sha256": _sha(train), "test_sha256": _sha(test)}
+    return TextSplits("wikitext2", train, test, info, tuple(docs["train"]), tuple(docs["test"]))
 
 
 def _c4(root: str | None, download: bool) -> TextSplits:
-    files = {"train": "en/c4-train.00000-of-01024.json.gz", "validation": "en/c4-validation.00000-of-00008.json.gz"}
-    parts = _datasets("c4", "allenai/c4", None, files, download, root)
-    info = {"source": "datasets allenai/c4 " + ", ".join(files.values()),
-            "split": "train shard 0 for calibration, validation shard 0 for perplexity"}
-    return TextSplits("c4", parts["train"], parts["validation"],
-                      {**info, "train_sha256": _sha(parts["train"]), "test_sha256": _sha(parts["validation"])})
+    docs: dict[str, list[str]] = {}
+    files: dict[str, dict] = {}
+    for split, relative in C4_FILES.items():
+        path = _hub_file("c4", C4_REPO, relative, root, download)
+        if path is None:
+            raise DataNotFoundError(f"text c4: {C4_REPO}/{relative} is not in --text-root or the hub cache; pass "
+                                    f"--download to fetch it")
+        docs[split] = _documents("c4", path, _read_json_lines)
+        files[split] = {"file": str(path), "file_sha256": _file_sha256(path), "documents": len(docs[split])}
+    train, test = "\n\n".join(docs["train"]), "\n\n".join(docs["test"])
+    info = {"source": f"{C4_REPO} " + ", ".join(C4_FILES.values()), "files": files,
+            "split": "train shard 0 for calibration, validation shard 0 for perplexity (documents joined by \\n\\n)",
+            "train_sha256": _sha(train), "test_sha256": _sha(test)}
+    return TextSplits("c4", train, test, info, tuple(docs["train"]), tuple(docs["test"]))
 
 
 TEXTS: Registry[Callable[[str | None, bool], TextSplits]] = Registry("text")
 TEXTS.register("kjv", _kjv, aliases=("bible-kjv",))
 TEXTS.register("wikitext2", _wikitext2, aliases=("wikitext-2",))
 TEXTS.register("c4", _c4)
+TEXTS.register("fortunes", _fortunes)
 SOURCES = {
     "kjv": ("the King James Bible, Debian bible-kjv-text (offline)", "verses in order: first 90% train, last 10% test"),
-    "wikitext2": ("WikiText-2 raw through the datasets library (its cache; --download from the hub)",
+    "wikitext2": ("WikiText-2 raw: the hub's parquet files (--text-root, the hub or datasets cache; --download)",
                   "its own train and test splits, documents joined with \"\\n\\n\""),
-    "c4": ("C4 English shards en/c4-train.00000-of-01024 and en/c4-validation.00000-of-00008 through datasets",
+    "fortunes": ("Debian's fortunes: English quotations and literature excerpts (offline)",
+                 "cookies in file order: every 10th test, the rest train"),
+    "c4": ("C4 English shards en/c4-train.00000-of-01024 and en/c4-validation.00000-of-00008 (json.gz; --text-root, "
+           "the hub cache; --download)",
            "train shard for calibration, validation shard for perplexity"),
 }
 """Where each registered text comes from and how it is split (for `shrinkbench datasets`)."""
 DATASETS_TEXTS = ("wikitext2", "c4")
-"""The texts read through the datasets library (the ones `--download` and `--text-root` act on)."""
+"""The texts read from the hub's files (the ones `--download` and `--text-root` act on)."""
 
 
 def read_text(name: str, root: str | None = None, download: bool = False) -> TextSplits:
@@ -163,9 +306,10 @@ def read_text(name: str, root: str | None = None, download: bool = False) -> Tex
 
 
 # ------------------------------------------------------------------------------ tokens
-def token_ids(text: str, tokenizer, cache_key: str | None = None):
-    """The text's token ids as a 1-D int64 tensor (no special tokens added), cached by
-    `cache_key` (text and tokenizer hashes) under `<cache>/llm/tokens/` when given."""
+def token_ids(text: str, tokenizer, cache_key: str | None = None, special_tokens: bool = False):
+    """The text's token ids as a 1-D int64 tensor, cached by `cache_key` (text and tokenizer
+    hashes) under `<cache>/llm/tokens/` when given; `special_tokens`: as `tokenizer(text)` adds
+    them by default (LLaMA's BOS; the published presets), else none."""
     import torch
 
     from shrinkbench.llm.models import cache_root
@@ -176,7 +320,7 @@ def token_ids(text: str, tokenizer, cache_key: str | None = None):
             return torch.load(path, weights_only=True)
         except Exception:  # a corrupt cache file is recomputed
             path.unlink(missing_ok=True)
-    ids = torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"], dtype=torch.int64)
+    ids = torch.tensor(tokenizer(text, add_special_tokens=special_tokens)["input_ids"], dtype=torch.int64)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -186,8 +330,13 @@ def token_ids(text: str, tokenizer, cache_key: str | None = None):
 
 
 def eval_windows(ids, seq_len: int, windows: int, name: str):
-    """(windows, seq_len) tensor: the first `windows` non-overlapping windows of the test ids."""
+    """(windows, seq_len) tensor: the first `windows` non-overlapping windows of the test ids
+    (`windows` 0: every whole window, the last partial one left out, as the published code)."""
     available = ids.numel() // seq_len
+    if windows == 0:
+        if available == 0:
+            raise ConfigError(f"text {name!r}: its test split has {ids.numel():,} tokens, not one window of {seq_len}")
+        windows = available
     if available < windows:
         raise ConfigError(f"text {name!r}: its test split has {ids.numel():,} tokens, {available} window(s) of "
                           f"{seq_len}; the run asks for eval_windows = {windows} (lower it or seq_len)")

@@ -22,18 +22,16 @@ COST_METRICS = {  # record metric -> key of structured.cost.measure
 }
 
 
-def prune_structured(model, cfg, train_ids, device, record: dict, say):
-    from shrinkbench.core.seeds import generator
+def prune_structured(model, cfg, calibration, device, record: dict, say):
+    """`calibration()` returns the run's calibration windows (drawn as its protocol says)."""
     from shrinkbench.llm.structured.compact import compact
     from shrinkbench.llm.structured.prune import spec_of, structured_plan
     from shrinkbench.llm.structured.units import geometry
-    from shrinkbench.llm.text import calibration_windows
 
     spec = spec_of(cfg)
     batches = None
     if spec.needs_calibration:
-        calib = calibration_windows(train_ids, cfg.seq_len, cfg.calib_sequences, generator(cfg.seed, "calibration"),
-                                    cfg.dataset)
+        calib = calibration()
         batches = [calib[i: i + cfg.calib_batch].to(device) for i in range(0, len(calib), cfg.calib_batch)]
     say(f"structured pruning: {cfg.unit} by {cfg.strategy}")
     t = time.perf_counter()
