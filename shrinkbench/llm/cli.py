@@ -52,6 +52,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="recovery fine-tune: AdamW steps after pruning, masks kept (default 0: one-shot)")
     p.add_argument("--finetune-lr", type=float, default=None,
                    help="learning rate of the recovery fine-tune, with --finetune-steps (default 1e-5)")
+    p.add_argument("--tasks", default=None, metavar="TASK[:METRIC],...",
+                   help="zero-shot accuracy through lm-evaluation-harness on the pruned model, 0-shot: boolq, rte, "
+                        "hellaswag, winogrande, arc_easy, arc_challenge, openbookqa, piqa, each as task or task:acc / "
+                        "task:acc_norm (the metric zeroshot_mean takes; a bare name takes acc); data from the "
+                        "datasets cache, --task-root, or the hub with --download")
+    p.add_argument("--task-root", default=None, metavar="FOLDER",
+                   help="zero-shot task data as FOLDER/<task>/<split>.jsonl in the hub dataset's fields")
+    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
+                   help="load, prune and evaluate the model in this dtype (default float32)")
     p.add_argument("--store", default="results", help="results folder (default: results)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
     p.add_argument("--text-root", default=None, help="the datasets cache folder of wikitext2 or c4")
@@ -77,7 +86,8 @@ def cmd_prune_llm(args) -> int:
         torch.set_num_threads(args.threads)
     given = dict(scope=args.scope, sparsity=args.sparsity, seq_len=args.seq_len, calib_sequences=args.calib_sequences,
                  eval_windows=args.eval_windows, finetune_steps=args.finetune_steps, finetune_lr=args.finetune_lr,
-                 text_root=args.text_root)
+                 text_root=args.text_root, task_root=args.task_root, dtype=args.dtype,
+                 tasks=tuple(t for t in args.tasks.split(",") if t.strip()) if args.tasks is not None else None)
     raw = dict(model=args.model, tokenizer=args.tokenizer, dataset=args.text, strategy=args.strategy,
                pattern=args.pattern, seed=args.seed, exclude=tuple(args.exclude or ()), download=args.download, unit=args.unit,
                save_to=args.save,
@@ -97,7 +107,9 @@ def cmd_prune_llm(args) -> int:
                               f"windows; leave it out")
     from shrinkbench.core.device import resolve_device
 
-    resolve_device(args.device)  # a device this machine lacks is refused before the run
+    from shrinkbench.llm.placement import check_dtype
+
+    check_dtype(cfg.dtype, resolve_device(args.device))  # a device this machine lacks, or its dtype, refused first
     store = Store(args.store).check_writable()
     outcome = run_one(cfg, str(store.root), args.device)
     record = store.read(cfg.run_id)
@@ -112,6 +124,12 @@ def cmd_prune_llm(args) -> int:
         print(f"  perplexity {values[('post', 'perplexity')]:.3f} on {record['text']['predicted_tokens']:,} held-out "
               f"tokens of {cfg.dataset} ({cfg.eval_windows} windows of {cfg.seq_len}); sparsity of the pruned layers "
               f"{values[('post', 'sparsity')]:.4f}; {values[('post', 'tokens_per_s')]:.0f} tokens/s")
+        if cfg.tasks:
+            from shrinkbench.llm.tasks import metric_name, split_entry
+
+            each = ", ".join(f"{n} {m} {values[('post', metric_name(n, m))]:.2f}" for n, m in map(split_entry, cfg.tasks))
+            print(f"  zero-shot (lm-eval {record['tasks']['harness_version']}, 0-shot): mean "
+                  f"{values[('post', 'zeroshot_mean')]:.2f}% ({each})")
     elif record:
         print(f"failed: {record['error']}")
     return 0 if record and record["status"] == "ok" else 1

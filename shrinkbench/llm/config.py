@@ -45,7 +45,9 @@ DEFAULT_SEQ_LEN = 256
 DEFAULT_SPARSITY = 0.5
 """The sparsity of an unstructured run that does not say; an N:M run's is 1 - N/M, a dense run's 0."""
 DERIVED = ("track", "compression", "granularity", "target", "base", "finetune")
-LOCATION_FIELDS = ("text_root", "download", "save_to")
+LOCATION_FIELDS = ("text_root", "download", "save_to", "task_root")
+DTYPES = ("float32", "bfloat16", "float16")
+"""What the model's weights and computations are held in (`dtype`); float32 is the default."""
 WEIGHT = "weight"
 """`unit` of weight pruning (the default); the structured units are `blocks`, `heads`,
 `channels` and `width` (`shrinkbench.llm.structured`)."""
@@ -96,6 +98,14 @@ class LLMRunConfig:
     """torch's intra-op threads the run computes with on the CPU (part of the identity where
     pinned, as for vision runs: `shrinkbench.core.sweep.pin_threads`); None: not pinned."""
     unit: str = WEIGHT
+    tasks: tuple[str, ...] = ()
+    """zero-shot tasks through lm-evaluation-harness as `task:metric` (`shrinkbench.llm.tasks`);
+    empty (the default, left out of the identity): none."""
+    tasks_sha256: str | None = None
+    dtype: str = "float32"
+    """float32 (default, left out of the identity), bfloat16 or float16: the model is loaded,
+    pruned and evaluated in it (calibration statistics are summed in float64 whatever it is)."""
+    task_root: str | None = None  # a folder of <task>/<split>.jsonl task files (location, not identity)
     text_root: str | None = None
     download: bool = False
     save_to: str | None = None  # structured units: save the compacted model there (save_pretrained, safetensors)
@@ -136,6 +146,12 @@ class LLMRunConfig:
         _check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         _check(self.threads is None or (isinstance(self.threads, int) and self.threads >= 1),
                f"threads must be a whole number >= 1, got {self.threads!r}")
+        _check(self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        from shrinkbench.llm.tasks import parse_tasks
+
+        object.__setattr__(self, "tasks", parse_tasks(self.tasks))
+        _check(self.task_root is None or bool(self.tasks),
+               "task_root (--task-root) holds zero-shot task files; name the tasks too (tasks, --tasks) or leave it out")
         if self.structured:
             from shrinkbench.llm.structured.prune import check_run_settings
 
@@ -199,6 +215,11 @@ class LLMRunConfig:
         if self.finetune_steps == 0:
             d.pop("finetune_lr")
             d.pop("finetune_batch")
+        if not self.tasks:  # no zero-shot tasks: the run ids of records before tasks existed
+            d.pop("tasks")
+            d.pop("tasks_sha256")
+        if self.dtype == "float32":
+            d.pop("dtype")
         if self.threads is None:  # unpinned: the run ids of records before threads were pinned
             d.pop("threads")
         return d
@@ -234,8 +255,9 @@ class LLMRunConfig:
         if not isinstance(data, Mapping):
             raise ConfigError(f"{where}: expected a table of settings, got {data!r}")
         plain = {k: v for k, v in data.items() if k not in DERIVED}
-        if isinstance(plain.get("exclude"), list):
-            plain["exclude"] = tuple(plain["exclude"])
+        for key in ("exclude", "tasks"):
+            if isinstance(plain.get(key), list):
+                plain[key] = tuple(plain[key])
         return build(cls, plain, where)
 
 

@@ -15,6 +15,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 from typing import Callable
 
@@ -156,6 +157,32 @@ class _Captured(Exception):
     pass
 
 
+@contextlib.contextmanager
+def outside_blocks_on(model: nn.Module, device: torch.device | None):
+    """While inside: every module of `model` but its transformer blocks is on `device` (the blocks
+    stay where they are); afterwards all of it is back on the device it was on. None: nothing moves."""
+    if device is None:
+        yield
+        return
+    prefix, blocks = decoder_blocks(model)
+    parent = model.get_submodule(prefix.rpartition(".")[0]) if "." in prefix else model
+    attr = prefix.rpartition(".")[2]
+    home = next(model.parameters()).device
+
+    def move_all_but_blocks(to):
+        setattr(parent, attr, nn.ModuleList())
+        try:
+            model.to(to)
+        finally:
+            setattr(parent, attr, blocks)
+
+    move_all_but_blocks(device)
+    try:
+        yield
+    finally:
+        move_all_but_blocks(home)
+
+
 def capture_block_inputs(model: nn.Module, blocks: nn.ModuleList, batches: list[torch.Tensor]):
     """[(hidden states, keyword arguments)] that block 0 receives, one per batch of ids."""
     captured = []
@@ -182,16 +209,24 @@ def _block_output(out):
 
 
 def prune_calibrated(model, strategy: LLMStrategy, sparsity, nm, scope, exclude, batches: list[torch.Tensor],
-                     progress: Callable[[int, int], None] | None = None) -> Masks:
+                     progress: Callable[[int, int], None] | None = None,
+                     work_device: torch.device | None = None) -> Masks:
+    """Calibrate and prune block by block (see the module docstring); with `work_device`, only
+    the block in work is on it (step 4), the masks are returned on the model's own device."""
     prefix, blocks = decoder_blocks(model)
     check_nm_widths(pruned_layers(model, exclude), nm)
     masks: Masks = {}
     with torch.no_grad():
-        states = capture_block_inputs(model, blocks, batches)
+        with outside_blocks_on(model, work_device):
+            states = capture_block_inputs(model, blocks, [b.to(work_device) if work_device else b for b in batches])
         for index, block in enumerate(blocks):
+            home = next(block.parameters()).device
+            if work_device is not None:
+                block.to(work_device)
             layers = block_linears(block, f"{prefix}.{index}", exclude)
-            stats = {n: LayerInputs(0, torch.zeros(layer.in_features, dtype=torch.float64),
-                                    torch.zeros(layer.in_features, layer.in_features, dtype=torch.float64)
+            stats = {n: LayerInputs(0, torch.zeros(layer.in_features, dtype=torch.float64, device=layer.weight.device),
+                                    torch.zeros(layer.in_features, layer.in_features, dtype=torch.float64,
+                                                device=layer.weight.device)
                                     if strategy.needs_xtx else None) for n, layer in layers.items()}
 
             def collector(name):
@@ -214,17 +249,21 @@ def prune_calibrated(model, strategy: LLMStrategy, sparsity, nm, scope, exclude,
             for n, layer in layers.items():
                 masks[n] = _apply(layer, strategy, stats[n], sparsity, nm, scope, n)
             states = [(_block_output(block(hidden, **kwargs)), kwargs) for hidden, kwargs in states]
+            if work_device is not None:
+                block.to(home)
+                masks.update({n: masks[n].to(home) for n in layers})
             if progress is not None:
                 progress(index + 1, len(blocks))
     return masks
 
 
 def prune_model(model, strategy: LLMStrategy, sparsity: float, nm, scope: str, exclude: tuple[str, ...],
-                batches: list[torch.Tensor] | None, progress=None) -> Masks:
+                batches: list[torch.Tensor] | None, progress=None, work_device: torch.device | None = None) -> Masks:
     """Prune `model` in place; the keep masks of the pruned layers, each layer's kept count
-    checked for its scope (and all layers' together for scope `global`)."""
+    checked for its scope (and all layers' together for scope `global`). `work_device`: a
+    calibrated strategy computes there with one block at a time on it (module docstring, 4)."""
     if strategy.needs_inputs:
-        masks = prune_calibrated(model, strategy, sparsity, nm, scope, exclude, batches or [], progress)
+        masks = prune_calibrated(model, strategy, sparsity, nm, scope, exclude, batches or [], progress, work_device)
     else:
         masks = prune_data_free(model, strategy, sparsity, nm, scope, exclude)
     check_total_kept(masks, sparsity, nm, scope, strategy.name)

