@@ -14,6 +14,11 @@ structured pruning (`blocks`, `heads`, `channels`, `width`; `shrinkbench.llm.str
 `strategy` is then the criterion, `sparsity` the fraction of the units removed, `scope` the
 allocation (`uniform`, `global`), and `save_to` (a location) where the compacted model is saved.
 
+`tasks` (zero-shot tasks through lm-evaluation-harness as `task:metric`, with `tasks_sha256` of
+their evaluated examples; `shrinkbench.llm.tasks`) and `dtype` (bfloat16, float16;
+`shrinkbench.llm.placement`) are left out of the identity at their defaults (no tasks, float32),
+so older run ids stand; `task_root` (a folder of task files) is a location.
+
 Records of both tracks share one store and one analysis. For the analysis an LLM config also
 states the derived fields every record has: `compression` = 1 / (1 - sparsity) of the pruned
 layers (2 at 50% and at 2:4; the pattern tells those apart as the `granularity` 2:4), `target`

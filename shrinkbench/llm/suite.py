@@ -43,7 +43,7 @@ SET_BY_SWEEP = {"model": "models", "dataset": "datasets", "strategy": "strategie
                 "strategy_label": "strategies (a table with a label)",
                 "unit": "strategies (a table with a unit)"}
 """[run] keys the sweep sets for every run: refused in [run], with where they belong."""
-FILLED_IN = ("model_sha256", "tokenizer_sha256", "text_sha256", "strategy_sha256")
+FILLED_IN = ("model_sha256", "tokenizer_sha256", "text_sha256", "strategy_sha256", "tasks_sha256")
 
 
 def load_llm_suite(data: dict[str, Any], where: str, path, added: list[str] | None = None):
