@@ -397,7 +397,20 @@ WALK = {
     "--save": (lambda t, b: ["--unit", "heads", "--sparsity", "0.5", "--save", str(b / "saved")],
                ["--unit", "heads", "--sparsity", "0.5"], "acts"),
     "--format": (lambda t, b: ["--format", "json"], [], "acts"),
+    "--tasks": (lambda t, b: ["--tasks", "boolq", "--task-root", str(_boolq_folder(b))], [], "acts"),
+    "--task-root": (lambda t, b: ["--task-root", str(_boolq_folder(b))], [], "name the tasks too"),
+    "--dtype": (lambda t, b: ["--dtype", "bfloat16"], [], "acts"),
 }
+
+
+def _boolq_folder(root: Path) -> Path:
+    """A task folder with four boolq examples in the hub dataset's fields (`shrinkbench.llm.tasks`)."""
+    folder = root / "tasks"
+    (folder / "boolq").mkdir(parents=True, exist_ok=True)
+    (folder / "boolq" / "validation.jsonl").write_text("".join(
+        json.dumps({"question": f"is the earth {w}", "passage": f"the earth was {w}.", "idx": i, "label": i % 2}) + "\n"
+        for i, w in enumerate(("good", "void", "dark", "great"))))
+    return folder
 
 
 def _observed(store: Path, out: str) -> dict:
@@ -473,6 +486,10 @@ RUN_WALK = {
     "save_to": ('save_to = "{tiny}/saved"', "needs a structured unit"),
     "text_root": ('text_root = "{tiny}"', "does not read it"),
     "download": ("download = true", "leave it out"),
+    "tasks": ('tasks = ["boolq"]\ntask_root = "{tiny}/tasks"', "acts"),
+    "tasks_sha256": ('tasks_sha256 = "x"', "computed from the files"),
+    "task_root": ('task_root = "{tiny}/tasks"', "name the tasks too"),
+    "dtype": ('dtype = "bfloat16"', "acts"),
 }
 
 
@@ -493,6 +510,7 @@ def test_every_llm_suite_run_setting_acts_or_is_refused(tiny, tmp_path):
         return {c.run_id: c for c in load_suite(str(suite)).configs}
 
     base = configs("", "base")
+    _boolq_folder(tiny)
     for field, (line, expected) in RUN_WALK.items():
         line = line.format(tiny=tiny)
         if expected == "acts":
