@@ -335,3 +335,18 @@ def test_block_by_block_with_a_work_device_moves_one_block_at_a_time_and_changes
         assert torch.equal(masks_plain[name], masks_moved[name])
     for (n1, p1), (n2, p2) in zip(plain.named_parameters(), moved.named_parameters()):
         assert n1 == n2 and torch.equal(p1, p2)
+
+
+def test_task_files_changed_after_planning_are_refused(tiny, tmp_path):
+    from shrinkbench.llm.tasks import check_tasks, evaluate
+
+    root, rows = tiny
+    folder = tmp_path / "tasks"
+    (folder / "piqa").mkdir(parents=True)
+    (folder / "piqa" / "validation.jsonl").write_text("".join(json.dumps(d) + "\n" for d in rows["piqa"]))
+    planned = check_tasks(("piqa:acc",), str(folder), False)
+    assert planned == check_tasks(("piqa:acc",), str(root / "tasks"), False)  # same examples, same sha256
+    (folder / "piqa" / "validation.jsonl").write_text("".join(json.dumps(d) + "\n" for d in rows["piqa"][:-1]))
+    model, tok = _model(root)
+    with pytest.raises(ConfigError, match="changed since this run was planned"):
+        evaluate(model, tok, ("piqa:acc",), str(folder), False, planned)

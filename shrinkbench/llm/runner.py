@@ -388,7 +388,7 @@ def zero_shot(model, tokenizer, cfg: LLMRunConfig, stage: str, record: dict) -> 
     from shrinkbench.llm.tasks import evaluate, task_metrics, task_record
 
     section = record.get("tasks") or task_record(cfg.tasks, cfg.task_root, cfg.download, cfg.tasks_sha256)
-    section[stage] = evaluate(model, tokenizer, cfg.tasks, cfg.task_root, cfg.download)
+    section[stage] = evaluate(model, tokenizer, cfg.tasks, cfg.task_root, cfg.download, cfg.tasks_sha256)
     record["metrics"] += task_metrics(stage, section[stage], cfg.tasks)
     return section
 

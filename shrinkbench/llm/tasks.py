@@ -257,14 +257,19 @@ def check_tasks(entries: tuple[str, ...], root: str | None, download: bool) -> s
 
 
 # ------------------------------------------------------------------------ evaluating
-def evaluate(model, tokenizer, entries: tuple[str, ...], root: str | None, download: bool) -> dict[str, Any]:
+def evaluate(model, tokenizer, entries: tuple[str, ...], root: str | None, download: bool,
+             planned_sha256: str | None = None) -> dict[str, Any]:
     """Run the harness 0-shot on `model` as it is in memory; {task: {version, split, examples,
-    acc, acc_stderr[, acc_norm, acc_norm_stderr]}} with the harness's raw fractions."""
+    acc, acc_stderr[, acc_norm, acc_norm_stderr]}} with the harness's raw fractions. With
+    `planned_sha256`, examples that changed since the run was planned are a ConfigError."""
     harness()
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
 
     tasks = load_tasks(entries, root, download)
+    if planned_sha256 is not None and docs_sha256(tasks) != planned_sha256:
+        raise ConfigError(f"the examples of tasks {', '.join(tasks)} changed since this run was planned (sha256 "
+                          f"{docs_sha256(tasks)[:12]}, planned with {planned_sha256[:12]}); start the sweep again")
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=EVAL_BATCH)
     with offline(root is None and not download):
         out = simple_evaluate(model=lm, tasks=list(tasks.values()), num_fewshot=NUM_FEWSHOT, random_seed=0,
