@@ -272,7 +272,8 @@ def evaluate(model, tokenizer, entries: tuple[str, ...], root: str | None, downl
                           f"{docs_sha256(tasks)[:12]}, planned with {planned_sha256[:12]}); start the sweep again")
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=EVAL_BATCH)
     with offline(root is None and not download):
-        out = simple_evaluate(model=lm, tasks=list(tasks.values()), num_fewshot=NUM_FEWSHOT, random_seed=0,
+        out = simple_evaluate(model=lm, tasks=list(tasks.values()), task_manager=_manager(),  # indexed once
+                              num_fewshot=NUM_FEWSHOT, random_seed=0,
                               numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0, log_samples=False,
                               verbosity=None)
     results = {}
