@@ -248,6 +248,7 @@ def prune_calibrated(model, strategy: LLMStrategy, sparsity, nm, scope, exclude,
                     h.remove()
             for n, layer in layers.items():
                 masks[n] = _apply(layer, strategy, stats[n], sparsity, nm, scope, n)
+            stats = None  # freed before the next block's are made: one block's statistics at a time
             states = [(_block_output(block(hidden, **kwargs)), kwargs) for hidden, kwargs in states]
             if work_device is not None:
                 block.to(home)
