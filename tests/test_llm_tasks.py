@@ -350,3 +350,21 @@ def test_task_files_changed_after_planning_are_refused(tiny, tmp_path):
     model, tok = _model(root)
     with pytest.raises(ConfigError, match="changed since this run was planned"):
         evaluate(model, tok, ("piqa:acc",), str(folder), False, planned)
+
+
+def test_the_device_map_puts_whole_blocks_on_the_gpu_as_far_as_they_fit():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from shrinkbench.llm.placement import device_map_for
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                                         num_attention_heads=4, num_key_value_heads=2))
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    assert set(device_map_for(model, 0, 2 * size).values()) == {0}  # it fits: all of it on GPU 0
+    split = device_map_for(model, 0, int(0.7 * size))
+    on_gpu = [k for k, v in split.items() if k.startswith("model.layers.") and v == 0]
+    on_cpu = [k for k, v in split.items() if k.startswith("model.layers.") and v == "cpu"]
+    assert on_gpu and on_cpu and all(k.count(".") == 2 for k in on_gpu + on_cpu)  # whole blocks, never a part
+    assert max(int(k.rsplit(".", 1)[1]) for k in on_gpu) < min(int(k.rsplit(".", 1)[1]) for k in on_cpu)
+    assert split["model.embed_tokens"] == 0  # the GPU is filled in the order of the modules

@@ -45,19 +45,27 @@ def offloads(device: torch.device) -> bool:
     return device.type == "cuda"
 
 
+def device_map_for(model, gpu: int, gpu_bytes: int) -> dict:
+    """accelerate's device map of `model` with `gpu_bytes` on GPU `gpu` and the rest on the CPU,
+    a transformer block never split (the model's `_no_split_modules`)."""
+    from accelerate import infer_auto_device_map
+
+    return infer_auto_device_map(model, max_memory={gpu: gpu_bytes, "cpu": 1 << 40},
+                                 no_split_module_classes=list(getattr(model, "_no_split_modules", None) or []),
+                                 dtype=next(model.parameters()).dtype)
+
+
 def evaluation_placement(model, device: torch.device):
     """The model placed for evaluation: on a GPU through accelerate's device_map (as much as fits
     on it, the rest on the CPU); the device map as {module: device} or None where it was moved whole."""
     if not offloads(device):
         model.to(device)
         return None
-    from accelerate import dispatch_model, infer_auto_device_map
+    from accelerate import dispatch_model
 
     index = device.index if device.index is not None else torch.cuda.current_device()
     free, _ = torch.cuda.mem_get_info(index)
-    device_map = infer_auto_device_map(model, max_memory={index: int(free * 0.9), "cpu": 1 << 40},
-                                       no_split_module_classes=list(getattr(model, "_no_split_modules", None) or []),
-                                       dtype=next(model.parameters()).dtype)
+    device_map = device_map_for(model, index, int(free * 0.9))
     if set(device_map.values()) == {index}:
         model.to(device)  # it fits: one device, no hooks
     else:
