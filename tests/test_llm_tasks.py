@@ -303,6 +303,9 @@ def test_bfloat16_runs_on_the_cpu_and_is_recorded(tiny, tmp_path):
     [record] = Store(tmp_path / "s").records()
     assert record["status"] == "ok" and record["provenance"]["precision"] == "bfloat16"
     assert record["config"]["dtype"] == "bfloat16"
+    from shrinkbench.analysis.schema import record_identity
+
+    assert record_identity(record)["compute"].endswith("bfloat16")  # the analysis's compute confounder names it
     values = {(m["stage"], m["metric"]): m["value"] for m in record["metrics"]}
     assert values[("post", "sparsity")] == pytest.approx(0.5) and math.isfinite(values[("post", "perplexity")])
 
