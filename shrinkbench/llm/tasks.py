@@ -222,7 +222,7 @@ def load_tasks(entries: tuple[str, ...], root: str | None, download: bool) -> di
     built = {}
     for name in names:
         try:
-            with offline(root is None and not download):
+            with offline(not download):
                 built[name] = ConfigurableTask(config=task_config(name, root))
             docs = built[name].eval_docs
             if len(docs) == 0:
@@ -271,7 +271,7 @@ def evaluate(model, tokenizer, entries: tuple[str, ...], root: str | None, downl
         raise ConfigError(f"the examples of tasks {', '.join(tasks)} changed since this run was planned (sha256 "
                           f"{docs_sha256(tasks)[:12]}, planned with {planned_sha256[:12]}); start the sweep again")
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=EVAL_BATCH)
-    with offline(root is None and not download):
+    with offline(not download):
         out = simple_evaluate(model=lm, tasks=list(tasks.values()), task_manager=_manager(),  # indexed once
                               num_fewshot=NUM_FEWSHOT, random_seed=0,
                               numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0, log_samples=False,
