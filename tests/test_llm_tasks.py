@@ -371,3 +371,38 @@ def test_the_device_map_puts_whole_blocks_on_the_gpu_as_far_as_they_fit():
     assert on_gpu and on_cpu and all(k.count(".") == 2 for k in on_gpu + on_cpu)  # whole blocks, never a part
     assert max(int(k.rsplit(".", 1)[1]) for k in on_gpu) < min(int(k.rsplit(".", 1)[1]) for k in on_cpu)
     assert split["model.embed_tokens"] == 0  # the GPU is filled in the order of the modules
+
+
+def _fake_hub_cache(cache, rows):
+    """boolq as the `datasets` cache holds a hub dataset after a download (`aps___super_glue/boolq/
+    <version>/<hash>/` with its arrow files and dataset_info.json), built here from local rows."""
+    import shutil
+
+    import datasets
+
+    src = cache.parent / "boolq.jsonl"
+    src.write_text("".join(json.dumps(d) + "\n" for d in rows))
+    datasets.load_dataset("json", data_files={"train": str(src), "validation": str(src)}, cache_dir=str(cache))
+    [built] = [p for p in cache.glob("json/*/*/*") if p.is_dir()]
+    dest = cache / "aps___super_glue" / "boolq" / built.parts[-2] / built.parts[-1]
+    shutil.copytree(built, dest)
+    info = json.loads((dest / "dataset_info.json").read_text())
+    (dest / "dataset_info.json").write_text(json.dumps({**info, "config_name": "boolq", "dataset_name": "super_glue"}))
+    for f in dest.glob("json-*.arrow"):
+        f.rename(dest / f.name.replace("json-", "super_glue-"))
+
+
+def test_task_data_from_the_datasets_cache_is_read_offline_and_matches_the_folder(tiny, tmp_path, monkeypatch):
+    import datasets.config
+
+    from shrinkbench.llm.tasks import check_tasks, evaluate
+
+    root, rows = tiny
+    cache = tmp_path / "hf_datasets"
+    _fake_hub_cache(cache, rows["boolq"])
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    check_tasks.cache_clear()
+    assert check_tasks(("boolq:acc",), None, False) == check_tasks(("boolq:acc",), str(root / "tasks"), False)
+    model, tok = _model(root)
+    assert evaluate(model, tok, ("boolq:acc",), None, False) == evaluate(model, tok, ("boolq:acc",),
+                                                                          str(root / "tasks"), False)
