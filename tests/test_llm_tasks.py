@@ -168,7 +168,7 @@ def test_the_harness_on_the_model_in_memory_agrees_with_an_independent_computati
     assert differs, "the test data must make acc and acc_norm differ somewhere, or acc_norm is not tested"
 
 
-def test_a_run_records_every_task_and_the_mean_of_the_metrics_it_names(tiny, tmp_path):
+def test_a_run_records_every_task_and_the_mean_of_the_metrics_it_names(tiny, tmp_path, capfd):
     from shrinkbench.cli import main
     from shrinkbench.core.store import Store
 
@@ -179,6 +179,9 @@ def test_a_run_records_every_task_and_the_mean_of_the_metrics_it_names(tiny, tmp
                  "--tasks", tasks, "--task-root", str(root / "tasks"), "--store", str(tmp_path / "s"),
                  "--threads", "1"])
     assert code == 0
+    out, err = capfd.readouterr()
+    assert "zero-shot (lm-eval 0.4.13, 0-shot): mean" in out
+    assert "it/s" not in err and "%|" not in err, err  # no progress bars of the harness or of datasets
     [record] = [r for r in Store(tmp_path / "s").records()]
     values = {(m["stage"], m["metric"]): m["value"] for m in record["metrics"]}
     section = record["tasks"]

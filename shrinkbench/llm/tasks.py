@@ -270,8 +270,12 @@ def evaluate(model, tokenizer, entries: tuple[str, ...], root: str | None, downl
     if planned_sha256 is not None and docs_sha256(tasks) != planned_sha256:
         raise ConfigError(f"the examples of tasks {', '.join(tasks)} changed since this run was planned (sha256 "
                           f"{docs_sha256(tasks)[:12]}, planned with {planned_sha256[:12]}); start the sweep again")
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=EVAL_BATCH)
-    with offline(not download):
+    class QuietHFLM(HFLM):  # the harness's progress bars are not this tool's output
+        def loglikelihood(self, requests, disable_tqdm: bool = False):
+            return super().loglikelihood(requests, disable_tqdm=True)
+
+    lm = QuietHFLM(pretrained=model, tokenizer=tokenizer, batch_size=EVAL_BATCH)
+    with offline(not download), _no_request_bars():
         out = simple_evaluate(model=lm, tasks=list(tasks.values()), task_manager=_manager(),  # indexed once
                               num_fewshot=NUM_FEWSHOT, random_seed=0,
                               numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0, log_samples=False,
@@ -286,6 +290,20 @@ def evaluate(model, tokenizer, entries: tuple[str, ...], root: str | None, downl
             one[f"{m}_stderr"] = float(got[f"{m}_stderr,none"])
         results[name] = one
     return results
+
+
+@contextlib.contextmanager
+def _no_request_bars() -> Iterator[None]:
+    """Without the progress bar the harness draws while it builds each task's requests."""
+    import lm_eval.api.task as harness_task
+    from tqdm import tqdm
+
+    before = harness_task.tqdm
+    harness_task.tqdm = functools.partial(tqdm, disable=True)
+    try:
+        yield
+    finally:
+        harness_task.tqdm = before
 
 
 def task_metrics(stage: str, results: dict[str, Any], entries: tuple[str, ...]) -> list[dict]:
