@@ -415,7 +415,20 @@ WALK = {
     "--refine": (lambda t, b: ["--strategy", "wanda", "--refine", "dsnot"], ["--strategy", "wanda"], "acts"),
     "--refine-param": (lambda t, b: ["--strategy", "wanda", "--refine", "dsnot", "--refine-param", "threshold=0"],
                        ["--strategy", "wanda", "--refine", "dsnot"], "acts"),
+    "--tasks": (lambda t, b: ["--tasks", "boolq", "--task-root", str(_boolq_folder(b))], [], "acts"),
+    "--task-root": (lambda t, b: ["--task-root", str(_boolq_folder(b))], [], "name the tasks too"),
+    "--dtype": (lambda t, b: ["--dtype", "bfloat16"], [], "acts"),
 }
+
+
+def _boolq_folder(root: Path) -> Path:
+    """A task folder with four boolq examples in the hub dataset's fields (`shrinkbench.llm.tasks`)."""
+    folder = root / "tasks"
+    (folder / "boolq").mkdir(parents=True, exist_ok=True)
+    (folder / "boolq" / "validation.jsonl").write_text("".join(
+        json.dumps({"question": f"is the earth {w}", "passage": f"the earth was {w}.", "idx": i, "label": i % 2}) + "\n"
+        for i, w in enumerate(("good", "void", "dark", "great"))))
+    return folder
 
 
 def _observed(store: Path, out: str) -> dict:
@@ -505,6 +518,10 @@ RUN_WALK = {
     "protocol": ('protocol = "llm-pruner"', "c4-train.00000-of-01024.json.gz is not in"),  # its calibration text
     "calib_text": ('calib_text = "kjv"', "would be overridden"),
     "calib_sha256": ('calib_sha256 = "x"', "computed from the files"),
+    "tasks": ('tasks = ["boolq"]\ntask_root = "{tiny}/tasks"', "acts"),
+    "tasks_sha256": ('tasks_sha256 = "x"', "computed from the files"),
+    "task_root": ('task_root = "{tiny}/tasks"', "name the tasks too"),
+    "dtype": ('dtype = "bfloat16"', "acts"),
 }
 
 
@@ -525,6 +542,7 @@ def test_every_llm_suite_run_setting_acts_or_is_refused(tiny, tmp_path):
         return {c.run_id: c for c in load_suite(str(suite)).configs}
 
     base = configs("", "base")
+    _boolq_folder(tiny)
     for field, (line, expected) in RUN_WALK.items():
         line = line.format(tiny=tiny)
         if expected == "acts":

@@ -84,6 +84,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--refine-param", action="append", metavar="NAME=VALUE", default=None,
                    help="a parameter of the refinement (repeatable): dsnot's max_cycles (50), threshold (0.1), "
                         "var_power (1), skip (a JSON list of layer patterns, default [\"*.mlp.*\"])")
+    p.add_argument("--tasks", default=None, metavar="TASK[:METRIC],...",
+                   help="zero-shot accuracy through lm-evaluation-harness on the pruned model, 0-shot: boolq, rte, "
+                        "hellaswag, winogrande, arc_easy, arc_challenge, openbookqa, piqa, each as task or task:acc / "
+                        "task:acc_norm (the metric zeroshot_mean takes; a bare name takes acc); data from the "
+                        "datasets cache, --task-root, or the hub with --download")
+    p.add_argument("--task-root", default=None, metavar="FOLDER",
+                   help="zero-shot task data as FOLDER/<task>/<split>.jsonl in the hub dataset's fields")
+    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
+                   help="load, prune and evaluate the model in this dtype (default float32)")
     p.add_argument("--store", default="results", help="results folder (default: results)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
     p.add_argument("--text-root", default=None, help="the datasets cache folder of wikitext2 or c4")
@@ -120,7 +129,8 @@ def cmd_prune_llm(args) -> int:
                  finetune_method=args.finetune_method, lora_rank=args.lora_rank,
                  lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
                  lora_targets=tuple(args.lora_target) if args.lora_target else None, refine=args.refine,
-                 dataset=args.text, calib_text=args.calib_text)
+                 dataset=args.text, calib_text=args.calib_text, task_root=args.task_root, dtype=args.dtype,
+                 tasks=tuple(t for t in args.tasks.split(",") if t.strip()) if args.tasks is not None else None)
     raw = dict(model=args.model, tokenizer=args.tokenizer, protocol=args.protocol, strategy=args.strategy,
                pattern=args.pattern, seed=args.seed, exclude=tuple(args.exclude or ()), download=args.download, unit=args.unit,
                save_to=args.save,
@@ -143,7 +153,9 @@ def cmd_prune_llm(args) -> int:
                               f"windows; leave it out")
     from shrinkbench.core.device import resolve_device
 
-    resolve_device(args.device)  # a device this machine lacks is refused before the run
+    from shrinkbench.llm.placement import check_dtype
+
+    check_dtype(cfg.dtype, resolve_device(args.device))  # a device this machine lacks, or its dtype, refused first
     store = Store(args.store).check_writable()
     outcome = run_one(cfg, str(store.root), args.device)
     record = store.read(cfg.run_id)
@@ -186,6 +198,15 @@ def result_lines(record: dict) -> list[str]:
         lines.append(f"sparsity of the pruned layers {values[('post', 'sparsity')]:.4f}; {speed}")
     elif speed:
         lines.append(speed)
+    tasks = record.get("tasks")
+    if tasks and ("post", "zeroshot_mean") in values:
+        from shrinkbench.llm.tasks import metric_name, split_entry
+
+        entries = [split_entry(e) for e in record["config"].get("tasks") or ()]
+        each = ", ".join(f"{n} {m} {values[('post', metric_name(n, m))]:.2f}" for n, m in entries
+                         if ("post", metric_name(n, m)) in values)
+        lines.append(f"zero-shot (lm-eval {tasks['harness_version']}, 0-shot): mean "
+                     f"{values[('post', 'zeroshot_mean')]:.2f}% ({each})")
     return lines
 
 

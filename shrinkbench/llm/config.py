@@ -22,8 +22,11 @@ makes even a data-free method's runs depend on their seed. `refine` (default Non
 refinement run on every layer's mask right after the strategy's (`dsnot`; `shrinkbench.llm.refine`),
 with `refine_params`. `finetune_method` (default `full`: AdamW on every weight) `lora` makes the
 recovery fine-tune train LoRA adapters (`lora_rank`, `lora_alpha`, `lora_dropout`, `lora_targets`;
-`shrinkbench.llm.lora`), merged into the weights with the masks. At their defaults these fields
-are left out of the identity, so older run ids stand.
+`shrinkbench.llm.lora`), merged into the weights with the masks. `tasks` (zero-shot tasks through
+lm-evaluation-harness as `task:metric`, with `tasks_sha256` of their evaluated examples;
+`shrinkbench.llm.tasks`) and `dtype` (bfloat16, float16; `shrinkbench.llm.placement`). At their
+defaults these fields are left out of the identity, so older run ids stand; `task_root` (a folder
+of task files) is a location.
 
 Records of both tracks share one store and one analysis. For the analysis an LLM config also
 states the derived fields every record has: `compression` = 1 / (1 - sparsity) of the pruned
@@ -57,10 +60,12 @@ DEFAULT_SEQ_LEN = 256
 DEFAULT_SPARSITY = 0.5
 """The sparsity of an unstructured run that does not say; an N:M run's is 1 - N/M, a dense run's 0."""
 DERIVED = ("track", "compression", "granularity", "target", "base", "finetune")
-LOCATION_FIELDS = ("text_root", "download", "save_to")
+LOCATION_FIELDS = ("text_root", "download", "save_to", "task_root")
 TIE_RULES = ("low_index", "seeded")
 """How selections break ties: keep the lower index (the default), or a random order drawn from the run seed."""
 FINETUNE_METHODS = ("full", "lora")
+DTYPES = ("float32", "bfloat16", "float16")
+"""What the model's weights and computations are held in (`dtype`); float32 is the default."""
 WEIGHT = "weight"
 """`unit` of weight pruning (the default); the structured units are `blocks`, `heads`,
 `channels` and `width` (`shrinkbench.llm.structured`)."""
@@ -132,6 +137,14 @@ class LLMRunConfig:
     """torch's intra-op threads the run computes with on the CPU (part of the identity where
     pinned, as for vision runs: `shrinkbench.core.sweep.pin_threads`); None: not pinned."""
     unit: str = WEIGHT
+    tasks: tuple[str, ...] = ()
+    """zero-shot tasks through lm-evaluation-harness as `task:metric` (`shrinkbench.llm.tasks`);
+    empty (the default, left out of the identity): none."""
+    tasks_sha256: str | None = None
+    dtype: str = "float32"
+    """float32 (default, left out of the identity), bfloat16 or float16: the model is loaded,
+    pruned and evaluated in it (calibration statistics are summed in float64 whatever it is)."""
+    task_root: str | None = None  # a folder of <task>/<split>.jsonl task files (location, not identity)
     text_root: str | None = None
     download: bool = False
     save_to: str | None = None  # structured units: save the compacted model there (save_pretrained, safetensors)
@@ -193,6 +206,12 @@ class LLMRunConfig:
                f"got {self.allocation!r}")
         _check(self.threads is None or (isinstance(self.threads, int) and self.threads >= 1),
                f"threads must be a whole number >= 1, got {self.threads!r}")
+        _check(self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        from shrinkbench.llm.tasks import parse_tasks
+
+        object.__setattr__(self, "tasks", parse_tasks(self.tasks))
+        _check(self.task_root is None or bool(self.tasks),
+               "task_root (--task-root) holds zero-shot task files; name the tasks too (tasks, --tasks) or leave it out")
         if self.structured:
             from shrinkbench.llm.structured.prune import check_run_settings
 
@@ -301,6 +320,11 @@ class LLMRunConfig:
         if self.refine is None:
             d.pop("refine")
             d.pop("refine_params")
+        if not self.tasks:  # no zero-shot tasks: the run ids of records before tasks existed
+            d.pop("tasks")
+            d.pop("tasks_sha256")
+        if self.dtype == "float32":
+            d.pop("dtype")
         if self.threads is None:  # unpinned: the run ids of records before threads were pinned
             d.pop("threads")
         if self.protocol == DEFAULT_PROTOCOL:  # the offline protocol: the run ids it always had
@@ -335,6 +359,11 @@ class LLMRunConfig:
         context = p.context if p.context is not None else model_context
         if context is not None and self.seq_len != context:
             out["seq_len"] = self.seq_len
+        if self.dtype != p.dtype:  # the preset's dtype is data; a run in another one says so
+            out["dtype"] = self.dtype
+        preset_tasks = tuple(f"{t}:{p.task_metrics.get(t, 'acc')}" for t in p.tasks)
+        if tuple(self.tasks) != preset_tasks:
+            out["tasks"] = ",".join(self.tasks) or "none"
         if self.is_dense:
             out.pop("calib_sequences", None)
             out.pop("calib_text", None)
@@ -380,7 +409,7 @@ class LLMRunConfig:
         if not isinstance(data, Mapping):
             raise ConfigError(f"{where}: expected a table of settings, got {data!r}")
         plain = {k: v for k, v in data.items() if k not in DERIVED}
-        for key in ("exclude", "lora_targets"):
+        for key in ("exclude", "lora_targets", "tasks"):
             if isinstance(plain.get(key), list):
                 plain[key] = tuple(plain[key])
         return build(cls, plain, where)

@@ -26,9 +26,14 @@
    (with the per-sequence moments), before the block's output is computed for the next block
    (the protocol of DSnoT's code); the layer keeps its dense values where the refined mask
    keeps. A data-free strategy with a refinement runs on the calibrated path.
+8. With a `work_device` (a GPU while the model stays in CPU memory), only the block in work is
+   on it: SparseGPT's sequential procedure for models larger than the accelerator; each block's
+   statistics are freed before the next block's are made, and the masks return to the model's
+   device.
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 from typing import Callable
 
@@ -221,6 +226,32 @@ class _Captured(Exception):
     pass
 
 
+@contextlib.contextmanager
+def outside_blocks_on(model: nn.Module, device: torch.device | None):
+    """While inside: every module of `model` but its transformer blocks is on `device` (the blocks
+    stay where they are); afterwards all of it is back on the device it was on. None: nothing moves."""
+    if device is None:
+        yield
+        return
+    prefix, blocks = decoder_blocks(model)
+    parent = model.get_submodule(prefix.rpartition(".")[0]) if "." in prefix else model
+    attr = prefix.rpartition(".")[2]
+    home = next(model.parameters()).device
+
+    def move_all_but_blocks(to):
+        setattr(parent, attr, nn.ModuleList())
+        try:
+            model.to(to)
+        finally:
+            setattr(parent, attr, blocks)
+
+    move_all_but_blocks(device)
+    try:
+        yield
+    finally:
+        move_all_but_blocks(home)
+
+
 def capture_block_inputs(model: nn.Module, blocks: nn.ModuleList, batches: list[torch.Tensor]):
     """[(hidden states, keyword arguments)] that block 0 receives, one per batch of ids."""
     captured = []
@@ -251,8 +282,9 @@ def block_input_stats(block: nn.Module, layers: dict[str, nn.Linear], states, ne
     """Each layer's `LayerInputs` summed over every calibration token, from one pass of `block`
     over `states` (its inputs); `moments`: also the per-sequence moments a mask refinement uses
     (`sequences`, `sums`, `seq_var`)."""
-    stats = {n: LayerInputs(0, torch.zeros(layer.in_features, dtype=torch.float64),
-                            torch.zeros(layer.in_features, layer.in_features, dtype=torch.float64)
+    stats = {n: LayerInputs(0, torch.zeros(layer.in_features, dtype=torch.float64, device=layer.weight.device),
+                            torch.zeros(layer.in_features, layer.in_features, dtype=torch.float64,
+                                        device=layer.weight.device)
                             if needs_xtx else None) for n, layer in layers.items()}
     if moments:
         for s in stats.values():
@@ -285,18 +317,30 @@ def block_input_stats(block: nn.Module, layers: dict[str, nn.Linear], states, ne
 
 
 def prune_calibrated(model, strategy: LLMStrategy, sparsity, nm, scope, exclude, batches: list[torch.Tensor],
-                     progress: Callable[[int, int], None] | None = None, refine=None) -> Masks:
+                     progress: Callable[[int, int], None] | None = None, refine=None,
+                     work_device: torch.device | None = None) -> Masks:
+    """Calibrate and prune block by block (see the module docstring); with `work_device`, only
+    the block in work is on it (step 8 of the module docstring), the masks are returned on the
+    model's own device."""
     prefix, blocks = decoder_blocks(model)
     check_nm_widths(pruned_layers(model, exclude), nm)
     masks: Masks = {}
     with torch.no_grad():
-        states = capture_block_inputs(model, blocks, batches)
+        with outside_blocks_on(model, work_device):
+            states = capture_block_inputs(model, blocks, [b.to(work_device) if work_device else b for b in batches])
         for index, block in enumerate(blocks):
+            home = next(block.parameters()).device
+            if work_device is not None:
+                block.to(work_device)
             layers = block_linears(block, f"{prefix}.{index}", exclude)
             stats = block_input_stats(block, layers, states, strategy.needs_xtx, moments=refine is not None)
             for n, layer in layers.items():
                 masks[n] = _apply(layer, strategy, stats[n], _sparsity_of(sparsity, n), nm, scope, n, refine)
+            stats = None  # freed before the next block's are made: one block's statistics at a time
             states = [(_block_output(block(hidden, **kwargs)), kwargs) for hidden, kwargs in states]
+            if work_device is not None:
+                block.to(home)
+                masks.update({n: masks[n].to(home) for n in layers})
             if progress is not None:
                 progress(index + 1, len(blocks))
     return masks
@@ -332,12 +376,13 @@ def allocate(model, allocation, sparsity: float, exclude, batches: list[torch.Te
 
 def prune_model(model, strategy: LLMStrategy, sparsity: float, nm, scope: str, exclude: tuple[str, ...],
                 batches: list[torch.Tensor] | None, progress=None, allocation=None,
-                ledger: TieLedger | None = None, refine=None) -> Masks:
+                ledger: TieLedger | None = None, refine=None, work_device: torch.device | None = None) -> Masks:
     """Prune `model` in place; the keep masks of the pruned layers, each layer's kept count
     checked for its scope (and all layers' together for scope `global` or an allocation).
     `allocation` (None: uniform) sets each layer's count; `ledger` counts the ties (and breaks
     them with its generator); `refine`: a `MaskRefinement` run on each layer's mask (step 7 of
-    the module docstring)."""
+    the module docstring); `work_device`: a calibrated strategy computes there with one block at
+    a time on it (step 8)."""
     from shrinkbench.llm.allocation import UNIFORM
 
     ledger = ledger if ledger is not None else TieLedger()
@@ -347,7 +392,7 @@ def prune_model(model, strategy: LLMStrategy, sparsity: float, nm, scope: str, e
     with selecting(ledger):
         if strategy.needs_inputs or refine is not None:
             masks = prune_calibrated(model, strategy, per_layer or sparsity, nm, scope, exclude, batches or [],
-                                     progress, refine)
+                                     progress, refine, work_device)
         else:
             masks = prune_data_free(model, strategy, per_layer or sparsity, nm, scope, exclude, ledger)
     if per_layer:

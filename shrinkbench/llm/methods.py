@@ -321,7 +321,7 @@ def sparsegpt_prune(weight: torch.Tensor, inputs: LayerInputs, sparsity: float, 
     dead = torch.diag(H) == 0
     H[dead, dead] = 1.0
     W[:, dead] = 0.0
-    H += percdamp * torch.diag(H).mean() * torch.eye(cols, dtype=H.dtype)
+    H += percdamp * torch.diag(H).mean() * torch.eye(cols, dtype=H.dtype, device=H.device)
     try:
         U = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
     except RuntimeError:
@@ -339,7 +339,7 @@ def sparsegpt_prune(weight: torch.Tensor, inputs: LayerInputs, sparsity: float, 
             k = keep_count(per * i2, sparsity) - keep_count(per * i1, sparsity)
             K1 = keep_top(saliency, k, per_row=scope == "row")
         # columns as contiguous rows: T[i] is column i1 + i of the block
-        T, KT, ErrT = W1.T.contiguous(), K1.T.contiguous(), torch.zeros(i2 - i1, rows, dtype=W1.dtype)
+        T, KT, ErrT = W1.T.contiguous(), K1.T.contiguous(), torch.zeros(i2 - i1, rows, dtype=W1.dtype, device=W1.device)
         for i in range(i2 - i1):
             if nm is not None and i % nm[1] == 0:
                 group = T[i: i + nm[1]].T ** 2 / d[i: i + nm[1]].reshape(1, -1) ** 2

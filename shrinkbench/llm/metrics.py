@@ -93,4 +93,35 @@ def semi_structured_speedup(dense_seconds: float, sparse_seconds: float) -> floa
     return dense_seconds / sparse_seconds
 
 
+@metric(unit="%", higher_is_better=True, kind="accuracy")
+def zeroshot_mean(chosen: list[float]) -> float:
+    """zeroshot_mean = (1/K) sum_k a_k over the run's K zero-shot tasks, a_k the metric its
+    `tasks` entry names for task k (`task:acc` or `task:acc_norm`, written out in the config and
+    in the record's `tasks.mean_takes`), in percent (lm-evaluation-harness, 0-shot;
+    `shrinkbench.llm.tasks`)."""
+    return sum(chosen) / len(chosen)
+
+
+def _register_task_metrics() -> None:
+    """`<task>_acc` and, where the task reports it, `<task>_acc_norm` for every registered task."""
+    from shrinkbench.llm.tasks import TASKS, metric_name
+
+    for name in TASKS.names():
+        task = TASKS.get(name)
+        for m in task.metrics:
+            how = ("argmax_c ll_c" if m == "acc" else "argmax_c ll_c / len(c), len(c) in characters")
+
+            def fn(fraction: float) -> float:
+                return 100.0 * fraction
+
+            fn.__doc__ = (f"{metric_name(name, m)} = 100 x (1/n) sum_i [{how} == gold_i] over the n examples of "
+                          f"{name}'s {task.split} split, ll_c the log-likelihood of choice c's tokens after the "
+                          f"task's prompt, 0-shot, as lm-evaluation-harness scores {name} ({m}); in percent. Its "
+                          f"stderr, n, the task's version and the harness's are in the record's `tasks`.")
+            metric(unit="%", higher_is_better=True, kind="accuracy", name=metric_name(name, m))(fn)
+
+
+_register_task_metrics()
+
+
 import shrinkbench.llm.structured.metrics  # noqa: E402,F401  (registers the structured pruning metrics)

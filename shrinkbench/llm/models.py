@@ -156,8 +156,9 @@ def model_sha256(source: ModelSource) -> str:
     return h.hexdigest()
 
 
-def load_model(source: ModelSource, sha256: str, tokenizer_folder: str | None = None):
-    """(model in float32 and eval mode, tokenizer). A GGUF is dequantized once and cached."""
+def load_model(source: ModelSource, sha256: str, tokenizer_folder: str | None = None, dtype: str = "float32"):
+    """(model in `dtype` (float32, bfloat16, float16) and eval mode, on the CPU, tokenizer). A GGUF
+    is dequantized to float32 once and cached, then loaded in `dtype`."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -166,12 +167,12 @@ def load_model(source: ModelSource, sha256: str, tokenizer_folder: str | None = 
     hf_logging.disable_progress_bar()
     if source.kind == "gguf":
         folder = _dequantized_folder(source, sha256)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype))
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder or folder)
     else:
         where = source.location
         local = source.kind == "folder"
-        model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32, local_files_only=local)
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=getattr(torch, dtype), local_files_only=local)
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder or where, local_files_only=local or
                                                   tokenizer_folder is not None)
     model.eval()

