@@ -178,9 +178,16 @@ def test_offline_keeps_its_ids_and_a_preset_or_another_calibration_text_changes_
     wanda = LLMRunConfig(protocol="wanda", strategy="wanda", seq_len=256)
     assert wanda.identity()["protocol"] == "wanda" and wanda.identity()["protocol_version"] == 1
     assert wanda.calib_text == "c4" and wanda.calib_sequences == 128
-    assert wanda.protocol_deviations(256) == {} and wanda.protocol_deviations(2048) == {"seq_len": 256}
+    # the preset's dtype (float16) and zero-shot tasks are its data, not yet applied to a run: a run
+    # without them says so in its deviations and label
+    off = {"dtype": "float32", "tasks": "none"}
+    assert wanda.protocol_deviations(256) == off and wanda.protocol_deviations(2048) == {"seq_len": 256, **off}
     assert LLMRunConfig(protocol="wanda", strategy="wanda", seq_len=256, eval_windows=4).protocol_label(256) == \
-        "wanda@v1 modified: eval_windows=4"
+        "wanda@v1 modified: dtype=float32, eval_windows=4, tasks=none"
+    follows = LLMRunConfig(protocol="wanda", strategy="wanda", seq_len=256, dtype="float16",
+                           tasks=tuple(f"{t}:acc" for t in PROTOCOLS.get("wanda").tasks))
+    assert follows.protocol_deviations(256) == {}
+    assert LLMRunConfig().protocol_deviations() == {}  # offline: float32, no tasks
 
 
 def test_every_preset_has_its_table_row_in_the_docs():
@@ -312,7 +319,8 @@ def test_a_wanda_preset_run_records_its_protocol_both_texts_and_the_dense_refere
     assert "perplexity on wikitext2: dense" in done.stdout and "perplexity on C4 validation: dense" in done.stdout
     (path,) = (store / "runs").glob("*.json")
     record = json.loads(path.read_text())
-    assert record["protocol"]["name"] == "wanda" and record["protocol"]["deviations"] == {}
+    assert record["protocol"]["name"] == "wanda"
+    assert record["protocol"]["deviations"] == {"dtype": "float32", "tasks": "none"}  # the preset's: float16, 7 tasks
     assert record["config"]["seq_len"] == 32 and record["config"]["calib_text"] == "c4"  # the model's context
     assert len(record["calibration_positions"]) == 128 and record["text"]["special_tokens"] is True
     assert record["text"]["second"]["eval_windows"] == 256  # 1,100 documents hold more than 256 x 32 tokens

@@ -190,13 +190,13 @@ def test_a_run_records_every_task_and_the_mean_of_the_metrics_it_names(tiny, tmp
     assert section["mean_takes"] == {"boolq": "acc", "rte": "acc", "hellaswag": "acc_norm", "winogrande": "acc",
                                      "arc_easy": "acc_norm", "arc_challenge": "acc_norm",
                                      "openbookqa": "acc_norm", "piqa": "acc"}
-    for name, one in section["pre"].items():
+    for name, one in section["post"].items():
         assert one["examples"] == len(rows[name])
-        assert values[("pre", f"{name}_acc")] == pytest.approx(100 * one["acc"])
+        assert values[("post", f"{name}_acc")] == pytest.approx(100 * one["acc"])
         assert ("acc_norm" in one) == (name in ("hellaswag", "arc_easy", "arc_challenge", "openbookqa", "piqa"))
-    chosen = [100 * section["pre"][n][m] for n, m in section["mean_takes"].items()]
+    chosen = [100 * section["post"][n][m] for n, m in section["mean_takes"].items()]
     assert values[("post", "zeroshot_mean")] == pytest.approx(sum(chosen) / 8)
-    assert values[("pre", "zeroshot_mean")] == values[("post", "zeroshot_mean")]  # no fine-tune: post is pre
+    assert "pre" not in section and not any(stage == "pre" for stage, _ in values)  # `pre` only before a fine-tune
     assert record["config"]["tasks"][2] == "hellaswag:acc_norm" and record["config"]["tasks"][0] == "boolq:acc"
     assert record["config"]["tasks_sha256"] and record["provenance"]["versions_llm"]["lm-eval"] == "0.4.13"
 

@@ -33,8 +33,9 @@ the run changed (`deviations`). Runs of different presets are not compared unles
   other source `get_examples` offers (`get_c4`, the same rule), and says so.
 
 `tasks`, `task_metrics` and `dtype` are part of each preset's data (what the paper evaluates
-zero-shot, and in what precision); this branch's config has no field for them yet, so they
-are recorded, not applied (docs/llm.md says how they are wired).
+zero-shot, and in what precision); a run applies them only where it sets them (`tasks`,
+`dtype`), and one that does not names them among its deviations
+(`LLMRunConfig.protocol_deviations`), so its label says `modified: dtype=float32, tasks=none`.
 """
 from __future__ import annotations
 
