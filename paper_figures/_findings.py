@@ -152,6 +152,11 @@ def markdown_table(rows: pd.DataFrame, title: str, x_column: str = "compression"
                  "interval beside it (inside ±ROPE: equivalent; excluding 0: better/worse).").markdown(level=4)
 
 
+def llm_options_line(options: AnalysisOptions) -> str:
+    """`options_line` for a language-model figure: perplexity points, calibration seeds as n."""
+    return options_line(options).replace("points", "ppl").replace("n counts base models", "n counts calibration seeds")
+
+
 def options_line(options: AnalysisOptions) -> str:
     return (f"Response {options.response}; α = {options.alpha:g}; ROPE ±{options.rope:g} points; "
             f"95% intervals (unadjusted, and simultaneous over each family by Bonferroni); decision rule of "

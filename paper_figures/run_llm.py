@@ -154,8 +154,7 @@ def findings(runs: pd.DataFrame, store: Path) -> tuple[str, str]:
     lines += ["", f"**Reading (generated).** Dense perplexity {dense:.2f}. " + "; ".join(parts) + ". "
               + ("The ordering of the LLaMA-2-7B results (Wanda and SparseGPT far below magnitude) "
                  + ("holds here." if verdict == "supported" else "is not shown here."))]
-    details = [_findings.options_line(OPTIONS).replace("points", "ppl").replace("n counts base models",
-                                                                                 "n counts calibration seeds"), "",
+    details = [_findings.llm_options_line(OPTIONS), "",
                _findings.markdown_table(rows, "Wanda and SparseGPT against magnitude", "compression", "Compression")]
     return "\n".join(lines), "\n".join(details)
 

@@ -156,8 +156,7 @@ def findings(runs: pd.DataFrame, store: Path) -> tuple[str, str]:
         if moves:
             parts.append(f"evaluated on {text} (dense {dense.get(text, float('nan')):.2f}): " + ", ".join(moves))
     lines += ["", "**Reading (generated).** " + "; ".join(parts) + "."]
-    details = [_findings.options_line(OPTIONS).replace("points", "ppl").replace("n counts base models",
-                                                                                 "n counts calibration seeds"), "",
+    details = [_findings.llm_options_line(OPTIONS), "",
                _findings.markdown_table(rows, "Own-domain against other-text calibration", "compression",
                                         "Compression")]
     return "\n".join(lines), "\n".join(details)

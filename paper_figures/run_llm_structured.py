@@ -188,8 +188,7 @@ def findings(runs: pd.DataFrame, store: Path) -> tuple[str, str]:
              for (s, c), v in means.iterrows()]
     dense = runs[runs["strategy"] == DENSE_STRATEGY]["y"].mean()
     lines += ["", f"**Reading (generated).** Dense perplexity {dense:.2f}. " + "; ".join(parts) + "."]
-    details = [_findings.options_line(OPTIONS).replace("points", "ppl").replace("n counts base models",
-                                                                                 "n counts calibration seeds")]
+    details = [_findings.llm_options_line(OPTIONS)]
     if not rows.empty:
         details += ["", "| method | baseline | speedup range | difference (ppl) | simultaneous CI (decides) | p (deciding) | decision |",
                     "| --- | --- | --- | --- | --- | --- | --- |"]

@@ -14,6 +14,7 @@ import random
 
 import pytest
 import torch
+from llm_helpers import bpe_tokenizer
 
 pytest.importorskip("transformers", reason="the LLM track needs transformers (pip install .[llm])")
 pytest.importorskip("lm_eval", reason="zero-shot tasks need lm-eval==0.4.13 (pip install .[llm])")
@@ -28,15 +29,7 @@ LINES = [f"line {i}: the {w} of the {v} was {u} and {w} again." for i, (w, v, u)
 
 
 def _tokenizer(vocab: int):
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=["<unk>", "<s>", "</s>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(LINES, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+    return bpe_tokenizer(LINES, vocab)
 
 
 def _phrase(rng, n):
