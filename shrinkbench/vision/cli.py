@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="what --compression is the value of (default: compression)")
     p.add_argument("--granularity", default=None,
                    help="what one pruned unit is: weight (default), channel, or N:M such as 2:4")
+    p.add_argument("--round-to", type=int, default=None, metavar="R",
+                   help="channel granularity: every pruned layer keeps a multiple of R channels (e.g. 8 or 16, "
+                        "widths the CPU kernels vectorise; default 1: as the exact-target selection gives them)")
     p.add_argument("--seed", type=int, default=0,
                    help="run seed: scoring batches, random scores and fine-tuning order (default: 0)")
     p.add_argument("--base-seed", type=int, default=0,
@@ -72,7 +75,8 @@ def cmd_prune(args) -> int:
     raw: dict = read_config_file(args.config) if args.config else {}
     raw.update(model=args.model, dataset=args.dataset, strategy=args.strategy,
                compression=args.compression, seed=args.seed, prune_steps=args.prune_steps)
-    _set(raw, target=args.target, granularity=args.granularity, when=args.when, control=args.control)
+    _set(raw, target=args.target, granularity=args.granularity, when=args.when, control=args.control,
+         round_to=args.round_to)
     schedule = raw.setdefault("schedule", {})
     _set(schedule, kind=args.schedule, rewind_epoch=args.rewind_epoch)
     if args.split_budget:
