@@ -90,6 +90,7 @@ def cmd_prune(args) -> int:
     if args.base_checkpoint:
         base["checkpoint"] = args.base_checkpoint
     _set(base.setdefault("train", {}), epochs=args.base_epochs, lr=args.base_lr)
+    _refuse_finetune_without_finetuning(args, raw)
     _set(raw.setdefault("finetune", {}), epochs=args.finetune_epochs, lr=args.finetune_lr,
          optimizer=args.optimizer)
     raw.setdefault("data", {}).update(data_options(args))
@@ -111,6 +112,26 @@ def cmd_prune(args) -> int:
     elif record:
         print(f"failed: {record['error']}")
     return 0 if record and record["status"] == "ok" else 1
+
+
+def _refuse_finetune_without_finetuning(args, raw: dict) -> None:
+    """Pruning at initialisation and the from_scratch control train with the base recipe
+    (`shrinkbench.vision.plans`): a fine-tuning option would not act, so it is refused
+    (one line, exit 2) instead of silently training the base recipe's epochs."""
+    from shrinkbench.core.errors import ConfigError
+
+    given = [flag for flag, value in (("--finetune-epochs", args.finetune_epochs), ("--finetune-lr", args.finetune_lr),
+                                      ("--optimizer", args.optimizer)) if value is not None]
+    if not given:
+        return
+    if raw.get("when") == "at_init":
+        why = "--when at_init trains the pruned initial weights with the base recipe"
+    elif raw.get("control") == "from_scratch":
+        why = "--control from_scratch trains the pruned architecture with the base recipe"
+    else:
+        return
+    raise ConfigError(f"{why}; {', '.join(given)} would not act: set its training with --base-epochs / "
+                      f"--base-lr (or [base.train] in --config)")
 
 
 def _set(d: dict, **values) -> None:
