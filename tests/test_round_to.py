@@ -162,3 +162,12 @@ def test_suite_round_to_applies_to_channel_runs_and_is_refused_without_them(tmp_
     path.write_text(text.replace("compressions = [2]", "compressions = [2]\nround_to = 4"))
     with pytest.raises(ConfigError, match="needs \"channel\" in granularities"):
         load_suite(str(path))
+
+
+def test_the_analysis_names_a_rounded_channel_method_apart():
+    from analysis.naming import training_run_tags
+
+    cfg = tiny_config(granularity="channel", strategy="global_l1", model="lenet5_caffe", compression=2.0)
+    assert training_run_tags(cfg.to_dict())[0] == "channel"
+    assert training_run_tags(cfg.replace(round_to=8).to_dict())[0] == "channel, multiples of 8"
+    assert cfg.replace(round_to=8).record_names()["method_tags"][0] == "channel, multiples of 8"
