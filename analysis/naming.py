@@ -22,7 +22,8 @@ CONTROL_TAGS = {"layerwise_shuffle": "shuffled", "reinit": "reinit", "invert": "
 
 def training_run_tags(config: dict[str, Any]) -> list[str]:
     """What sets a run's method apart beyond its strategy, in the order a reader needs it: a
-    granularity other than `weight` (`channel`, `2:4`), a target other than compression
+    granularity other than `weight` (`channel`, `2:4`; `channel, multiples of 8` where its kept
+    channel counts are rounded, `round_to`), a target other than compression
     (`speedup target`), pruning at initialisation (`at init`), a schedule other than one-shot
     (`gradual`, `weight rewinding to epoch 1`, `3 steps, split budget` or `3 steps, full
     budget each`), a control (`shuffled`, `reinit`, `inverted`, `from scratch`) and a run
@@ -31,7 +32,8 @@ def training_run_tags(config: dict[str, Any]) -> list[str]:
         return []
     tags = []
     if (config.get("granularity") or "weight") != "weight":
-        tags.append(str(config["granularity"]))
+        rounded = int(config.get("round_to", 1) or 1)
+        tags.append(str(config["granularity"]) + (f", multiples of {rounded}" if rounded != 1 else ""))
     if (config.get("target") or "compression") != "compression":
         tags.append(f"{config['target']} target")
     if (config.get("when") or "after_training") == "at_init":

@@ -16,6 +16,21 @@ its dependency graph (its tracer misses the zoo's option-A ResNet shortcuts, so 
 reported without it); its latency is timed in alternation with ours, giving the ratio
 ours / Torch-Pruning. Every time depends on the machine and its load: run it on an idle
 machine and quote the thread count with the numbers.
+
+Rounded channel counts (issue 24, item 5):
+
+    python benchmarks/structured_speedup.py --models cifar_vgg16_bn --speedups 4 --batch-sizes 64 \
+        --round-to 1 8 16 --repeats 21 --threads 1
+
+prunes the model once per `--round-to` value (1: the exact-target counts; r: every layer a
+multiple of r, `RunConfig.round_to`), compacts each, and times the dense model and every
+compacted one in round-robin (each round: dense, then each variant, the order rotated every
+round), so each variant's speedup is the median over rounds of dense time / its time in the
+same round (IQR in brackets): ratios of interleaved pairs, which a shared machine's load
+moves much less than absolute times. Then, per layer, each Conv/Linear layer alone on its own
+input (captured from one forward pass) is timed the same way: its theoretical speedup (dense
+MACs / pruned MACs), measured speedup, and its share of the dense and of the pruned model's
+time; "other" is the whole model minus its Conv/Linear layers (BatchNorm, ReLU, pooling).
 """
 from __future__ import annotations
 
@@ -73,6 +88,118 @@ def torch_pruning_copy(dense: torch.nn.Module, masks, shape) -> torch.nn.Module 
     return model
 
 
+def _round_robin(fns, repeats: int, warmup: int) -> list[list[float]]:
+    """Times of each callable, one call of each per round, the order rotated every round."""
+    import time
+
+    times = [[] for _ in fns]
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            k = i % len(fns)
+            for j in list(range(k, len(fns))) + list(range(k)):
+                start = time.perf_counter()
+                fns[j]()
+                elapsed = time.perf_counter() - start
+                if i >= warmup:
+                    times[j].append(elapsed)
+    return times
+
+
+def _ratio_text(dense: list[float], variant: list[float]) -> tuple[float, str]:
+    import numpy as np
+
+    ratios = np.array(dense) / np.array(variant)
+    q1, q2, q3 = np.percentile(ratios, [25, 50, 75])
+    return float(q2), f"{q2:.2f} [{q1:.2f}, {q3:.2f}]"
+
+
+def _leaf_inputs(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The input of every leaf module (no children) in one forward pass."""
+    inputs = {}
+    hooks = [m.register_forward_pre_hook(lambda mod, args, name=n: inputs.setdefault(name, args[0].detach().clone()))
+             for n, m in model.named_modules() if not list(m.children())]
+    with torch.inference_mode():
+        model(x)
+    for h in hooks:
+        h.remove()
+    return inputs
+
+
+def rounding_study(name: str, speedup: float, batch: int, rounds: list[int], strategy: str, repeats: int,
+                   warmup: int) -> None:
+    """Whole-model and per-layer speedups of the model compacted at each round_to (see the docstring)."""
+    spec = model_spec(name)
+    dense = create_model(name).eval()
+    channel = granularity("channel")
+    variants = {}
+    for r in rounds:
+        pruned = copy.deepcopy(dense)
+        masks = channel.prune(pruned, resolve_strategy(strategy), "speedup", speedup, excluded=spec.excluded,
+                              batches=[], generator=torch.Generator(), input_shape=spec.input_shape, round_to=r)
+        variants[r] = channel.deployed(pruned, masks, spec.input_shape, spec.excluded).eval()
+    x = torch.randn(batch, *spec.input_shape)
+    dense_macs = count_macs(dense, spec.input_shape)
+    print(f"\n{name} at speedup {speedup:g}, batch {batch}, strategy {strategy}: whole model, round-robin over "
+          f"{repeats} rounds (median and IQR of dense / variant within a round)")
+    times = _round_robin([lambda: dense(x)] + [lambda m=m: m(x) for m in variants.values()], repeats, warmup)
+    for (r, model), t in zip(variants.items(), times[1:]):
+        theory = dense_macs.macs / count_macs(model, spec.input_shape).macs
+        measured, text = _ratio_text(times[0], t)
+        widths = [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+        print(f"  round_to {r:3d}: theoretical {theory:.3f}x, measured {text}x = {measured / theory:.2f} of "
+              f"theoretical; conv widths {widths}")
+    print("  per layer (each leaf module alone on its captured input, round-robin; speedup = dense / pruned, "
+          "median of per-round ratios; share = of the summed leaf times; theory = MACs ratio for Conv/Linear, "
+          "input-size ratio for the rest)")
+    whole = [statistics.median(t) for t in times]
+    dense_in = _leaf_inputs(dense, x)
+    inputs = {r: _leaf_inputs(m, x) for r, m in variants.items()}
+    mods = {r: dict(m.named_modules()) for r, m in variants.items()}
+    dense_mods = dict(dense.named_modules())
+    layer_macs = [{layer.name: layer.macs for layer in count_macs(m, spec.input_shape).layers}
+                  for m in [dense] + list(variants.values())]
+    rows = []  # (name, kind, [median time per model], [theory per variant], [measured per variant])
+    for leaf in dense_in:
+        fns = [lambda leaf=leaf: dense_mods[leaf](dense_in[leaf])] + [
+            lambda r=r, leaf=leaf: mods[r][leaf](inputs[r][leaf]) for r in rounds]
+        t = _round_robin(fns, repeats, warmup)
+        kind = type(dense_mods[leaf]).__name__
+        if leaf in layer_macs[0]:
+            theory = [layer_macs[0][leaf] / layer_macs[j][leaf] for j in range(1, len(rounds) + 1)]
+        else:
+            theory = [dense_in[leaf].numel() / inputs[r][leaf].numel() for r in rounds]
+        rows.append((leaf, kind, [statistics.median(v) for v in t], theory,
+                     [_ratio_text(t[0], t[j])[0] for j in range(1, len(rounds) + 1)]))
+    totals = [sum(row[2][j] for row in rows) for j in range(len(rounds) + 1)]
+    header = "  ".join(f"r={r}: theory  meas  share" for r in rounds)
+    print(f"  {'layer':18} {'dense share':>11}  {header}")
+
+    def line(label, dense_share, cells):
+        print(f"  {label:18} {dense_share:11.1%}  " + "  ".join(
+            f"{th:10.2f} {me:5.2f} {sh:6.1%}" for th, me, sh in cells))
+
+    for name, kind, med, theory, measured in rows:
+        if kind in ("Conv2d", "Linear"):
+            line(name, med[0] / totals[0], [(theory[j], measured[j], med[j + 1] / totals[j + 1])
+                                           for j in range(len(rounds))])
+    for kind in sorted({row[1] for row in rows} - {"Conv2d", "Linear"}):
+        group = [row for row in rows if row[1] == kind]
+        d = sum(row[2][0] for row in group)
+        cells = []
+        for j in range(len(rounds)):
+            v = sum(row[2][j + 1] for row in group)
+            th = d / sum(row[2][0] / row[3][j] for row in group)
+            cells.append((th, d / v, v / totals[j + 1]))
+        line(f"all {kind} ({len(group)})", d / totals[0], cells)
+    bound = []
+    for j in range(len(rounds)):
+        at_theory = sum(row[2][0] / row[3][j] for row in rows)
+        bound.append(f"r={rounds[j]}: {totals[0] / at_theory:.2f}x")
+    print("  if every leaf ran at its own theoretical speedup (elementwise layers scale with channels, not MACs), "
+          "the model would measure " + ", ".join(bound) + "; summed leaf times / whole-model median: " +
+          ", ".join(f"{tot / w:.2f}" for tot, w in zip(totals, whole)))
+
+
 def median_ratio(fast, slow) -> float:
     return statistics.median(slow) / statistics.median(fast)
 
@@ -86,9 +213,23 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--strategy", default="layerwise_l1", help="channel strategy (default: layerwise_l1)")
+    parser.add_argument("--round-to", nargs="+", type=int, default=None, metavar="R",
+                        help="instead of the table: compare these round_to values (1 = exact counts) in "
+                             "round-robin, whole model and per layer")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.round_to:
+        import os
+
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, load average {load:.1f} at start, "
+              f"torch {torch.__version__}, repeats {args.repeats} after {args.warmup} warm-up rounds")
+        for name in args.models:
+            for speedup in args.speedups:
+                for b in args.batch_sizes:
+                    rounding_study(name, speedup, b, args.round_to, args.strategy, args.repeats, args.warmup)
+        return 0
     print(f"threads {torch.get_num_threads()}, repeats {args.repeats} (median), strategy {args.strategy}")
     print(f"{'model':16} {'target':>6} {'theory':>7} {'batch':>5} {'measured':>8} {'weights':>8} {'ours/TP':>8}")
     channel, weight = granularity("channel"), granularity("weight")

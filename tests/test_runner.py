@@ -70,6 +70,43 @@ def test_same_config_same_numbers_bit_for_bit(magnitude_record, tmp_path):
         [{k: v for k, v in e.items() if k != "seconds"} for e in record["epochs"]]
 
 
+def test_an_evaluation_pass_skipped_for_unchanged_weights_changes_no_number(magnitude_record, tmp_path, monkeypatch):
+    """The last epoch's validation and the stage's `val` see the same weights: the second pass
+    is not made (`RunContext.accuracy`); a run that makes every pass gives the same record."""
+    import itertools
+
+    import shrinkbench.vision.runner as runner
+    from shrinkbench.vision.metrics import evaluate as real_evaluate
+
+    record, cfg, _ = magnitude_record
+    passes = []
+    monkeypatch.setattr("shrinkbench.vision.metrics.evaluate", lambda *a, **k: passes.append(1) or real_evaluate(*a, **k))
+    cached = execute(cfg, Store(tmp_path / "a"), "cpu")
+    skipped = len(passes)
+    fresh = itertools.count()
+    monkeypatch.setattr(runner, "weights_digest", lambda model: next(fresh))  # never equal: every pass is made
+    passes.clear()
+    every = execute(cfg, Store(tmp_path / "b"), "cpu")
+    assert len(passes) == skipped + 2  # base training's last validation, fine-tuning's last validation
+    assert numbers(every) == numbers(cached) == numbers(record)
+    assert every["epochs"] == [dict(e, seconds=c["seconds"]) for e, c in zip(cached["epochs"], every["epochs"])]
+
+
+def test_weights_digest_sees_every_parameter_and_buffer():
+    from shrinkbench.vision.runner import weights_digest
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    before = weights_digest(model)
+    assert weights_digest(model) == before
+    with torch.no_grad():
+        model[1].running_mean[0] += 1e-7
+    assert weights_digest(model) != before
+    with torch.no_grad():
+        model[1].running_mean[0] -= 1e-7
+        model[0].weight[0, 0] = -model[0].weight[0, 0] if model[0].weight[0, 0] != 0 else 1.0
+    assert weights_digest(model) != before
+
+
 def test_run_seed_changes_random_masks_but_not_base(magnitude_record):
     _, _, store = magnitude_record
     a = execute(validate_config(tiny_config("random", 4.0, seed=0)), store, "cpu")

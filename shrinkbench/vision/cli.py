@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="what --compression is the value of (default: compression)")
     p.add_argument("--granularity", default=None,
                    help="what one pruned unit is: weight (default), channel, or N:M such as 2:4")
+    p.add_argument("--round-to", type=int, default=None, metavar="R",
+                   help="channel granularity: every pruned layer keeps a multiple of R channels (e.g. 8 or 16, "
+                        "widths the CPU kernels vectorise; default 1: as the exact-target selection gives them)")
     p.add_argument("--seed", type=int, default=0,
                    help="run seed: scoring batches, random scores and fine-tuning order (default: 0)")
     p.add_argument("--base-seed", type=int, default=0,
@@ -72,7 +75,8 @@ def cmd_prune(args) -> int:
     raw: dict = read_config_file(args.config) if args.config else {}
     raw.update(model=args.model, dataset=args.dataset, strategy=args.strategy,
                compression=args.compression, seed=args.seed, prune_steps=args.prune_steps)
-    _set(raw, target=args.target, granularity=args.granularity, when=args.when, control=args.control)
+    _set(raw, target=args.target, granularity=args.granularity, when=args.when, control=args.control,
+         round_to=args.round_to)
     schedule = raw.setdefault("schedule", {})
     _set(schedule, kind=args.schedule, rewind_epoch=args.rewind_epoch)
     if args.split_budget:
@@ -86,6 +90,7 @@ def cmd_prune(args) -> int:
     if args.base_checkpoint:
         base["checkpoint"] = args.base_checkpoint
     _set(base.setdefault("train", {}), epochs=args.base_epochs, lr=args.base_lr)
+    _refuse_finetune_without_finetuning(args, raw)
     _set(raw.setdefault("finetune", {}), epochs=args.finetune_epochs, lr=args.finetune_lr,
          optimizer=args.optimizer)
     raw.setdefault("data", {}).update(data_options(args))
@@ -107,6 +112,26 @@ def cmd_prune(args) -> int:
     elif record:
         print(f"failed: {record['error']}")
     return 0 if record and record["status"] == "ok" else 1
+
+
+def _refuse_finetune_without_finetuning(args, raw: dict) -> None:
+    """Pruning at initialisation and the from_scratch control train with the base recipe
+    (`shrinkbench.vision.plans`): a fine-tuning option would not act, so it is refused
+    (one line, exit 2) instead of silently training the base recipe's epochs."""
+    from shrinkbench.core.errors import ConfigError
+
+    given = [flag for flag, value in (("--finetune-epochs", args.finetune_epochs), ("--finetune-lr", args.finetune_lr),
+                                      ("--optimizer", args.optimizer)) if value is not None]
+    if not given:
+        return
+    if raw.get("when") == "at_init":
+        why = "--when at_init trains the pruned initial weights with the base recipe"
+    elif raw.get("control") == "from_scratch":
+        why = "--control from_scratch trains the pruned architecture with the base recipe"
+    else:
+        return
+    raise ConfigError(f"{why}; {', '.join(given)} would not act: set its training with --base-epochs / "
+                      f"--base-lr (or [base.train] in --config)")
 
 
 def _set(d: dict, **values) -> None:

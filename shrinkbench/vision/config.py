@@ -189,6 +189,10 @@ class RunConfig:
     strategy_sha256: str | None = None
     strategy_label: str | None = None
     granularity: str = "weight"
+    round_to: int = 1
+    """Channel granularity only: every pruned layer keeps a multiple of this many channels
+    (Torch-Pruning's `round_to`; `shrinkbench.vision.structured.select`). 1: counts as the
+    exact-target selection gives them; left out of the identity at 1."""
     target: str = "compression"
     when: str = "after_training"
     control: str | None = None
@@ -208,6 +212,12 @@ class RunConfig:
             object.__setattr__(self, "compression", 1.0)
             object.__setattr__(self, "target", "compression")
             object.__setattr__(self, "granularity", "weight")
+            object.__setattr__(self, "round_to", 1)
+        _check(isinstance(self.round_to, int) and not isinstance(self.round_to, bool) and self.round_to >= 1,
+               f"round_to must be a whole number >= 1 (channels), got {self.round_to!r}")
+        _check(self.round_to == 1 or self.granularity == "channel",
+               f"round_to {self.round_to} rounds the kept channels of each layer; it needs granularity channel, "
+               f"not {self.granularity!r}")
         _check(self.prune_steps >= 1, f"prune_steps must be >= 1, got {self.prune_steps}")
         _check(self.when in WHENS, f"when must be one of {', '.join(WHENS)}, got {self.when!r}")
         _check(self.control is None or self.control in CONTROLS,
@@ -296,6 +306,7 @@ class RunConfig:
 
 IDENTITY_DEFAULTS: dict[str, Any] = {"strategy_params": {}, "strategy_sha256": None, "granularity": "weight",
                                      "target": "compression", "when": "after_training", "control": None,
-                                     "schedule": dataclasses.asdict(ScheduleConfig()), "threads": None}
+                                     "schedule": dataclasses.asdict(ScheduleConfig()), "threads": None,
+                                     "round_to": 1}
 """Fields added after the first release, left out of the identity at their defaults so the
 run ids of earlier runs stay what they were."""

@@ -81,7 +81,8 @@ class PlanExecution:
         self.masks = self.unit.prune(self.model, self.strategy, self.cfg.target, phase.value,
                                      excluded=self.ctx.excluded, batches=self.ctx.score_batches(),
                                      generator=generator(self.cfg.seed, f"strategy-{phase.step}"), masks=self.masks,
-                                     input_shape=self.ctx.model_spec.input_shape, run=self.run_info)
+                                     input_shape=self.ctx.model_spec.input_shape, run=self.run_info,
+                                     round_to=self.cfg.round_to)
         self.log.append({"phase": "prune", "step": phase.step, "target": phase.value,
                          "kept": self.masks.kept() if len(self.masks) else None})
 
@@ -141,7 +142,8 @@ class PlanExecution:
             self.masks = self.unit.prune(self.model, self.strategy, cfg.target, value, excluded=self.ctx.excluded,
                                          batches=self.ctx.score_batches(), masks=self.masks,
                                          generator=generator(cfg.seed, f"strategy-gradual-{len(self.log)}"),
-                                         input_shape=self.ctx.model_spec.input_shape, run=self.run_info)
+                                         input_shape=self.ctx.model_spec.input_shape, run=self.run_info,
+                                         round_to=cfg.round_to)
             self.log.append({"phase": "prune", "step": step, "target": value, "kept": self.masks.kept()})
             if step == t1:
                 self.record["metrics"] += self.ctx.measure(self.model, "pre")

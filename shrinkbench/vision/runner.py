@@ -73,6 +73,20 @@ def macs_profile(model_name: str):
     return count_macs(build_on_meta(model_name), model_spec(model_name).input_shape)
 
 
+def weights_digest(model: nn.Module) -> str:
+    """sha256 of every parameter's and buffer's name, dtype, shape and bytes: equal digests,
+    equal function (in eval mode, which evaluation sets). Used to skip an evaluation pass
+    that repeats the one just made (the last epoch's validation and the stage's `val`)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+        t = tensor.detach()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 class RunContext:
     """What one run needs: its config, data, device and measuring functions.
 
@@ -90,6 +104,7 @@ class RunContext:
         self.spec = self.splits.spec
         self.model_spec = model_spec(cfg.model)
         self.profile = macs_profile(cfg.model)
+        self._evaluated: dict[tuple, dict[str, float]] = {}
 
     # -- data
     def train_batches(self, batch_size: int, augment: bool) -> Callable[[torch.Generator], Any]:
@@ -124,8 +139,12 @@ class RunContext:
         from shrinkbench.vision.metrics import evaluate
 
         split = self.splits.val if split_name == "val" else self.splits.test
-        with autocast(self.device, self.cfg.amp):
-            return evaluate(model, self.eval_batches(split), self.device)
+        key = (split_name, id(model), weights_digest(model))
+        if key not in self._evaluated:  # the same weights on the same split: the pass is not repeated
+            with autocast(self.device, self.cfg.amp):
+                self._evaluated = {key: evaluate(model, self.eval_batches(split), self.device),
+                                   **{k: v for k, v in self._evaluated.items() if k[0] != split_name}}
+        return dict(self._evaluated[key])
 
     def measure(self, model: nn.Module, stage: str, deployed: nn.Module | None = None) -> list[dict[str, Any]]:
         """Structure and accuracy of `model`; at `post` also the measured cost of `deployed`

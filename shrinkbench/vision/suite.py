@@ -18,6 +18,8 @@ budgets, plus the settings every run shares.
     seeding = "zip"            # "zip" (default): i-th base seed with i-th run seed; "product": all pairs
     budgets = [2]              # fine-tuning epochs (default: finetune.epochs)
     prune_steps = [1]          # 1 = one-shot; k > 1 = iterative in k steps
+    round_to = 8               # optional: channel runs keep multiples of 8 channels per layer
+                               # (RunConfig.round_to; needs "channel" in granularities)
 
     [run]        # any other RunConfig field: score_batches, score_batch_size, exclude, amp
     [base]       # seed is set by the sweep; checkpoint = "path.pt" loads a user's weights
@@ -100,10 +102,10 @@ def load_vision_suite(data: dict[str, Any], where: str, path: Path, added: list[
 def _sweep_section(sweep: Any, where: str) -> dict[str, list]:
     if not isinstance(sweep, dict):
         raise ConfigError(f"{where}: needs a [sweep] table with {', '.join(REQUIRED)}")
-    unknown = sorted(set(sweep) - set(SWEEP_LISTS) - {"seeding"})
+    unknown = sorted(set(sweep) - set(SWEEP_LISTS) - {"seeding", "round_to"})
     if unknown:
         raise ConfigError(f"{where}: [sweep] unknown key {unknown[0]!r}; allowed: "
-                          f"{', '.join(list(SWEEP_LISTS) + ['seeding'])}")
+                          f"{', '.join(list(SWEEP_LISTS) + ['seeding', 'round_to'])}")
     for key in REQUIRED:
         if key not in sweep:
             raise ConfigError(f"{where}: [sweep] is missing {key!r}")
@@ -122,6 +124,13 @@ def _sweep_section(sweep: Any, where: str) -> dict[str, list]:
     out["strategies"] = [_strategy_entry(s, where) for s in out["strategies"]]
     out["targets"] = [(target, float(v)) for key, target in TARGET_LISTS.items() for v in out.get(key, [])]
     out.setdefault("granularities", ["weight"])
+    out["round_to"] = sweep.get("round_to", 1)
+    if not isinstance(out["round_to"], int) or isinstance(out["round_to"], bool) or out["round_to"] < 1:
+        raise ConfigError(f"{where}: [sweep] round_to must be a whole number >= 1 (channels), got "
+                          f"{out['round_to']!r}")
+    if out["round_to"] != 1 and "channel" not in out["granularities"]:
+        raise ConfigError(f"{where}: [sweep] round_to rounds kept channel counts; it needs \"channel\" in "
+                          f"granularities (got {out['granularities']})")
     out["seeding"] = sweep.get("seeding", DEFAULT_SEEDING)
     if out["seeding"] not in ("zip", "product"):
         raise ConfigError(f"{where}: [sweep] seeding must be \"zip\" or \"product\", got {out['seeding']!r}")
@@ -186,7 +195,8 @@ def _template(data: dict, where: str) -> dict[str, Any]:
     run = data.get("run", {})
     if not isinstance(run, dict):
         raise ConfigError(f"{where}: [run] must be a table")
-    for key in ("model", "dataset", "strategy", "compression", "seed", "granularity", "target", "when", "control"):
+    for key in ("model", "dataset", "strategy", "compression", "seed", "granularity", "target", "when", "control",
+                "round_to"):
         if key in run:
             raise ConfigError(f"{where}: [run] {key} is set by [sweep]; list it there")
     template.update(run)
@@ -217,6 +227,8 @@ def expand(sweep: dict[str, Any], template: dict[str, Any], where: str) -> tuple
         raw = _deep_copy(template)
         raw.update(model=model, dataset=dataset, strategy=strategy["name"], compression=compression, seed=seed,
                    granularity=unit, target=target)
+        if unit == "channel" and sweep["round_to"] != 1:
+            raw["round_to"] = sweep["round_to"]
         if "params" in strategy:
             raw["strategy_params"] = strategy["params"]
         if "label" in strategy:

@@ -149,7 +149,7 @@ def validate_config(cfg: RunConfig) -> RunConfig:
         exclude = tuple(sorted(set(exclude)))
     meta_model, prunable = _prunable_counts(model, exclude)
     if not cfg.is_dense:
-        unit.check(model, exclude, resolved, cfg.target, cfg.compression)
+        unit.check(model, exclude, resolved, cfg.target, cfg.compression, cfg.round_to)
         if unit.name == "weight" and cfg.target == "compression":
             keep_count(meta_model, prunable, cfg.compression)  # raises with the largest reachable ratio
         elif unit.name not in ("weight", "channel"):

@@ -7,7 +7,8 @@ entry here and a module of its own, not a branch in the runner.
 - `channel`: coupled channel groups (`shrinkbench.vision.structured`); the strategy scores each
   producer layer's output channels, a group's score is the sum over its producers, whole
   groups are removed until the target is reached (to within one group), and the pruned model
-  can be compacted into a genuinely smaller one (`compacts`).
+  can be compacted into a genuinely smaller one (`compacts`). With `RunConfig.round_to` = r > 1
+  every layer keeps a multiple of r channels (`rounds`; the other granularities refuse it).
 - `N:M` (e.g. `2:4`): in every group of M consecutive weights along each prunable layer's
   input (reduction) dimension exactly N are kept (`shrinkbench.vision.pruning.nm`); the sparsity of
   the prunable weights is 1 - N/M, so the target is fixed by the granularity.
@@ -56,10 +57,16 @@ class Granularity:
     name: str
     targets: tuple[str, ...] = TARGETS
     compacts: bool = False
+    rounds: bool = False
+    """Whether kept counts can be rounded to multiples (`round_to`)."""
 
-    def check(self, model_name: str, exclude, strategy: "Strategy", target: str, value: float) -> None:
+    def check(self, model_name: str, exclude, strategy: "Strategy", target: str, value: float,
+              round_to: int = 1) -> None:
         """Refuse, before anything runs, what this granularity cannot do with this model,
         strategy and target (a one-line ConfigError or CompressionError)."""
+        if round_to != 1 and not self.rounds:
+            raise ConfigError(f"round_to {round_to} rounds the kept channels of each layer; granularity "
+                              f"{self.name!r} keeps no channel counts (use granularity channel, or round_to 1)")
         if target not in self.targets:
             raise ConfigError(f"granularity {self.name!r} takes targets {', '.join(self.targets)}, not {target!r}")
         supported = getattr(strategy, "granularities", ("weight", "nm"))
@@ -71,7 +78,7 @@ class Granularity:
 
     def prune(self, model: "nn.Module", strategy: "Strategy", target: str, value: float, *, excluded,
               batches: Sequence, generator: "torch.Generator", masks: "MaskSet | None" = None,
-              input_shape: tuple[int, ...] = (), run=None) -> "MaskSet":
+              input_shape: tuple[int, ...] = (), run=None, round_to: int = 1) -> "MaskSet":
         raise NotImplementedError
 
     def deployed(self, model: "nn.Module", masks: "MaskSet | None", input_shape: tuple[int, ...],
@@ -83,8 +90,8 @@ class Granularity:
 class WeightGranularity(Granularity):
     """Single weights (see the module docstring)."""
 
-    def check(self, model_name, exclude, strategy, target, value) -> None:
-        super().check(model_name, exclude, strategy, target, value)
+    def check(self, model_name, exclude, strategy, target, value, round_to=1) -> None:
+        super().check(model_name, exclude, strategy, target, value, round_to)
         if getattr(strategy, "criterion", None) == "synflow" and target == "speedup":
             raise ConfigError("SynFlow prunes to a kept count over its 100 rounds; give it a compression or sparsity "
                               "target, not speedup")
@@ -102,9 +109,10 @@ class WeightGranularity(Granularity):
             check_allocation(scope, k, [tuple(w.shape) for w in weights.values()])
 
     def prune(self, model, strategy, target, value, *, excluded, batches, generator, masks=None, input_shape=(),
-              run=None):
+              run=None, round_to=1):
         from shrinkbench.vision.pruning.selection import prune
 
+        _refuse_rounding(self, round_to)
         return prune(model, strategy, value, excluded=excluded, batches=batches, generator=generator, masks=masks,
                      target=target, input_shape=input_shape, run=run)
 
@@ -112,18 +120,18 @@ class WeightGranularity(Granularity):
 class ChannelGranularity(Granularity):
     """Coupled channel groups (see `shrinkbench.vision.structured`)."""
 
-    def check(self, model_name, exclude, strategy, target, value) -> None:
-        super().check(model_name, exclude, strategy, target, value)
+    def check(self, model_name, exclude, strategy, target, value, round_to=1) -> None:
+        super().check(model_name, exclude, strategy, target, value, round_to)
         from shrinkbench.vision.structured.prune import check_target
 
-        check_target(model_name, exclude, strategy, target, value)
+        check_target(model_name, exclude, strategy, target, value, round_to)
 
     def prune(self, model, strategy, target, value, *, excluded, batches, generator, masks=None, input_shape=(),
-              run=None):
+              run=None, round_to=1):
         from shrinkbench.vision.structured.prune import prune_channels
 
         return prune_channels(model, strategy, target, value, excluded=excluded, batches=batches,
-                              generator=generator, masks=masks, input_shape=input_shape, run=run)
+                              generator=generator, masks=masks, input_shape=input_shape, run=run, round_to=round_to)
 
     def deployed(self, model, masks, input_shape, excluded):
         from shrinkbench.vision.structured.prune import compact_masked
@@ -138,23 +146,29 @@ class NMGranularity(Granularity):
     n: int = 2
     m: int = 4
 
-    def check(self, model_name, exclude, strategy, target, value) -> None:
-        super().check(model_name, exclude, strategy, target, value)
+    def check(self, model_name, exclude, strategy, target, value, round_to=1) -> None:
+        super().check(model_name, exclude, strategy, target, value, round_to)
         if target != "sparsity" or abs(value - (1 - self.n / self.m)) > 1e-12:
             raise ConfigError(f"granularity {self.name} fixes the sparsity of the prunable weights at "
                               f"{1 - self.n / self.m:g}; its target is sparsity {1 - self.n / self.m:g}")
 
     def prune(self, model, strategy, target, value, *, excluded, batches, generator, masks=None, input_shape=(),
-              run=None):
+              run=None, round_to=1):
         from shrinkbench.vision.pruning.nm import prune_nm
 
+        _refuse_rounding(self, round_to)
         return prune_nm(model, strategy, self.n, self.m, excluded=excluded, batches=batches, generator=generator,
                         masks=masks, run=run)
 
 
+def _refuse_rounding(unit: Granularity, round_to: int) -> None:
+    if round_to != 1:
+        raise ConfigError(f"round_to {round_to} needs granularity channel, not {unit.name!r}")
+
+
 GRANULARITIES: Registry[Granularity] = Registry("granularity")
 GRANULARITIES.register("weight", WeightGranularity("weight", TARGETS))
-GRANULARITIES.register("channel", ChannelGranularity("channel", TARGETS, compacts=True))
+GRANULARITIES.register("channel", ChannelGranularity("channel", TARGETS, compacts=True, rounds=True))
 
 
 def granularity(name: str) -> Granularity:
@@ -166,7 +180,7 @@ def granularity(name: str) -> Granularity:
         n, m = int(match[1]), int(match[2])
         if not 1 <= n < m:
             raise ConfigError(f"granularity {name!r}: N:M needs 1 <= N < M (e.g. 2:4), got N={n}, M={m}")
-        return NMGranularity(f"{n}:{m}", ("sparsity",), False, n, m)
+        return NMGranularity(f"{n}:{m}", ("sparsity",), False, n=n, m=m)
     try:
         return GRANULARITIES.get(name)
     except UnknownNameError as error:

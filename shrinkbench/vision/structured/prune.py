@@ -117,9 +117,10 @@ def groups_of(model_name: str, exclude: tuple[str, ...] | None = None) -> GroupS
     return _meta_groups(model_name, exclude)[0]
 
 
-def check_target(model_name: str, exclude, strategy, target: str, value: float) -> None:
+def check_target(model_name: str, exclude, strategy, target: str, value: float, round_to: int = 1) -> None:
     """Before a sweep: the model can be channel-pruned, the strategy suits it, and the target
-    is within reach (a one-line error naming the largest reachable value)."""
+    is within reach (a one-line error naming the largest reachable value; with `round_to`,
+    with every layer keeping a multiple of it)."""
     from shrinkbench.core.errors import CompressionError
 
     groups, profile, prunable = _meta_groups(model_name, exclude)
@@ -127,11 +128,12 @@ def check_target(model_name: str, exclude, strategy, target: str, value: float) 
         raise ConfigError(f"model {model_name} has no channel that can be removed ({'; '.join(groups.frozen)})")
     if hasattr(strategy, "check"):
         strategy.check(groups)
-    largest = largest_reachable(groups, Counter(groups, profile, prunable), target)
+    largest = largest_reachable(groups, Counter(groups, profile, prunable), target, round_to)
     if value > largest * (1 + 1e-9):
         shown = math.floor(largest * 1e4) / 1e4  # rounded down: never a value that is itself refused
+        keeping = "one channel" if round_to == 1 else f"{round_to} channels (round_to)"
         raise CompressionError(f"{target} {value:.10g} cannot be reached by removing channels of {model_name}: the "
-                               f"largest reachable is {shown:.10g} (every layer keeping one channel)")
+                               f"largest reachable is {shown:.10g} (every layer keeping {keeping})")
 
 
 def _removed_by(groups: GroupSet, masks: MaskSet | None, model: nn.Module) -> list[int]:
@@ -174,8 +176,9 @@ def _groups_for(model: nn.Module, input_shape: tuple[int, ...], excluded) -> Gro
 
 def prune_channels(model: nn.Module, strategy, target: str, value: float, *, excluded, batches: Sequence,
                    generator: torch.Generator, masks: MaskSet | None = None,
-                   input_shape: tuple[int, ...] = (), run=None) -> MaskSet:
-    """Prune `model` in place by removing whole channel groups until `target` reaches `value`."""
+                   input_shape: tuple[int, ...] = (), run=None, round_to: int = 1) -> MaskSet:
+    """Prune `model` in place by removing whole channel groups until `target` reaches `value`
+    (with `round_to` > 1, every layer keeping a multiple of it: `shrinkbench.vision.structured.select`)."""
     from shrinkbench.core.macs import count_macs
     from shrinkbench.vision.pruning.layers import prunable_weights
 
@@ -196,7 +199,7 @@ def prune_channels(model: nn.Module, strategy, target: str, value: float, *, exc
     counter = Counter(groups, count_macs(model, input_shape), list(weights))
     order = removal_order(groups, scores.tolist(), strategy.scope, already)
     try:
-        removed = remove_to_target(groups, counter, order, target, value, already)
+        removed = remove_to_target(groups, counter, order, target, value, already, round_to)
     except ConfigError:
         raise
     except Exception as error:  # CompressionError for these scores: this run fails, the sweep goes on
