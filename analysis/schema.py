@@ -99,6 +99,8 @@ UNITS = {
     "nll_c4": "nats/token",
     "nll": "nats/token",
     "sparsity": "fraction",
+    "tie_share": "fraction",
+    "nm_tie_groups": "fraction",
     "prune_seconds": "s",
     "tokens_per_s": "tokens/s",
     "semi_structured_speedup": "ratio",

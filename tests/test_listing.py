@@ -77,7 +77,7 @@ def test_strategies_lists_magnitude_wanda_sparsegpt_with_scopes(capsys):
 
 def test_datasets_lists_the_texts_with_splits_and_sources(capsys):
     rows = listed(capsys, "datasets", "--track", "llm")
-    assert [r["name"] for r in rows] == ["kjv", "wikitext2", "c4"]
+    assert [r["name"] for r in rows] == ["kjv", "wikitext2", "c4", "fortunes"]
     assert "bible-kjv-text" in rows[0]["source"] and "90%" in rows[0]["split_rule"]
     assert main(["datasets"]) == 0
     text = capsys.readouterr().out

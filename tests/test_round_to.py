@@ -165,7 +165,7 @@ def test_suite_round_to_applies_to_channel_runs_and_is_refused_without_them(tmp_
 
 
 def test_the_analysis_names_a_rounded_channel_method_apart():
-    from analysis.naming import training_run_tags
+    from shrinkbench.analysis.naming import training_run_tags
 
     cfg = tiny_config(granularity="channel", strategy="global_l1", model="lenet5_caffe", compression=2.0)
     assert training_run_tags(cfg.to_dict())[0] == "channel"

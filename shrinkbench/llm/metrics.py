@@ -36,15 +36,16 @@ def nll(nll: NLLSum) -> float:
 
 @metric(unit="ppl", higher_is_better=False, kind="accuracy")
 def perplexity_c4(nll: NLLSum) -> float:
-    """SparseGPT's C4 validation perplexity (the wanda and sparsegpt presets' second text): exp(sum
-    of NLL / T) over every window of the first 256 x seq_len tokens of the first 1,100 documents of
+    """SparseGPT's C4 validation perplexity (the wanda and sparsegpt presets' second text):
+    perplexity_c4 = exp(sum of NLL / T) over every window of the first 256 x seq_len tokens of the first 1,100 documents of
     en/c4-validation.00000-of-00008 joined with " " (Frantar & Alistarh 2023, datautils.get_c4)."""
     return math.exp(nll.total / nll.tokens)
 
 
 @metric(unit="nats/token", higher_is_better=False, kind="accuracy")
 def nll_c4(nll: NLLSum) -> float:
-    """Mean NLL per predicted token of the C4 validation windows of `perplexity_c4` (its log)."""
+    """nll_c4 = sum of NLL / T: the mean NLL per predicted token of the C4 validation windows of
+    `perplexity_c4` (its log)."""
     return nll.total / nll.tokens
 
 
