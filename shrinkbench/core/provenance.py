@@ -49,6 +49,27 @@ def device_description(device: torch.device) -> str:
     return f"cpu:{platform.processor() or platform.machine()}"
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name (Linux /proc/cpuinfo's first `model name`), None where unknown."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_capability() -> str | None:
+    """The vector instruction set torch's CPU kernels dispatch to (`AVX512`, `AVX2`, `DEFAULT`):
+    the same run on CPUs that differ in it may differ in the last bits of its numbers."""
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):
+        return None
+
+
 def environment(device: torch.device) -> dict:
     return {
         "code_version": code_version(),
@@ -57,6 +78,8 @@ def environment(device: torch.device) -> dict:
         "threads": torch.get_num_threads(),
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
+        "cpu_model": cpu_model(),
+        "cpu_capability": cpu_capability(),
         "argv": sys.argv[:],
     }
 
