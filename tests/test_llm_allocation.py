@@ -384,3 +384,16 @@ def test_the_one_pass_tie_counts_equal_the_separate_ones_on_quantized_scores():
         keep, tied = top_k_with_ties(scores.reshape(-1), min(k * 5, 60))
         assert tied == tied_top_k(scores, min(k * 5, 60)) and int(keep.sum()) == min(k * 5, 60)
         assert tied_rows_top_k(scores, k, ordered_desc(scores)) == tied_rows_top_k(scores, k)
+
+
+def test_one_answer_to_whether_a_run_draws_calibration_windows():
+    """`runner.calibrates` decides the calibration check, the calibration text's hash and the
+    idle-option refusals: an allocation or a refinement that needs inputs makes even magnitude draw."""
+    from shrinkbench.llm.config import LLMRunConfig
+    from shrinkbench.llm.runner import calibrates
+
+    assert not calibrates(LLMRunConfig(strategy="none"))
+    assert not calibrates(LLMRunConfig(strategy="magnitude"))
+    assert calibrates(LLMRunConfig(strategy="wanda"))
+    assert calibrates(LLMRunConfig(strategy="magnitude", allocation="owl"))
+    assert calibrates(LLMRunConfig(strategy="magnitude", refine="dsnot"))

@@ -145,10 +145,9 @@ def cmd_prune_llm(args) -> int:
     cfg = validate_llm_config(LLMRunConfig.from_dict(raw, "command line"))
     cfg = pin_threads((cfg,), args.threads or torch_threads())[0]  # the count it computes with: its identity
     if args.calib_sequences is not None and not cfg.is_dense:
-        from shrinkbench.llm.runner import calibrates as draws_calibration
-        from shrinkbench.llm.structured.catalog import calibrates
+        from shrinkbench.llm.runner import calibrates
 
-        if not (calibrates(cfg.unit, cfg.strategy) if cfg.structured else draws_calibration(cfg)):
+        if not calibrates(cfg):
             raise ConfigError(f"--calib-sequences: strategy {cfg.strategy} is data-free and draws no calibration "
                               f"windows; leave it out")
     from shrinkbench.core.device import resolve_device

@@ -90,7 +90,7 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
         check_model(where, True, source.kind == "folder", seq_len, cfg.exclude, cfg.nm)
     text = _text(cfg.dataset, cfg.text_root, cfg.download)
     changes["text_sha256"] = text.sha256
-    calibrated = _calibrated(cfg)
+    calibrated = calibrates(cfg)
     changes["calib_sha256"] = _calibration_sha256(cfg, calibrated)
     if cfg.tasks:
         from shrinkbench.llm.tasks import check_tasks
@@ -132,13 +132,18 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
 
 
 def calibrates(cfg: LLMRunConfig) -> bool:
-    """Whether a weight-pruning run draws calibration windows: its strategy, its layer
-    allocation (OWL does, also for magnitude) or its mask refinement (DSnoT) needs inputs."""
+    """Whether a run draws calibration windows: a structured criterion that does
+    (`shrinkbench.llm.structured.catalog.calibrates`), or a weight-pruning run whose strategy,
+    layer allocation (OWL does, also for magnitude) or mask refinement (DSnoT) needs inputs."""
     from shrinkbench.llm.allocation import resolve_allocation
     from shrinkbench.llm.methods import resolve_llm_strategy
 
-    if cfg.is_dense or cfg.structured:
+    if cfg.is_dense:
         return False
+    if cfg.structured:
+        from shrinkbench.llm.structured.catalog import calibrates as criterion_calibrates
+
+        return criterion_calibrates(cfg.unit, cfg.strategy)
     return bool(resolve_llm_strategy(cfg.strategy, cfg.strategy_params).needs_inputs
                 or resolve_allocation(cfg.allocation, cfg.allocation_params).needs_inputs
                 or cfg.refine is not None)
@@ -179,19 +184,6 @@ def text_tokens(text, tokenizer, model_sha: str, tokenizer_sha: str | None, spec
 
     key = tokenizer_sha or model_sha
     return split_ids(text, tokenizer, key, special, "train"), split_ids(text, tokenizer, key, special, "test")
-
-
-def _calibrated(cfg: LLMRunConfig) -> bool:
-    """Whether the run draws calibration windows (a calibrated strategy or structured criterion)."""
-    if cfg.is_dense:
-        return False
-    if cfg.structured:
-        from shrinkbench.llm.structured.catalog import calibrates
-
-        return calibrates(cfg.unit, cfg.strategy)
-    from shrinkbench.llm.methods import resolve_llm_strategy
-
-    return resolve_llm_strategy(cfg.strategy, cfg.strategy_params).needs_inputs
 
 
 def _calibration_sha256(cfg: LLMRunConfig, calibrated: bool) -> str | None:
@@ -534,7 +526,6 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
                 from shrinkbench.llm.allocation import resolve_allocation
                 from shrinkbench.llm.methods import TieLedger
 
-                strategy = resolve_llm_strategy(cfg.strategy, cfg.strategy_params)
                 allocation = resolve_allocation(cfg.allocation, cfg.allocation_params)
                 ledger = TieLedger(generator(cfg.seed, "ties") if cfg.ties == "seeded" else None)
                 batches, refine = None, None

@@ -121,17 +121,13 @@ def load_llm_suite(data: dict[str, Any], where: str, path, added: list[str] | No
 
 def _refuse_idle_run_settings(run: dict, configs, where: str) -> None:
     """[run] settings that no run of the suite would use: a one-line ConfigError."""
-    from shrinkbench.llm.methods import resolve_llm_strategy
-
     tuning = [k for k in run if k in ("finetune_lr", "finetune_batch", "finetune_method") or k.startswith("lora_")]
     if tuning and not run.get("finetune_steps"):
         raise ConfigError(f"{where}: [run] {tuning[0]} sets the recovery fine-tune; set finetune_steps too, or "
                           f"leave it out")
-    from shrinkbench.llm.runner import calibrates as draws_calibration
-    from shrinkbench.llm.structured.catalog import calibrates
+    from shrinkbench.llm.runner import calibrates
 
-    calibrated = any(calibrates(c.unit, c.strategy) if c.structured else draws_calibration(c)
-                     for c in configs if not c.is_dense)
+    calibrated = any(calibrates(c) for c in configs)
     for key in ("calib_sequences", "calib_batch"):
         if key in run and not calibrated:
             raise ConfigError(f"{where}: [run] {key}: no strategy of this suite is calibrated (all are data-free), "
