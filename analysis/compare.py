@@ -39,7 +39,7 @@ from shrinkbench.analysis.options import AnalysisOptions
 from shrinkbench.analysis.resample import MIN_BOOTSTRAP_UNITS
 from shrinkbench.analysis.runs import setting_label, settings
 from shrinkbench.analysis.schema import DENSE_STRATEGY
-from shrinkbench.analysis.units import ONLY_THESE_WEIGHTS, UNIT, generalizes, replication_of, with_units
+from shrinkbench.analysis.units import ONLY_THESE_WEIGHTS, UNIT, generalizes, replication_of, seed_free, with_units
 
 
 class SettingIndex:
@@ -52,6 +52,7 @@ class SettingIndex:
         self.values: dict[tuple, dict] = {}
         for (strategy, compression, unit), value in zip(values.index, values.to_numpy()):
             self.values.setdefault((strategy, compression), {})[unit] = float(value)
+        self.seed_free = {key: seed_free(group) for key, group in sub.groupby(point)}
         columns = list(CONFOUNDERS) + ["base_id"]
         sets = sub.groupby(point)[columns].agg(lambda s: set(s.tolist()))
         self.confounders = {key: row.to_dict() for key, row in sets.iterrows()}
@@ -66,11 +67,14 @@ def _comparison_rows(index: SettingIndex, method: str, baseline: str, options: A
     for compression in sorted(index.compressions(method) & index.compressions(baseline)):
         a, b = (method, compression), (baseline, compression)
         notes = confounder_warnings(index.confounders[a], index.confounders[b], method, baseline)
-        stats = compare_values(index.values[a], index.values[b], options)
+        stats = compare_values(index.values[a], index.values[b], options, (index.seed_free[a], index.seed_free[b]))
         unpaired = stats["n_method"] + stats["n_baseline"] - 2 * stats["n_pairs"]
         if stats["n_pairs"] and unpaired:
             notes.append(f"{unpaired} unit(s) without a partner left out of the paired test")
-        if min(stats["n_method"], stats["n_baseline"]) < 3:
+        constant = [name for name, flag in ((method, index.seed_free[a]), (baseline, index.seed_free[b])) if flag]
+        if constant:
+            notes.append(f"{' and '.join(constant)}: one run the seed cannot change (data-free), a constant")
+        elif min(stats["n_method"], stats["n_baseline"]) < 3:
             notes.append(f"n < 3 ({method} {stats['n_method']}, {baseline} {stats['n_baseline']})")
         rows.append({"compression": compression, "method": method, "baseline": baseline, **stats,
                      "replication": index.replication, "warnings": "; ".join(notes)})

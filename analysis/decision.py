@@ -27,6 +27,7 @@ shown for reference only; `sim_low`/`sim_high` is the interval that decided.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Mapping
 
@@ -35,7 +36,7 @@ import pandas as pd
 
 from shrinkbench.analysis.options import AnalysisOptions
 from shrinkbench.analysis.power import minimum_detectable_effect
-from shrinkbench.analysis.stats import (TestResult, cohens_d_av, cohens_dz, paired_t,
+from shrinkbench.analysis.stats import (TestResult, cohens_d_av, cohens_dz, exact_difference, one_sample_t, paired_t,
                                         share_better, t_quantile, tost_p_value, welch_t)
 from shrinkbench.analysis.units import BASE_MODELS, ONLY_THESE_WEIGHTS, generalizes
 
@@ -49,16 +50,35 @@ CONFOUNDERS = {
 }
 
 
-def compare_values(a: Mapping | pd.Series, b: Mapping | pd.Series, options: AnalysisOptions) -> dict:
+def compare_values(a: Mapping | pd.Series, b: Mapping | pd.Series, options: AnalysisOptions,
+                   seed_free: tuple[bool, bool] = (False, False)) -> dict:
     """Statistics (before multiplicity adjustment) of method values `a` against baseline
     values `b`, each keyed by unit. Paired on the shared units when there are at least 2,
-    Welch on all values otherwise. `difference` = mean(a) - mean(b) in the metric's unit."""
+    Welch on all values otherwise. `difference` = mean(a) - mean(b) in the metric's unit.
+
+    `seed_free` says which side is ONE value that no seed changes (a data-free language-model
+    method, `record["seed_free"]`): it is a constant, not a sample of one, so the other side's
+    units are tested against it (one-sample t, `stats.one_sample_t`), and two such values
+    differ exactly (`stats.exact_difference`: a zero-width interval)."""
     a = dict(a.items()) if isinstance(a, pd.Series) else dict(a)
     b = dict(b.items()) if isinstance(b, pd.Series) else dict(b)
     shared = [key for key in a if key in b]
-    paired = len(shared) >= 2
+    constant_a, constant_b = (flag and len(side) == 1 for flag, side in zip(seed_free, (a, b)))
+    paired = len(shared) >= 2 and not (constant_a or constant_b)
     all_a, all_b = np.fromiter(a.values(), float, len(a)), np.fromiter(b.values(), float, len(b))
-    if paired:
+    if constant_a or constant_b:
+        va, vb = all_a, all_b
+        if constant_a and constant_b:
+            result = exact_difference(float(all_a[0]), float(all_b[0]), options.confidence)
+        elif constant_b:
+            result = one_sample_t(all_a, float(all_b[0]), options.confidence)
+        else:  # a - b = -(b - a)
+            flipped = one_sample_t(all_b, float(all_a[0]), options.confidence)
+            result = dataclasses.replace(flipped, n_a=1, n_b=flipped.n_a, difference=-flipped.difference,
+                                         statistic=-flipped.statistic, ci_low=-flipped.ci_high,
+                                         ci_high=-flipped.ci_low)
+        effect, kind = math.nan, "none (a seed-free value)"
+    elif paired:
         va, vb = np.array([a[k] for k in shared], float), np.array([b[k] for k in shared], float)
         result: TestResult = paired_t(va, vb, options.confidence)
         effect, kind = cohens_dz(va, vb), "d_z"
@@ -97,6 +117,8 @@ def decide(low: float, high: float, rope: float, higher_is_better: bool = True) 
 
 def simultaneous_interval(difference, se, df, alpha: float, m: int) -> tuple[float, float]:
     """Bonferroni simultaneous interval of one of m comparisons: d ± t_{1-α/(2m), df} se."""
+    if se == 0.0 and math.isfinite(difference) and df == math.inf:  # an exact difference (`stats.exact_difference`)
+        return difference, difference
     if not (math.isfinite(se) and math.isfinite(df)) or df <= 0:
         return math.nan, math.nan
     half = float(t_quantile(1.0 - alpha / max(m, 1), df)) * se

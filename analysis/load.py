@@ -25,7 +25,7 @@ ROW_STAGES = STAGES + ("none",)
 """Stages a tidy row may carry: `none` is the stage of the single row of a failed run."""
 
 STATUSES = ("ok", "failed")
-INT_COLUMNS = ("base_seed", "seed", "prune_steps")
+INT_COLUMNS = ("base_seed", "seed", "prune_steps", "seed_free")
 FLOAT_COLUMNS = ("compression", "budget_epochs", "finetune_epochs", "finetune_lr", "value")
 DEFAULTS = {
     "status": "ok",
@@ -35,6 +35,7 @@ DEFAULTS = {
     "when": "after_training",
     "control": "none",
     "schedule": "one_shot",
+    "seed_free": 0,
     "base_id": "",
     "prune_steps": 1,
     "finetune_epochs": 0.0,

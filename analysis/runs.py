@@ -3,7 +3,7 @@
 `run_table` picks the response (metric, stage, split) and the structural x-axis metrics of
 every successful run and adds `delta`: the run's response minus that of the dense run
 (strategy "none", compression 1) with the same model, dataset, base seed, run seed and
-fine-tuning budget, and the run's `unit` of replication (`shrinkbench.analysis.units`: the
+fine-tuning budget (a dense run whose record says `seed_free` serves every run seed), and the run's `unit` of replication (`shrinkbench.analysis.units`: the
 base model where a setting has several, else the run seed of its one base model).
 Operating points are grouped by the TARGET compression; x positions use the measured
 metric (`compression_ratio`, `theoretical_speedup`, latency), averaged over units.
@@ -62,6 +62,13 @@ def _attach_dense(runs: pd.DataFrame) -> pd.DataFrame:
         short = SETTING + RUN_PAIR
         unique = dense[short + ["y"]].drop_duplicates(short, keep=False).rename(columns={"y": "_dense"})
         fill = runs.loc[missing, short].merge(unique, on=short, how="left")["_dense"].to_numpy()
+        runs.loc[missing, "dense_y"] = fill
+    missing = runs["dense_y"].isna()
+    constant = dense[dense["seed_free"] == 1] if "seed_free" in dense.columns else dense.iloc[:0]
+    if missing.any() and len(constant):  # one dense run the seed cannot change serves every run seed
+        some = SETTING + ["base_seed"]
+        unique = constant[some + ["y"]].drop_duplicates(some, keep=False).rename(columns={"y": "_dense"})
+        fill = runs.loc[missing, some].merge(unique, on=some, how="left")["_dense"].to_numpy()
         runs.loc[missing, "dense_y"] = fill
     runs["delta"] = runs["y"] - runs["dense_y"]
     return runs

@@ -18,7 +18,8 @@ Record (JSON object, `schema` = RECORD_SCHEMA)::
                    "metric": "<registered name>", "value": <float>}, ...],
       "epochs": [{"step": .., "epoch": .., "train_loss": .., "val_top1": .., "lr": .., "seconds": ..}, ...],
       "provenance": {"code_version": .., "versions": {..}, "device": .., "threads": ..,
-                     "hostname": .., "started_at": .., "finished_at": .., "seconds": ..}
+                     "hostname": .., "started_at": .., "finished_at": .., "seconds": ..},
+      "seed_free": true | false   (language-model runs: the seed changes none of its numbers)
     }
 
 Tidy columns: `IDENTITY_COLUMNS` describe the run, `CONFOUNDER_COLUMNS` are settings that
@@ -55,6 +56,7 @@ IDENTITY_COLUMNS = (
     "when",
     "control",
     "schedule",
+    "seed_free",
 )
 CONFOUNDER_COLUMNS = (
     "base_id",
@@ -198,6 +200,7 @@ def record_identity(record: dict[str, Any]) -> dict[str, Any]:
         "when": str(config.get("when") or "after_training"),
         "control": str(config.get("control") or "none"),
         "schedule": schedule_label(config),
+        "seed_free": int(bool(record.get("seed_free", False))),
         "compression": float(config["compression"]),
         "base_seed": int(base.get("seed", 0)),
         "seed": int(config.get("seed", 0)),

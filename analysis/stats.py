@@ -84,6 +84,8 @@ class TestResult:
 
 PAIRED = "paired t"
 WELCH = "Welch t"
+AGAINST_CONSTANT = "one-sample t (against a seed-free value)"
+EXACT = "exact (both seed-free)"
 
 
 def _t_result(test, n_a, n_b, diff, se, df, confidence) -> TestResult:
@@ -114,6 +116,28 @@ def paired_t(a, b, confidence: float = 0.95) -> TestResult:
                      confidence)
 
 
+def one_sample_t(a, constant: float, confidence: float = 0.95) -> TestResult:
+    """One-sample t-test of `a` against a known constant (a method whose seeds all give one
+    number, `seed_free`: its single value has no sampling variance): `d = mean(a) - c`,
+    `se = s_a / sqrt(n)`, `df = n - 1` (scipy.stats.ttest_1samp). `n_b` is 1."""
+    a = _clean(a)
+    n = a.size
+    diff = float(a.mean() - constant) if n and math.isfinite(constant) else math.nan
+    if n < 2:
+        return _t_result(AGAINST_CONSTANT, n, 1, diff, math.nan, math.nan, confidence)
+    return _t_result(AGAINST_CONSTANT, n, 1, diff, float(a.std(ddof=1) / math.sqrt(n)), n - 1.0, confidence)
+
+
+def exact_difference(a: float, b: float, confidence: float = 0.95) -> TestResult:
+    """Two seed-free values: their difference is exact (no sampling variance on either side),
+    `se = 0`, the interval is the point itself and `p` is 0 unless they are equal."""
+    diff = float(a - b)
+    if not math.isfinite(diff):
+        return TestResult(EXACT, 1, 1, diff, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, confidence)
+    stat = math.copysign(math.inf, diff) if diff != 0 else math.nan
+    return TestResult(EXACT, 1, 1, diff, 0.0, math.inf, stat, 0.0 if diff != 0 else 1.0, diff, diff, confidence)
+
+
 def welch_df(var_a, n_a, var_b, n_b):
     """Welch-Satterthwaite degrees of freedom:
     `(v_a/n_a + v_b/n_b)^2 / ((v_a/n_a)^2/(n_a-1) + (v_b/n_b)^2/(n_b-1))`."""
@@ -140,6 +164,8 @@ def tost_p_value(result: TestResult, margin: float) -> float:
     `p = max(P(T_df >= (d + margin)/se), P(T_df <= (d - margin)/se))`. Equivalence at
     level α holds exactly when the (1 - 2α) interval lies inside (-margin, +margin)."""
     d, se, df = result.difference, result.se, result.df
+    if se == 0.0 and result.test == EXACT and math.isfinite(d) and margin > 0:
+        return 0.0 if abs(d) < margin else 1.0
     if not (math.isfinite(se) and math.isfinite(df)) or margin <= 0:
         return math.nan if not math.isfinite(se) else 1.0
     if se == 0.0:

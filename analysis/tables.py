@@ -24,7 +24,7 @@ from shrinkbench.analysis.options import AnalysisOptions
 from shrinkbench.analysis.render import Table, fmt, latex_escape, mean_std_n
 from shrinkbench.analysis.runs import SETTING, setting_label, settings, summarize
 from shrinkbench.analysis.schema import DENSE_STRATEGY
-from shrinkbench.analysis.units import replication_of, unit_values, with_units
+from shrinkbench.analysis.units import replication_of, seed_free, unit_values, with_units
 
 TABLE_COLUMNS = SETTING + ["strategy", "compression", "n", "mean", "std", "low", "high", "delta_n", "delta_mean",
                            "delta_std", "params_reduction", "macs_reduction", "best", "best_q", "family", "budget"]
@@ -42,10 +42,13 @@ def best_vs_rest_rows(sub: pd.DataFrame, summary: pd.DataFrame, options: Analysi
             continue
         best = points.loc[(sign * points["mean"]).idxmax(), "strategy"]
         at = sub[sub["compression"] == compression]
-        best_values = unit_values(at[at["strategy"] == best])
+        best_runs = at[at["strategy"] == best]
+        best_values = unit_values(best_runs)
         for other in points["strategy"]:
             if other != best:
-                stats = compare_values(best_values, unit_values(at[at["strategy"] == other]), options)
+                other_runs = at[at["strategy"] == other]
+                stats = compare_values(best_values, unit_values(other_runs), options,
+                                       (seed_free(best_runs), seed_free(other_runs)))
                 rows.append({"compression": compression, "method": best, "baseline": other, **stats,
                              "replication": replication_of(at)})
     return adjust_family(pd.DataFrame(rows), options) if rows else pd.DataFrame()

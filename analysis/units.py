@@ -65,6 +65,13 @@ def unit_values(group: pd.DataFrame, column: str = "y") -> pd.Series:
     return group.groupby("unit")[column].mean()
 
 
+def seed_free(group: pd.DataFrame) -> bool:
+    """Whether the runs of one operating point are ONE value no seed changes (every record says
+    `seed_free`, and there is one unit): `decision.compare_values` then treats it as a constant."""
+    return "seed_free" in group.columns and len(group) > 0 and bool((group["seed_free"] == 1).all()) \
+        and group["unit"].nunique() == 1
+
+
 def unit_means(runs: pd.DataFrame, keys: list[str], columns: list[str]) -> pd.DataFrame:
     """One row per `keys` x unit with the means of `columns` and `runs` (how many runs)."""
     present = [c for c in columns if c in runs.columns]

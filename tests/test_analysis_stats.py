@@ -245,3 +245,34 @@ def test_a_family_is_decided_from_its_bonferroni_intervals_against_scipy():
         assert (r.p_deciding < 0.05) == (r.decision != "inconclusive")
         assert r.mde_alpha == pytest.approx(0.05 / m)
     assert set(out["decision"]) >= {"better", "worse"}
+
+
+def test_a_seed_free_side_is_a_constant_tested_one_sample_against_scipy():
+    import pandas as pd
+
+    options = AnalysisOptions(metric="perplexity", rope=0.5)  # lower is better
+    method = {0: 10.2, 1: 11.0, 2: 10.6}
+    constant = {0: 12.0}
+    stats_ = compare_values(method, constant, options, (False, True))
+    ref = stats.ttest_1samp(list(method.values()), 12.0)
+    assert stats_["test"].startswith("one-sample t") and stats_["df"] == 2
+    assert stats_["p_value"] == pytest.approx(ref.pvalue) and stats_["statistic"] == pytest.approx(ref.statistic)
+    assert stats_["difference"] == pytest.approx(np.mean(list(method.values())) - 12.0)
+    low, high = ref.confidence_interval(0.95)
+    assert (stats_["ci_low"], stats_["ci_high"]) == pytest.approx((low - 12.0, high - 12.0))
+    flipped = compare_values(constant, method, options, (True, False))  # the other way round: negated
+    assert flipped["difference"] == pytest.approx(-stats_["difference"])
+    assert (flipped["ci_low"], flipped["ci_high"]) == pytest.approx((-stats_["ci_high"], -stats_["ci_low"]))
+    assert flipped["p_value"] == pytest.approx(stats_["p_value"])
+    # without the flag a single value is a sample of one: no test at all
+    assert math.isnan(compare_values(method, constant, options)["p_value"])
+    # two seed-free values differ exactly: a zero-width interval decides
+    exact = compare_values({0: 12.0}, {0: 14.0}, options, (True, True))
+    assert exact["se"] == 0.0 and exact["difference"] == -2.0
+    out = adjust_family(pd.DataFrame([exact, compare_values({0: 12.0}, {0: 12.2}, options, (True, True)), stats_]),
+                        options, family="f")
+    assert list(out["decision"][:2]) == ["better", "equivalent"]
+    assert (out["sim_low"][0], out["sim_high"][0]) == (-2.0, -2.0)
+    half = stats.t.ppf(1 - 0.05 / (2 * 3), 2) * stats_["se"]
+    assert (out["sim_low"][2], out["sim_high"][2]) == pytest.approx((stats_["difference"] - half,
+                                                                      stats_["difference"] + half))

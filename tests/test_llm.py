@@ -245,8 +245,37 @@ def test_a_run_is_deterministic_and_its_seed_draws_the_calibration(tiny, tmp_pat
     assert first["dense"]["metrics"]["perplexity"] == dense_values["perplexity"] != m[("post", "perplexity")]
     assert first["dense"]["windows_nll"]["post"] == dense["windows_nll"]["post"] and "dense" not in dense
     assert first["text"]["predicted_tokens"] == 4 * 15 and first["text"]["seq_len"] == 16
+    assert execute(cfg.replace(seed=1), store)["dense"]["run_id"] == dense["run_id"]  # one dense reference for all seeds
     assert first["config"]["compression"] == 2.0 and first["config"]["track"] == "llm"
     assert LLMRunConfig.from_dict(first["config"]).run_id == cfg.run_id
+
+
+def test_a_run_the_seed_cannot_change_is_one_run_whatever_the_seed(tiny, tmp_path):
+    from shrinkbench.core.store import Store
+    from shrinkbench.llm.runner import execute, seed_free
+
+    free = [_cfg(tiny, strategy="magnitude", seed=s) for s in (0, 3)] + [_cfg(tiny, strategy="none", sparsity=0.0, seed=2)]
+    assert all(seed_free(c) and c.seed == 0 for c in free) and free[0].run_id == free[1].run_id
+    seeded = [_cfg(tiny, strategy="wanda", seed=3), _cfg(tiny, strategy="magnitude", seed=3, ties="seeded"),
+              _cfg(tiny, strategy="magnitude", seed=3, finetune_steps=1),
+              _cfg(tiny, strategy="magnitude", seed=3, allocation="owl")]  # OWL reads inputs
+    assert not any(seed_free(c) for c in seeded) and all(c.seed == 3 for c in seeded)
+    store = Store(tmp_path / "store")
+    record = execute(free[0], store)
+    assert record["seed_free"] is True and execute(seeded[0], store)["seed_free"] is False
+    values = lambda r: [m["value"] for m in r["metrics"] if m["metric"] == "perplexity"]  # noqa: E731
+    other = execute(free[0].replace(seed=5), store)  # forced past validation: the seed really changes nothing
+    assert values(other) == values(record) and other["windows_nll"] == record["windows_nll"]
+
+
+def test_prune_llm_says_when_the_seed_changes_nothing(tiny, tmp_path):
+    done = _cli("prune-llm", "--model", str(tiny / "model"), "--text", f"file:{tiny / 'text.txt'}", "--seq-len", "16",
+                "--eval-windows", "4", "--strategy", "magnitude", "--seed", "4", "--store", str(tmp_path / "s"),
+                env_cache=tmp_path / "cache")
+    assert done.returncode == 0, done.stderr
+    assert "--seed 4 changes none of this run's numbers" in done.stderr
+    (record,) = [json.loads(p.read_text()) for p in (tmp_path / "s" / "runs").glob("*.json")]
+    assert record["config"]["seed"] == 0 and record["seed_free"] is True
 
 
 def test_the_identity_holds_what_decides_the_numbers(tiny):
@@ -335,8 +364,13 @@ throughput_repeats = 1
     done = _cli("run", str(suite), "--store", str(store), "--quiet", env_cache=tmp_path / "cache")
     assert done.returncode == 0, done.stderr
     said = " ".join(done.stderr.split())  # the design line is wrapped for a terminal
-    assert "21 runs" in said and "holds for that model's weights only" in said
-    assert len(list((store / "runs").glob("*.json"))) == 21
+    # dense and magnitude are seed-free: one run each, not one per seed (3 + 2x3x2 = 15, not 21)
+    assert "15 runs" in said and "holds for that model's weights only" in said
+    assert "3 runs the seed cannot change" in said
+    records = [json.loads(p.read_text()) for p in (store / "runs").glob("*.json")]
+    assert len(records) == 15
+    free = sorted((r["config"]["strategy"], r["config"]["seed"]) for r in records if r["seed_free"])
+    assert free == [("magnitude", 0), ("magnitude", 0), ("none", 0)]
     report = _cli("compare", "--store", str(store), "--metric", "perplexity", "--method", "sparsegpt [block]")
     assert report.returncode == 0, report.stderr
     assert "magnitude [layer]" in report.stdout and "perplexity" in report.stdout
@@ -404,3 +438,20 @@ def test_kjv_is_read_whole_and_split_by_verse_order():
     assert text.test.endswith("The grace of our Lord Jesus Christ be with you all. Amen.")
     assert len(text.test.splitlines()) == 3110 and len(text.train.splitlines()) == 27992
     assert read_text("kjv").sha256 == text.sha256
+
+
+def test_a_suite_strategy_may_run_at_some_of_the_patterns_only(tiny):
+    from shrinkbench.llm.suite import load_llm_suite
+
+    sweep = {"models": [str(tiny / "model")], "datasets": [f"file:{tiny / 'text.txt'}"], "seeds": [0, 1],
+             "sparsities": [0.5], "patterns": ["unstructured", "2:4"],
+             "strategies": ["wanda", {"name": "wanda", "allocation": "owl", "patterns": ["unstructured"]}]}
+    run = {"seq_len": 16, "calib_sequences": 8, "eval_windows": 4}
+    suite = load_llm_suite({"track": "llm", "sweep": sweep, "run": run}, "s.toml", Path("s.toml"))
+    kinds = sorted((c.strategy, c.allocation, c.pattern, c.seed) for c in suite.configs)
+    assert kinds == [("none", "uniform", "unstructured", 0)] + sorted(  # OWL at unstructured only; one dense run
+        ("wanda", a, p, seed) for seed in (0, 1) for a, p in (("uniform", "unstructured"), ("uniform", "2:4"),
+                                                              ("owl", "unstructured")))
+    sweep["strategies"][1]["patterns"] = ["4:8"]
+    with pytest.raises(ConfigError, match="pattern '4:8' is not one of the sweep's patterns"):
+        load_llm_suite({"track": "llm", "sweep": sweep, "run": run}, "s.toml", Path("s.toml"))

@@ -143,6 +143,9 @@ def cmd_prune_llm(args) -> int:
         raw["refine_params"] = parse_assignments(args.refine_param).to_dict()
     refuse_idle_options(args)
     cfg = validate_llm_config(LLMRunConfig.from_dict(raw, "command line"))
+    if cfg.seed != args.seed:  # `seed_free`: one run whatever the seed
+        print(f"note: --seed {args.seed} changes none of this run's numbers (no calibration draw, ties by index, no "
+              f"fine-tune), so it is the one run of seed {cfg.seed}", file=sys.stderr)
     cfg = pin_threads((cfg,), args.threads or torch_threads())[0]  # the count it computes with: its identity
     if args.calib_sequences is not None and not cfg.is_dense:
         from shrinkbench.llm.runner import calibrates

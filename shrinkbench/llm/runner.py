@@ -128,7 +128,21 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
         from shrinkbench.llm.lora import check_targets
 
         check_targets(cfg.lora_targets, _layer_names(cfg, source, changes["model_sha256"])[1], cfg.model)
-    return cfg.replace(**changes)
+    validated = cfg.replace(**changes)
+    return validated.replace(seed=0) if seed_free(validated) else validated
+
+
+def seed_free(cfg: LLMRunConfig) -> bool:
+    """Whether the run seed changes none of the run's numbers: the dense model, or weight pruning
+    that draws no calibration windows (a data-free strategy and allocation, no refinement: not
+    `calibrates`), breaks ties by index and has no recovery fine-tune. Such a run is one run
+    whatever the seed: validation gives it seed 0, so every seed names one run id (a sweep's seed
+    list runs it once) and its record says `seed_free` (the analysis then has ONE unit of it, a
+    constant, not a replicate). Structured runs are not seed-free (the `random` criterion and the
+    latency inputs draw from the seed)."""
+    if cfg.is_dense:
+        return True
+    return not cfg.structured and not calibrates(cfg) and cfg.ties != "seeded" and not cfg.finetune_steps
 
 
 def calibrates(cfg: LLMRunConfig) -> bool:
@@ -247,8 +261,10 @@ def language_metrics(stage: str, nlls: list[float], seq_len: int, suffix: str = 
 
 # ------------------------------------------------------------------------- the dense reference
 def dense_config(cfg: LLMRunConfig) -> LLMRunConfig:
-    """The dense run of `cfg`'s model, text and protocol (strategy `none`)."""
-    return cfg.replace(strategy="none", sparsity=None, pattern="unstructured", scope=None, strategy_params=Params(),
+    """The dense run of `cfg`'s model, text and protocol (strategy `none`, seed 0: no seed changes
+    a dense model's numbers, so one dense reference serves every seed)."""
+    return cfg.replace(strategy="none", seed=0, sparsity=None, pattern="unstructured", scope=None,
+                       strategy_params=Params(),
                        strategy_label=None, strategy_sha256=None, unit="weight", save_to=None, finetune_steps=0,
                        finetune_method="full", allocation="uniform", allocation_params=Params(),
                        allocation_sha256=None, ties="low_index", refine=None, refine_params=Params(), tasks=(),
@@ -455,7 +471,8 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
     say = progress or (lambda text: None)
     source_info = checked_strategy_source(cfg)
     record: dict[str, Any] = {"schema": RECORD_SCHEMA, "run_id": cfg.run_id, "status": "ok", "error": None,
-                              "config": cfg.to_dict(), **cfg.record_names(), "metrics": [], "epochs": [], "budget": {"epochs": 0.0}}
+                              "config": cfg.to_dict(), **cfg.record_names(), "seed_free": seed_free(cfg), "metrics": [], "epochs": [],
+                              "budget": {"epochs": 0.0}}
     notes: list[str] = []
     from shrinkbench.llm.placement import check_dtype, evaluation_placement, offloads
 

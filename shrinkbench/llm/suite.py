@@ -11,6 +11,8 @@
                                         # `shrinkbench.llm.structured`; sparsity = fraction of units removed)
                                         # refine: dsnot (a mask refinement after the strategy's mask,
                                         # `shrinkbench.llm.refine`): {name = "wanda", refine = "dsnot"}
+                                        # patterns: the sweep's patterns this strategy runs at (default
+                                        # all): {name = "wanda", allocation = "owl", patterns = ["unstructured"]}
     sparsities = [0.5]                  # unstructured targets, each in (0, 1)
     patterns = ["unstructured", "2:4"]  # "unstructured" runs at every sparsity; N:M once each
     seeds = [0, 1, 2]                   # run seeds: the calibration draws
@@ -24,8 +26,11 @@ without a calibrated strategy, fine-tune settings without finetune_steps). A str
 applies to its unstructured runs; under N:M every row keeps N of every M whatever the scope,
 so those runs use the strategy's default scope (one run, not one per scope).
 
-Every (model, text, seed) also gets the dense run (strategy `none`) its pruned runs are
-compared with. A pretrained model is one set of starting weights: the suite's verdicts hold
+Every (model, text) also gets the dense run (strategy `none`) its pruned runs are compared
+with. A run the seed cannot change (`shrinkbench.llm.runner.seed_free`: the dense model, a
+data-free method without seeded tie-breaking or fine-tune) runs ONCE, as seed 0, whatever the
+seed list: its seeds would repeat one number, and the analysis treats it as one value, not as
+replicates (`Suite.design` says how many runs this saved). A pretrained model is one set of starting weights: the suite's verdicts hold
 for that model only, with the calibration seeds as replicates (`Suite.design` says so).
 """
 from __future__ import annotations
@@ -40,7 +45,7 @@ SWEEP_LISTS = {"models": str, "datasets": str, "strategies": (str, dict), "spars
                "patterns": str, "seeds": int, "calib_texts": str}
 REQUIRED = ("models", "datasets", "strategies", "seeds")
 STRATEGY_KEYS = ("name", "params", "label", "scope", "unit", "allocation", "allocation_params", "ties", "refine",
-                 "refine_params")
+                 "refine_params", "patterns")
 TOP_LEVEL = ("name", "description", "track", "sweep", "run")
 SET_BY_SWEEP = {"model": "models", "dataset": "datasets", "strategy": "strategies", "sparsity": "sparsities",
                 "pattern": "patterns", "seed": "seeds", "scope": "strategies (a table with a scope)",
@@ -58,7 +63,7 @@ FILLED_IN = ("model_sha256", "tokenizer_sha256", "text_sha256", "strategy_sha256
 
 
 def load_llm_suite(data: dict[str, Any], where: str, path, added: list[str] | None = None):
-    from shrinkbench.llm.runner import validate_llm_config
+    from shrinkbench.llm.runner import seed_free, validate_llm_config
     from shrinkbench.core.suite import Suite
 
     unknown = sorted(set(data) - set(TOP_LEVEL))
@@ -83,6 +88,11 @@ def load_llm_suite(data: dict[str, Any], where: str, path, added: list[str] | No
             lists[key] = value
     strategies = [_entry(s, where) for s in lists["strategies"]] + [{"name": a} for a in added or []]
     patterns = lists.get("patterns", ["unstructured"])
+    for entry in strategies:
+        stray = [p for p in entry.get("patterns", []) if p not in patterns]
+        if stray:
+            raise ConfigError(f"{where}: [sweep] strategies: {entry['name']}'s pattern {stray[0]!r} is not one of the "
+                              f"sweep's patterns ({', '.join(patterns)})")
     if "unstructured" in patterns and "sparsities" not in lists:
         raise ConfigError(f"{where}: [sweep] pattern unstructured needs sparsities")
     run = data.get("run", {})
@@ -96,12 +106,15 @@ def load_llm_suite(data: dict[str, Any], where: str, path, added: list[str] | No
             raise ConfigError(f"{where}: [run] {key} is computed from the files, not set")
     operating = [(p, s) for p in patterns for s in (lists.get("sparsities", []) if p == "unstructured" else [None])]
     configs: dict[str, LLMRunConfig] = {}
+    once: set[str] = set()  # run ids of the seed-free runs
     for model, text, seed, calib in itertools.product(lists["models"], lists["datasets"], lists["seeds"],
                                                       lists.get("calib_texts", [None])):
         common = {**run, "model": model, "dataset": text, "seed": seed,
                   **({"calib_text": calib} if calib is not None else {})}
         raw = [{**{k: v for k, v in common.items() if k != "ties"}, "strategy": DENSE, "sparsity": 0.0}]
         for entry, (pattern, sparsity) in itertools.product(strategies, operating):
+            if pattern not in entry.get("patterns", patterns):
+                continue
             item = {**common, "strategy": entry["name"], "pattern": pattern,
                     "sparsity": sparsity,  # None under N:M: the pattern sets it
                     "strategy_params": entry.get("params", {}), "strategy_label": entry.get("label")}
@@ -111,10 +124,15 @@ def load_llm_suite(data: dict[str, Any], where: str, path, added: list[str] | No
             raw.append(item)
         for item in raw:
             cfg = validate_llm_config(LLMRunConfig.from_dict(item, where))
+            if seed_free(cfg):
+                once.add(cfg.run_id)
             configs.setdefault(cfg.run_id, cfg)
     _refuse_idle_run_settings(run, configs.values(), where)
     design = (f"seeds: {len(lists['seeds'])} run seeds (calibration draws) on each pretrained model: every verdict "
               f"holds for that model's weights only (one base model); the calibration draws are the replicates")
+    if once and len(lists["seeds"]) > 1:
+        design += (f"; {len(once)} runs the seed cannot change (dense, data-free methods) run once as seed 0, not "
+                   f"{len(lists['seeds'])} times: each is one value, not replicates")
     return Suite(str(data.get("name", path.stem)), where, str(data.get("description", "")),
                  tuple(configs.values()), {}, design)
 
