@@ -22,7 +22,7 @@ CRITERION_COLORS = {
     "grasp": "#E69F00", "synflow": "#56B4E9", "lamp": "#8C564B",
     "l1": "#A6761D", "l2": "#3F9FD9", "fpgm": "#CC79A7", "bn_scale": "#BCBD22", "taylor": "#E7298A",
 }
-NAMED_COLORS = {"snip": "#F0C300", "random_channels": "#7F7F7F", "wanda": "#17BECF", "sparsegpt": "#9467BD",
+NAMED_COLORS = {"snip": "#F0C300", "random_channels": "#7F7F7F", "wanda": "#17BECF", "sparsegpt": "#9467BD", "ria": "#E41A1C",
                 "magnitude": "#0072B2", "none": DENSE_COLOR}
 """Methods whose name is not scope_criterion."""
 SPARE_COLORS = ("#1F77B4", "#2CA02C", "#FF7F0E", "#E377C2", "#8C8C00", "#00A087", "#A65628", "#4DAF4A",

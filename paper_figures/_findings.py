@@ -32,8 +32,9 @@ def join(items) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
 
 
-def x_text(value: float, unit: str = "×") -> str:
-    return f"{value:.3g}{unit}"
+def x_text(value: float | str, unit: str = "×") -> str:
+    """`4×` for a number; a named operating point (`2:4`, `70%`) as it is."""
+    return f"{value}{unit}" if isinstance(value, str) else f"{value:.3g}{unit}"
 
 
 def evidence(row, x_column: str = "compression", unit: str = "×") -> str:
@@ -82,7 +83,10 @@ def level_evidence(row, what: str) -> str:
 
 def family_text(rows: pd.DataFrame) -> str:
     """`12 tests, simultaneous intervals` for the family of a claim's rows."""
-    return f"{int(rows['family_size'].iloc[0])} tests, simultaneous intervals" if len(rows) else "no tests"
+    if not len(rows):
+        return "no tests"
+    m = int(rows["family_size"].iloc[0])
+    return f"{m} test{'s' if m != 1 else ''}, simultaneous intervals"
 
 
 def verdict(rows: pd.DataFrame, expected: int, any_direction: bool = True) -> str:

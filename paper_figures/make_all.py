@@ -32,6 +32,7 @@ import run_prune_at_init  # noqa: E402
 import run_sparse_vs_dense  # noqa: E402
 import run_starting_weights  # noqa: E402
 import run_llm  # noqa: E402
+import run_llm_baselines  # noqa: E402
 import run_llm_structured  # noqa: E402
 import run_structured  # noqa: E402
 import across_settings  # noqa: E402
@@ -160,6 +161,16 @@ def main(argv=None) -> int:
                   f"`shrinkbench run {run_llm_structured.SUITE} --store {options.store}`")
     except AnalysisError as err:
         failed.append(f"{run_llm_structured.FIGURE}: {err}")
+    try:  # the language-model baselines (suite llm-baselines-smollm2, run on its own: about 2 h on 2 cores)
+        if run_llm_baselines.has_runs(options.store):
+            files, blocks[run_llm_baselines.FIGURE] = run_llm_baselines.make_figure(options.store, options.out,
+                                                                                    options.formats)
+            written += files
+        else:
+            print(f"note: {run_llm_baselines.FIGURE}: {options.store} holds no run of {run_llm_baselines.SUITE}; run "
+                  f"`shrinkbench run {run_llm_baselines.SUITE} --store {options.store}`")
+    except AnalysisError as err:
+        failed.append(f"{run_llm_baselines.FIGURE}: {err}")
     if not options.no_readme:
         try:
             readme = update_readme(options.readme, blocks)

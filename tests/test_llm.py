@@ -455,3 +455,26 @@ def test_a_suite_strategy_may_run_at_some_of_the_patterns_only(tiny):
     sweep["strategies"][1]["patterns"] = ["4:8"]
     with pytest.raises(ConfigError, match="pattern '4:8' is not one of the sweep's patterns"):
         load_llm_suite({"track": "llm", "sweep": sweep, "run": run}, "s.toml", Path("s.toml"))
+
+
+def test_the_tokenizer_is_loaded_once_per_process(tiny, tmp_path, monkeypatch):
+    from transformers import AutoTokenizer
+
+    from shrinkbench.core.store import Store
+    from shrinkbench.llm.models import shared_tokenizer
+    from shrinkbench.llm.runner import execute
+
+    shared_tokenizer.cache_clear()
+    loads = []
+    real = AutoTokenizer.from_pretrained.__func__
+
+    def counting(cls, *args, **kwargs):
+        loads.append(args[0])
+        return real(cls, *args, **kwargs)
+
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", classmethod(counting))
+    store = Store(tmp_path / "store")
+    for strategy in ("wanda", "sparsegpt"):  # validation, the dense reference and two runs
+        cfg = _cfg(tiny, strategy=strategy, seq_len=17)  # a new length: no windows check cached before
+        assert execute(cfg, store)["status"] == "ok"
+    assert len(loads) == 1

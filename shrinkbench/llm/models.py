@@ -20,6 +20,8 @@ cached as a plain float32 folder under `<cache>/llm/<sha256[:16]>` (`SHRINKBENCH
 """
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import importlib.util
 import json
@@ -160,7 +162,7 @@ def load_model(source: ModelSource, sha256: str, tokenizer_folder: str | None = 
     """(model in `dtype` (float32, bfloat16, float16) and eval mode, on the CPU, tokenizer). A GGUF
     is dequantized to float32 once and cached, then loaded in `dtype`."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
@@ -168,29 +170,38 @@ def load_model(source: ModelSource, sha256: str, tokenizer_folder: str | None = 
     if source.kind == "gguf":
         folder = _dequantized_folder(source, sha256)
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype))
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder or folder)
+        tokenizer = shared_tokenizer(str(tokenizer_folder or folder), True, sha256)
     else:
         where = source.location
         local = source.kind == "folder"
         model = AutoModelForCausalLM.from_pretrained(where, dtype=getattr(torch, dtype), local_files_only=local)
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder or where, local_files_only=local or
-                                                  tokenizer_folder is not None)
+        tokenizer = shared_tokenizer(str(tokenizer_folder or where), local or tokenizer_folder is not None, sha256)
     model.eval()
     check_vocabulary(len(tokenizer), model.get_input_embeddings().num_embeddings, source.name, tokenizer_folder)
     return model, tokenizer
 
 
+@functools.lru_cache(maxsize=8)
+def shared_tokenizer(where: str, local: bool, model_sha256: str):
+    """The tokenizer of `where`, loaded once per process (validation, every run of a sweep and
+    the dense reference share it: tokenizing does not change it). `model_sha256` keys the
+    cache to the files the run was planned with."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(where, local_files_only=local)
+
+
 def load_tokenizer(source: ModelSource, sha256: str, tokenizer_folder: str | None = None):
     """The run's tokenizer and the model's embedding rows (from its config, without loading
     the weights); a one-line ConfigError where they do not belong together."""
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     local = source.kind != "hub"
     where = _dequantized_folder(source, sha256) if source.kind == "gguf" else source.location
     try:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder or where, local_files_only=local)
+        tokenizer = shared_tokenizer(str(tokenizer_folder or where), local, sha256)
     except Exception as exc:  # transformers raises OSError, ValueError, TypeError... for missing or odd files
         what = f"tokenizer folder {tokenizer_folder}" if tokenizer_folder else f"model {source.name}"
         raise ConfigError(f"{what}: no tokenizer could be loaded ({type(exc).__name__}: "

@@ -274,7 +274,11 @@ def evaluate(model, tokenizer, entries: tuple[str, ...], root: str | None, downl
         def loglikelihood(self, requests, disable_tqdm: bool = False):
             return super().loglikelihood(requests, disable_tqdm=True)
 
-    lm = QuietHFLM(pretrained=model, tokenizer=tokenizer, batch_size=EVAL_BATCH)
+    import copy
+
+    # a copy: the harness sets padding on its tokenizer, and the run's is shared by the process
+    # (`shrinkbench.llm.models.shared_tokenizer`)
+    lm = QuietHFLM(pretrained=model, tokenizer=copy.deepcopy(tokenizer), batch_size=EVAL_BATCH)
     with offline(not download), _no_request_bars():
         out = simple_evaluate(model=lm, tasks=list(tasks.values()), task_manager=_manager(),  # indexed once
                               num_fewshot=NUM_FEWSHOT, random_seed=0,
