@@ -74,6 +74,11 @@ class Track:
     """`shrinkbench benchmark`'s method of interest for a suite's configs and its `--add-strategy` list."""
     check_run_options: Callable[[Any], None] | None = None
     """Refuses, in one line, the command line's options that would not act on this track's runs."""
+    check_device: Callable[[Sequence[Any], str], None] | None = None
+    """`check_device(configs, device)`: refuses in one line, before any run (also a dry run), runs
+    that the device named `device` (auto, cpu, cuda, cuda:N) of THIS machine cannot compute (a
+    language model's dtype); called only where the executor runs them on this machine
+    (`runs_here`). None: nothing to check."""
     check_save_pruned: Callable[[Any, Sequence[Any]], None] | None = None
     """Checks `--save-pruned` for these runs before any runs (the track saves its deployed models);
     None: the track saves none, and the option is refused."""

@@ -457,9 +457,9 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
     record: dict[str, Any] = {"schema": RECORD_SCHEMA, "run_id": cfg.run_id, "status": "ok", "error": None,
                               "config": cfg.to_dict(), **cfg.record_names(), "metrics": [], "epochs": [], "budget": {"epochs": 0.0}}
     notes: list[str] = []
-    from shrinkbench.llm.placement import check_dtype, evaluation_placement, offloads
+    from shrinkbench.llm.placement import check_run_dtype, evaluation_placement, offloads
 
-    check_dtype(cfg.dtype, dev)
+    check_run_dtype(cfg, dev)
     source = resolve_model(cfg.model, cfg.download)
     say("loading model")
     model, tokenizer = load_model(source, cfg.model_sha256, cfg.tokenizer, cfg.dtype)
