@@ -432,3 +432,46 @@ def test_download_with_nothing_to_download_is_refused(world, tmp_path, capsys):
                    "--seq-len", "16", "--eval-windows", "2", "--store", str(store), "--download", "--tasks", "boolq",
                    "--task-root", str(root / "tasks"))
     assert "leave it out" in err
+
+
+def test_download_fetches_a_hub_model_once_and_identifies_it_by_its_files(world, tmp_path, capsys, monkeypatch):
+    """`huggingface_hub.snapshot_download` replaced by a fake hub holding the tiny model: with
+    --download the model is fetched into the hub cache once (the second run finds the snapshot
+    without the network), read from there, and its sha256 is that of its files."""
+    import shutil
+
+    import huggingface_hub
+
+    from shrinkbench.core.store import Store
+    from shrinkbench.llm.models import ModelSource, model_sha256
+
+    root, _ = world
+    snapshot = tmp_path / "hf_hub" / "models--fake-org--tiny-llama" / "snapshots" / "0123abc"
+    calls: list[bool] = []
+
+    def fake_snapshot_download(repo_id, local_files_only=False, **_):
+        assert repo_id == "fake-org/tiny-llama"
+        calls.append(local_files_only)
+        if not snapshot.is_dir():
+            if local_files_only:
+                raise huggingface_hub.errors.LocalEntryNotFoundError("not in the cache")
+            shutil.copytree(root / "model", snapshot)
+        return str(snapshot)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    store = tmp_path / "s"
+    argv = ["prune-llm", "--model", "fake-org/tiny-llama", "--text", f"file:{root / 'text.txt'}", "--seq-len", "16",
+            "--eval-windows", "2", "--store", str(store), "--threads", "1"]
+    err = _refused(capsys, store, *argv)
+    assert "needs --download" in err and not calls
+    code, out, err = _main(capsys, *argv, "--download")
+    assert code == 0, err
+    assert calls[:2] == [True, False]  # the cache first, then the download
+    [record] = Store(store).records()
+    assert record["base"]["kind"] == "hub" and record["base"]["downloaded_to"] == str(snapshot)
+    assert record["config"]["download"] is True
+    assert record["config"]["model_sha256"] == model_sha256(ModelSource("x", "folder", str(root / "model")))
+    calls.clear()
+    code, out, err = _main(capsys, *argv, "--download", "--strategy", "wanda")
+    assert code == 0, err
+    assert calls and all(calls), "a cached snapshot must not be downloaded again"

@@ -78,16 +78,15 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
 
     where = _dequantized_folder(source, changes["model_sha256"]) if source.kind == "gguf" else source.location
     if cfg.seq_len is None:  # a preset of the model's own context (wanda, sparsegpt)
-        context = positions(model_config(where, source.kind != "hub"))
+        context = positions(model_config(where, True))
         if context is None:
             raise ConfigError(f"protocol {cfg.protocol} evaluates at the model's context, but model {cfg.model}'s "
                               f"configuration does not say it (max_position_embeddings); give seq_len")
         changes["seq_len"] = context
     seq_len = changes.get("seq_len", cfg.seq_len)
-    if source.kind != "hub":
-        from shrinkbench.llm.model_checks import check_model
+    from shrinkbench.llm.model_checks import check_model
 
-        check_model(where, True, source.kind == "folder", seq_len, cfg.exclude, cfg.nm)
+    check_model(where, True, source.kind in ("folder", "hub"), seq_len, cfg.exclude, cfg.nm)
     text = _text(cfg.dataset, cfg.text_root, cfg.download)
     changes["text_sha256"] = text.sha256
     calibrated = calibrates(cfg)
@@ -155,7 +154,7 @@ def _layer_names(cfg: LLMRunConfig, source, model_sha: str):
     from shrinkbench.llm.models import _dequantized_folder
 
     where = _dequantized_folder(source, model_sha) if source.kind == "gguf" else source.location
-    return layer_names(where, source.kind != "hub", tuple(cfg.exclude))
+    return layer_names(where, True, tuple(cfg.exclude))
 
 
 def _check_refinement(cfg: LLMRunConfig, strategy, scope: str, source, model_sha: str) -> None:
@@ -306,7 +305,7 @@ def _model_context(source, cfg: LLMRunConfig) -> int | None:
 
     where = _dequantized_folder(source, cfg.model_sha256) if source.kind == "gguf" else source.location
     try:
-        return positions(model_config(where, source.kind != "hub"))
+        return positions(model_config(where, True))
     except ConfigError:
         return None
 
@@ -484,7 +483,8 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
     record["protocol"] = {**cfg.preset.to_dict(), "label": cfg.protocol_label(context),
                           "deviations": cfg.protocol_deviations(context), "model_context": context}
     record["base"] = {"id": cfg.base_id, "source": "pretrained", "sha256": cfg.model_sha256,
-                      "checkpoint_sha256": None, "metrics": None, "model": source.name, "kind": source.kind}
+                      "checkpoint_sha256": None, "metrics": None, "model": source.name, "kind": source.kind,
+                      **({"downloaded_to": source.location} if source.kind == "hub" else {})}
     record["text"] = {**text.info, "name": cfg.dataset, "sha256": text.sha256,
                       "tokenizer": type(tokenizer).__name__, "vocab": len(tokenizer), "seq_len": cfg.seq_len,
                       "stride": cfg.seq_len, "special_tokens": special, "train_tokens": int(train_ids.numel()),
