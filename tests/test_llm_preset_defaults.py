@@ -475,3 +475,25 @@ def test_download_fetches_a_hub_model_once_and_identifies_it_by_its_files(world,
     code, out, err = _main(capsys, *argv, "--download", "--strategy", "wanda")
     assert code == 0, err
     assert calls and all(calls), "a cached snapshot must not be downloaded again"
+
+
+def test_download_acts_when_only_the_calibration_text_comes_from_the_hub(world, tmp_path, capsys, monkeypatch):
+    """A local evaluation text calibrated on C4: --download is not refused, it fetches C4."""
+    import huggingface_hub
+
+    root, _ = world
+    fetched: list[str] = []
+
+    def fake_hf_hub_download(repo_id, filename, repo_type=None, **_):
+        fetched.append(filename)
+        local = tmp_path / "hf_hub" / "fake" / filename
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_bytes((root / "data" / filename).read_bytes())
+        return str(local)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_hf_hub_download)
+    code, out, err = _main(capsys, "prune-llm", "--model", str(root / "model"), "--text", f"file:{root / 'text.txt'}",
+                           "--calib-text", "c4", "--strategy", "wanda", "--seq-len", "16", "--eval-windows", "2",
+                           "--calib-sequences", "2", "--store", str(tmp_path / "s"), "--threads", "1", "--download")
+    assert code == 0, err
+    assert "en/c4-train.00000-of-01024.json.gz" in fetched

@@ -57,12 +57,15 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
 
     source = resolve_model(cfg.model, cfg.download)
     hub_tasks = bool(cfg.tasks) and cfg.task_root is None
-    if cfg.download and source.kind != "hub" and not _reads_datasets(cfg.dataset) and not hub_tasks:
+    texts = [cfg.dataset] + ([cfg.preset.second.text] if cfg.preset.second else []) + (
+        [cfg.calib_text] if cfg.download and calibrates(cfg) else [])
+    if cfg.download and source.kind != "hub" and not any(map(_reads_datasets, texts)) and not hub_tasks:
         from shrinkbench.llm.text import DATASETS_TEXTS
 
         raise ConfigError(f"download (--download) fetches a hub model, a datasets text "
                           f"({', '.join(DATASETS_TEXTS)}) or zero-shot task data; model {cfg.model}, text "
-                          f"{cfg.dataset}" + (f" and tasks (--task-root {cfg.task_root})" if cfg.tasks else "")
+                          f"{', '.join(dict.fromkeys(texts))}"
+                          + (f" and tasks (--task-root {cfg.task_root})" if cfg.tasks else "")
                           + " are local: leave it out")
     changes: dict[str, Any] = {"model_sha256": model_sha256(source)}
     if cfg.tokenizer is not None:
