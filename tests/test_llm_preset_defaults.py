@@ -345,6 +345,12 @@ def test_a_suite_dtype_or_device_this_machine_cannot_run_is_refused_at_load(worl
     err = _refused(capsys, store, "run", str(suite), "--store", str(store), "--device", "cpu", *dry_run)
     assert "dtype float16: this cpu cannot compute in it" in err and 'dtype = "float32" in [run]' in err
     assert not store.exists()
+    if not dry:  # the Python API checks the same before its sweep
+        import shrinkbench
+
+        with pytest.raises(ConfigError, match="dtype float16: this cpu cannot compute in it"):
+            shrinkbench.run_suite(str(suite), store=str(store), progress=False)
+        assert not store.exists()
     if not torch.cuda.is_available():  # a device this machine lacks: refused at load too, not run by run
         suite = _suite(tmp_path / "p.toml", root, "")
         err = _refused(capsys, store, "run", str(suite), "--store", str(store), "--device", "cuda", *dry_run)

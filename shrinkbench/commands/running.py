@@ -53,12 +53,9 @@ def _run_suite(args, suite_name: str):
     for track in tracks:
         if track.check_run_options is not None:
             track.check_run_options(args)
-    if getattr(executor, "runs_here", False):  # this machine computes the runs: what its device cannot is refused now
-        from shrinkbench.core.tracks import track_of
+    from shrinkbench.core.tracks import check_devices
 
-        for track in tracks:
-            if track.check_device is not None:
-                track.check_device([c for c in configs if track_of(c) is track], runtime.device)
+    check_devices(configs, runtime.device, executor)  # what this machine's device cannot compute: refused now
     overrides = data_options(args)
     if overrides:
         configs = tuple(_with_data_options(c, overrides) for c in configs)

@@ -173,3 +173,17 @@ def load_all_metrics() -> None:
 def selected(name: str | None) -> Sequence[Track]:
     """The tracks a listing shows: all, or the one `--track` names."""
     return tracks() if name is None else [get_track(name, "--track")]
+
+
+def check_devices(configs: Sequence[Any], device: str, executor) -> None:
+    """Before a sweep (also a dry run): each track's `check_device` on its runs, where `executor`
+    computes them on this machine (`runs_here`: local, pool); one-line ConfigErrors."""
+    if not getattr(executor, "runs_here", False):
+        return
+    by_track: dict[int, tuple[Track, list]] = {}
+    for cfg in configs:
+        track = track_of(cfg)
+        by_track.setdefault(id(track), (track, []))[1].append(cfg)
+    for track, runs in by_track.values():
+        if track.check_device is not None:
+            track.check_device(runs, device)
