@@ -169,6 +169,10 @@ def test_every_preset_resolves_its_own_tasks_metrics_and_dtype():
         assert cfg.dtype == preset.dtype
         assert cfg.tasks == tuple(f"{t}:{preset.task_metrics[t]}" for t in preset.tasks)
     assert LLMRunConfig(protocol="offline").tasks == () and LLMRunConfig().dtype == "float32"
+    # opting out: an empty list (a suite's `tasks = []`) or "none" (as --tasks and the label write it)
+    for none in ([], "none"):
+        opted = LLMRunConfig.from_dict({"protocol": "wanda", "tasks": none, "seq_len": 64})
+        assert opted.tasks == () and opted.protocol_deviations(64) == {"tasks": "none"}
 
 
 def test_the_wanda_preset_evaluates_its_seven_tasks_in_float16_by_default(world, tmp_path, capsys):

@@ -424,6 +424,8 @@ class LLMRunConfig:
         for key in ("exclude", "lora_targets", "tasks"):
             if isinstance(plain.get(key), list):
                 plain[key] = tuple(plain[key])
+        if isinstance(plain.get("tasks"), str) and plain["tasks"].strip().lower() == "none":
+            plain["tasks"] = ()  # as --tasks none writes it: no tasks (a preset's left out, recorded)
         return build(cls, plain, where)
 
 

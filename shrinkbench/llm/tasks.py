@@ -124,6 +124,8 @@ def parse_tasks(entries) -> tuple[str, ...]:
     """`task` or `task:metric` entries -> `task:metric` (a bare name takes acc); one-line
     ConfigErrors for an unknown task, a metric the task does not report, a task named twice."""
     if isinstance(entries, str):
+        if entries.strip().lower() == "none":  # as --tasks none and a label's `tasks=none` write it
+            return ()
         entries = tuple(e for e in entries.split(",") if e.strip())
     out, seen = [], set()
     for entry in entries:
