@@ -150,10 +150,13 @@ HIGHER_IS_BETTER = {
 by the tests), so the analysis knows it without torch and never guesses it from a name."""
 ZERO_SHOT_METRICS = ("boolq_acc", "rte_acc", "hellaswag_acc", "hellaswag_acc_norm", "winogrande_acc",
                      "arc_easy_acc", "arc_easy_acc_norm", "arc_challenge_acc", "arc_challenge_acc_norm",
-                     "openbookqa_acc", "openbookqa_acc_norm", "piqa_acc", "piqa_acc_norm", "zeroshot_mean")
+                     "openbookqa_acc", "openbookqa_acc_norm", "piqa_acc", "piqa_acc_norm", "lambada_openai_acc",
+                     "storycloze_2016_acc", "zeroshot_mean")
 """Zero-shot task accuracies in percent (`shrinkbench.llm.tasks`), higher is better."""
 UNITS.update({name: "%" for name in ZERO_SHOT_METRICS})
 HIGHER_IS_BETTER.update({name: True for name in ZERO_SHOT_METRICS})
+UNITS["lambada_openai_perplexity"] = "ppl"  # the harness's perplexity of LAMBADA's last words, lower is better
+HIGHER_IS_BETTER["lambada_openai_perplexity"] = False
 
 
 def base_metric(metric: str) -> str:

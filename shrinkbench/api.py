@@ -66,6 +66,9 @@ def run_suite(suite: str, *, store: str = "results", threads: int | None = None,
     loaded = load_suite(suite, added=list(add_strategies) or None)
     runtime = Runtime(threads=threads, retry_failed=retry_failed)
     chosen = get_executor(executor)
+    from shrinkbench.core.tracks import check_devices
+
+    check_devices(loaded.configs, runtime.device, chosen)
     configs = pin_threads(loaded.configs, chosen.threads_per_run(runtime, workers))
     return chosen.run(configs, Store(store).check_writable(), runtime, workers=workers, progress=progress)
 

@@ -178,16 +178,22 @@ def test_offline_keeps_its_ids_and_a_preset_or_another_calibration_text_changes_
     wanda = LLMRunConfig(protocol="wanda", strategy="wanda", seq_len=256)
     assert wanda.identity()["protocol"] == "wanda" and wanda.identity()["protocol_version"] == 1
     assert wanda.calib_text == "c4" and wanda.calib_sequences == 128
-    # the preset's dtype (float16) and zero-shot tasks are its data, not yet applied to a run: a run
-    # without them says so in its deviations and label
+    # the preset decides the dtype (float16) and the zero-shot tasks (its seven, acc) where the run
+    # leaves them out; a run that sets others says so in its deviations and label
+    assert wanda.dtype == "float16" and wanda.tasks == tuple(f"{t}:acc" for t in PROTOCOLS.get("wanda").tasks)
+    assert wanda.identity()["dtype"] == "float16" and len(wanda.identity()["tasks"]) == 7
+    assert wanda.protocol_deviations(256) == {} and wanda.protocol_deviations(2048) == {"seq_len": 256}
     off = {"dtype": "float32", "tasks": "none"}
-    assert wanda.protocol_deviations(256) == off and wanda.protocol_deviations(2048) == {"seq_len": 256, **off}
-    assert LLMRunConfig(protocol="wanda", strategy="wanda", seq_len=256, eval_windows=4).protocol_label(256) == \
-        "wanda@v1 modified: dtype=float32, eval_windows=4, tasks=none"
-    follows = LLMRunConfig(protocol="wanda", strategy="wanda", seq_len=256, dtype="float16",
-                           tasks=tuple(f"{t}:acc" for t in PROTOCOLS.get("wanda").tasks))
-    assert follows.protocol_deviations(256) == {}
+    opted_out = LLMRunConfig(protocol="wanda", strategy="wanda", seq_len=256, dtype="float32", tasks=())
+    assert opted_out.protocol_deviations(256) == off and "dtype" not in opted_out.identity()
+    assert LLMRunConfig(protocol="wanda", strategy="wanda", seq_len=256, eval_windows=4, tasks=(),
+                        dtype="float32").protocol_label(256) == "wanda@v1 modified: dtype=float32, eval_windows=4, tasks=none"
+    assert LLMRunConfig(protocol="llm-pruner").tasks[-1] == "openbookqa:acc_norm"  # its metric per task
+    assert LLMRunConfig(protocol="sparsegpt").tasks[0] == "lambada_openai:acc"
     assert LLMRunConfig().protocol_deviations() == {}  # offline: float32, no tasks
+    assert LLMRunConfig().tasks == () and LLMRunConfig().dtype == "float32"
+    # the ids of records that opted out (explicit float32, no tasks) re-derive from their configs
+    assert LLMRunConfig.from_dict(opted_out.to_dict()).run_id == opted_out.run_id
 
 
 def test_every_preset_has_its_table_row_in_the_docs():
@@ -314,13 +320,15 @@ def test_a_wanda_preset_run_records_its_protocol_both_texts_and_the_dense_refere
     store = tmp_path / "store"
     cache = {"SHRINKBENCH_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     done = _cli("prune-llm", "--model", str(world / "model"), "--protocol", "wanda", "--strategy", "wanda",
-                "--text-root", str(world / "data"), "--store", str(store), "--threads", "1", env=cache)
+                "--text-root", str(world / "data"), "--store", str(store), "--threads", "1", "--tasks", "none",
+                "--dtype", "float32", env=cache)
     assert done.returncode == 0, done.stderr
     assert "perplexity on wikitext2: dense" in done.stdout and "perplexity on C4 validation: dense" in done.stdout
     (path,) = (store / "runs").glob("*.json")
     record = json.loads(path.read_text())
     assert record["protocol"]["name"] == "wanda"
     assert record["protocol"]["deviations"] == {"dtype": "float32", "tasks": "none"}  # the preset's: float16, 7 tasks
+    assert "wanda@v1 modified: dtype=float32, tasks=none" in done.stdout
     assert record["config"]["seq_len"] == 32 and record["config"]["calib_text"] == "c4"  # the model's context
     assert len(record["calibration_positions"]) == 128 and record["text"]["special_tokens"] is True
     assert record["text"]["second"]["eval_windows"] == 256  # 1,100 documents hold more than 256 x 32 tokens

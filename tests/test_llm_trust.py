@@ -375,7 +375,8 @@ WALK = {
     "--model": (lambda t, b: ["--model", str(b / "twin")], [], "acts"),
     "--tokenizer": (lambda t, b: ["--tokenizer", str(t / "model")], [], "acts"),
     "--text": (lambda t, b: ["--text", f"file:{b / 'other.txt'}"], [], "acts"),
-    "--protocol": (lambda t, b: ["--protocol", "llm-pruner"], [], "acts"),
+    "--protocol": (lambda t, b: ["--protocol", "llm-pruner", "--tasks", "none", "--dtype", "float32"],
+                   ["--tasks", "none", "--dtype", "float32"], "acts"),
     "--calib-text": (lambda t, b: ["--calib-text", f"file:{b / 'other.txt'}", "--strategy", "wanda"],
                      ["--strategy", "wanda"], "acts"),
     "--strategy": (lambda t, b: ["--strategy", "wanda"], [], "acts"),
@@ -515,7 +516,8 @@ RUN_WALK = {
     "lora_targets": ('finetune_steps = 1\nfinetune_method = "lora"\nlora_targets = ["k_proj"]', "acts"),
     "refine": ('refine = "dsnot"', "would be overridden"),
     "refine_params": ("refine_params = {{}}", "would be overridden"),
-    "protocol": ('protocol = "llm-pruner"', "c4-train.00000-of-01024.json.gz is not in"),  # its calibration text
+    # its calibration text (without its zero-shot tasks, whose data would be refused first)
+    "protocol": ('protocol = "llm-pruner"\ntasks = []', "c4-train.00000-of-01024.json.gz is not in"),
     "calib_text": ('calib_text = "kjv"', "would be overridden"),
     "calib_sha256": ('calib_sha256 = "x"', "computed from the files"),
     "tasks": ('tasks = ["boolq"]\ntask_root = "{tiny}/tasks"', "acts"),

@@ -53,6 +53,9 @@ def _run_suite(args, suite_name: str):
     for track in tracks:
         if track.check_run_options is not None:
             track.check_run_options(args)
+    from shrinkbench.core.tracks import check_devices
+
+    check_devices(configs, runtime.device, executor)  # what this machine's device cannot compute: refused now
     overrides = data_options(args)
     if overrides:
         configs = tuple(_with_data_options(c, overrides) for c in configs)

@@ -74,6 +74,11 @@ class Track:
     """`shrinkbench benchmark`'s method of interest for a suite's configs and its `--add-strategy` list."""
     check_run_options: Callable[[Any], None] | None = None
     """Refuses, in one line, the command line's options that would not act on this track's runs."""
+    check_device: Callable[[Sequence[Any], str], None] | None = None
+    """`check_device(configs, device)`: refuses in one line, before any run (also a dry run), runs
+    that the device named `device` (auto, cpu, cuda, cuda:N) of THIS machine cannot compute (a
+    language model's dtype); called only where the executor runs them on this machine
+    (`runs_here`). None: nothing to check."""
     check_save_pruned: Callable[[Any, Sequence[Any]], None] | None = None
     """Checks `--save-pruned` for these runs before any runs (the track saves its deployed models);
     None: the track saves none, and the option is refused."""
@@ -168,3 +173,17 @@ def load_all_metrics() -> None:
 def selected(name: str | None) -> Sequence[Track]:
     """The tracks a listing shows: all, or the one `--track` names."""
     return tracks() if name is None else [get_track(name, "--track")]
+
+
+def check_devices(configs: Sequence[Any], device: str, executor) -> None:
+    """Before a sweep (also a dry run): each track's `check_device` on its runs, where `executor`
+    computes them on this machine (`runs_here`: local, pool); one-line ConfigErrors."""
+    if not getattr(executor, "runs_here", False):
+        return
+    by_track: dict[int, tuple[Track, list]] = {}
+    for cfg in configs:
+        track = track_of(cfg)
+        by_track.setdefault(id(track), (track, []))[1].append(cfg)
+    for track, runs in by_track.values():
+        if track.check_device is not None:
+            track.check_device(runs, device)

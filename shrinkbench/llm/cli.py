@@ -86,21 +86,35 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "var_power (1), skip (a JSON list of layer patterns, default [\"*.mlp.*\"])")
     p.add_argument("--tasks", default=None, metavar="TASK[:METRIC],...",
                    help="zero-shot accuracy through lm-evaluation-harness on the pruned model, 0-shot: boolq, rte, "
-                        "hellaswag, winogrande, arc_easy, arc_challenge, openbookqa, piqa, each as task or task:acc / "
-                        "task:acc_norm (the metric zeroshot_mean takes; a bare name takes acc); data from the "
-                        "datasets cache, --task-root, or the hub with --download")
+                        "hellaswag, winogrande, arc_easy, arc_challenge, openbookqa, piqa, lambada_openai, "
+                        "storycloze_2016, each as task or task:acc / task:acc_norm (the metric zeroshot_mean takes; a "
+                        "bare name takes acc); 'none' for no tasks; default: the preset's (offline none; wanda, "
+                        "sparsegpt, llm-pruner their papers' tasks); data from the datasets cache, --task-root, or the "
+                        "hub with --download")
     p.add_argument("--task-root", default=None, metavar="FOLDER",
                    help="zero-shot task data as FOLDER/<task>/<split>.jsonl in the hub dataset's fields")
     p.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
-                   help="load, prune and evaluate the model in this dtype (default float32)")
+                   help="load, prune and evaluate the model in this dtype (default: the preset's: offline float32; "
+                        "wanda, sparsegpt, llm-pruner float16)")
     p.add_argument("--store", default="results", help="results folder (default: results)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
     p.add_argument("--text-root", default=None, help="the datasets cache folder of wikitext2 or c4")
     p.add_argument("--download", action="store_true",
-                   help="allow downloading a hub model or a datasets text (wikitext2, c4)")
+                   help="allow downloading a hub model, a hub text (wikitext2, c4) or zero-shot task data; refused "
+                        "where the run reads nothing from the hub")
     p.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="text (default) or the record as JSON")
     p.set_defaults(func=cmd_prune_llm)
+
+
+def _tasks(text: str | None) -> tuple[str, ...] | None:
+    """`--tasks`: None (left out: the preset's), `none` -> () (no tasks, a recorded change of a
+    preset that has some), else the comma-separated entries."""
+    if text is None:
+        return None
+    if text.strip().lower() == "none":
+        return ()
+    return tuple(t for t in text.split(",") if t.strip())
 
 
 def _windows(text: str) -> int:
@@ -130,7 +144,7 @@ def cmd_prune_llm(args) -> int:
                  lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
                  lora_targets=tuple(args.lora_target) if args.lora_target else None, refine=args.refine,
                  dataset=args.text, calib_text=args.calib_text, task_root=args.task_root, dtype=args.dtype,
-                 tasks=tuple(t for t in args.tasks.split(",") if t.strip()) if args.tasks is not None else None)
+                 tasks=_tasks(args.tasks))
     raw = dict(model=args.model, tokenizer=args.tokenizer, protocol=args.protocol, strategy=args.strategy,
                pattern=args.pattern, seed=args.seed, exclude=tuple(args.exclude or ()), download=args.download, unit=args.unit,
                save_to=args.save,
@@ -155,9 +169,9 @@ def cmd_prune_llm(args) -> int:
                               f"windows; leave it out")
     from shrinkbench.core.device import resolve_device
 
-    from shrinkbench.llm.placement import check_dtype
+    from shrinkbench.llm.placement import check_run_dtype
 
-    check_dtype(cfg.dtype, resolve_device(args.device))  # a device this machine lacks, or its dtype, refused first
+    check_run_dtype(cfg, resolve_device(args.device))  # a device this machine lacks, or its dtype, refused first
     store = Store(args.store).check_writable()
     outcome = run_one(cfg, str(store.root), args.device)
     record = store.read(cfg.run_id)

@@ -24,8 +24,10 @@ with `refine_params`. `finetune_method` (default `full`: AdamW on every weight) 
 recovery fine-tune train LoRA adapters (`lora_rank`, `lora_alpha`, `lora_dropout`, `lora_targets`;
 `shrinkbench.llm.lora`), merged into the weights with the masks. `tasks` (zero-shot tasks through
 lm-evaluation-harness as `task:metric`, with `tasks_sha256` of their evaluated examples;
-`shrinkbench.llm.tasks`) and `dtype` (bfloat16, float16; `shrinkbench.llm.placement`). At their
-defaults these fields are left out of the identity, so older run ids stand; `task_root` (a folder
+`shrinkbench.llm.tasks`) and `dtype` (bfloat16, float16; `shrinkbench.llm.placement`) default to
+the protocol preset's (None resolves to them: `offline` none and float32, the published presets
+their papers' tasks and float16); a run that sets others is a recorded change of its preset
+(`protocol_deviations`). No tasks and float32 are left out of the identity, so older run ids stand; `task_root` (a folder
 of task files) is a location.
 
 Records of both tracks share one store and one analysis. For the analysis an LLM config also
@@ -69,6 +71,11 @@ DTYPES = ("float32", "bfloat16", "float16")
 WEIGHT = "weight"
 """`unit` of weight pruning (the default); the structured units are `blocks`, `heads`,
 `channels` and `width` (`shrinkbench.llm.structured`)."""
+
+
+def preset_task_entries(preset) -> tuple[str, ...]:
+    """A preset's zero-shot tasks as `task:metric` entries (the metric its mean takes per task)."""
+    return tuple(f"{t}:{preset.task_metrics.get(t, 'acc')}" for t in preset.tasks)
 
 
 def parse_pattern(pattern: str) -> tuple[int, int] | None:
@@ -137,13 +144,15 @@ class LLMRunConfig:
     """torch's intra-op threads the run computes with on the CPU (part of the identity where
     pinned, as for vision runs: `shrinkbench.core.sweep.pin_threads`); None: not pinned."""
     unit: str = WEIGHT
-    tasks: tuple[str, ...] = ()
+    tasks: tuple[str, ...] | None = None
     """zero-shot tasks through lm-evaluation-harness as `task:metric` (`shrinkbench.llm.tasks`);
-    empty (the default, left out of the identity): none."""
+    None (the default): the preset's tasks with the metric it names per task (`offline`: none);
+    empty: none (left out of the identity)."""
     tasks_sha256: str | None = None
-    dtype: str = "float32"
-    """float32 (default, left out of the identity), bfloat16 or float16: the model is loaded,
-    pruned and evaluated in it (calibration statistics are summed in float64 whatever it is)."""
+    dtype: str | None = None
+    """float32 (left out of the identity), bfloat16 or float16: the model is loaded, pruned and
+    evaluated in it (calibration statistics are summed in float64 whatever it is); None (the
+    default): the preset's (`offline` float32; `wanda`, `sparsegpt`, `llm-pruner` float16)."""
     task_root: str | None = None  # a folder of <task>/<split>.jsonl task files (location, not identity)
     text_root: str | None = None
     download: bool = False
@@ -163,6 +172,10 @@ class LLMRunConfig:
             object.__setattr__(self, "eval_windows", preset.eval_windows or 0)
         if self.calib_sequences is None:
             object.__setattr__(self, "calib_sequences", preset.calib_sequences)
+        if self.tasks is None:  # the preset decides; an explicit () or another list is a recorded change
+            object.__setattr__(self, "tasks", preset_task_entries(preset))
+        if self.dtype is None:
+            object.__setattr__(self, "dtype", preset.dtype)
         if self.strategy == DENSE:
             _check(self.sparsity in (None, 0) and self.pattern == "unstructured",
                    f"the dense run (strategy 'none') prunes nothing: it takes no sparsity (got {self.sparsity}) and "
@@ -361,8 +374,7 @@ class LLMRunConfig:
             out["seq_len"] = self.seq_len
         if self.dtype != p.dtype:  # the preset's dtype is data; a run in another one says so
             out["dtype"] = self.dtype
-        preset_tasks = tuple(f"{t}:{p.task_metrics.get(t, 'acc')}" for t in p.tasks)
-        if tuple(self.tasks) != preset_tasks:
+        if tuple(self.tasks) != preset_task_entries(p):
             out["tasks"] = ",".join(self.tasks) or "none"
         if self.is_dense:
             out.pop("calib_sequences", None)
@@ -412,6 +424,8 @@ class LLMRunConfig:
         for key in ("exclude", "lora_targets", "tasks"):
             if isinstance(plain.get(key), list):
                 plain[key] = tuple(plain[key])
+        if isinstance(plain.get("tasks"), str) and plain["tasks"].strip().lower() == "none":
+            plain["tasks"] = ()  # as --tasks none writes it: no tasks (a preset's left out, recorded)
         return build(cls, plain, where)
 
 

@@ -119,7 +119,22 @@ def _register_task_metrics() -> None:
                           f"{name}'s {task.split} split, ll_c the log-likelihood of choice c's tokens after the "
                           f"task's prompt, 0-shot, as lm-evaluation-harness scores {name} ({m}); in percent. Its "
                           f"stderr, n, the task's version and the harness's are in the record's `tasks`.")
+            if name == "lambada_openai":
+                fn.__doc__ = (f"{metric_name(name, m)} = 100 x (1/n) sum_i [every token of example i's last word is "
+                              f"the model's greedy argmax after the passage and the word's earlier tokens] over "
+                              f"the n passages of lambada_openai's test split, 0-shot, as lm-evaluation-harness "
+                              f"scores it (acc); in percent.")
             metric(unit="%", higher_is_better=True, kind="accuracy", name=metric_name(name, m))(fn)
+        for m in task.extra:  # lambada_openai's perplexity: a number of its own, never in the mean
+
+            def ppl(value: float) -> float:
+                return value
+
+            ppl.__doc__ = (f"{metric_name(name, m)} = exp(-(1/n) sum_i ll_i), ll_i = log p(last word of passage i | "
+                           f"the rest of it) summed over the word's tokens, over the n passages of {name}'s "
+                           f"{task.split} split (lm-evaluation-harness's `perplexity` aggregation, 0-shot); lower is "
+                           f"better; its bootstrap stderr is in the record's `tasks`.")
+            metric(unit="ppl", higher_is_better=False, kind="accuracy", name=metric_name(name, m))(ppl)
 
 
 _register_task_metrics()

@@ -10,7 +10,9 @@ A model is named one of three ways:
   (`shrinkbench.core.selection.top_k_mask`, ties to the lower index) decides those.
 - a local folder with a Hugging Face `config.json` whose `architectures` name a causal LM
   (`...ForCausalLM`, `...LMHeadModel`), its weights and tokenizer;
-- a hub name (`HuggingFaceTB/SmolLM2-135M`), only with `download=True` (`--download`).
+- a hub name (`HuggingFaceTB/SmolLM2-135M`), only with `download=True` (`--download`): fetched
+  once into the Hugging Face hub cache (`huggingface_hub.snapshot_download`; a cached snapshot is
+  used without contacting the hub), then read and identified as a local folder.
 
 Identity: the sha256 over the model's weight files (for a GGUF, of that one file), cached per
 (path, size, modification time) so a 500 MB file is hashed once. Loading a GGUF dequantizes
@@ -117,9 +119,29 @@ def resolve_model(name: str, download: bool = False) -> ModelSource:
         check_causal_folder(path)
         return ModelSource(name, "folder", str(path.resolve()))
     if download and "/" in name:
-        return ModelSource(name, "hub", name)
+        folder = hub_snapshot(name)
+        check_causal_folder(folder)
+        return ModelSource(name, "hub", str(folder))
     raise ConfigError(f"unknown language model {name!r}: not registered ({', '.join(MODELS.names())}), not a "
                       f"folder; a hub name such as HuggingFaceTB/SmolLM2-135M needs --download")
+
+
+def hub_snapshot(name: str) -> Path:
+    """The local folder of hub model `name` (`download=True`): the hub cache's snapshot where it
+    holds one (no network), else `huggingface_hub.snapshot_download` fetches it into the cache; a
+    one-line DataNotFoundError where it cannot. From then on the model is read from that folder
+    and identified, as a local folder is, by the sha256 of its files."""
+    import huggingface_hub
+
+    try:
+        return Path(huggingface_hub.snapshot_download(name, local_files_only=True))
+    except Exception:  # not cached yet (LocalEntryNotFoundError, or an incomplete snapshot)
+        pass
+    try:
+        return Path(huggingface_hub.snapshot_download(name))
+    except Exception as exc:  # offline, no such repository, gated: one line
+        raise DataNotFoundError(f"model {name}: could not download it from the hub ({type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())[:160]})") from None
 
 
 def _file_sha256(path: Path) -> str:
@@ -149,9 +171,7 @@ def model_sha256(source: ModelSource) -> str:
     """The identity of a model's weights (and, for a folder, its configuration and tokenizer)."""
     if source.kind == "gguf":
         return _file_sha256(Path(source.location) / source.gguf_file)
-    if source.kind == "hub":
-        return f"hub:{source.location}"  # resolved to its files' hash once downloaded (see load_model)
-    folder = Path(source.location)
+    folder = Path(source.location)  # a hub model: its downloaded snapshot (`hub_snapshot`), hashed as a folder
     h = hashlib.sha256()
     for file in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
         h.update(file.relative_to(folder).as_posix().encode() + b"\0" + _file_sha256(file).encode())
@@ -173,7 +193,7 @@ def load_model(source: ModelSource, sha256: str, tokenizer_folder: str | None = 
         tokenizer = shared_tokenizer(str(tokenizer_folder or folder), True, sha256)
     else:
         where = source.location
-        local = source.kind == "folder"
+        local = True  # a hub model is read from its downloaded snapshot (`hub_snapshot`)
         model = AutoModelForCausalLM.from_pretrained(where, dtype=getattr(torch, dtype), local_files_only=local)
         tokenizer = shared_tokenizer(str(tokenizer_folder or where), local or tokenizer_folder is not None, sha256)
     model.eval()
@@ -198,7 +218,7 @@ def load_tokenizer(source: ModelSource, sha256: str, tokenizer_folder: str | Non
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    local = source.kind != "hub"
+    local = True  # every source is a local folder by now (a hub model: its snapshot)
     where = _dequantized_folder(source, sha256) if source.kind == "gguf" else source.location
     try:
         tokenizer = shared_tokenizer(str(tokenizer_folder or where), local, sha256)

@@ -24,8 +24,10 @@ def torch_dtype(name: str) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
-def check_dtype(name: str, device: torch.device) -> None:
-    """A one-line ConfigError if `device` cannot compute a LLaMA block's operations in `name`."""
+def check_dtype(name: str, device: torch.device, preset: str | None = None) -> None:
+    """A one-line ConfigError if `device` cannot compute a LLaMA block's operations in `name`,
+    naming the way out (`--dtype float32`; a suite's `dtype = "float32"` in [run]) and, where the
+    dtype is the protocol preset `preset`'s, that choosing another is a recorded change of it."""
     if name == "float32":
         return
     dtype = torch_dtype(name)
@@ -35,8 +37,18 @@ def check_dtype(name: str, device: torch.device) -> None:
         y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + 1e-6)
         torch.nn.functional.silu(torch.nn.functional.linear(y, x))
     except (RuntimeError, NotImplementedError, TypeError) as exc:
-        raise ConfigError(f"dtype {name}: this {device.type} cannot compute in it ({' '.join(str(exc).split())[:120]}); "
-                          f"use float32" + (" or bfloat16" if name == "float16" else "")) from None
+        whose = f" (the {preset} preset's)" if preset else ""
+        change = f"; the record then says {preset} modified: dtype=float32" if preset else ""
+        raise ConfigError(f"dtype {name}{whose}: this {device.type} cannot compute in it "
+                          f"({' '.join(str(exc).split())[:120]}); use --dtype float32"
+                          + (" or bfloat16" if name == "float16" else "")
+                          + f' (a suite: dtype = "float32" in [run]){change}') from None
+
+
+def check_run_dtype(cfg, device: torch.device) -> None:
+    """`check_dtype` of an LLM run config's dtype, saying when it is its preset's."""
+    preset = cfg.preset
+    check_dtype(cfg.dtype, device, preset.name if cfg.dtype == preset.dtype and cfg.dtype != "float32" else None)
 
 
 def offloads(device: torch.device) -> bool:

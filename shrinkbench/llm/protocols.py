@@ -33,9 +33,10 @@ the run changed (`deviations`). Runs of different presets are not compared unles
   other source `get_examples` offers (`get_c4`, the same rule), and says so.
 
 `tasks`, `task_metrics` and `dtype` are part of each preset's data (what the paper evaluates
-zero-shot, and in what precision); a run applies them only where it sets them (`tasks`,
-`dtype`), and one that does not names them among its deviations
-(`LLMRunConfig.protocol_deviations`), so its label says `modified: dtype=float32, tasks=none`.
+zero-shot, with which metric per task, and in what precision) and, like the rest, fill a run's
+`tasks` and `dtype` where it leaves them out (`LLMRunConfig`: None resolves to them). A run that
+sets others names them among its deviations (`LLMRunConfig.protocol_deviations`), so its label
+says e.g. `wanda@v1 modified: dtype=float32, tasks=none`.
 """
 from __future__ import annotations
 

@@ -57,12 +57,15 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
 
     source = resolve_model(cfg.model, cfg.download)
     hub_tasks = bool(cfg.tasks) and cfg.task_root is None
-    if cfg.download and source.kind != "hub" and not _reads_datasets(cfg.dataset) and not hub_tasks:
+    texts = [cfg.dataset] + ([cfg.preset.second.text] if cfg.preset.second else []) + (
+        [cfg.calib_text] if cfg.download and calibrates(cfg) else [])
+    if cfg.download and source.kind != "hub" and not any(map(_reads_datasets, texts)) and not hub_tasks:
         from shrinkbench.llm.text import DATASETS_TEXTS
 
         raise ConfigError(f"download (--download) fetches a hub model, a datasets text "
                           f"({', '.join(DATASETS_TEXTS)}) or zero-shot task data; model {cfg.model}, text "
-                          f"{cfg.dataset}" + (f" and tasks (--task-root {cfg.task_root})" if cfg.tasks else "")
+                          f"{', '.join(dict.fromkeys(texts))}"
+                          + (f" and tasks (--task-root {cfg.task_root})" if cfg.tasks else "")
                           + " are local: leave it out")
     changes: dict[str, Any] = {"model_sha256": model_sha256(source)}
     if cfg.tokenizer is not None:
@@ -78,16 +81,15 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
 
     where = _dequantized_folder(source, changes["model_sha256"]) if source.kind == "gguf" else source.location
     if cfg.seq_len is None:  # a preset of the model's own context (wanda, sparsegpt)
-        context = positions(model_config(where, source.kind != "hub"))
+        context = positions(model_config(where, True))
         if context is None:
             raise ConfigError(f"protocol {cfg.protocol} evaluates at the model's context, but model {cfg.model}'s "
                               f"configuration does not say it (max_position_embeddings); give seq_len")
         changes["seq_len"] = context
     seq_len = changes.get("seq_len", cfg.seq_len)
-    if source.kind != "hub":
-        from shrinkbench.llm.model_checks import check_model
+    from shrinkbench.llm.model_checks import check_model
 
-        check_model(where, True, source.kind == "folder", seq_len, cfg.exclude, cfg.nm)
+    check_model(where, True, source.kind in ("folder", "hub"), seq_len, cfg.exclude, cfg.nm)
     text = _text(cfg.dataset, cfg.text_root, cfg.download)
     changes["text_sha256"] = text.sha256
     calibrated = calibrates(cfg)
@@ -169,7 +171,7 @@ def _layer_names(cfg: LLMRunConfig, source, model_sha: str):
     from shrinkbench.llm.models import _dequantized_folder
 
     where = _dequantized_folder(source, model_sha) if source.kind == "gguf" else source.location
-    return layer_names(where, source.kind != "hub", tuple(cfg.exclude))
+    return layer_names(where, True, tuple(cfg.exclude))
 
 
 def _check_refinement(cfg: LLMRunConfig, strategy, scope: str, source, model_sha: str) -> None:
@@ -322,7 +324,7 @@ def _model_context(source, cfg: LLMRunConfig) -> int | None:
 
     where = _dequantized_folder(source, cfg.model_sha256) if source.kind == "gguf" else source.location
     try:
-        return positions(model_config(where, source.kind != "hub"))
+        return positions(model_config(where, True))
     except ConfigError:
         return None
 
@@ -474,9 +476,9 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
                               "config": cfg.to_dict(), **cfg.record_names(), "seed_free": seed_free(cfg), "metrics": [], "epochs": [],
                               "budget": {"epochs": 0.0}}
     notes: list[str] = []
-    from shrinkbench.llm.placement import check_dtype, evaluation_placement, offloads
+    from shrinkbench.llm.placement import check_run_dtype, evaluation_placement, offloads
 
-    check_dtype(cfg.dtype, dev)
+    check_run_dtype(cfg, dev)
     source = resolve_model(cfg.model, cfg.download)
     say("loading model")
     model, tokenizer = load_model(source, cfg.model_sha256, cfg.tokenizer, cfg.dtype)
@@ -501,7 +503,8 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
     record["protocol"] = {**cfg.preset.to_dict(), "label": cfg.protocol_label(context),
                           "deviations": cfg.protocol_deviations(context), "model_context": context}
     record["base"] = {"id": cfg.base_id, "source": "pretrained", "sha256": cfg.model_sha256,
-                      "checkpoint_sha256": None, "metrics": None, "model": source.name, "kind": source.kind}
+                      "checkpoint_sha256": None, "metrics": None, "model": source.name, "kind": source.kind,
+                      **({"downloaded_to": source.location} if source.kind == "hub" else {})}
     record["text"] = {**text.info, "name": cfg.dataset, "sha256": text.sha256,
                       "tokenizer": type(tokenizer).__name__, "vocab": len(tokenizer), "seq_len": cfg.seq_len,
                       "stride": cfg.seq_len, "special_tokens": special, "train_tokens": int(train_ids.numel()),

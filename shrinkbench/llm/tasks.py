@@ -16,8 +16,20 @@ model)`): nothing is saved and reloaded, so what is evaluated is exactly the pru
 
 Tasks (`TASKS`): the seven of the Wanda line (Sun et al. 2023, "A Simple and Effective Pruning
 Approach for LLMs", Table 2: boolq, rte, hellaswag, winogrande, arc_easy, arc_challenge,
-openbookqa) and LLM-Pruner's set (Ma et al. 2023: piqa in place of rte), each with the harness's
-own task definition (prompt, choices, split, `version`). A run names its tasks as
+openbookqa), LLM-Pruner's set (Ma et al. 2023: piqa in place of rte) and SparseGPT's (Frantar &
+Alistarh 2023, Table 4: Lambada, PIQA, ARC-Easy, ARC-Challenge, StoryCloze: lambada_openai,
+piqa, arc_easy, arc_challenge, storycloze_2016), each with the harness's own task definition
+(prompt, choices, split, `version`).
+
+- `lambada_openai` is scored as a continuation, not a choice: ll_i = log p(w_i | passage_i) of
+  example i's last word w_i (its tokens after the rest of the passage), `acc` = mean_i
+  [every token of w_i is the model's greedy argmax], `perplexity` = exp(-(1/n) sum_i ll_i) (the
+  harness's aggregation; lower is better, recorded as `lambada_openai_perplexity`, never in the
+  mean), its stderr the harness's bootstrap (`BOOTSTRAP_ITERS` resamples, in this process).
+- `storycloze_2016` (the 2016 Story Cloze Test, `test` split: the four sentences, then
+  `sentence_quiz1` or `sentence_quiz2`, gold `answer_right_ending` 1 or 2) is not downloadable:
+  its authors hand the files out on request, so it reads only a `task_root` folder and is refused
+  in one line without one. A run names its tasks as
 `task:metric` (`hellaswag:acc_norm`); a bare name takes `acc`, the metric every task has, and is
 written out in the config, so a record always says which metric its mean takes per task.
 Recorded per task: `<task>_acc` and, where the task has it, `<task>_acc_norm` (percent, the
@@ -56,20 +68,34 @@ HARNESS_VERSION = "0.4.13"
 """The version pyproject pins (the `llm` extra); the record states the one that ran."""
 EVAL_BATCH = 8
 NUM_FEWSHOT = 0
+BOOTSTRAP_ITERS = 100_000
+"""Resamples of the harness's bootstrap stderr of a perplexity (lambada_openai; its default, so
+the stderr is the one its users report); accuracies' stderr is closed-form."""
 METRICS = ("acc", "acc_norm")
 
 
 @dataclass(frozen=True)
 class ZeroShotTask:
-    """A task as the harness defines it: its name there, the split it evaluates, the metrics it
-    reports and the hub dataset it reads."""
+    """A task as the harness defines it: its name there, the split it evaluates, the accuracies
+    it reports (a run's mean takes one of them), the hub dataset it reads; `extra`: metrics it
+    also reports that are not accuracies (recorded, never in the mean: lambada_openai's
+    perplexity); `local_only`: its data is not on the hub, only a `task_root` folder holds it."""
 
     name: str
     split: str
     metrics: tuple[str, ...]
     hub: str
+    extra: tuple[str, ...] = ()
+    local_only: str | None = None
+    """Why the task reads only a local folder (where its data comes from), or None."""
+
+    @property
+    def reported(self) -> tuple[str, ...]:
+        return self.metrics + self.extra
 
 
+STORYCLOZE_SOURCE = ("the Story Cloze Test's authors hand its files out on request (cs.rochester.edu/nlp/rocstories), "
+                     "and the harness's hub dataset LSDSem/story_cloze needs them as a manual download")
 TASKS: Registry[ZeroShotTask] = Registry("zero-shot task")
 for _task in (ZeroShotTask("boolq", "validation", ("acc",), "aps/super_glue boolq"),
               ZeroShotTask("rte", "validation", ("acc",), "nyu-mll/glue rte"),
@@ -78,7 +104,11 @@ for _task in (ZeroShotTask("boolq", "validation", ("acc",), "aps/super_glue bool
               ZeroShotTask("arc_easy", "test", METRICS, "allenai/ai2_arc ARC-Easy"),
               ZeroShotTask("arc_challenge", "test", METRICS, "allenai/ai2_arc ARC-Challenge"),
               ZeroShotTask("openbookqa", "test", METRICS, "allenai/openbookqa main"),
-              ZeroShotTask("piqa", "validation", METRICS, "baber/piqa")):
+              ZeroShotTask("piqa", "validation", METRICS, "baber/piqa"),
+              ZeroShotTask("lambada_openai", "test", ("acc",), "EleutherAI/lambada_openai default",
+                           extra=("perplexity",)),
+              ZeroShotTask("storycloze_2016", "test", ("acc",), "LSDSem/story_cloze 2016 (manual download)",
+                           local_only=STORYCLOZE_SOURCE)):
     TASKS.register(_task.name, _task)
 
 WANDA_TASKS = ("boolq", "rte", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "openbookqa")
@@ -94,6 +124,8 @@ def parse_tasks(entries) -> tuple[str, ...]:
     """`task` or `task:metric` entries -> `task:metric` (a bare name takes acc); one-line
     ConfigErrors for an unknown task, a metric the task does not report, a task named twice."""
     if isinstance(entries, str):
+        if entries.strip().lower() == "none":  # as --tasks none and a label's `tasks=none` write it
+            return ()
         entries = tuple(e for e in entries.split(",") if e.strip())
     out, seen = [], set()
     for entry in entries:
@@ -104,8 +136,11 @@ def parse_tasks(entries) -> tuple[str, ...]:
             raise ConfigError(f"tasks: {TASKS.unknown_message(name)}")
         task = TASKS.get(name)
         chosen = chosen or "acc"
+        if chosen in task.extra:
+            raise ConfigError(f"tasks: {name}:{chosen} is not an accuracy, and the mean over tasks takes one per task; "
+                              f"write {name}:acc ({name}'s {chosen} is recorded with it)")
         if chosen not in task.metrics:
-            raise ConfigError(f"tasks: {name} reports {' and '.join(task.metrics)}, not {chosen!r}; write "
+            raise ConfigError(f"tasks: {name} reports {' and '.join(task.reported)}, not {chosen!r}; write "
                               f"{name}:{task.metrics[0]}" + (f" or {name}:{task.metrics[1]}" if len(task.metrics) > 1
                                                             else ""))
         if task.name in seen:
@@ -219,7 +254,13 @@ def load_tasks(entries: tuple[str, ...], root: str | None, download: bool) -> di
     names = [split_entry(e)[0] for e in entries]
     if root is not None:
         check_task_root(names, root)
-    built = {}
+    else:
+        local = [n for n in names if TASKS.get(n).local_only]
+        if local:
+            raise ConfigError(f"task {', '.join(local)} reads only a local folder ({TASKS.get(local[0]).local_only}): "
+                              f"give --task-root FOLDER with {local[0]}/{TASKS.get(local[0]).split}.jsonl in the hub "
+                              f"dataset's fields, or leave the task out (--tasks; a suite: task_root, tasks in [run])")
+    built, missing = {}, {}
     for name in names:
         try:
             with offline(not download):
@@ -234,9 +275,15 @@ def load_tasks(entries: tuple[str, ...], root: str | None, download: bool) -> di
             if root is not None:
                 raise ConfigError(f"task {name}: {task_file(root, name)} cannot be read as the task's examples "
                                   f"({type(exc).__name__}: {detail})") from None
-            how = "" if download else "; pass --download to fetch it, or --task-root FOLDER for local files"
-            raise ConfigError(f"task {name}: its data ({TASKS.get(name).hub}, split {TASKS.get(name).split}) could "
-                              f"not be read ({type(exc).__name__}: {detail}){how}") from None
+            if download:
+                raise ConfigError(f"task {name}: its data ({TASKS.get(name).hub}, split {TASKS.get(name).split}) could "
+                                  f"not be downloaded ({type(exc).__name__}: {detail})") from None
+            missing[name] = TASKS.get(name).hub
+    if missing:
+        raise ConfigError(f"zero-shot task data not in the datasets cache: {', '.join(missing)} "
+                          f"({'; '.join(missing.values())}); give their files with --task-root FOLDER, fetch them "
+                          f"with --download, or run without tasks: --tasks none (a suite's [run]: task_root, "
+                          f"download = true, tasks = []; a preset's tasks left out are a recorded change)")
     return built
 
 
@@ -279,9 +326,9 @@ def evaluate(model, tokenizer, entries: tuple[str, ...], root: str | None, downl
     # a copy: the harness sets padding on its tokenizer, and the run's is shared by the process
     # (`shrinkbench.llm.models.shared_tokenizer`)
     lm = QuietHFLM(pretrained=model, tokenizer=copy.deepcopy(tokenizer), batch_size=EVAL_BATCH)
-    with offline(not download), _no_request_bars():
+    with offline(not download), _no_request_bars(), _bootstrap_in_process():
         out = simple_evaluate(model=lm, tasks=list(tasks.values()), task_manager=_manager(),  # indexed once
-                              num_fewshot=NUM_FEWSHOT, random_seed=0,
+                              num_fewshot=NUM_FEWSHOT, random_seed=0, bootstrap_iters=BOOTSTRAP_ITERS,
                               numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0, log_samples=False,
                               verbosity=None)
     results = {}
@@ -289,11 +336,33 @@ def evaluate(model, tokenizer, entries: tuple[str, ...], root: str | None, downl
         got = out["results"][name]
         one = {"version": out["versions"][name], "split": TASKS.get(name).split,
                "examples": int(out["n-samples"][name]["effective"])}
-        for m in TASKS.get(name).metrics:
+        for m in TASKS.get(name).reported:
             one[m] = float(got[f"{m},none"])
             one[f"{m}_stderr"] = float(got[f"{m}_stderr,none"])
         results[name] = one
     return results
+
+
+@contextlib.contextmanager
+def _bootstrap_in_process() -> Iterator[None]:
+    """The harness's bootstrap of a perplexity's stderr (lambada_openai) in this process, quietly:
+    `DISABLE_MULTIPROC` makes it loop here instead of forking a pool from a process that holds the
+    model (the same resamples: chunk i draws from `random.Random(i)` either way); its print and
+    progress bar are not this tool's output."""
+    import io
+    import os
+
+    before = {k: os.environ.get(k) for k in ("DISABLE_MULTIPROC", "TQDM_DISABLE")}
+    os.environ.update(DISABLE_MULTIPROC="1", TQDM_DISABLE="1")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @contextlib.contextmanager
@@ -319,6 +388,8 @@ def task_metrics(stage: str, results: dict[str, Any], entries: tuple[str, ...]) 
 
     rows = [{"stage": stage, "split": "test", "metric": metric_name(name, m), "value": 100.0 * one[m]}
             for name, one in results.items() for m in TASKS.get(name).metrics]
+    rows += [{"stage": stage, "split": "test", "metric": metric_name(name, m), "value": one[m]}
+             for name, one in results.items() for m in TASKS.get(name).extra]  # not percentages
     chosen = [100.0 * results[n][m] for n, m in map(split_entry, entries)]
     rows.append({"stage": stage, "split": "test", "metric": "zeroshot_mean", "value": zeroshot_mean(chosen)})
     return rows
@@ -327,6 +398,6 @@ def task_metrics(stage: str, results: dict[str, Any], entries: tuple[str, ...]) 
 def task_record(entries: tuple[str, ...], root: str | None, download: bool, sha256: str | None) -> dict[str, Any]:
     """What the record says of the tasks besides their numbers."""
     return {"harness": HARNESS, "harness_version": harness_version(), "num_fewshot": NUM_FEWSHOT,
-            "batch_size": EVAL_BATCH, "mean_takes": dict(map(split_entry, entries)),
+            "batch_size": EVAL_BATCH, "bootstrap_iters": BOOTSTRAP_ITERS, "mean_takes": dict(map(split_entry, entries)),
             "source": "folder" if root is not None else ("hub" if download else "datasets cache"),
             "sha256": sha256}

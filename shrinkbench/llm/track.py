@@ -53,6 +53,17 @@ def _check_run_options(args) -> None:
                               f"{flag} out")
 
 
+def _check_device(configs, device: str) -> None:
+    """The device exists here and computes every dtype the runs ask for (their preset's or their
+    own): a one-line ConfigError naming the way out (`dtype = "float32"` in [run]) otherwise."""
+    from shrinkbench.core.device import resolve_device
+    from shrinkbench.llm.placement import check_run_dtype
+
+    dev = resolve_device(device)
+    for cfg in {(c.dtype, c.protocol): c for c in configs}.values():
+        check_run_dtype(cfg, dev)
+
+
 def _benchmark_method(configs, added) -> str | None:
     """The first added method, else the first pruned one, as the reports name it."""
     from shrinkbench.analysis.schema import strategy_name
@@ -117,4 +128,5 @@ TRACK = Track(
     response_metric="perplexity",
     benchmark_method=_benchmark_method,
     check_run_options=_check_run_options,
+    check_device=_check_device,
 )

@@ -43,6 +43,9 @@ class Runtime:
 
 class Executor(Protocol):
     name: str
+    runs_here: bool
+    """Whether its runs compute on this machine (local, pool), so a track can check this
+    machine's device before the sweep (`Track.check_device`); Ray and Slurm run elsewhere."""
 
     def threads_per_run(self, runtime: Runtime, workers: int | None) -> int:
         """The torch threads each run of this executor computes with (pinned in its config)."""

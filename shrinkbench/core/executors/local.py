@@ -27,6 +27,7 @@ class LocalExecutor:
     """One run after another in this process, with a progress bar."""
 
     name = "local"
+    runs_here = True  # its runs compute on this machine: the tracks' device checks apply before the sweep
 
     def threads_per_run(self, runtime: Runtime, workers: int | None) -> int:
         """`--threads`, else torch's count in this process."""
@@ -90,6 +91,7 @@ class PoolExecutor(PlannedExecutor):
     """`workers` processes on this machine (default: one per core)."""
 
     name = "pool"
+    runs_here = True
 
     def threads_per_run(self, runtime: Runtime, workers: int | None) -> int:
         return threads_per_run(runtime, workers)

@@ -39,6 +39,7 @@ def _task(kind: str, cfg: dict, store_root: str, runtime: Runtime, _after: Any =
 @EXECUTORS.decorator("ray")
 class RayExecutor(PlannedExecutor):
     name = "ray"
+    runs_here = False  # its workers are other machines: their devices are checked where they run
 
     def __init__(self, address: str | None = None, gpus_per_run: float | None = None,
                  cpus_per_run: int | None = None):

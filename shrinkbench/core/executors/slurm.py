@@ -70,6 +70,7 @@ def _chunks(items: list, size: int) -> list[list]:
 @EXECUTORS.decorator("slurm")
 class SlurmExecutor(PlannedExecutor):
     name = "slurm"
+    runs_here = False
 
     def __init__(self, cluster: str | None = None, partition: str | None = None, time_limit: str | int | None = None,
                  gpus_per_node: int | None = None, cpus_per_task: int | None = None, mem_gb: float | None = None,

@@ -155,7 +155,7 @@ def check_reachable(cfg, source, model_sha256: str) -> None:
         where = _dequantized_folder(source, model_sha256)
     else:
         where = source.location
-    hf = AutoConfig.from_pretrained(where, local_files_only=source.kind != "hub", trust_remote_code=False)
+    hf = AutoConfig.from_pretrained(where, local_files_only=True, trust_remote_code=False)
     by_type = {"llama": "LlamaForCausalLM", "pruned_llama": "PrunedLlamaForCausalLM"}  # a config without architectures
     family = (getattr(hf, "architectures", None) or [by_type.get(hf.model_type, type(hf).__name__)])[0]
     if family not in SUPPORTED:
