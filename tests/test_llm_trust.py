@@ -357,7 +357,8 @@ def test_benchmark_and_the_python_api_read_perplexity_on_an_llm_store(tiny, tmp_
     assert set(report.comparisons["baseline"]) >= {"magnitude [layer]"}
     assert "perplexity" in (store / "report" / "report.md").read_text()
     summary = shrinkbench.report(str(store), str(tmp_path / "api_report"))
-    assert summary["runs"] == 9 and (tmp_path / "api_report" / "report.md").is_file()
+    # dense and magnitude run once (seed-free), wanda over the 3 seeds
+    assert summary["runs"] == 5 and (tmp_path / "api_report" / "report.md").is_file()
 
 
 # ------------------------------------------------------------------ every option acts or is refused
