@@ -148,6 +148,9 @@ class LLMStrategy:
     name = "llm_strategy"
     needs_inputs = False
     needs_xtx = False
+    paper = ""
+    parameter_ranges: dict[str, str] = {}
+    """What `shrinkbench strategies` lists beside the constructor's parameters (name -> text)."""
     scopes: tuple[str, ...] = ("row", "layer", "global")
     default_scope = "layer"
 
@@ -292,6 +295,7 @@ class Wanda(LLMStrategy):
 
     name = "wanda"
     needs_inputs = True
+    paper = "Sun et al. 2023, Wanda"
     scopes = ("row", "layer")
     default_scope = "row"
 
@@ -308,6 +312,8 @@ class SparseGPT(LLMStrategy):
     name = "sparsegpt"
     needs_inputs = True
     needs_xtx = True
+    paper = "Frantar & Alistarh 2023, SparseGPT (ICML)"
+    parameter_ranges = {"blocksize": "whole number >= 1", "percdamp": ">= 0"}
     scopes = ("block", "row")
     default_scope = "block"
 

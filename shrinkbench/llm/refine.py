@@ -82,6 +82,8 @@ class MaskRefinement:
     scores)` returns the new keep mask; `applies_to(layer name)` says whether a layer is refined."""
 
     name = "refinement"
+    paper = ""
+    parameter_ranges: dict[str, str] = {}
 
     def applies_to(self, layer: str) -> bool:
         return True
@@ -99,6 +101,9 @@ class DSnoT(MaskRefinement):
     """Prune-and-grow swaps driven by the sign of the reconstruction error (module docstring)."""
 
     name = "dsnot"
+    paper = "Zhang et al. 2024, DSnoT (ICLR)"
+    parameter_ranges = {"max_cycles": "whole number >= 1", "threshold": ">= 0", "var_power": ">= 0",
+                        "skip": "layer-name patterns (fnmatch) left unrefined"}
 
     def __init__(self, max_cycles: int = 50, threshold: float = 0.1, var_power: float = 1.0,
                  skip: list[str] | tuple[str, ...] = ("*.mlp.*",)):
