@@ -187,7 +187,10 @@ def test_a_refined_run_has_its_own_identity_and_tag(tiny, tmp_path):
     assert refined.run_id != plain.run_id != _cfg(tiny, strategy="wanda", refine="dsnot").run_id
     assert run_one(refined, str(tmp_path)).status == "ok"
     record = Store(tmp_path).read(refined.run_id)
-    assert record["method_tags"] == ["row", "dsnot"] and record["config"]["refine_params"] == {"threshold": 0.0}
+    # two refinements that differ in a parameter are two methods to the analysis, as allocations are
+    assert record["method_tags"] == ["row", "dsnot threshold=0.0"] and record["config"]["refine_params"] == {
+        "threshold": 0.0}
+    assert _cfg(tiny, strategy="wanda", refine="dsnot").record_names()["method_tags"] == ["row", "dsnot"]
     data_free = _cfg(tiny, strategy="magnitude", refine="dsnot")  # draws calibration windows for the refinement
     assert run_one(data_free, str(tmp_path)).status == "ok"
 
