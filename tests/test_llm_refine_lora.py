@@ -425,6 +425,11 @@ class EarlyCount(MaskRefinement):
         return torch.ones_like(keep)
 
 
+class EarlyUnreachable(LayerAllocation):
+    def sparsities(self, layers, sparsity):
+        return [0.0] + [1.0] * (len(layers) - 1)
+
+
 class LateAllocRaise(LayerAllocation):
     def sparsities(self, layers, sparsity):
         if real(layers[0].weight):
@@ -557,8 +562,10 @@ def test_dsnot_refines_ria_in_its_permuted_groups(tiny):
     (["--strategy", "wanda", "--refine", "{code}:Mirror", "--refine-param", "twist=1"], "no parameter 'twist'"),
     (["--strategy", "sparsegpt", "--refine", "{code}:Mirror"], "overrides prune()"),
     (["--strategy", "wanda", "--refine", "{code}:LateAllocRaise"], "is not a subclass of"),
+    (["--allocation", "{code}:EarlyUnreachable"], "cannot reach the target 0.5: layer blocks.0.a would have to keep"),
+    (["--allocation", "{code}:Mirror"], "is not a subclass of"),
 ])
-def test_a_bad_user_refinement_is_refused_before_any_run(tiny, tmp_path, capsys, args, message):
+def test_a_bad_user_refinement_or_allocation_is_refused_before_any_run(tiny, tmp_path, capsys, args, message):
     from shrinkbench.cli import main
 
     code = tmp_path / "mine.py"
