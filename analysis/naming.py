@@ -75,8 +75,9 @@ def one_shot_run_tags(config: dict[str, Any]) -> list[str]:
         tags.append(" ".join([str(allocation)] + [f"{k}={v}" for k, v in sorted(params.items())]))
     if config.get("ties", "low_index") != "low_index":
         tags.append(f"{config['ties']} ties")
-    if config.get("refine"):  # a mask refinement after the strategy's mask (`wanda [row, dsnot]`)
-        tags.append(str(config["refine"]))
+    if config.get("refine"):  # a mask refinement after the strategy's mask (`wanda [row, dsnot]`,
+        params = config.get("refine_params") or {}  # `wanda [row, dsnot threshold=0.05]`)
+        tags.append(" ".join([str(config["refine"])] + [f"{k}={v}" for k, v in sorted(params.items())]))
     steps = int(config.get("finetune_steps") or 0)
     if steps:
         lora = config.get("finetune_method") == "lora"

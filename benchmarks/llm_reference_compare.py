@@ -9,6 +9,10 @@ REFS is a folder holding checkouts of the reference repositories (nothing is dow
     REFS/OWL        git clone https://github.com/luuyin/OWL                (OWL on Wanda and magnitude)
     REFS/RIA        git clone https://github.com/biomedical-cybernetics/Relative-importance-and-activation-pruning
 
+RIA's cases: `ria 2:4 reallocated` is its heuristic channel reallocation alone (`--reallocation`;
+ours `permute=true lsa=false`), `ria 2:4 permuted` the published channel permutation
+(`--reallocation --lsa`; ours `permute=true`).
+
 A repository that is absent is named and its rows are skipped. Each reference runs in its own
 process (they all call their package `lib`): its own whole-model driver (`prune_magnitude`,
 `prune_wanda`, `llama_sequential`, `prune_wanda_outlier`, `prune_mag_outlier`, `prune_ria`) is
@@ -16,7 +20,8 @@ called on SmolLM2-135M with three shims that change no arithmetic: the calibrati
 (`get_loaders`, so their `datasets` import may be absent) returns OUR calibration windows (the run seed's draw, `--calib` windows of
 `--seq-len` KJV train tokens), `Tensor.cuda` is the identity (the code sorts on the GPU), and
 each decoder block computes its rotary embeddings when the caller passes only `position_ids`
-(the drivers predate transformers 4.48, whose LLaMA blocks take `position_embeddings`). Ours
+(the drivers predate transformers 4.48, whose LLaMA blocks take `position_embeddings`); RIA's
+channel permutation also has its hard-coded `"cuda:7"` mapped to the CPU. Ours
 runs `shrinkbench.llm.engine.prune_model` on the same windows. Both models are then measured
 with the same held-out windows (`shrinkbench.llm.runner.window_nll`).
 
@@ -53,6 +58,7 @@ CASES = {
     "magnitude+owl 70%": ("OWL", "magnitude", {}, "owl", 0.7, None),
     "ria 50%": ("RIA", "ria", {}, None, 0.5, None),
     "ria 2:4": ("RIA", "ria", {}, None, 0.5, (2, 4)),
+    "ria 2:4 reallocated": ("RIA", "ria", {"permute": True, "lsa": False}, None, 0.5, (2, 4)),
     "ria 2:4 permuted": ("RIA", "ria", {"permute": True}, None, 0.5, (2, 4)),
 }
 OWL_M, OWL_LAMBDA = 5.0, 0.08
@@ -187,10 +193,21 @@ def run_reference(case: str, repo: Path, calibration, sparsity: float, nm) -> No
         elif folder == "RIA":
             import lib.prune as ref
 
+            real_to = torch.Tensor.to  # its assignment step moves tensors to "cuda:7": here the CPU
+
+            def to_cpu(self, *a, **k):
+                a = tuple("cpu" if isinstance(x, str) and x.startswith("cuda") else x for x in a)
+                if isinstance(k.get("device"), str) and k["device"].startswith("cuda"):
+                    k["device"] = "cpu"
+                return real_to(self, *a, **k)
+
+            torch.Tensor.to = to_cpu
+
             ref.get_loaders = lambda *a, **k: (loader, None)
             args = SimpleNamespace(nsamples=len(loader), seed=0, sparsity_ratio=sparsity, calib_dataset="c4",
                                    seqlen=model.seqlen, model="llama-smollm2", prune_method="ria", a=0.5,
-                                   reconstruction=False, reallocation="permuted" in case, lsa=False,
+                                   reconstruction=False, reallocation="permuted" in case or "reallocated" in case,
+                                   lsa="permuted" in case,
                                    importance_score="sum", gptq=False, per_outneuron=False, semi_sparse_acc=False,
                                    fast=False)
             ref.prune_ria(args, model, tokenizer, cpu, prune_n=n, prune_m=m)

@@ -57,13 +57,14 @@ def test_the_smollm2_card_counts_the_weights_of_its_gguf_file():
 
 def test_strategies_lists_magnitude_wanda_sparsegpt_with_scopes(capsys):
     listing = listed(capsys, "strategies", "--track", "llm")
-    rows = [r for r in listing if r["granularity"] == "unstructured, N:M"]
+    rows = [r for r in listing if r["kind"] == "strategy"]
     by_name = {r["name"]: r for r in rows}
     assert set(by_name) == {"magnitude", "wanda", "sparsegpt", "ria"}
     assert by_name["wanda"]["scopes"] == ["row", "layer"] and by_name["wanda"]["criterion"] == "calibrated"
     assert by_name["ria"]["scopes"] == ["layer", "row"] and by_name["ria"]["criterion"] == "calibrated"
     assert by_name["sparsegpt"]["scope"] == "block" and by_name["magnitude"]["criterion"] == "data-free"
-    structured = {(r["name"], r["granularity"]): r for r in listing if r not in rows}  # structured pruning criteria
+    structured = {(r["name"], r["granularity"]): r for r in listing
+                  if r["kind"] == "structured criterion"}  # structured pruning criteria
     assert set(structured) == {(n, "blocks") for n in ("block_influence", "angular", "last")} | {
         (n, "heads, channels, width") for n in ("magnitude", "wanda_sp", "taylor", "flap", "random")}
     assert structured[("last", "blocks")]["criterion"] == "data-free"
@@ -73,6 +74,89 @@ def test_strategies_lists_magnitude_wanda_sparsegpt_with_scopes(capsys):
 
     assert [r["name"] for r in everything if r["track"] == "vision"] == list(STRATEGIES)
     assert [r["name"] for r in everything if r["track"] == "llm"][:4] == ["magnitude", "wanda", "sparsegpt", "ria"]
+
+
+def test_strategies_lists_the_llm_allocations_and_refinements_with_parameters_and_papers(capsys):
+    from shrinkbench.llm.allocation import ALLOCATIONS
+    from shrinkbench.llm.refine import LLM_REFINEMENTS
+
+    listing = listed(capsys, "strategies", "--track", "llm")
+    kinds = {}
+    for row in listing:
+        kinds.setdefault(row["kind"], {})[row["name"]] = row
+    assert set(kinds) == {"strategy", "structured criterion", "layer allocation", "mask refinement"}
+    assert list(kinds["layer allocation"]) == list(ALLOCATIONS) == ["uniform", "owl"]
+    assert list(kinds["mask refinement"]) == list(LLM_REFINEMENTS) == ["dsnot"]
+    owl, uniform, dsnot = kinds["layer allocation"]["owl"], kinds["layer allocation"]["uniform"], \
+        kinds["mask refinement"]["dsnot"]
+    # OWL's repository defaults M = 5 (its README's scripts), lambda = 0.08; DSnoT's code's defaults
+    assert owl["parameters"] == "m=5.0 (> 0), lam=0.08 (> 0, and target +- 2*lam inside [0, 1))"
+    assert "Yin" in owl["paper"] and owl["criterion"] == "calibrated" and owl["granularity"] == "unstructured"
+    assert uniform["parameters"] == "" and uniform["criterion"] == "data-free"
+    assert dsnot["parameters"] == ('max_cycles=50 (whole number >= 1), threshold=0.1 (>= 0), var_power=1.0 (>= 0), '
+                                   'skip=["*.mlp.*"] (layer-name patterns (fnmatch) left unrefined)')
+    assert "Zhang" in dsnot["paper"] and "DSnoT" in dsnot["paper"]
+    ria = kinds["strategy"]["ria"]
+    assert ria["parameters"].startswith("a=0.5 (>= 0), permute=false") and "lsa=unset" in ria["parameters"]
+    assert main(["strategies", "--track", "llm"]) == 0  # the text table shows the new columns
+    text = capsys.readouterr().out
+    assert "layer allocation" in text and "mask refinement" in text and "lam=0.08" in text
+
+
+def test_every_registered_llm_parameter_states_its_range():
+    from shrinkbench.core.params import constructor_parameters
+    from shrinkbench.llm.allocation import ALLOCATIONS
+    from shrinkbench.llm.methods import LLM_STRATEGIES
+    from shrinkbench.llm.refine import LLM_REFINEMENTS
+
+    for registry in (LLM_STRATEGIES, ALLOCATIONS, LLM_REFINEMENTS):
+        for name, cls in registry.items():
+            for p in constructor_parameters(cls):
+                assert p["range"], f"{name}.{p['name']} lists no range (set parameter_ranges)"
+
+
+def test_the_listing_and_prune_llm_help_follow_the_registries(capsys):
+    """An entry registered now is listed and named in `prune-llm --help` with its parameters."""
+    from shrinkbench.llm.allocation import ALLOCATIONS, LayerAllocation
+    from shrinkbench.llm.methods import LLM_STRATEGIES, LLMStrategy
+    from shrinkbench.llm.refine import LLM_REFINEMENTS, MaskRefinement
+
+    class Shelf(LayerAllocation):
+        """every layer at the target (a test entry)"""
+        paper = "Nobody 2099"
+        parameter_ranges = {"tilt": ">= 0"}
+
+        def __init__(self, tilt: float = 0.25):
+            self.tilt = tilt
+
+    class Polish(MaskRefinement):
+        """keeps the mask (a test entry)"""
+
+        def __init__(self, rounds: int = 7):
+            self.rounds = rounds
+
+    class Coin(LLMStrategy):
+        """a test entry"""
+
+    for registry, name, cls in ((ALLOCATIONS, "shelf", Shelf), (LLM_REFINEMENTS, "polish", Polish),
+                                (LLM_STRATEGIES, "coin", Coin)):
+        registry.register(name, cls)
+    try:
+        rows = {(r["kind"], r["name"]): r for r in listed(capsys, "strategies", "--track", "llm")}
+        assert rows[("layer allocation", "shelf")]["parameters"] == "tilt=0.25 (>= 0)"
+        assert rows[("layer allocation", "shelf")]["paper"] == "Nobody 2099"
+        assert rows[("mask refinement", "polish")]["parameters"] == "rounds=7"
+        assert ("strategy", "coin") in rows
+        assert main(["prune-llm", "--help"]) == 0
+        help_text = " ".join(capsys.readouterr().out.split())
+    finally:
+        for registry, name in ((ALLOCATIONS, "shelf"), (LLM_REFINEMENTS, "polish"), (LLM_STRATEGIES, "coin")):
+            registry.remove(name)
+    for name in list(LLM_STRATEGIES) + ["coin"]:
+        assert name in help_text.split("--strategy STRATEGY")[-1].split("--param")[0], name
+    assert "shelf (Nobody 2099; --allocation-param tilt=0.25)" in help_text
+    assert "owl (Yin et al. 2024, OWL (ICML); --allocation-param m=5.0 lam=0.08)" in help_text
+    assert "polish (--refine-param rounds=7)" in help_text and "dsnot (Zhang et al. 2024" in help_text
 
 
 def test_datasets_lists_the_texts_with_splits_and_sources(capsys):
@@ -89,7 +173,8 @@ def test_csv_carries_the_track_column(capsys):
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert {r["track"] for r in rows} == {"vision", "llm"}
     assert {r["name"] for r in rows if r["track"] == "llm"} == {"magnitude", "wanda", "sparsegpt", "ria", "block_influence",
-                                                                 "angular", "last", "wanda_sp", "taylor", "flap", "random"}
+                                                                 "angular", "last", "wanda_sp", "taylor", "flap", "random",
+                                                                 "uniform", "owl", "dsnot"}
 
 
 def test_text_output_has_a_section_per_track(capsys):

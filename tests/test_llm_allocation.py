@@ -19,7 +19,8 @@ from shrinkbench.llm.allocation import (OWL, LayerView, allocated_counts, apport
                                         owl_outlier_ratios)
 from shrinkbench.llm.engine import pruned_layers, prune_model  # noqa: E402
 from shrinkbench.llm.methods import (RIA, AllocatedSparsity, TieLedger, keep_mask, keep_row_shares,  # noqa: E402
-                                     resolve_llm_strategy, ria_channel_order, ria_score, selecting)
+                                     nm_swap_values, resolve_llm_strategy, ria_channel_order, ria_lsa_order,
+                                     ria_lsa_step, ria_score, selecting)
 
 from test_llm import _cache, _cfg, _cli, _tiny_model, _tokenizer, tiny  # noqa: E402,F401  (fixtures, helpers)
 
@@ -134,6 +135,75 @@ def test_ria_channel_order_by_hand_and_as_published():
         ria_channel_order(torch.rand(2, 6), 4)
 
 
+# RIA's linear-sum-assignment refinement, a 4x8 layer by hand (scores, M = 4, N = 2: groups g0 = columns
+# 0-3 and g1 = 4-7 of the starting order; a group keeps each row's two highest scores)
+LSA_4X8 = torch.tensor([[3, 0, 2, 3, 0, 0, 1, 0],
+                        [3, 3, 2, 0, 3, 1, 3, 0],
+                        [0, 1, 0, 0, 1, 3, 0, 2],
+                        [0, 0, 1, 1, 1, 1, 0, 2]], dtype=torch.float64)
+
+
+def _kept_total(scores, order, n, m):
+    permuted = scores[:, order]
+    return float((permuted * nm_mask(permuted, n, m)).sum())
+
+
+def test_ria_lsa_of_a_4x8_layer_by_hand():
+    # position c = 0: V[r, k] = what group r keeps with its first channel taken from group k
+    #   V[0,0] = g0 as is, rows [3 0 2 3] [3 3 2 0] [0 1 0 0] [0 0 1 1]: 6 + 6 + 1 + 2 = 15
+    #   V[1,1] = g1 as is, rows [0 0 1 0] [3 1 3 0] [1 3 0 2] [1 1 0 2]: 1 + 6 + 5 + 3 = 15
+    #   V[0,1] = g0 with column 4:  [0 0 2 3] [3 3 2 0] [1 1 0 0] [1 0 1 1]: 5 + 6 + 2 + 2 = 15
+    #   V[1,0] = g1 with column 0:  [3 0 1 0] [3 1 3 0] [0 3 0 2] [0 1 0 2]: 4 + 6 + 5 + 3 = 18
+    # keeping: 15 + 15 = 30; exchanging columns 0 and 4: 15 + 18 = 33 -> exchanged
+    identity = torch.arange(8)
+    assert nm_swap_values(LSA_4X8, 0, 2, 4).tolist() == [[15.0, 15.0], [18.0, 15.0]]
+    after = ria_lsa_step(LSA_4X8, identity, 0, 2, 4)
+    assert after.tolist() == [4, 1, 2, 3, 0, 5, 6, 7]
+    # position c = 1 in that order (g0 = columns 4 1 2 3, g1 = 0 5 6 7): keeping gives 15 + 18 = 33,
+    # exchanging columns 1 and 5: g0 [0 0 2 3] [3 1 2 0] [1 3 0 0] [1 1 1 1] = 5 + 5 + 4 + 2 = 16, g1
+    # [3 0 1 0] [3 3 3 0] [0 1 0 2] [0 0 0 2] = 4 + 6 + 3 + 2 = 15: 31 < 33, kept; likewise at c = 2, 3
+    assert nm_swap_values(LSA_4X8[:, after], 1, 2, 4).tolist() == [[15.0, 16.0], [15.0, 18.0]]
+    assert ria_lsa_order(LSA_4X8, identity, 2, 4).tolist() == [4, 1, 2, 3, 0, 5, 6, 7]
+    assert _kept_total(LSA_4X8, identity, 2, 4) == 30.0 and _kept_total(LSA_4X8, after, 2, 4) == 33.0
+
+
+@pytest.mark.parametrize("n, m", [(1, 4), (2, 4), (3, 4), (4, 8), (1, 2)])
+def test_nm_swap_values_are_the_kept_sums_of_the_exchanged_groups(n, m):
+    """Against forming every exchanged group and summing each row's top n directly."""
+    scores = torch.rand(5, 3 * m, generator=torch.Generator().manual_seed(n * 10 + m), dtype=torch.float64)
+    for c in range(m):
+        values = nm_swap_values(scores, c, n, m)
+        for r in range(3):
+            for k in range(3):
+                group = scores[:, r * m: (r + 1) * m].clone()
+                group[:, c] = scores[:, k * m + c]
+                direct = group.sort(dim=1, descending=True).values[:, :n].sum()
+                assert math.isclose(float(values[r, k]), float(direct), rel_tol=1e-12), (c, r, k)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_an_lsa_step_is_the_best_of_every_assignment_and_never_loses(seed):
+    """Brute force over the 4! assignments of position c's channels to 4 groups (2:4, 16 columns)."""
+    import itertools
+
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.rand(6, 16, generator=g, dtype=torch.float64)
+    order = torch.randperm(16, generator=g)
+    for c in range(4):
+        best = -1.0
+        for perm in itertools.permutations(range(4)):
+            candidate = order.clone()
+            for r, k in enumerate(perm):
+                candidate[r * 4 + c] = order[k * 4 + c]
+            best = max(best, _kept_total(scores, candidate, 2, 4))
+        stepped = ria_lsa_step(scores, order, c, 2, 4)
+        assert math.isclose(_kept_total(scores, stepped, 2, 4), best, rel_tol=1e-12)
+        assert sorted(stepped.tolist()) == list(range(16))
+        order = stepped
+    start = ria_channel_order(scores, 4)
+    assert _kept_total(scores, ria_lsa_order(scores, start, 2, 4), 2, 4) >= _kept_total(scores, start, 2, 4)
+
+
 # ------------------------------------------------------------------ ties by hand
 def test_tie_counts_by_hand():
     s = torch.tensor([1.0, 2.0, 2.0, 3.0])
@@ -219,11 +289,12 @@ def test_owl_follows_the_dense_models_outlier_ratios(tiny):
     assert ratios[0] != ratios[1] and kept[denser] > kept[1 - denser]
 
 
+@pytest.mark.parametrize("lsa", [True, False])
 @pytest.mark.parametrize("nm", [(2, 4), (4, 8)])
-def test_ria_n_m_with_permutation_keeps_n_of_every_m_in_the_permuted_order(tiny, nm):
+def test_ria_n_m_with_permutation_keeps_n_of_every_m_in_the_permuted_order(tiny, nm, lsa):
     model = _tiny_model(tiny)
     ids = [torch.randint(0, 300, (4, 16), generator=torch.Generator().manual_seed(1))]
-    strategy = RIA(permute=True)
+    strategy = RIA(permute=True, lsa=lsa)
     dense = {n: l.weight.detach().clone() for n, l in pruned_layers(model).items()}
     masks = prune_model(model, strategy, 1 - nm[0] / nm[1], nm, "layer", (), ids)
     moved = 0
@@ -238,9 +309,40 @@ def test_ria_n_m_with_permutation_keeps_n_of_every_m_in_the_permuted_order(tiny,
     for n in [n for n in masks if ".layers.0." in n]:
         scores = ria_score(dense[n], stats[n].sq_norm)
         order = ria_channel_order(scores, nm[1])
+        if lsa:
+            order = ria_lsa_order(scores, order, *nm)
         expected = torch.empty_like(masks[n])
         expected[:, order] = nm_mask(scores[:, order], *nm)
         assert torch.equal(masks[n], expected), n
+        # the permutation is applied consistently: the layer is its dense weight masked in place (no
+        # weight moved), and that mask is N:M in the permuted column order
+        weight = pruned_layers(model)[n].weight.detach()
+        assert torch.equal(weight, dense[n] * masks[n])
+        assert bool((masks[n][:, order].reshape(-1, nm[1]).sum(1) == nm[0]).all())
+    # the model's function is the masked one: a fresh dense model with the masks multiplied in
+    masked = _tiny_model(tiny)
+    with torch.no_grad():
+        for n, layer in pruned_layers(masked).items():
+            layer.weight.mul_(masks[n])
+        probe = torch.randint(0, 300, (2, 16), generator=torch.Generator().manual_seed(5))
+        assert torch.equal(model(input_ids=probe).logits, masked(input_ids=probe).logits)
+
+
+def test_the_lsa_refinement_keeps_at_least_the_heuristics_score_in_every_layer(tiny):
+    model = _tiny_model(tiny)
+    ids = [torch.randint(0, 300, (4, 16), generator=torch.Generator().manual_seed(1))]
+    from shrinkbench.llm.engine import dense_input_stats
+
+    stats = dense_input_stats(model, (), ids)
+    gained = 0
+    for n, layer in pruned_layers(model).items():
+        scores = ria_score(layer.weight.detach(), stats[n].sq_norm)
+        heuristic = ria_channel_order(scores, 4)
+        refined = ria_lsa_order(scores, heuristic, 2, 4)
+        before, after = _kept_total(scores, heuristic, 2, 4), _kept_total(scores, refined, 2, 4)
+        assert after >= before - 1e-12 * abs(before), n
+        gained += after > before
+    assert gained > 0
 
 
 def test_seeded_ties_make_magnitude_seed_dependent_on_quantized_weights(tiny):
@@ -326,6 +428,12 @@ def test_a_users_allocation_plugs_in_and_a_misbehaving_one_fails_its_run_only(ti
     (["--allocation", "owls"], "unknown layer allocation 'owls'"),
     (["--strategy", "ria", "--param", "permute=true"], "with the unstructured pattern it would do nothing"),
     (["--strategy", "ria", "--param", "a=-1"], "must be a finite number >= 0"),
+    (["--strategy", "ria", "--pattern", "2:4", "--param", "lsa=false"], "give permute=true too"),
+    (["--strategy", "ria", "--pattern", "2:4", "--param", "permute=true", "--param", "lsa=1"],
+     "lsa must be true or false"),
+    # the tiny model's layers have 32 and 64 inputs: groups of 3 do not divide them
+    (["--strategy", "ria", "--pattern", "2:3", "--param", "permute=true"], "inputs, not a multiple of M=3"),
+    (["--allocation", "owl", "--sparsity", "0.1", "--allocation-param", "lam=0.1"], "cannot be reached"),
     (["--ties", "random"], "invalid choice"),
     (["--allocation-param", "lam=0.1"], "give --allocation too"),
 ])

@@ -187,7 +187,10 @@ def test_a_refined_run_has_its_own_identity_and_tag(tiny, tmp_path):
     assert refined.run_id != plain.run_id != _cfg(tiny, strategy="wanda", refine="dsnot").run_id
     assert run_one(refined, str(tmp_path)).status == "ok"
     record = Store(tmp_path).read(refined.run_id)
-    assert record["method_tags"] == ["row", "dsnot"] and record["config"]["refine_params"] == {"threshold": 0.0}
+    # two refinements that differ in a parameter are two methods to the analysis, as allocations are
+    assert record["method_tags"] == ["row", "dsnot threshold=0.0"] and record["config"]["refine_params"] == {
+        "threshold": 0.0}
+    assert _cfg(tiny, strategy="wanda", refine="dsnot").record_names()["method_tags"] == ["row", "dsnot"]
     data_free = _cfg(tiny, strategy="magnitude", refine="dsnot")  # draws calibration windows for the refinement
     assert run_one(data_free, str(tmp_path)).status == "ok"
 
@@ -330,3 +333,245 @@ def test_a_suite_selects_dsnot_on_top_of_wanda_and_refuses_it_in_run(tiny, tmp_p
     bad = write_llm_suite(tmp_path / "b.toml", tiny, strategies='[{name = "sparsegpt", refine = "dsnot"}]')
     with pytest.raises(ConfigError, match="overrides prune"):
         load_suite(str(bad))
+
+
+# ------------------------------------------------------------------ a user's refinement and allocation
+USER_CODE = '''
+import torch
+
+from shrinkbench.llm.allocation import LayerAllocation
+from shrinkbench.llm.refine import MaskRefinement
+
+
+def real(weight):  # the dry runs use layers of 8 rows; the tiny model's have 16, 32 or 64
+    return weight.shape[0] != 8
+
+
+class Mirror(MaskRefinement):
+    """well behaved: each row's mask reversed (row counts and, under N:M, every group's count kept)"""
+    def __init__(self, flip: bool = True):
+        self.flip = flip
+
+    def applies_to(self, layer):
+        return "self_attn" in layer
+
+    def refine(self, weight, keep, inputs, nm, scores):
+        return keep.flip(1) if self.flip else keep.clone()
+
+
+class LateRaise(MaskRefinement):
+    def refine(self, weight, keep, inputs, nm, scores):
+        if real(weight):
+            raise RuntimeError("boom")
+        return keep.clone()
+
+
+class LateShape(MaskRefinement):
+    def refine(self, weight, keep, inputs, nm, scores):
+        return keep[:, :-1] if real(weight) else keep.clone()
+
+
+class LateNotBool(MaskRefinement):
+    def refine(self, weight, keep, inputs, nm, scores):
+        return keep.float() if real(weight) else keep.clone()
+
+
+class LateCount(MaskRefinement):
+    def refine(self, weight, keep, inputs, nm, scores):
+        new = keep.clone()
+        if real(weight):
+            new[0] = True
+        return new
+
+
+class LateRevive(MaskRefinement):
+    """revives a pruned weight of row 0 and prunes a kept one of row 1: the layer's total is kept"""
+    def refine(self, weight, keep, inputs, nm, scores):
+        new = keep.clone()
+        if real(weight):
+            new[0, int((~keep[0]).nonzero()[0])] = True
+            new[1, int(keep[1].nonzero()[0])] = False
+        return new
+
+
+class LateGroup(MaskRefinement):
+    """under N:M: in row 0, a kept weight of the first group swapped for a pruned one of the second"""
+    def refine(self, weight, keep, inputs, nm, scores):
+        new = keep.clone()
+        if real(weight) and nm is not None:
+            m = nm[1]
+            new[0, int(keep[0, :m].nonzero()[0])] = False
+            new[0, m + int((~keep[0, m:2 * m]).nonzero()[0])] = True
+        return new
+
+
+class LateInPlace(MaskRefinement):
+    def refine(self, weight, keep, inputs, nm, scores):
+        if real(weight):
+            weight.mul_(2)
+        return keep.clone()
+
+
+class LateApplies(MaskRefinement):
+    def applies_to(self, layer):
+        return "yes"
+
+    def refine(self, weight, keep, inputs, nm, scores):
+        return keep.clone()
+
+
+class EarlyCount(MaskRefinement):
+    def refine(self, weight, keep, inputs, nm, scores):
+        return torch.ones_like(keep)
+
+
+class EarlyUnreachable(LayerAllocation):
+    def sparsities(self, layers, sparsity):
+        return [0.0] + [1.0] * (len(layers) - 1)
+
+
+class LateAllocRaise(LayerAllocation):
+    def sparsities(self, layers, sparsity):
+        if real(layers[0].weight):
+            raise ValueError("no allocation today")
+        return [sparsity] * len(layers)
+
+
+class LateAllocLength(LayerAllocation):
+    def sparsities(self, layers, sparsity):
+        return [sparsity] * (len(layers) - int(real(layers[0].weight)))
+
+
+class LateAllocUnreachable(LayerAllocation):
+    """the first layer keeps everything it has, the others nothing: the first would need more than 100%"""
+    def sparsities(self, layers, sparsity):
+        if not real(layers[0].weight):
+            return [sparsity] * len(layers)
+        return [0.0] + [1.0] * (len(layers) - 1)
+'''
+
+LATE_REFINEMENTS = {"LateRaise": "raised on layer model.layers.0.self_attn.q_proj: RuntimeError: boom",
+                    "LateShape": "must return a bool mask of shape (32, 32)",
+                    "LateNotBool": "must return a bool mask of shape (32, 32)",
+                    "LateCount": "changed a row's kept count",
+                    "LateRevive": "changed a row's kept count",
+                    "LateInPlace": "changed the weight it was given in place"}
+LATE_ALLOCATIONS = {"LateAllocRaise": "raised: ValueError: no allocation today",
+                    "LateAllocLength": "returned 13 sparsities for 14 layers",
+                    "LateAllocUnreachable": "would have to keep"}
+
+
+def test_misbehaving_user_refinements_and_allocations_fail_their_runs_only(tiny, tmp_path):
+    """One sweep: Wanda alone, with a well-behaved user refinement, with each misbehaving one, and
+    magnitude with each misbehaving user allocation; every misbehaving run fails with one line
+    naming its class, every other run of the sweep completes."""
+    from shrinkbench.core.store import Store
+    from shrinkbench.core.suite import load_suite
+    from shrinkbench.core.sweep import run_local
+    from test_llm_trust import write_llm_suite
+
+    code = tmp_path / "mine.py"
+    code.write_text(USER_CODE)
+    entries = (['"wanda"', f'{{name = "wanda", refine = "{code}:Mirror"}}']
+               + [f'{{name = "wanda", refine = "{code}:{c}"}}' for c in LATE_REFINEMENTS]
+               + [f'{{name = "magnitude", allocation = "{code}:{c}"}}' for c in LATE_ALLOCATIONS])
+    suite = write_llm_suite(tmp_path / "s.toml", tiny, strategies="[" + ", ".join(entries) + "]",
+                            run="calib_sequences = 4\n")
+    configs = load_suite(str(suite)).configs
+    assert all(len(c.refine_sha256) == 64 for c in configs if c.refine)  # each user file pinned in the id
+    store = Store(tmp_path / "store")
+    run_local(configs, store, progress=False)
+    records = {r["run_id"]: r for r in store.records()}
+    assert len(records) == len(configs) == 2 + len(LATE_REFINEMENTS) + len(LATE_ALLOCATIONS) + 1  # + dense
+    for cfg in configs:
+        record = records[cfg.run_id]
+        which = (cfg.refine or cfg.allocation).rpartition(":")[2] if (cfg.refine or ":" in cfg.allocation) else None
+        expected = LATE_REFINEMENTS.get(which) or LATE_ALLOCATIONS.get(which)
+        if expected is None:
+            assert record["status"] == "ok", (which, record["error"])
+            continue
+        assert record["status"] == "failed" and record["metrics"] == [], which
+        assert which in record["error"] and expected in record["error"] and "\n" not in record["error"], record["error"]
+    mirrored = next(records[c.run_id] for c in configs if c.refine and c.refine.endswith(":Mirror"))
+    assert mirrored["provenance"]["refine_source_sha256"] == mirrored["config"]["refine_sha256"]
+
+
+def test_a_users_refinement_runs_with_the_dsnot_protocol_and_its_source_is_its_identity(tiny, tmp_path):
+    from shrinkbench.core.sweep import run_one
+
+    code = tmp_path / "mine.py"
+    code.write_text(USER_CODE)
+    mirror = _cfg(tiny, strategy="wanda", refine=f"{code}:Mirror", pattern="2:4")
+    outcome = run_one(mirror, str(tmp_path / "store"))
+    assert outcome.status == "ok"
+    # the engine used it: attention layers carry the mirrored Wanda mask, the MLP the plain one
+    model = _tiny_model(tiny)
+    from shrinkbench.llm.engine import prune_model
+    from shrinkbench.llm.refine import resolve_refinement
+
+    ids = [torch.randint(0, 300, (4, 16), generator=torch.Generator().manual_seed(0))]
+    plain = prune_model(_tiny_model(tiny), Wanda(), 0.5, (2, 4), "row", (), ids)
+    refined = prune_model(model, Wanda(), 0.5, (2, 4), "row", (), ids,
+                          refine=resolve_refinement(f"{code}:Mirror"))
+    first_attention = "model.layers.0.self_attn.q_proj"
+    assert torch.equal(refined[first_attention], plain[first_attention].flip(1))
+    assert torch.equal(refined["model.layers.0.mlp.up_proj"], plain["model.layers.0.mlp.up_proj"])
+    # parameters reach its constructor and join the identity; an edited file makes a new run id
+    assert _cfg(tiny, strategy="wanda", refine=f"{code}:Mirror", pattern="2:4",
+                refine_params={"flip": False}).run_id != mirror.run_id
+    code.write_text(USER_CODE + "\n# edited\n")
+    assert _cfg(tiny, strategy="wanda", refine=f"{code}:Mirror", pattern="2:4").run_id != mirror.run_id
+    # the planned file changed before the run: one line, no record
+    with pytest.raises(ConfigError, match="refine file .* changed since this run was planned"):
+        run_one(mirror.replace(seed=5), str(tmp_path / "store"))
+
+
+def test_a_refinement_that_breaks_n_m_groups_fails_its_run_only(tiny, tmp_path):
+    from shrinkbench.core.sweep import run_one
+
+    code = tmp_path / "mine.py"
+    code.write_text(USER_CODE)
+    outcome = run_one(_cfg(tiny, strategy="wanda", pattern="2:4", refine=f"{code}:LateGroup"), str(tmp_path))
+    assert outcome.status == "failed" and "LateGroup" in outcome.error and "not 2:4 in every group" in outcome.error
+
+
+def test_dsnot_refines_ria_in_its_permuted_groups(tiny):
+    """RIA's channel permutation forms its 2:4 groups in another column order; DSnoT swaps inside
+    those groups, so the refined mask is 2:4 in that order (and N:M checks pass)."""
+    from shrinkbench.llm.methods import RIA, ria_channel_order, ria_lsa_order, ria_score
+    from shrinkbench.llm.engine import dense_input_stats
+
+    ids = [torch.randint(0, 300, (4, 16), generator=torch.Generator().manual_seed(1))]
+    stats = dense_input_stats(_tiny_model(tiny), (), ids)
+    model = _tiny_model(tiny)
+    dense = {n: l.weight.detach().clone() for n, l in pruned_layers(model).items()}
+    masks = prune_model(model, RIA(permute=True), 0.5, (2, 4), "layer", (), ids,
+                        refine=DSnoT(threshold=0.0, skip=()))
+    plain = prune_model(_tiny_model(tiny), RIA(permute=True), 0.5, (2, 4), "layer", (), ids)
+    assert any(not torch.equal(masks[n], plain[n]) for n in masks)  # DSnoT swapped somewhere
+    for n in [n for n in masks if ".layers.0." in n]:  # block 0: the same inputs as the dense model
+        scores = ria_score(dense[n], stats[n].sq_norm)
+        order = ria_lsa_order(scores, ria_channel_order(scores, 4), 2, 4)
+        assert bool((masks[n][:, order].reshape(-1, 4).sum(1) == 2).all()), n
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--strategy", "wanda", "--refine", "{code}:EarlyCount"], "dry run of refinement"),
+    (["--strategy", "wanda", "--refine", "{code}:LateApplies"], "must return True or False"),
+    (["--strategy", "wanda", "--refine", "{code}:Nope"], "has no class 'Nope'"),
+    (["--strategy", "wanda", "--refine", "{code}:Mirror", "--refine-param", "twist=1"], "no parameter 'twist'"),
+    (["--strategy", "sparsegpt", "--refine", "{code}:Mirror"], "overrides prune()"),
+    (["--strategy", "wanda", "--refine", "{code}:LateAllocRaise"], "is not a subclass of"),
+    (["--allocation", "{code}:EarlyUnreachable"], "cannot reach the target 0.5: layer blocks.0.a would have to keep"),
+    (["--allocation", "{code}:Mirror"], "is not a subclass of"),
+])
+def test_a_bad_user_refinement_or_allocation_is_refused_before_any_run(tiny, tmp_path, capsys, args, message):
+    from shrinkbench.cli import main
+
+    code = tmp_path / "mine.py"
+    code.write_text(USER_CODE)
+    store = tmp_path / "store"
+    assert main(base_args(tiny, store, *[a.format(code=code) for a in args])) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not list(store.glob("runs/*.json"))

@@ -509,6 +509,7 @@ RUN_WALK = {
     "allocation": ('allocation = "owl"', "would be overridden"),
     "allocation_params": ("allocation_params = {{}}", "would be overridden"),
     "allocation_sha256": ('allocation_sha256 = "x"', "computed from the files"),
+    "refine_sha256": ('refine_sha256 = "x"', "computed from the files"),
     "ties": ('ties = "seeded"', "acts"),
     "finetune_method": ('finetune_steps = 1\nfinetune_method = "lora"', "acts"),
     "lora_rank": ('finetune_steps = 1\nfinetune_method = "lora"\nlora_rank = 4', "acts"),

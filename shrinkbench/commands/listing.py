@@ -11,7 +11,8 @@ TRACK_COLUMNS = {  # what the text tables show of each track's rows (JSON and CS
     "zoo": {"vision": ["name", "input_shape", "num_classes", "params", "macs", "fingerprint"],
             "llm": ["name", "params", "context", "source"]},
     "strategies": {"vision": ["name", "granularity", "scope", "criterion", "aliases", "description"],
-                   "llm": ["name", "granularity", "scopes", "criterion", "aliases", "description"]},
+                   "llm": ["name", "kind", "granularity", "scopes", "criterion", "parameters", "paper",
+                           "description"]},
 }
 
 

@@ -98,3 +98,34 @@ def parse_assignments(pairs: list[str] | None, where: str = "--param") -> Params
             value = text
         values[name.strip()] = value
     return Params(values, where)
+
+
+def constructor_parameters(cls: type) -> list[dict[str, Any]]:
+    """What a registered class takes, read from its constructor so a listing cannot drift from the
+    code: one {name, default, range} per keyword parameter, `default` from the signature (None
+    where there is none) and `range` from the class's `parameter_ranges` (name -> text; "" where
+    it states none)."""
+    import inspect
+
+    ranges = getattr(cls, "parameter_ranges", {}) or {}
+    try:
+        signature = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return []
+    out = []
+    for p in list(signature.parameters.values())[1:]:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        default = None if p.default is p.empty else _thaw(p.default) if isinstance(p.default, tuple) else p.default
+        out.append({"name": p.name, "default": default, "range": ranges.get(p.name, "")})
+    return out
+
+
+def parameters_text(cls: type) -> str:
+    """`m=5.0 (> 0), lam=0.08 (> 0 and ...)`: `constructor_parameters` on one line ("" for none)."""
+    parts = []
+    for p in constructor_parameters(cls):
+        default = json.dumps(p["default"]) if isinstance(p["default"], (list, str)) else p["default"]
+        default = "true" if default is True else "false" if default is False else "unset" if default is None else default
+        parts.append(f"{p['name']}={default}" + (f" ({p['range']})" if p["range"] else ""))
+    return ", ".join(parts)

@@ -60,10 +60,14 @@ class LayerView:
 class LayerAllocation:
     """Base of every layer allocation: set `needs_inputs` to see the dense model's input norms;
     implement `sparsities(layers, sparsity)` -> one sparsity in [0, 1] per layer, in order
-    (the toolkit turns them into exact kept counts, see the module docstring)."""
+    (the toolkit turns them into exact kept counts, see the module docstring). `paper` and
+    `parameter_ranges` (name -> text) are what `shrinkbench strategies` lists beside the
+    constructor's parameters."""
 
     name = "layer_allocation"
     needs_inputs = False
+    paper = ""
+    parameter_ranges: dict[str, str] = {}
 
     def sparsities(self, layers: list[LayerView], sparsity: float) -> list[float]:
         raise NotImplementedError
@@ -80,6 +84,7 @@ class Uniform(LayerAllocation):
     """Every layer at the target sparsity."""
 
     name = UNIFORM
+    paper = ""
 
     def sparsities(self, layers, sparsity):
         return [float(sparsity)] * len(layers)
@@ -91,6 +96,8 @@ class OWL(LayerAllocation):
 
     name = "owl"
     needs_inputs = True
+    paper = "Yin et al. 2024, OWL (ICML)"
+    parameter_ranges = {"m": "> 0", "lam": "> 0, and target +- 2*lam inside [0, 1)"}
 
     def __init__(self, m: float = 5.0, lam: float = 0.08):
         for key, value in (("m", m), ("lam", lam)):

@@ -26,14 +26,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calib-text", default=None,
                    help="calibration source: kjv, wikitext2, c4 or file:<path>; default: the preset's (offline: the "
                         "evaluation text)")
+    from shrinkbench.llm.allocation import ALLOCATIONS
+    from shrinkbench.llm.methods import LLM_STRATEGIES
+    from shrinkbench.llm.refine import LLM_REFINEMENTS
+    from shrinkbench.llm.structured.catalog import DEPTH_CRITERIA, WIDTH_CRITERIA
+
     p.add_argument("--strategy", default="magnitude",
-                   help="magnitude, wanda, sparsegpt, or your own as module:Class or file.py:Class (an LLMStrategy)")
+                   help=f"{', '.join(LLM_STRATEGIES.names())} (the default: magnitude), or your own as module:Class or "
+                        f"file.py:Class (an LLMStrategy); `shrinkbench strategies --track llm` lists each one's "
+                        f"parameters")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", default=None,
                    help="a parameter of the strategy (repeatable; VALUE read as JSON where it parses)")
     p.add_argument("--allocation", default=None,
-                   help="layer allocation: uniform (default: every layer at the sparsity) or owl (Yin et al. 2024, "
-                        "outlier-weighted per block; --allocation-param m=5 lam=0.08), or your own as "
-                        "file.py:Class (a LayerAllocation)")
+                   help=f"layer allocation: {registered_help(ALLOCATIONS, '--allocation-param')} (default uniform: "
+                        f"every layer at the sparsity), or your own as file.py:Class (a LayerAllocation)")
     p.add_argument("--allocation-param", action="append", metavar="NAME=VALUE", default=None,
                    help="a parameter of the allocation (repeatable), e.g. lam=0.1")
     p.add_argument("--ties", default=None, choices=("low_index", "seeded"),
@@ -41,8 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "order drawn from --seed; then the seeds of a data-free method differ)")
     p.add_argument("--unit", default="weight", choices=("weight", "blocks", "heads", "channels", "width"),
                    help="weight (default) or a structured unit: blocks (depth), heads (GQA head groups), channels "
-                        "(MLP), width (both); then --strategy is its criterion (block_influence, angular, last; "
-                        "magnitude, wanda_sp, taylor, flap, random) and --sparsity the fraction of units removed")
+                        f"(MLP), width (both); then --strategy is its criterion ({', '.join(DEPTH_CRITERIA)}; "
+                        f"{', '.join(WIDTH_CRITERIA)}) and --sparsity the fraction of units removed")
     p.add_argument("--save", default=None, metavar="FOLDER",
                    help="structured units: save the compacted model there (save_pretrained, safetensors)")
     p.add_argument("--scope", default=None, choices=("row", "layer", "block", "global", "uniform"),
@@ -79,11 +85,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lora-target", action="append", default=None, metavar="MODULE",
                    help="a module LoRA adapts, by name or its last part (repeatable; default q_proj and v_proj)")
     p.add_argument("--refine", default=None,
-                   help="a mask refinement after the strategy's mask: dsnot (DSnoT, Zhang et al. 2024; for strategies "
-                        "that score, not sparsegpt)")
+                   help=f"a mask refinement after the strategy's mask, for strategies that score (not sparsegpt): "
+                        f"{registered_help(LLM_REFINEMENTS, '--refine-param')}, or your own as file.py:Class (a "
+                        f"MaskRefinement)")
     p.add_argument("--refine-param", action="append", metavar="NAME=VALUE", default=None,
-                   help="a parameter of the refinement (repeatable): dsnot's max_cycles (50), threshold (0.1), "
-                        "var_power (1), skip (a JSON list of layer patterns, default [\"*.mlp.*\"])")
+                   help="a parameter of the refinement (repeatable; VALUE read as JSON where it parses, e.g. "
+                        "skip='[\"*.mlp.*\"]')")
     p.add_argument("--tasks", default=None, metavar="TASK[:METRIC],...",
                    help="zero-shot accuracy through lm-evaluation-harness on the pruned model, 0-shot: boolq, rte, "
                         "hellaswag, winogrande, arc_easy, arc_challenge, openbookqa, piqa, lambada_openai, "
@@ -115,6 +122,19 @@ def _tasks(text: str | None) -> tuple[str, ...] | None:
     if text.strip().lower() == "none":
         return ()
     return tuple(t for t in text.split(",") if t.strip())
+
+
+def registered_help(registry, flag: str) -> str:
+    """Each registered entry as `name (paper; FLAG a=1 b=2)`, from the registry and the classes'
+    constructors (`shrinkbench.core.params.constructor_parameters`), so the help cannot drift."""
+    from shrinkbench.core.params import constructor_parameters
+
+    parts = []
+    for name, cls in registry.items():
+        params = " ".join(f"{p['name']}={p['default']}" for p in constructor_parameters(cls))
+        inner = "; ".join(x for x in (getattr(cls, "paper", ""), f"{flag} {params}" if params else "") if x)
+        parts.append(f"{name} ({inner})" if inner else name)
+    return ", ".join(parts)
 
 
 def _windows(text: str) -> int:

@@ -19,8 +19,8 @@ much each layer keeps, e.g. `owl`), with `allocation_params` and, for a user's a
 sha256 of its file; `ties` (default `low_index`) says how selections break ties: `low_index`
 keeps the lower index, `seeded` a random order drawn from the run seed (purpose `ties`), which
 makes even a data-free method's runs depend on their seed. `refine` (default None) names a mask
-refinement run on every layer's mask right after the strategy's (`dsnot`; `shrinkbench.llm.refine`),
-with `refine_params`. `finetune_method` (default `full`: AdamW on every weight) `lora` makes the
+refinement run on every layer's mask right after the strategy's (`dsnot`, or a user's `file.py:Class`
+whose file's sha256 is `refine_sha256`; `shrinkbench.llm.refine`), with `refine_params`. `finetune_method` (default `full`: AdamW on every weight) `lora` makes the
 recovery fine-tune train LoRA adapters (`lora_rank`, `lora_alpha`, `lora_dropout`, `lora_targets`;
 `shrinkbench.llm.lora`), merged into the weights with the masks. `tasks` (zero-shot tasks through
 lm-evaluation-harness as `task:metric`, with `tasks_sha256` of their evaluated examples;
@@ -135,6 +135,9 @@ class LLMRunConfig:
     """LoRA's defaults are those of Wanda's `lora_ft/finetune_lm.py` (r 8, alpha 16, dropout 0.05, q and v)."""
     refine: str | None = None
     refine_params: Params = Params()
+    refine_sha256: str | None = None
+    """The sha256 of a user's refinement file (`file.py:Class`); None for a registered one (left out
+    of the identity then, so older run ids stand)."""
     throughput_repeats: int = 3
     allocation: str = "uniform"
     allocation_params: Params = Params()
@@ -255,8 +258,8 @@ class LLMRunConfig:
             _check(len(self.lora_targets) >= 1 and all(isinstance(t, str) and t.strip() for t in self.lora_targets),
                    f"lora_targets must name at least one module (such as q_proj), got {list(self.lora_targets)}")
         if self.refine is None:
-            _check(not self.refine_params, "refine_params set the mask refinement; give refine (dsnot) too, or "
-                                           "leave them out")
+            _check(not self.refine_params and self.refine_sha256 is None,
+                   "refine_params set the mask refinement; give refine (dsnot) too, or leave them out")
         else:
             _check(isinstance(self.refine, str) and self.refine.strip() != "",
                    f"refine must name a mask refinement (dsnot), got {self.refine!r}")
@@ -333,6 +336,8 @@ class LLMRunConfig:
         if self.refine is None:
             d.pop("refine")
             d.pop("refine_params")
+        if self.refine_sha256 is None:
+            d.pop("refine_sha256")
         if not self.tasks:  # no zero-shot tasks: the run ids of records before tasks existed
             d.pop("tasks")
             d.pop("tasks_sha256")

@@ -21,8 +21,9 @@
    result is mapped back.
 6. Every selection counts its tie-decided decisions into the run's `TieLedger` and, where the
    ledger has a generator (`ties = "seeded"`), breaks ties in the order it draws.
-7. A mask refinement (`refine`, `shrinkbench.llm.refine`, e.g. DSnoT) runs on each layer
-   right after the strategy's mask, on the layer's dense weight and its inputs' statistics
+7. A mask refinement (`refine`, `shrinkbench.llm.refine`, e.g. DSnoT, or a user's) runs on each
+   layer right after the strategy's mask (in the column order of step 5 where the strategy
+   permutes, so its N:M groups are the strategy's), on the layer's dense weight and its inputs' statistics
    (with the per-sequence moments), before the block's output is computed for the next block
    (the protocol of DSnoT's code); the layer keeps its dense values where the refined mask
    keeps. A data-free strategy with a refinement runs on the calibrated path.
@@ -94,6 +95,12 @@ def checked_prune(strategy: LLMStrategy, weight: torch.Tensor, inputs, sparsity,
     """(new weight, keep mask) of `strategy.prune` on one layer, checked (`check_prune_result`);
     whatever the strategy raises (or an `os._exit`, see `shrinkbench.llm.checks`) becomes a
     one-line StrategyError naming the layer."""
+    return checked_prune_ordered(strategy, weight, inputs, sparsity, nm, scope, name)[:2]
+
+
+def checked_prune_ordered(strategy: LLMStrategy, weight: torch.Tensor, inputs, sparsity, nm, scope, name: str):
+    """`checked_prune`, with the column order the strategy formed its N:M groups in (None: the
+    columns' own order) as a third element."""
     from shrinkbench.core.usercode import no_process_exit
 
     order = None
@@ -115,10 +122,10 @@ def checked_prune(strategy: LLMStrategy, weight: torch.Tensor, inputs, sparsity,
                             f"{' '.join(str(exc).split())}") from None
     check_prune_result(strategy, name, weight, *result, sparsity, nm, scope)
     if order is None:
-        return result
+        return (*result, None)
     new, keep = torch.empty_like(result[0]), torch.empty_like(result[1])
     new[:, order], keep[:, order] = result
-    return new, keep
+    return new, keep, order
 
 
 def _checked_order(strategy, order, cols: int, name: str) -> torch.Tensor:
@@ -134,20 +141,30 @@ def _permuted(inputs: LayerInputs | None, order: torch.Tensor) -> LayerInputs | 
     if inputs is None:
         return None
     xtx = inputs.xtx[order][:, order] if inputs.xtx is not None else None
-    return LayerInputs(inputs.tokens, inputs.sq_norm[order], xtx)
+    return LayerInputs(inputs.tokens, inputs.sq_norm[order], xtx, inputs.sequences,
+                       inputs.sums[order] if inputs.sums is not None else None,
+                       inputs.seq_var[order] if inputs.seq_var is not None else None)
 
 
 def _apply(layer: nn.Linear, strategy: LLMStrategy, inputs, sparsity, nm, scope, name: str,
            refine=None) -> torch.Tensor:
     weight = layer.weight.data
-    new, keep = checked_prune(strategy, weight, inputs, sparsity, nm, scope, name)
-    if refine is not None and refine.applies_to(name):
+    new, keep, order = checked_prune_ordered(strategy, weight, inputs, sparsity, nm, scope, name)
+    from shrinkbench.llm.refine import refines
+
+    if refine is not None and refines(refine, name):
         from shrinkbench.core.usercode import no_process_exit
         from shrinkbench.llm.refine import checked_refine
 
         with no_process_exit():
             scores = checked_scores(strategy, weight, inputs) if nm is not None else None
-        keep = checked_refine(refine, name, weight, keep, inputs, nm, scores)
+        if order is None:
+            keep = checked_refine(refine, name, weight, keep, inputs, nm, scores)
+        else:  # refined in the column order the strategy formed its N:M groups in, then mapped back
+            refined = checked_refine(refine, name, weight[:, order], keep[:, order], _permuted(inputs, order), nm,
+                                     scores[:, order])
+            keep = torch.empty_like(refined)
+            keep[:, order] = refined
         new = weight  # a refinement keeps the dense values of what it keeps (strategies that score only)
     layer.weight.data.copy_(new.to(weight.dtype) * keep)
     return keep

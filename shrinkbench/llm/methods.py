@@ -25,11 +25,22 @@ layer's inputs X (tokens x in) over the calibration sequences (`LayerInputs`), a
   (|W_ij| / sum_j |W_ij| + |W_ij| / sum_i |W_ij|) * ||X_j||_2 ** a (a = 0.5; the first sum runs
   over the row i, the second over the column j; a zero sum gives its term 0). Scope `layer` (the
   published default, one threshold per layer) or `row` (its `--per_outneuron`). For N:M,
-  `permute=true` is its heuristic channel reallocation: the input channels sorted by their
-  column sum of scores (ascending) are dealt into the M positions of the groups, positions
-  1, 3, ... in ascending order and 2, 4, ... descending (`ria_channel_order`); N:M is selected in
-  that order and the mask mapped back (a deployment permutes the layer's inputs the same way).
-  Its linear-sum-assignment refinement (`--lsa`) is not implemented.
+  `permute=true` is its channel permutation (the paper's Section 3.3; code
+  `lib/prune.py:prune_ria` with `--reallocation --lsa`), in two steps on the layer's scores S:
+  1. heuristic channel reallocation: the input channels sorted by their column sum of S
+     (ascending) are dealt into the M positions of the groups, positions 1, 3, ... in ascending
+     order and 2, 4, ... descending (`ria_channel_order`);
+  2. linear-sum-assignment refinement, once for each position c = 1..M of the groups in turn
+     (`ria_lsa_order`): with G = in / M groups, V[r, k] = the score the N:M selection keeps in
+     group r when its channel at position c is replaced by group k's channel at position c
+     (sum over the rows of the top N of those M scores); the assignment of the G channels at
+     position c to the G groups that maximises sum_r V[r, sigma(r)] (scipy's
+     `linear_sum_assignment`, as the published code) moves group sigma(r)'s channel to group r.
+  N:M is selected in the final column order and the mask mapped back (a deployment permutes the
+  layer's inputs the same way: W[:, order] x[order] = W x). `lsa=false` stops after step 1
+  (the published `--reallocation` without `--lsa`). The published code reads a pattern "N:M" as N
+  PRUNED of every M; it agrees with ours (N kept) at 2:4 and 4:8. Its optional `--fast` (the
+  assignment within 4 to 16 slices of the channels) is not offered.
 
 Counts are exact: a layer of n weights at sparsity s keeps round(n * (1 - s)) (scope `layer`,
 and `block`, whose blocks keep round(out * c2 * (1 - s)) - round(out * c1 * (1 - s)) for
@@ -137,6 +148,9 @@ class LLMStrategy:
     name = "llm_strategy"
     needs_inputs = False
     needs_xtx = False
+    paper = ""
+    parameter_ranges: dict[str, str] = {}
+    """What `shrinkbench strategies` lists beside the constructor's parameters (name -> text)."""
     scopes: tuple[str, ...] = ("row", "layer", "global")
     default_scope = "layer"
 
@@ -281,6 +295,7 @@ class Wanda(LLMStrategy):
 
     name = "wanda"
     needs_inputs = True
+    paper = "Sun et al. 2023, Wanda"
     scopes = ("row", "layer")
     default_scope = "row"
 
@@ -297,6 +312,8 @@ class SparseGPT(LLMStrategy):
     name = "sparsegpt"
     needs_inputs = True
     needs_xtx = True
+    paper = "Frantar & Alistarh 2023, SparseGPT (ICML)"
+    parameter_ranges = {"blocksize": "whole number >= 1", "percdamp": ">= 0"}
     scopes = ("block", "row")
     default_scope = "block"
 
@@ -361,21 +378,28 @@ def sparsegpt_prune(weight: torch.Tensor, inputs: LayerInputs, sparsity: float, 
 @LLM_STRATEGIES.decorator("ria")
 class RIA(LLMStrategy):
     """score = (|W_ij| / sum_j |W_ij| + |W_ij| / sum_i |W_ij|) * ||X_j||_2 ** a (Zhang et al.
-    2024); `permute` its channel reallocation for N:M (see the module docstring)."""
+    2024); `permute` its channel permutation for N:M (see the module docstring)."""
 
     name = "ria"
     needs_inputs = True
     scopes = ("layer", "row")
     default_scope = "layer"
+    paper = "Zhang et al. 2024, Plug-and-Play (ICLR)"
+    parameter_ranges = {"a": ">= 0", "permute": "true or false; N:M only",
+                        "lsa": "true or false; with permute (default true there)"}
 
-    def __init__(self, a: float = 0.5, permute: bool = False):
+    def __init__(self, a: float = 0.5, permute: bool = False, lsa: bool | None = None):
         import math
 
         if isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a < 0:
             raise ConfigError(f"ria: a (the exponent of the input norm) must be a finite number >= 0, got {a!r}")
         if not isinstance(permute, bool):
             raise ConfigError(f"ria: permute must be true or false, got {permute!r}")
-        self.a, self.permute = float(a), permute
+        if lsa is not None and not isinstance(lsa, bool):
+            raise ConfigError(f"ria: lsa must be true or false, got {lsa!r}")
+        if lsa is not None and not permute:
+            raise ConfigError("ria: lsa refines the channel permutation; give permute=true too, or leave lsa out")
+        self.a, self.permute, self.lsa = float(a), permute, permute and lsa is not False
 
     def score(self, weight, inputs):
         return ria_score(weight, inputs.sq_norm, self.a)
@@ -388,7 +412,9 @@ class RIA(LLMStrategy):
     def input_order(self, weight, inputs, nm):
         if not self.permute or nm is None:
             return None
-        return ria_channel_order(self.score(weight, inputs), nm[1])
+        scores = self.score(weight, inputs)
+        order = ria_channel_order(scores, nm[1])
+        return ria_lsa_order(scores, order, *nm) if self.lsa else order
 
 
 def ria_score(weight: torch.Tensor, sq_norm: torch.Tensor, a: float = 0.5) -> torch.Tensor:
@@ -417,6 +443,54 @@ def ria_channel_order(scores: torch.Tensor, m: int) -> torch.Tensor:
         part = ranked[cols * (i - 1) // m: cols * i // m]
         order[i - 1::m] = part if i % 2 == 1 else part.flip(0)
     return order
+
+
+def nm_swap_values(permuted: torch.Tensor, c: int, n: int, m: int, chunk: int = 1 << 22) -> torch.Tensor:
+    """V (G x G, float64) for the groups of M consecutive columns of `permuted` (rows x G*M):
+    V[r, k] = sum over the rows of the top n of group r's scores with its position c taken by
+    group k's position c. With a_1 >= ... >= a_{M-1} the row's other M - 1 scores of group r
+    and x the new one, top-n = a_1 + ... + a_n + max(0, x - a_n) (n < M), so
+    V[r, k] = sum_rows (a_1 + ... + a_n) + sum_rows max(0, x_k - a_n); computed in slices of
+    about `chunk` numbers."""
+    import torch
+
+    rows, cols = permuted.shape
+    g = cols // m
+    groups = permuted.to(torch.float64).reshape(rows, g, m)
+    others = torch.cat([groups[:, :, :c], groups[:, :, c + 1:]], dim=2)
+    top = torch.sort(others, dim=2, descending=True).values[:, :, :n]      # rows x G x n
+    base, threshold = top.sum(dim=(0, 2)), top[:, :, n - 1]                 # G; rows x G
+    incoming = groups[:, :, c]                                              # rows x G (by k)
+    values = torch.empty(g, g, dtype=torch.float64)
+    step = max(1, chunk // max(1, rows * g))
+    for r0 in range(0, g, step):
+        r1 = min(g, r0 + step)
+        gain = (incoming.unsqueeze(1) - threshold[:, r0:r1].unsqueeze(2)).clamp_min(0).sum(0)  # (r1-r0) x G
+        values[r0:r1] = base[r0:r1].unsqueeze(1) + gain
+    return values
+
+
+def ria_lsa_order(scores: torch.Tensor, order: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """RIA's linear-sum-assignment refinement of a column order (module docstring, step 2):
+    `ria_lsa_step` for each position c = 0..M-1 of the groups in turn."""
+    for c in range(m):
+        order = ria_lsa_step(scores, order, c, n, m)
+    return order
+
+
+def ria_lsa_step(scores: torch.Tensor, order: torch.Tensor, c: int, n: int, m: int) -> torch.Tensor:
+    """The channels at position c of the G groups (in `order`) reassigned to the groups by
+    `scipy.optimize.linear_sum_assignment(V, maximize=True)`, V = `nm_swap_values` of the scores
+    in that order: group r takes the channel group sigma(r) had at position c."""
+    import torch
+    from scipy.optimize import linear_sum_assignment
+
+    values = nm_swap_values(scores.to(torch.float64)[:, order], c, n, m)
+    _, sigma = linear_sum_assignment(values.numpy(), maximize=True)
+    positions = torch.arange(values.shape[0]) * m + c
+    new = order.clone()
+    new[positions] = order[torch.as_tensor(sigma, dtype=torch.long) * m + c]
+    return new
 
 
 def resolve_llm_strategy(spec: str, params=None) -> LLMStrategy:

@@ -48,9 +48,22 @@ away; `check_refinement`).
   ranked differently (traced on SmolLM2, docs/llm.md); from such a row on, later blocks see other
   inputs and the two codes drift apart as far as the reference does from itself when only the
   order of the calibration windows changes.
+
+A user's refinement: a subclass of `MaskRefinement` in a file (`--refine mine.py:Mine`, a suite's
+`refine = "mine.py:Mine"`), with the protocol above; `refine_params` go to its constructor and its
+file's sha256 into the run's identity (`refine_sha256`), as for a user's strategy or allocation.
+Before any run it is dry-run on a random 8 x 8M layer with fake statistics (`dry_run_refinement`;
+M = 2 unstructured) and its `applies_to` on the model's layer names; at every layer its result is
+checked (`checked_refine`). What a refinement may touch: the keep mask of the layer it is given,
+swapping within each row (the row's kept count stays) and, under N:M, within each group of M of
+the strategy's column order; it returns a new mask and changes nothing it is given in place (the
+weight, the mask, the statistics, the scores: the toolkit keeps the dense values). Whatever else it
+does (raises, returns no bool mask of the layer's shape, changes a row's count, revives a weight in
+another group, edits its inputs) fails that run with one line naming it; the sweep goes on.
 """
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import math
 from typing import TYPE_CHECKING
@@ -69,6 +82,8 @@ class MaskRefinement:
     scores)` returns the new keep mask; `applies_to(layer name)` says whether a layer is refined."""
 
     name = "refinement"
+    paper = ""
+    parameter_ranges: dict[str, str] = {}
 
     def applies_to(self, layer: str) -> bool:
         return True
@@ -86,6 +101,9 @@ class DSnoT(MaskRefinement):
     """Prune-and-grow swaps driven by the sign of the reconstruction error (module docstring)."""
 
     name = "dsnot"
+    paper = "Zhang et al. 2024, DSnoT (ICLR)"
+    parameter_ranges = {"max_cycles": "whole number >= 1", "threshold": ">= 0", "var_power": ">= 0",
+                        "skip": "layer-name patterns (fnmatch) left unrefined"}
 
     def __init__(self, max_cycles: int = 50, threshold: float = 0.1, var_power: float = 1.0,
                  skip: list[str] | tuple[str, ...] = ("*.mlp.*",)):
@@ -192,20 +210,68 @@ def dsnot_refine(weight: torch.Tensor, keep: torch.Tensor, inputs: LayerInputs, 
 
 
 def resolve_refinement(spec: str, params=None) -> MaskRefinement:
-    """A MaskRefinement for a registered name (`dsnot`), with its parameters; a one-line
-    ConfigError for an unknown name (with the closest), a user's class (not supported: its
-    file's hash would have to join the run's identity) or parameters it does not take."""
+    """A MaskRefinement for a registered name (`dsnot`) or a user's `module:Class` /
+    `file.py:Class`, with its parameters; a one-line ConfigError for an unknown name (with the
+    closest), a class that is no MaskRefinement, or parameters it does not take."""
     from shrinkbench.core.errors import UnknownNameError
-    from shrinkbench.core.usercode import resolve_strategy
+    from shrinkbench.core.usercode import no_process_exit, resolve_strategy
 
-    if not isinstance(spec, str) or ":" in spec:
-        raise ConfigError(f"refine must name a registered mask refinement ({', '.join(LLM_REFINEMENTS.names())}); "
-                          f"a refinement of your own (module:Class) is not supported, got {spec!r}")
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"refine must name a mask refinement ({', '.join(LLM_REFINEMENTS.names())}) or your own "
+                          f"as file.py:Class, got {spec!r}")
+    if ":" not in spec:
+        try:
+            LLM_REFINEMENTS.canonical(spec.strip())
+        except UnknownNameError as error:
+            raise ConfigError(f"{error} (or give your own as file.py:Class, a MaskRefinement)") from None
+    with no_process_exit():
+        refine = resolve_strategy(spec, params, registry=LLM_REFINEMENTS, base=MaskRefinement)
+    if ":" in spec and refine.name == MaskRefinement.name:
+        refine.name = spec.strip()  # messages name the user's class
+    return refine
+
+
+def refines(refine: MaskRefinement, layer: str) -> bool:
+    """`refine.applies_to(layer)`, which must answer True or False; else a one-line StrategyError."""
+    from shrinkbench.core.usercode import no_process_exit
+
     try:
-        LLM_REFINEMENTS.canonical(spec.strip())
-    except UnknownNameError as error:
-        raise ConfigError(str(error)) from None
-    return resolve_strategy(spec, params, registry=LLM_REFINEMENTS, base=MaskRefinement)
+        with no_process_exit():
+            answer = refine.applies_to(layer)
+    except (KeyboardInterrupt, ConfigError, StrategyError):
+        raise
+    except BaseException as exc:
+        raise StrategyError(f"refinement {refine.name}: applies_to({layer!r}) raised {type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())}") from None
+    if not isinstance(answer, bool):
+        raise StrategyError(f"refinement {refine.name}: applies_to({layer!r}) must return True or False, got "
+                            f"{answer!r}")
+    return answer
+
+
+def dry_run_refinement(refine: MaskRefinement, label: str, nm) -> None:
+    """Before any run, for a user's refinement: `checked_refine` on a random 8 x 8M layer (M = 2
+    unstructured) with fake statistics of 4 sequences of 16 tokens and Wanda's mask (50% per row,
+    or N:M); a one-line ConfigError naming it if it misbehaves there."""
+    import torch
+
+    from shrinkbench.core.selection import nm_mask
+    from shrinkbench.llm.methods import LayerInputs, keep_top
+
+    generator = torch.Generator().manual_seed(0)
+    cols = 8 * (nm[1] if nm else 2)
+    weight = torch.randn(8, cols, generator=generator)
+    x = torch.randn(4, 16, cols, generator=generator, dtype=torch.float64)
+    inputs = LayerInputs(64, (x * x).sum((0, 1)), None, 4, x.sum((0, 1)), x.var(1, unbiased=False).sum(0))
+    scores = weight.abs().to(torch.float64) * inputs.sq_norm.sqrt().reshape(1, -1)
+    keep = nm_mask(scores, *nm) if nm else keep_top(scores, cols // 2, per_row=True)
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(0)
+            checked_refine(refine, "(dry run)", weight, keep, inputs, nm, scores if nm else None)
+    except StrategyError as error:
+        raise ConfigError(f"dry run of refinement {label} on a random 8x{cols} layer failed: "
+                          f"{' '.join(str(error).split())}") from None
 
 
 def check_refinement(refine: MaskRefinement, strategy, layer_names, label: str) -> None:
@@ -224,28 +290,54 @@ def check_refinement(refine: MaskRefinement, strategy, layer_names, label: str) 
         if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
             raise ConfigError(f"refine {refine.name}: skip pattern {pattern!r} matches none of the {len(names)} "
                               f"pruned layers (e.g. {names[0]}); it would do nothing")
-    if not any(refine.applies_to(n) for n in names):
-        raise ConfigError(f"refine {refine.name}: skip leaves none of the {len(names)} pruned layers to refine")
+    try:
+        applies = [refines(refine, n) for n in names]
+    except StrategyError as error:
+        raise ConfigError(str(error)) from None
+    if not any(applies):
+        raise ConfigError(f"refine {refine.name}: " + ("skip leaves" if hasattr(refine, "skip") else "applies_to "
+                          "accepts") + f" none of the {len(names)} pruned layers to refine")
 
 
 def checked_refine(refine: MaskRefinement, name: str, weight, keep, inputs, nm, scores):
-    """`refine.refine` on one layer; its result must be a bool mask of the layer's shape with
-    the same kept count in every row as `keep` (N of every M under N:M); anything else, or
-    whatever it raises, is a StrategyError naming the layer (the run fails, not the sweep)."""
+    """`refine.refine` on one layer, given copies of what it sees; its result must be a bool mask
+    of the layer's shape with the same kept count in every row as `keep` (N of every M under N:M),
+    and it must have changed nothing it was given; anything else, or whatever it raises, is a
+    StrategyError naming the layer (the run fails, not the sweep)."""
     import torch
 
+    from shrinkbench.core.usercode import no_process_exit
+
+    given = {"weight": weight.clone(), "mask": keep.clone()}
+    if scores is not None:
+        given["scores"] = scores.clone()
+    for field in ("sq_norm", "sums", "seq_var"):
+        if getattr(inputs, field, None) is not None:
+            given[f"input statistics ({field})"] = getattr(inputs, field).clone()
+    seen = None if inputs is None else dataclasses.replace(inputs, **{
+        f: given[f"input statistics ({f})"] for f in ("sq_norm", "sums", "seq_var") if f"input statistics ({f})" in given})
     try:
-        new = refine.refine(weight, keep, inputs, nm, scores)
+        with no_process_exit():
+            new = refine.refine(given["weight"], given["mask"], seen, nm, given.get("scores"))
     except (KeyboardInterrupt, ConfigError, StrategyError):
         raise
     except BaseException as exc:
         raise StrategyError(f"refinement {refine.name} raised on layer {name}: {type(exc).__name__}: "
                             f"{' '.join(str(exc).split())}") from None
+    originals = {"weight": weight, "mask": keep, "scores": scores,
+                 **{f"input statistics ({f})": getattr(inputs, f, None) for f in ("sq_norm", "sums", "seq_var")}}
+    for what, copy in given.items():
+        if not torch.equal(copy, originals[what]):
+            raise StrategyError(f"refinement {refine.name} on layer {name} changed the {what} it was given in place; "
+                                f"a refinement returns a new keep mask and changes nothing else (the toolkit keeps "
+                                f"the dense values of what it keeps)")
     if not (isinstance(new, torch.Tensor) and new.dtype == torch.bool and new.shape == keep.shape):
         raise StrategyError(f"refinement {refine.name} on layer {name}: must return a bool mask of shape "
                             f"{tuple(keep.shape)}")
     if not bool((new.sum(1) == keep.sum(1)).all()):
-        raise StrategyError(f"refinement {refine.name} on layer {name} changed a row's kept count")
+        raise StrategyError(f"refinement {refine.name} on layer {name} changed a row's kept count (it may only swap "
+                            f"weights within a row)")
     if nm is not None and not bool((new.reshape(-1, nm[1]).sum(1) == nm[0]).all()):
-        raise StrategyError(f"refinement {refine.name} on layer {name}: not {nm[0]}:{nm[1]} in every group")
+        raise StrategyError(f"refinement {refine.name} on layer {name}: not {nm[0]}:{nm[1]} in every group (it may "
+                            f"only swap weights within a group of {nm[1]})")
     return new

@@ -126,6 +126,8 @@ def validate_llm_config(cfg: LLMRunConfig) -> LLMRunConfig:
             changes["allocation"] = allocation.name
         if cfg.refine is not None:
             _check_refinement(cfg, strategy, changes["scope"], source, changes["model_sha256"])
+            found = strategy_source(cfg.refine)
+            changes["refine_sha256"] = found[1] if found else None
     if cfg.finetune_method == "lora":
         from shrinkbench.llm.lora import check_targets
 
@@ -145,6 +147,24 @@ def seed_free(cfg: LLMRunConfig) -> bool:
     if cfg.is_dense:
         return True
     return not cfg.structured and not calibrates(cfg) and cfg.ties != "seeded" and not cfg.finetune_steps
+
+
+def _checked_user_sources(cfg: LLMRunConfig) -> dict[str, str]:
+    """The path and sha256 of a user's allocation and refinement file, each still the file the
+    run was planned with (its sha256 is part of the run id); a one-line ConfigError if it changed."""
+    from shrinkbench.core.usercode import strategy_source
+
+    out = {}
+    for field, planned in (("allocation", cfg.allocation_sha256), ("refine", cfg.refine_sha256)):
+        spec = getattr(cfg, field)
+        found = strategy_source(spec) if spec and ":" in spec and not cfg.is_dense else None
+        if found is None:
+            continue
+        if planned is not None and found[1] != planned:
+            raise ConfigError(f"{field} file {found[0]} changed since this run was planned (sha256 {found[1][:12]}, "
+                              f"the run was planned with {planned[:12]}); start the sweep again")
+        out.update({f"{field}_source": found[0], f"{field}_source_sha256": found[1]})
+    return out
 
 
 def calibrates(cfg: LLMRunConfig) -> bool:
@@ -186,6 +206,10 @@ def _check_refinement(cfg: LLMRunConfig, strategy, scope: str, source, model_sha
                           f"calibration; {refine.name} refines layer by layer on calibrated inputs: use scope layer "
                           f"or row")
     check_refinement(refine, strategy, _layer_names(cfg, source, model_sha)[0], display_name(cfg.strategy, strategy))
+    if ":" in cfg.refine:
+        from shrinkbench.llm.refine import dry_run_refinement
+
+        dry_run_refinement(refine, cfg.refine, cfg.nm)
 
 
 def _reads_datasets(dataset: str) -> bool:
@@ -269,7 +293,8 @@ def dense_config(cfg: LLMRunConfig) -> LLMRunConfig:
                        strategy_params=Params(),
                        strategy_label=None, strategy_sha256=None, unit="weight", save_to=None, finetune_steps=0,
                        finetune_method="full", allocation="uniform", allocation_params=Params(),
-                       allocation_sha256=None, ties="low_index", refine=None, refine_params=Params(), tasks=(),
+                       allocation_sha256=None, ties="low_index", refine=None, refine_params=Params(),
+                       refine_sha256=None, tasks=(),
                        tasks_sha256=None, task_root=None,
                        **{f.name: f.default for f in dataclasses.fields(LLMRunConfig) if f.name.startswith("lora_")})
 
@@ -471,7 +496,7 @@ def execute(cfg: LLMRunConfig, store: Store, device: str | None = None,
     dev = resolve_device(device)
     started, t0 = now_iso(), time.perf_counter()
     say = progress or (lambda text: None)
-    source_info = checked_strategy_source(cfg)
+    source_info = {**checked_strategy_source(cfg), **_checked_user_sources(cfg)}
     record: dict[str, Any] = {"schema": RECORD_SCHEMA, "run_id": cfg.run_id, "status": "ok", "error": None,
                               "config": cfg.to_dict(), **cfg.record_names(), "seed_free": seed_free(cfg), "metrics": [], "epochs": [],
                               "budget": {"epochs": 0.0}}

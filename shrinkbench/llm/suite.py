@@ -9,8 +9,9 @@
                                         # refine, refine_params}
                                         # unit: blocks | heads | channels | width (structured pruning,
                                         # `shrinkbench.llm.structured`; sparsity = fraction of units removed)
-                                        # refine: dsnot (a mask refinement after the strategy's mask,
-                                        # `shrinkbench.llm.refine`): {name = "wanda", refine = "dsnot"}
+                                        # refine: dsnot or file.py:Class (a mask refinement after the
+                                        # strategy's mask, `shrinkbench.llm.refine`):
+                                        # {name = "wanda", refine = "dsnot"}
                                         # patterns: the sweep's patterns this strategy runs at (default
                                         # all): {name = "wanda", allocation = "owl", patterns = ["unstructured"]}
     sparsities = [0.5]                  # unstructured targets, each in (0, 1)
@@ -58,7 +59,8 @@ SET_BY_SWEEP = {"model": "models", "dataset": "datasets", "strategy": "strategie
                 "refine_params": "strategies (a table with refine and refine_params)",
                 "calib_text": "calib_texts (a list of one)"}
 """[run] keys the sweep sets for every run: refused in [run], with where they belong."""
-FILLED_IN = ("model_sha256", "tokenizer_sha256", "text_sha256", "strategy_sha256", "allocation_sha256", "calib_sha256",
+FILLED_IN = ("model_sha256", "tokenizer_sha256", "text_sha256", "strategy_sha256", "allocation_sha256", "refine_sha256",
+             "calib_sha256",
              "tasks_sha256")
 
 

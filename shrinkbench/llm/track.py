@@ -83,21 +83,42 @@ def list_models(pattern: str = "*") -> list[dict[str, Any]]:
 
 
 def list_strategies() -> list[dict[str, Any]]:
-    """Every registered language-model strategy: its scopes (where the kept count is exact), the
-    patterns it runs at, whether it calibrates, and its definition."""
+    """Every registered language-model method, by `kind`: strategies (their scopes, where the
+    kept count is exact; the patterns they run at; whether they calibrate), structured criteria,
+    layer allocations and mask refinements; each with its constructor's parameters (defaults and
+    ranges, `shrinkbench.core.params.constructor_parameters`), its paper and its definition.
+    Generated from the registries, so a new entry is listed as it is registered."""
     import inspect
 
+    from shrinkbench.core.params import parameters_text
+    from shrinkbench.llm.allocation import ALLOCATIONS
     from shrinkbench.llm.methods import LLM_STRATEGIES
+    from shrinkbench.llm.refine import LLM_REFINEMENTS
+
+    def first_line(cls) -> str:
+        doc = inspect.getdoc(cls) or ""
+        return doc.splitlines()[0] if doc else ""
 
     rows = []
     for name, cls in LLM_STRATEGIES.items():
-        doc = inspect.getdoc(cls) or ""
-        rows.append({"name": name, "granularity": "unstructured, N:M", "scope": cls.default_scope,
+        rows.append({"name": name, "kind": "strategy", "granularity": "unstructured, N:M", "scope": cls.default_scope,
                      "scopes": list(cls.scopes), "criterion": "calibrated" if cls.needs_inputs else "data-free",
-                     "aliases": list(LLM_STRATEGIES.aliases(name)), "description": doc.splitlines()[0] if doc else ""})
+                     "aliases": list(LLM_STRATEGIES.aliases(name)), "parameters": parameters_text(cls),
+                     "paper": getattr(cls, "paper", ""), "description": first_line(cls)})
     from shrinkbench.llm.structured.catalog import criteria_rows
 
-    return rows + criteria_rows()  # structured pruning (`unit` blocks, heads, channels, width)
+    rows += [{**row, "kind": "structured criterion", "parameters": "", "paper": ""} for row in criteria_rows()]
+    for name, cls in ALLOCATIONS.items():
+        rows.append({"name": name, "kind": "layer allocation",
+                     "granularity": "unstructured, N:M" if name == "uniform" else "unstructured",
+                     "scope": None, "scopes": [], "criterion": "calibrated" if cls.needs_inputs else "data-free",
+                     "aliases": list(ALLOCATIONS.aliases(name)), "parameters": parameters_text(cls),
+                     "paper": cls.paper, "description": first_line(cls)})
+    for name, cls in LLM_REFINEMENTS.items():
+        rows.append({"name": name, "kind": "mask refinement", "granularity": "unstructured, N:M", "scope": None,
+                     "scopes": [], "criterion": "calibrated", "aliases": list(LLM_REFINEMENTS.aliases(name)),
+                     "parameters": parameters_text(cls), "paper": cls.paper, "description": first_line(cls)})
+    return rows
 
 
 def list_texts(data_root: str | None = None) -> list[dict[str, Any]]:
