@@ -87,3 +87,31 @@ def test_the_latex_table_compiles_on_its_own(tmp_path):
     done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "llm_baselines_table.tex"],
                           cwd=tmp_path / "out", capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:]
+
+
+def test_the_committed_baseline_records_keep_their_ids_and_give_both_verdicts(tmp_path):
+    import json
+
+    from shrinkbench.core.tracks import config_from_dict
+
+    store = ROOT / "results" / "reference"
+    settings = run_llm_baselines.run_settings(store)
+    kinds = set()
+    for run_id, setting in settings.items():
+        record = json.loads((store / "runs" / f"{run_id}.json").read_text())
+        config = record["config"]
+        if config.get("model") != "smollm2-135m" or config.get("unit", "weight") != "weight" \
+                or record.get("protocol") is None:
+            continue  # vision runs, structured runs
+        assert config_from_dict(config, run_id).run_id == run_id
+        kinds.add((config["strategy"], setting["allocation"], setting["refine"], setting["target"], config["seed"]))
+    for method in ("wanda", "sparsegpt", "ria"):  # three seeds of every calibrated variant at every target
+        for target in ("50%", "60%", "70%", "80%", "2:4", "4:8"):
+            assert {(method, "uniform", "", target, s) for s in (0, 1, 2)} <= kinds
+            if target.endswith("%"):
+                assert {(method, "owl", "", target, s) for s in (0, 1, 2)} <= kinds
+    assert {("wanda", "uniform", "dsnot", t, s) for t in ("50%", "70%", "2:4") for s in (0, 1, 2)} <= kinds
+    assert ("magnitude", "uniform", "", "70%", 0) in kinds and ("magnitude", "uniform", "", "70%", 1) not in kinds
+    _, summary = run_llm_baselines.make_figure(store, tmp_path, formats=("png",))
+    assert "OWL improves Wanda at 70% —" in summary and "(claim family: 1 test," in summary
+    assert "DSnoT improves Wanda —" in summary and "(claim family: 6 tests," in summary
