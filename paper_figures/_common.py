@@ -60,6 +60,29 @@ def run(body: Callable[[argparse.Namespace], list[Path]], args: argparse.Argumen
     return 0
 
 
+def suite_figure_main(description: str, repo: Path, model: str, suite: str, figure: str, make_figure,
+                      argv: Sequence[str] | None, store: str | None = None) -> int:
+    """The command line of a figure drawn from one shipped suite's runs: `--store`, `--out`,
+    `--model`, and `--rerun` (run the suite's missing runs first); prints the findings' summary
+    and each file written. `make_figure(store, out, model=...)` -> (files, summary)."""
+    parser = store_parser(description, repo, model)
+    if store is not None:
+        parser.set_defaults(store=store)
+    parser.add_argument("--rerun", action="store_true", help=f"run the missing runs of {suite} first")
+
+    def body(args) -> list[Path]:
+        if args.rerun:
+            from shrinkbench.cli import main as cli
+
+            if cli(["run", suite, "--store", args.store, "--quiet"]) != 0:
+                raise AnalysisError(f"{figure}: the sweep of {suite} did not complete")
+        files, summary = make_figure(Path(args.store), Path(args.out), model=args.model)
+        print(summary)
+        return files
+
+    return run(body, parser, argv)
+
+
 def save_figure(fig, out_dir: Path, stem: str, formats: Iterable[str] = FORMATS) -> list[Path]:
     """Write `fig` as `<out_dir>/<stem>.<format>` for each format (atomically) and close it."""
     written = []

@@ -169,21 +169,7 @@ def make_figure(store: Path, out: Path, formats=_common.FORMATS, model: str = MO
 
 
 def main(argv=None) -> int:
-    parser = _common.store_parser(__doc__.splitlines()[0], REPO, MODEL)
-    parser.set_defaults(store=str(STORE))
-    parser.add_argument("--rerun", action="store_true", help=f"run the missing runs of {SUITE} first")
-
-    def body(args) -> list[Path]:
-        if args.rerun:
-            from shrinkbench.cli import main as cli
-
-            if cli(["run", SUITE, "--store", args.store, "--quiet"]) != 0:
-                raise AnalysisError(f"{FIGURE}: the sweep of {SUITE} did not complete")
-        files, summary = make_figure(Path(args.store), Path(args.out), model=args.model)
-        print(summary)
-        return files
-
-    return _common.run(body, parser, argv)
+    return _common.suite_figure_main(__doc__.splitlines()[0], REPO, MODEL, SUITE, FIGURE, make_figure, argv, str(STORE))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ our own computation of each continuation's log-likelihood (and greedy match), an
 perplexity's bootstrap stderr against the harness's published resampling rule."""
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import random
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from llm_helpers import bpe_tokenizer
+from llm_helpers import bpe_tokenizer, write_hub_texts
 
 pytest.importorskip("transformers", reason="the LLM track needs transformers (pip install .[llm])")
 pytest.importorskip("lm_eval", reason="zero-shot tasks need lm-eval==0.4.13 (pip install .[llm])")
@@ -72,18 +71,8 @@ def _rows(rng, n=6):
     return rows
 
 
-def _parquet(path: Path, rows: list[str]) -> None:
-    import pyarrow.parquet as pq
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({"text": pa.array(rows, pa.string())}), path)
 
 
-def _c4_shard(path: Path, docs: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, "wt", encoding="utf-8") as handle:
-        for k, doc in enumerate(docs):
-            handle.write(json.dumps({"text": doc, "timestamp": "2019-04-25T12:57:54Z", "url": f"https://x/{k}"}) + "\n")
 
 
 def _write_tasks(folder: Path, rows: dict) -> Path:
@@ -107,10 +96,7 @@ def world(tmp_path_factory):
                                  max_position_embeddings=64)).save_pretrained(root / "model")
     tokenizer.save_pretrained(root / "model")
     data = root / "data"
-    _parquet(data / "wikitext-2-raw-v1" / "train-00000-of-00001.parquet", SENTENCES * 2)
-    _parquet(data / "wikitext-2-raw-v1" / "test-00000-of-00001.parquet", SENTENCES[:20])
-    _c4_shard(data / "en" / "c4-train.00000-of-01024.json.gz", [" ".join(SENTENCES[k: k + 4]) for k in range(60)])
-    _c4_shard(data / "en" / "c4-validation.00000-of-00008.json.gz", [SENTENCES[k % 72] for k in range(1200)])
+    write_hub_texts(data, SENTENCES)
     (root / "text.txt").write_text("\n".join(SENTENCES), encoding="utf-8")
     rows = _rows(random.Random(0))
     _write_tasks(root / "tasks", rows)

@@ -9,7 +9,6 @@ data files are written here in the formats they are published in: the hub's parq
 wikitext-2-raw-v1, the `datasets` library's Arrow cache, and C4's gzip json-lines shards."""
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import random
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from llm_helpers import write_c4_shard, write_hub_texts, write_parquet
 
 pytest.importorskip("transformers", reason="the LLM track needs transformers (pip install .[llm])")
 pa = pytest.importorskip("pyarrow", reason="WikiText-2's parquet files need pyarrow (pip install .[llm])")
@@ -203,19 +203,8 @@ def test_every_preset_has_its_table_row_in_the_docs():
 
 
 # ------------------------------------------------------------------ real data formats
-def _parquet(path: Path, rows: list[str]) -> None:
-    import pyarrow.parquet as pq
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({"text": pa.array(rows, pa.string())}), path)
 
 
-def _c4_shard(path: Path, docs: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, "wt", encoding="utf-8") as handle:
-        for k, doc in enumerate(docs):
-            handle.write(json.dumps({"text": doc, "timestamp": "2019-04-25T12:57:54Z",
-                                     "url": f"https://example.com/{k}"}) + "\n")
 
 
 WIKI_TRAIN = ["", " = Valkyria Chronicles III = \n", "", " Senjō no Valkyria 3 is a game . \n"]
@@ -224,8 +213,8 @@ WIKI_TEST = ["", " = Robert Boulter = \n", "", " Robert Boulter is an English ac
 
 def test_wikitext2_reads_the_hubs_parquet_files_and_records_their_sha256(tmp_path):
     root = tmp_path / "wikitext"
-    _parquet(root / "wikitext-2-raw-v1" / "train-00000-of-00001.parquet", WIKI_TRAIN)
-    _parquet(root / "wikitext-2-raw-v1" / "test-00000-of-00001.parquet", WIKI_TEST)
+    write_parquet(root / "wikitext-2-raw-v1" / "train-00000-of-00001.parquet", WIKI_TRAIN)
+    write_parquet(root / "wikitext-2-raw-v1" / "test-00000-of-00001.parquet", WIKI_TEST)
     text = read_text("wikitext2", str(root))
     assert text.test == "\n\n".join(WIKI_TEST) and text.train_docs == tuple(WIKI_TRAIN)
     test_file = root / "wikitext-2-raw-v1" / "test-00000-of-00001.parquet"
@@ -249,8 +238,8 @@ def test_c4_reads_its_gzip_json_line_shards(tmp_path):
     root = tmp_path / "c4"
     train = [f"Document {k} of the train shard. " * (k + 1) for k in range(5)]
     valid = [f"Validation document {k}." for k in range(3)]
-    _c4_shard(root / "en" / "c4-train.00000-of-01024.json.gz", train)
-    _c4_shard(root / "en" / "c4-validation.00000-of-00008.json.gz", valid)
+    write_c4_shard(root / "en" / "c4-train.00000-of-01024.json.gz", train)
+    write_c4_shard(root / "en" / "c4-validation.00000-of-00008.json.gz", valid)
     text = read_text("c4", str(root))
     assert text.train_docs == tuple(train) and text.test_docs == tuple(valid)
     shard = root / "en" / "c4-train.00000-of-01024.json.gz"
@@ -308,10 +297,7 @@ def world(tmp_path_factory):
     model.save_pretrained(root / "model")
     tokenizer.save_pretrained(root / "model")
     data = root / "data"
-    _parquet(data / "wikitext-2-raw-v1" / "train-00000-of-00001.parquet", SENTENCES * 2)
-    _parquet(data / "wikitext-2-raw-v1" / "test-00000-of-00001.parquet", SENTENCES[:20])
-    _c4_shard(data / "en" / "c4-train.00000-of-01024.json.gz", [" ".join(SENTENCES[k: k + 4]) for k in range(60)])
-    _c4_shard(data / "en" / "c4-validation.00000-of-00008.json.gz", [SENTENCES[k % 72] for k in range(1200)])
+    write_hub_texts(data, SENTENCES)
     (root / "kjv.txt").write_text("\n".join(SENTENCES), encoding="utf-8")
     return root
 
