@@ -62,7 +62,8 @@ def has_runs(store: Path, model: str = MODEL) -> bool:
 
 def llm_runs(store: Path, model: str = MODEL) -> pd.DataFrame:
     """Runs of the suite's model on the suite's text: y = post/test perplexity; the pattern
-    (unstructured, 2:4) and the method without its tag."""
+    (unstructured, 2:4) and the method without its tag; the dense runs and magnitude, Wanda and
+    SparseGPT at 50% with no allocation or refinement tag."""
     from shrinkbench.analysis.load import load_table
     from shrinkbench.analysis.runs import run_table
 
@@ -75,7 +76,11 @@ def llm_runs(store: Path, model: str = MODEL) -> pd.DataFrame:
     runs["pattern"] = np.where(runs["granularity"] == "weight", "unstructured", runs["granularity"])
     runs = runs[runs["pattern"].isin(list(PATTERNS))].copy()  # structured runs are run_llm_structured's figure
     runs["method"] = [s.split(" [")[0] for s in runs["strategy"]]
-    return runs
+    # the suite's runs only: the dense model and each method at 50% (2:4 is 50% too) with nothing
+    # added to it (other suites of the same model add OWL, DSnoT, more sparsities and methods)
+    dense = runs["strategy"] == DENSE_STRATEGY
+    plain = ~runs["strategy"].str.contains(",", regex=False) & np.isclose(runs["compression"], 2.0)
+    return runs[dense | (plain & runs["method"].isin(list(COLORS)))].copy()
 
 
 def claim_rows(runs: pd.DataFrame) -> pd.DataFrame:
