@@ -156,6 +156,16 @@ def markdown_table(rows: pd.DataFrame, title: str, x_column: str = "compression"
                  "interval beside it (inside ±ROPE: equivalent; excluding 0: better/worse).").markdown(level=4)
 
 
+def llm_claim_line(claim: str, verdict_: str, model: str, rows: pd.DataFrame, where=lambda row: "",
+                   empty: str = "") -> str:
+    """`- **CLAIM — SUPPORTED for MODEL** (claim family: ...): each row as `method minus baseline:
+    +d ppl, decision (its test)`` for a language-model figure; `where(row)` prefixes a row's
+    setting, `empty` stands where there are no rows."""
+    evidence = "; ".join(f"{where(r)}{r.method} minus {r.baseline}: {r.difference:+.2f} ppl, {r.decision} "
+                         f"({tested(r)})" for r in rows.itertuples()) or empty
+    return f"- **{claim} — {verdict_.upper()} for {model}** (claim family: {family_text(rows)}): {evidence}."
+
+
 def llm_options_line(options: AnalysisOptions) -> str:
     """`options_line` for a language-model figure: perplexity points, calibration seeds as n."""
     return options_line(options).replace("points", "ppl").replace("n counts base models", "n counts calibration seeds")

@@ -9,7 +9,8 @@ that holds on SmolLM2-135M is tested here, not assumed:
 - the claim "Wanda and SparseGPT beat magnitude": each method's perplexity minus magnitude's
   at 50% and 2:4: one family of 4 tests, lower is better. Magnitude is data-free: its seeds
   would repeat one number, so it is one run (`seed_free`) and each method's calibration seeds
-  are tested against that constant (one-sample t). A pretrained model is ONE set of weights: the verdict holds for SmolLM2-135M only.
+  are tested against that constant (one-sample t). A pretrained model is ONE set of weights:
+  the verdict holds for SmolLM2-135M only.
 
     python paper_figures/run_llm.py [--store DIR] [--out DIR] [--rerun]
 """
@@ -148,12 +149,7 @@ def findings(runs: pd.DataFrame, store: Path) -> tuple[str, str]:
              f"{len(runs)} runs; response post/test perplexity (lower is better), {int(runs['unit'].nunique())} "
              f"calibration seeds as replicates of ONE pretrained model.", ""]
     verdict = _findings.verdict(rows, +1)  # decisions are direction-aware: "better" = lower perplexity
-    word = {"supported": "SUPPORTED", "contradicted": "CONTRADICTED", "mixed": "MIXED", "equivalent": "EQUIVALENT",
-            "not shown": "NOT SHOWN"}[verdict]
-    lines.append(f"- **{CLAIM} (as on LLaMA-2-7B) — {word} for {runs['model'].iloc[0]}** (claim family: "
-                 f"{_findings.family_text(rows)}): "
-                 + "; ".join(f"{r.method} minus {r.baseline}: {r.difference:+.2f} ppl, {r.decision} "
-                             f"({_findings.tested(r)})" for r in rows.itertuples()) + ".")
+    lines.append(_findings.llm_claim_line(f"{CLAIM} (as on LLaMA-2-7B)", verdict, runs["model"].iloc[0], rows))
     means = runs.groupby(["pattern", "method"])["y"].mean()
     dense = runs[runs["strategy"] == DENSE_STRATEGY]["y"].mean()
     parts = [f"{PATTERNS[p]}: " + ", ".join(f"{m} {means[(p, m)]:.1f}" for m in COLORS if (p, m) in means)

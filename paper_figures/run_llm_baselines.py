@@ -76,20 +76,21 @@ def has_runs(store: Path, model: str = MODEL) -> bool:
     return False
 
 
-def run_settings(store: Path) -> dict[str, dict]:
-    """run id -> the record's allocation, refinement, pattern and target sparsity (the config;
-    a record from before allocations says uniform, before refinements none)."""
+def run_settings(configs: pd.DataFrame) -> dict[str, dict]:
+    """run id -> the record's allocation, refinement, pattern and target sparsity, from the
+    store scan's `config.*` columns (`shrinkbench.analysis.load.StoreScan.configs`; a record from
+    before allocations says uniform, before refinements none)."""
+
+    def column(name: str) -> list:
+        key = f"config.{name}"
+        return [None if pd.isna(v) else v for v in configs[key]] if key in configs else [None] * len(configs)
+
     out = {}
-    for path in Path(store, "runs").glob("*.json"):
-        try:
-            config = json.loads(path.read_text()).get("config", {})
-        except (OSError, ValueError):
-            continue
-        pattern = config.get("pattern") or "unstructured"
-        sparsity = config.get("sparsity")
-        out[path.stem] = {"allocation": config.get("allocation") or "uniform", "refine": config.get("refine") or "",
-                          "pattern": pattern,
-                          "target": pattern if pattern != "unstructured" else f"{float(sparsity or 0):.0%}"}
+    for run_id, allocation, refine, pattern, sparsity in zip(configs["run_id"], column("allocation"), column("refine"),
+                                                             column("pattern"), column("sparsity")):
+        pattern = pattern or "unstructured"
+        out[run_id] = {"allocation": allocation or "uniform", "refine": refine or "", "pattern": pattern,
+                       "target": pattern if pattern != "unstructured" else f"{float(sparsity or 0):.0%}"}
     return out
 
 
@@ -104,14 +105,15 @@ def baseline_runs(store: Path, model: str = MODEL) -> pd.DataFrame:
     from shrinkbench.analysis.load import load_table
     from shrinkbench.analysis.runs import run_table
 
-    table = load_table(str(store)).table
+    scan = load_table(str(store))
+    table = scan.table
     table = table[(table["model"] == model) & (table["dataset"] == TEXT)]
     table = table[table["granularity"].isin(["weight", *NM])]  # weight pruning only: structured runs are elsewhere
     if table.empty:
         raise AnalysisError(f"store {store} holds no run of {model} on {TEXT}; run `shrinkbench run {SUITE} --store "
                             f"{store}` (or this script with --rerun)")
     runs = run_table(table, OPTIONS)
-    settings = run_settings(store)
+    settings = run_settings(scan.configs)  # read in the same pass as the table
     runs = runs[runs["run_id"].isin(list(settings))].copy()
     for key in ("allocation", "refine", "target"):
         runs[key] = [settings[r][key] for r in runs["run_id"]]
@@ -227,10 +229,6 @@ def draw(runs: pd.DataFrame):
     return fig
 
 
-WORD = {"supported": "SUPPORTED", "contradicted": "CONTRADICTED", "mixed": "MIXED", "equivalent": "EQUIVALENT",
-        "not shown": "NOT SHOWN"}
-
-
 def means_table(runs: pd.DataFrame) -> Table:
     """Mean perplexity [95% t interval] per variant (rows) and target (columns)."""
     summary = point_summary(runs)
@@ -273,11 +271,8 @@ def findings(runs: pd.DataFrame, store: Path) -> tuple[str, str]:
              f"{int(runs['unit'].nunique())} calibration seeds as replicates of ONE pretrained model; each claim is "
              f"its own family.", ""]
     for claim, rows in claims.items():
-        verdict = _findings.verdict(rows, +1)
-        evidence = "; ".join(f"{r.method} minus {r.baseline}: {r.difference:+.2f} ppl, {r.decision} "
-                             f"({_findings.tested(r)})" for r in rows.itertuples()) or "no runs to compare"
-        lines.append(f"- **{claim} — {WORD[verdict]} for {model}** (claim family: {_findings.family_text(rows)}): "
-                     f"{evidence}.")
+        lines.append(_findings.llm_claim_line(claim, _findings.verdict(rows, +1), model, rows,
+                                              empty="no runs to compare"))
     summary = point_summary(runs)
     at70 = summary[summary["target"] == "70%"].set_index("variant")["mean"]
     dense = runs[runs["strategy"] == DENSE_STRATEGY]["y"].mean()

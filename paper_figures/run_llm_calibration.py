@@ -18,7 +18,6 @@ here, not assumed:
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -50,18 +49,13 @@ TEXTS = {"kjv": "King James Bible", "fortunes": "Debian fortunes"}
 HATCH = {"kjv": "", "fortunes": "//"}
 
 
-def calibration_texts(store: Path) -> dict[str, str]:
-    """run id -> the text its calibration windows came from (the record's config; the
-    evaluation text where the record names none)."""
-    out = {}
-    for path in Path(store, "runs").glob("*.json"):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        config = record.get("config", {})
-        out[record.get("run_id")] = config.get("calib_text") or config.get("dataset")
-    return out
+def calibration_texts(configs: pd.DataFrame) -> dict[str, str]:
+    """run id -> the text its calibration windows came from, from the store scan's `config.*`
+    columns (`shrinkbench.analysis.load.StoreScan.configs`; the evaluation text where the record
+    names none)."""
+    calib = configs["config.calib_text"] if "config.calib_text" in configs else pd.Series(None, index=configs.index)
+    return {run_id: text if isinstance(text, str) and text else dataset
+            for run_id, text, dataset in zip(configs["run_id"], calib, configs["config.dataset"])}
 
 
 def calibration_runs(store: Path, model: str = MODEL) -> pd.DataFrame:
@@ -69,13 +63,13 @@ def calibration_runs(store: Path, model: str = MODEL) -> pd.DataFrame:
     from shrinkbench.analysis.load import load_table
     from shrinkbench.analysis.runs import run_table
 
-    table = load_table(str(store)).table
-    table = table[table["model"] == model]
+    scan = load_table(str(store))
+    table = scan.table[scan.table["model"] == model]
     if table.empty:
         raise AnalysisError(f"store {store} holds no run of {model}; run `shrinkbench run {SUITE} --store {store}` "
                             f"(or this script with --rerun)")
     runs = run_table(table, OPTIONS)
-    runs["calib_text"] = runs["run_id"].map(calibration_texts(store))
+    runs["calib_text"] = runs["run_id"].map(calibration_texts(scan.configs))  # read in the same pass as the table
     runs["method"] = [s.split(" [")[0] for s in runs["strategy"]]
     return runs[runs["dataset"].isin(list(TEXTS))].copy()
 
@@ -140,12 +134,8 @@ def findings(runs: pd.DataFrame, store: Path) -> tuple[str, str]:
              f"{len(runs)} runs; response post/test perplexity (lower is better), {int(runs['unit'].nunique())} "
              f"calibration seeds as replicates of ONE pretrained model.", ""]
     verdict = _findings.verdict(rows, +1)
-    word = {"supported": "SUPPORTED", "contradicted": "CONTRADICTED", "mixed": "MIXED", "equivalent": "EQUIVALENT",
-            "not shown": "NOT SHOWN"}[verdict]
-    lines.append(f"- **{CLAIM[0].upper() + CLAIM[1:]} — {word} for {runs['model'].iloc[0]}** (claim family: "
-                 f"{_findings.family_text(rows)}): "
-                 + "; ".join(f"on {r.evaluated}, {r.method} minus {r.baseline}: {r.difference:+.2f} ppl, {r.decision} "
-                             f"({_findings.tested(r)})" for r in rows.itertuples()) + ".")
+    lines.append(_findings.llm_claim_line(CLAIM[0].upper() + CLAIM[1:], verdict, runs["model"].iloc[0], rows,
+                                          where=lambda r: f"on {r.evaluated}, "))
     means = runs[runs["strategy"] != DENSE_STRATEGY].groupby(["dataset", "method", "calib_text"])["y"].mean()
     dense = runs[runs["strategy"] == DENSE_STRATEGY].groupby("dataset")["y"].mean()
     parts = []

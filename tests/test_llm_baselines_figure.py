@@ -92,10 +92,11 @@ def test_the_latex_table_compiles_on_its_own(tmp_path):
 def test_the_committed_baseline_records_keep_their_ids_and_give_both_verdicts(tmp_path):
     import json
 
+    from shrinkbench.analysis.load import load_table
     from shrinkbench.core.tracks import config_from_dict
 
     store = ROOT / "results" / "reference"
-    settings = run_llm_baselines.run_settings(store)
+    settings = run_llm_baselines.run_settings(load_table(str(store)).configs)
     kinds = set()
     for run_id, setting in settings.items():
         record = json.loads((store / "runs" / f"{run_id}.json").read_text())
