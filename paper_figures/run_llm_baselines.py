@@ -251,14 +251,16 @@ def means_table(runs: pd.DataFrame) -> Table:
 
 
 def latex_table(runs: pd.DataFrame) -> str:
-    """`means_table` as a LaTeX document that compiles on its own (booktabs)."""
+    """`means_table` as a LaTeX document that compiles on its own (booktabs, graphicx), scaled to
+    the text width."""
     table = means_table(runs)
     rows = [" & ".join(latex_escape(c) for c in row) + r" \\" for row in table.rows]
     head = " & ".join(latex_escape(h) for h in table.headers) + r" \\"
-    return "\n".join([r"\documentclass{article}", r"\usepackage{booktabs}", r"\usepackage[margin=1.5cm]{geometry}",
-                      r"\begin{document}", r"\begin{table}[t]", r"\centering", r"\scriptsize",
+    return "\n".join([r"\documentclass{article}", r"\usepackage{booktabs}", r"\usepackage{graphicx}",
+                      r"\usepackage[margin=1.5cm]{geometry}", r"\begin{document}", r"\begin{table}[t]", r"\centering",
+                      r"\resizebox{\textwidth}{!}{%",  # seven columns of intervals: fit the text width
                       r"\begin{tabular}{l" + "r" * len(TARGETS) + "}", r"\toprule", head, r"\midrule", *rows,
-                      r"\bottomrule", r"\end{tabular}", r"\caption{" + latex_escape(table.note) + "}",
+                      r"\bottomrule", r"\end{tabular}}", r"\caption{" + latex_escape(table.note) + "}",
                       r"\end{table}", r"\end{document}", ""])
 
 
