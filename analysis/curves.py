@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import textwrap
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -246,6 +247,23 @@ def speedup_gap_figure(points: pd.DataFrame, column: str = "measured_speedup") -
     fit_legend(fig, handles, lambda legend_h: _fixed_layout(fig, nrows, ncols, legend_h))
     fig.suptitle("Theoretical vs measured speedup\nmean over units; the dense model timed in alternation", fontsize=10)
     return fig
+
+
+def build_and_save_figure(build: Callable[[], Figure], stem: str | Path, formats=("png", "pdf"),
+                          dpi: int = 150) -> list[Path]:
+    """`save_figure(build(), stem, formats, dpi)`, the figure built where it is saved: inside
+    `analysis.background.saving_in_background` a forked child builds and writes it while the
+    report process goes on (`build` must not change anything the report computes afterwards:
+    the figure functions draw from tables already computed and use no random generator)."""
+    paths = [Path(f"{stem}.{fmt}") for fmt in formats]
+
+    def write() -> None:
+        fig = build()
+        for path, fmt in zip(paths, formats):
+            write_atomic(path, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=dpi))
+
+    submit(write)
+    return paths
 
 
 def save_figure(fig: Figure, stem: str | Path, formats=("png", "pdf"), dpi: int = 150) -> list[Path]:

@@ -9,6 +9,7 @@ Layout of `<out>/`: `report.md`, `report.html`, `summary.json`, `figures/*.png|p
 from __future__ import annotations
 
 import base64
+import functools
 import html
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,7 +22,8 @@ from shrinkbench.analysis.background import saving_in_background, wait_for_write
 from shrinkbench.analysis.bands import curve_points
 from shrinkbench.analysis.compare import all_pairs_family, compare, method_pairs
 from shrinkbench.analysis.ties import tie_warnings
-from shrinkbench.analysis.curves import AXES, MEASURED_AXES, curve_figure, save_figure, speedup_gap_figure
+from shrinkbench.analysis.curves import (AXES, MEASURED_AXES, build_and_save_figure, curve_figure, save_figure,
+                                         speedup_gap_figure)
 from shrinkbench.analysis.errors import AnalysisError
 from shrinkbench.analysis.files import to_json, write_text
 from shrinkbench.analysis.headline import add_summary, summarize_settings
@@ -153,10 +155,10 @@ def write_figures(doc: Document, table: pd.DataFrame, runs: pd.DataFrame, option
             for delta in (False, True):
                 if delta and not np.isfinite(points["delta_mean"].to_numpy(float)).any():
                     continue
-                fig = curve_figure(points, axis, delta, label, points["band"].iloc[0],
-                                   runs=metric_runs if per_seed else None)
+                build = functools.partial(curve_figure, points, axis, delta, label, points["band"].iloc[0],
+                                          runs=metric_runs if per_seed else None)
                 stem = f"{metric}_{'delta' if delta else 'abs'}_vs_{axis.replace(' ', '_')}"
-                saved = save_figure(fig, out / "figures" / stem, formats)
+                saved = build_and_save_figure(build, out / "figures" / stem, formats)
                 paths += saved
                 png = out / "figures" / f"{stem}.png"
                 if png in saved:
@@ -165,7 +167,8 @@ def write_figures(doc: Document, table: pd.DataFrame, runs: pd.DataFrame, option
                     doc.figure(png, f"figures/{stem}.png", caption)
     points = curve_points(runs, options, rng)
     if not masked_only and np.isfinite(points.get("measured_speedup", pd.Series(dtype=float)).to_numpy(float)).any():
-        saved = save_figure(speedup_gap_figure(points), out / "figures" / "speedup_theoretical_vs_measured", formats)
+        saved = build_and_save_figure(functools.partial(speedup_gap_figure, points),
+                                      out / "figures" / "speedup_theoretical_vs_measured", formats)
         paths += saved
         if (out / "figures" / "speedup_theoretical_vs_measured.png") in saved:
             doc.figure(out / "figures" / "speedup_theoretical_vs_measured.png",

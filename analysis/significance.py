@@ -199,8 +199,10 @@ def curve_level_table(report: ComparisonReport) -> Table:
 def pareto_table(labels: pd.DataFrame) -> Table:
     body = []
     for (model, dataset, axis, strategy), rows in labels.groupby(SETTING + ["axis", "strategy"], sort=True):
+        by_label = dict(tuple(rows.groupby("label", sort=False)))
+
         def pick(label: str) -> str:
-            chosen = rows[rows["label"] == label]
+            chosen = by_label.get(label, rows.iloc[:0])
             if label == "dominated":
                 return ", ".join(f"{c:g}× (by {b})" for c, b in zip(chosen["compression"], chosen["dominated_by"]))
             return ", ".join(f"{c:g}×" for c in chosen["compression"])

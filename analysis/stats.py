@@ -6,6 +6,7 @@ positive difference means the method scores higher. Standard deviations use `ddo
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -31,7 +32,15 @@ class Interval:
 
 
 def t_quantile(confidence: float, df):
-    """Two-sided Student-t critical value `t_{1-(1-confidence)/2, df}` (array-friendly)."""
+    """Two-sided Student-t critical value `t_{1-(1-confidence)/2, df}` (array-friendly; a
+    scalar df is looked up once per process: a report asks for the same few thousand times)."""
+    if np.ndim(df) == 0 and np.ndim(confidence) == 0:
+        return _scalar_t_quantile(float(confidence), float(df))
+    return sps.t.ppf(0.5 + confidence / 2.0, df)
+
+
+@functools.lru_cache(maxsize=4096)
+def _scalar_t_quantile(confidence: float, df: float):
     return sps.t.ppf(0.5 + confidence / 2.0, df)
 
 

@@ -75,16 +75,17 @@ def _rows_from_report(comparisons: pd.DataFrame, summary: pd.DataFrame,
             continue
         best = points.loc[(sign * points["mean"]).idxmax(), "strategy"]
         at = comparisons[np.isclose(comparisons["compression"], compression)]
+        first: dict[tuple, int] = {}  # (method, baseline) -> position of its first row
+        for position, pair in enumerate(zip(at["method"], at["baseline"])):
+            first.setdefault(pair, position)
         found = []
         for other in points["strategy"]:
             if other == best:
                 continue
-            direct = at[(at["method"] == best) & (at["baseline"] == other)]
-            reverse = at[(at["method"] == other) & (at["baseline"] == best)]
-            if len(direct):
-                found.append(direct.iloc[0].to_dict())
-            elif len(reverse):
-                row = reverse.iloc[0].to_dict()
+            if (best, other) in first:
+                found.append(at.iloc[first[(best, other)]].to_dict())
+            elif (other, best) in first:
+                row = at.iloc[first[(other, best)]].to_dict()
                 row.update(method=best, baseline=other, difference=-row["difference"],
                            decision=reversed_decision(row["decision"]))
                 found.append(row)

@@ -276,3 +276,17 @@ def test_a_seed_free_side_is_a_constant_tested_one_sample_against_scipy():
     half = stats.t.ppf(1 - 0.05 / (2 * 3), 2) * stats_["se"]
     assert (out["sim_low"][2], out["sim_high"][2]) == pytest.approx((stats_["difference"] - half,
                                                                       stats_["difference"] + half))
+
+
+def test_t_quantile_cached_scalars_equal_scipy_and_arrays_still_work():
+    import numpy as np
+    from scipy import stats as sps
+
+    from shrinkbench.analysis.stats import t_quantile
+
+    for confidence, df in [(0.95, 2), (0.95, 2.0), (0.99, 7), (0.9, 1e6), (0.95, float("inf")), (0.95, 0.5)]:
+        for _ in range(2):  # computed, then looked up
+            assert t_quantile(confidence, df) == sps.t.ppf(0.5 + confidence / 2, df)
+    assert np.isnan(t_quantile(0.95, float("nan")))
+    dfs = np.array([1.0, 3.0, 30.0])
+    assert np.array_equal(t_quantile(0.95, dfs), sps.t.ppf(0.975, dfs))

@@ -22,6 +22,7 @@ from torch import nn
 from shrinkbench.vision.config import TrainConfig
 from shrinkbench.core.device import autocast, precision
 from shrinkbench.core.errors import TrainingDivergedError
+from shrinkbench.vision.kernels import fast_max_pooling
 
 
 def make_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -62,8 +63,17 @@ def train(model: nn.Module, batch_source: Callable[[torch.Generator], Iterable],
     `batch_source(generator)` yields shuffled (x, y) training batches for one epoch, drawn
     from `generator`; `evaluate(model)` (optional) gives validation metrics per epoch;
     `step_hook(step, total)` (optional) runs after every optimizer step and may return new
-    masks (gradual pruning), which the loop enforces from then on.
+    masks (gradual pruning), which the loop enforces from then on. Max pooling computes
+    through the faster kernel of the same function (`shrinkbench.vision.kernels`).
     """
+    with fast_max_pooling(model):
+        return _train(model, batch_source, cfg, generator, masks=masks, device=device, evaluate=evaluate,
+                      log=log, tag=tag, amp=amp, on_epoch=on_epoch, start_epoch=start_epoch,
+                      stop_after=stop_after, step_hook=step_hook)
+
+
+def _train(model, batch_source, cfg, generator, *, masks, device, evaluate, log, tag, amp, on_epoch,
+           start_epoch, stop_after, step_hook) -> list[dict[str, Any]]:
     log = [] if log is None else log
     last = cfg.epochs if stop_after is None else min(stop_after, cfg.epochs)
     if last <= start_epoch:
