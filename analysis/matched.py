@@ -172,10 +172,17 @@ def compare_curve_levels(runs: pd.DataFrame, pairs: list[tuple[str, str]], x_col
         rows = []
         cache: dict[tuple[str, str], dict] = {}  # a strategy's unit curves, built once per setting and x
 
+        levels: dict[tuple, dict] = {}  # a strategy's unit levels over one range (shared by its pairs)
+
         def curves_of(strategy: str, x_column: str) -> dict:
             if (strategy, x_column) not in cache:
                 cache[strategy, x_column] = unit_curves(sub, strategy, x_column)
             return cache[strategy, x_column]
+
+        def levels_of(strategy: str, x_column: str, lo: float, hi: float) -> dict:
+            if (strategy, x_column, lo, hi) not in levels:
+                levels[strategy, x_column, lo, hi] = unit_levels(curves_of(strategy, x_column), lo, hi)
+            return levels[strategy, x_column, lo, hi]
 
         for x_column in x_columns:
             for method, baseline in pairs:
@@ -183,7 +190,7 @@ def compare_curve_levels(runs: pd.DataFrame, pairs: list[tuple[str, str]], x_col
                 lo, hi = common_range(curves_a, curves_b)
                 if not hi > lo:
                     continue
-                a, b = unit_levels(curves_a, lo, hi), unit_levels(curves_b, lo, hi)
+                a, b = levels_of(method, x_column, lo, hi), levels_of(baseline, x_column, lo, hi)
                 boot = _bootstrap_level_interval(a, b, options, rng) if bootstrap else (math.nan, math.nan)
                 rows.append({"x_metric": x_column, "x_from": lo, "x_to": hi, "method": method, "baseline": baseline,
                              **compare_values(a, b, options), "boot_low": boot[0], "boot_high": boot[1]})

@@ -6,14 +6,18 @@ times (1) reading the store into the tidy table, the peer every report must pay,
 Prints rows, runs, seconds and the ratio report / read, the CPU time of the report process
 and of its forked figure writers (analysis/background.py), and the conditions (CPUs, load).
 `--sequential` saves the figures in turn in the report process (the way before the writers).
+`--same-as DIR` checks that the report is byte for byte the one in DIR (written by an earlier
+version with `--out DIR`), but for the two things that name the moment: the temporary store's
+path in report.md/html and summary.json, and the PDFs' CreationDate.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/report_speed.py [--seeds 8] [--out DIR] [--sequential]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/report_speed.py [--seeds 8] [--out DIR] [--sequential] [--same-as DIR]
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import os
+import re
 import resource
 import sys
 import tempfile
@@ -39,11 +43,29 @@ SETTINGS = tuple((m, d) for d in ("cifar10", "cifar100") for m in ("resnet20", "
 COMPRESSIONS = (2, 4, 8, 16, 32, 64, 128)
 
 
+def _normalised(path: Path) -> bytes:
+    data = path.read_bytes()
+    if path.suffix == ".pdf":
+        return re.sub(rb"/CreationDate \(D:[0-9Z]+\)", b"", data)
+    if path.suffix in (".md", ".html", ".json"):
+        return re.sub(rb'(Source: |"source": ")[^ "\n]+', rb"\1STORE", data)
+    return data
+
+
+def different_files(new: Path, old: Path) -> list[str]:
+    """Relative paths that differ (or exist on one side only) between two report folders."""
+    names = {p.relative_to(new) for p in new.rglob("*") if p.is_file()}
+    names |= {p.relative_to(old) for p in old.rglob("*") if p.is_file()}
+    return sorted(str(n) for n in names if not ((new / n).is_file() and (old / n).is_file()
+                                                and _normalised(new / n) == _normalised(old / n)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--out", help="report folder (default: a temporary one)")
     parser.add_argument("--sequential", action="store_true", help="save figures in turn, no forked writers")
+    parser.add_argument("--same-as", help="a report folder to compare with, file by file")
     args = parser.parse_args()
     if args.sequential:
         report_module.saving_in_background = contextlib.nullcontext
@@ -65,6 +87,8 @@ def main() -> None:
             report, cpu = time.perf_counter() - t0, time.process_time() - cpu0
             children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             writers = (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
+            if args.same_as:
+                differ = different_files(out, Path(args.same_as))
     rows, runs = len(scan.table), summary["runs"]
     print(f"store: {rows:,} tidy rows, {scan.records:,} records, {runs:,} runs analysed "
           f"({len(SETTINGS)} settings x {len(STRATEGIES)} methods x {len(COMPRESSIONS)} ratios x {args.seeds} seeds);"
@@ -74,6 +98,8 @@ def main() -> None:
     print(f"ratio report / read: {report / read:.1f}")
     print(f"CPU: report process {cpu:.2f} s, figure writers {writers:.2f} s "
           f"({'sequential' if args.sequential else f'up to {default_workers()} forked at once'})")
+    if args.same_as:
+        print(f"same as {args.same_as}: " + ("yes, every file" if not differ else f"NO: {', '.join(differ)}"))
     print(f"conditions: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
 
