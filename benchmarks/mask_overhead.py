@@ -5,15 +5,19 @@ steps (as many as take about `--block-seconds`, at least 3) on the same pre-gene
 Fashion-MNIST-shaped random batches:
 
     dense:   forward, cross-entropy, backward, SGD step (momentum 0.9, weight decay 5e-4)
-    masked:  the same, plus masks.mask_gradients() before the step, and masks.mask_weights()
+    masked:  the same, the masks enforced as the training loop does: `masks.hook_gradients()`
+             (grad *= mask as backward writes each weight's gradient), and masks.mask_weights()
              once at the end of the block (the training loop's per-epoch guard)
+    after:   the same, with masks.mask_gradients() after backward instead of the hooks (one
+             pass over every gradient: the way before; its time inside the mask calls is
+             printed as a share of its step)
     control: a second, identical dense loop (an A/A comparison: the noise floor of this machine)
 
-The three loops run in rotating, alternately reversed order over `--reps` repetitions so
+The four loops run in rotating, alternately reversed order over `--reps` repetitions so
 that drift (thermal, other load) hits all alike. Printed per model: median ms per step,
 the ratio masked / dense (median of the per-repetition paired ratios, with its
-interquartile range; the target is <= 1.03), the same ratio for control / dense, and, on
-CPU, the time spent inside the two mask calls themselves as a share of the masked step.
+interquartile range; the target is <= 1.03), the same ratios for after / dense and control /
+dense, and, on CPU, the time spent inside after's two mask calls as a share of its step.
 
     .venv/bin/python benchmarks/mask_overhead.py [--block-seconds 0.5] [--reps 15] [--threads 1] [--device cpu]
 """
@@ -35,7 +39,7 @@ from shrinkbench.vision.models import create_model, model_spec  # noqa: E402
 from shrinkbench.vision.pruning import MaskSet, prune, resolve_strategy  # noqa: E402
 
 MODELS = ("lenet_300_100", "lenet5_caffe", "cifar_resnet20_1x28x28")
-VARIANTS = ("dense", "masked", "control")
+VARIANTS = ("dense", "masked", "after", "control")
 
 
 def make_batches(n: int, batch_size: int, device: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -49,15 +53,17 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run_block(model, optimizer, masks: MaskSet | None, batches, device: str) -> tuple[float, float]:
-    """(seconds for len(batches) training steps, seconds inside the mask calls; CPU only)."""
+def run_block(model, optimizer, masks: MaskSet | None, hooked: bool, batches, device: str) -> tuple[float, float]:
+    """(seconds for len(batches) training steps, seconds inside the mask calls after backward;
+    CPU only). `hooked`: the gradients are masked by hooks during backward."""
     in_masks = 0.0
+    hooks = masks.hook_gradients() if masks is not None and hooked else None
     synchronize(device)
     start = time.perf_counter()
     for x, y in batches:
         optimizer.zero_grad(set_to_none=True)
         F.cross_entropy(model(x), y).backward()
-        if masks is not None:
+        if masks is not None and not hooked:
             t = time.perf_counter()
             masks.mask_gradients()
             in_masks += time.perf_counter() - t
@@ -67,7 +73,10 @@ def run_block(model, optimizer, masks: MaskSet | None, batches, device: str) -> 
         masks.mask_weights()
         in_masks += time.perf_counter() - t
     synchronize(device)
-    return time.perf_counter() - start, in_masks
+    seconds = time.perf_counter() - start
+    if hooks is not None:
+        hooks.remove()
+    return seconds, in_masks
 
 
 def paired(times: dict[str, list[float]], a: str, b: str) -> tuple[float, float, float]:
@@ -85,8 +94,9 @@ def measure(name: str, args) -> dict:
     for variant in VARIANTS:
         model = copy.deepcopy(base).train()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-        own_masks = MaskSet.from_state_dict(masks.state_dict()).attach(model) if variant == "masked" else None
-        loops[variant] = (model, optimizer, own_masks)
+        own_masks = (MaskSet.from_state_dict(masks.state_dict()).attach(model)
+                     if variant in ("masked", "after") else None)
+        loops[variant] = (model, optimizer, own_masks, variant == "masked")
     batches = make_batches(3, args.batch_size, args.device)
     for variant in VARIANTS:  # warm-up
         run_block(*loops[variant], batches, args.device)
@@ -96,16 +106,17 @@ def measure(name: str, args) -> dict:
     times: dict[str, list[float]] = {v: [] for v in VARIANTS}
     in_masks: list[float] = []
     for rep in range(args.reps):
-        order = VARIANTS[rep % 3:] + VARIANTS[: rep % 3]
+        order = VARIANTS[rep % len(VARIANTS):] + VARIANTS[: rep % len(VARIANTS)]
         for variant in (order if rep % 2 == 0 else order[::-1]):
             seconds, masking = run_block(*loops[variant], batches, args.device)
             times[variant].append(seconds)
-            if variant == "masked":
+            if variant == "after":
                 in_masks.append(masking / seconds)
     return {"model": name, "steps": steps,
             "dense_ms": 1e3 * statistics.median(times["dense"]) / steps,
             "masked_ms": 1e3 * statistics.median(times["masked"]) / steps,
-            "masked": paired(times, "masked", "dense"), "control": paired(times, "control", "dense"),
+            "masked": paired(times, "masked", "dense"), "after": paired(times, "after", "dense"),
+            "control": paired(times, "control", "dense"),
             "mask_share": statistics.median(in_masks)}
 
 
@@ -124,15 +135,15 @@ def main() -> None:
     print(f"device {args.device}, threads {torch.get_num_threads()}, batch {args.batch_size}, "
           f"{args.reps} blocks of ~{args.block_seconds:g} s per loop, compression {args.compression:g}")
     print(f"{'model':<24}{'steps':>6}{'dense ms':>10}{'masked ms':>11}  {'masked/dense [IQR]':<24}"
-          f"{'control/dense [IQR]':<24}{'in mask calls':>14}")
+          f"{'after/dense [IQR]':<24}{'control/dense [IQR]':<24}{'after: in mask calls':>21}")
     worst = 0.0
     for name in args.models:
         r = measure(name, args)
         worst = max(worst, r["masked"][0])
         share = f"{r['mask_share']:.2%}" if args.device == "cpu" else "n/a"
         print(f"{r['model']:<24}{r['steps']:>6}{r['dense_ms']:>10.3f}{r['masked_ms']:>11.3f}  "
-              f"{'%.3f [%.3f, %.3f]' % r['masked']:<24}{'%.3f [%.3f, %.3f]' % r['control']:<24}"
-              f"{share:>14}")
+              f"{'%.3f [%.3f, %.3f]' % r['masked']:<24}{'%.3f [%.3f, %.3f]' % r['after']:<24}"
+              f"{'%.3f [%.3f, %.3f]' % r['control']:<24}{share:>21}")
     print(f"largest ratio masked / dense: {worst:.3f} (target <= 1.03); control / dense shows "
           f"the noise of this machine")
 

@@ -220,3 +220,50 @@ def test_the_training_loop_keeps_every_pruned_weight_zero_after_every_step(optim
     cfg = TrainConfig(epochs=2, optimizer=optimizer, lr=0.01, weight_decay=1e-3, batch_size=8)
     train_loop(model, lambda g: batches, cfg, torch.Generator().manual_seed(0), masks=masks, step_hook=check)
     assert len(seen) == 10 and all(seen)
+
+
+@pytest.mark.parametrize("opt", list(OPTIMIZERS))
+def test_gradient_hooks_give_the_same_numbers_as_masking_after_backward(opt):
+    """hook_gradients (grad *= mask as backward writes it) and mask_gradients (after backward):
+    every weight and optimizer state equal bit for bit after 6 steps; no hook left behind."""
+    import copy
+
+    model, masks = pruned("lenet5_caffe")
+    twin = copy.deepcopy(model)
+    optimizer, twin_optimizer = OPTIMIZERS[opt](model.parameters()), OPTIMIZERS[opt](twin.parameters())
+    train(model, optimizer, 6, masks.attach(model), weights=False)
+    twin_masks = MaskSet.from_state_dict(masks.state_dict()).attach(twin)
+    hooks = twin_masks.hook_gradients()
+    train(twin, twin_optimizer, 6, None)
+    hooks.remove()
+    for (name, p), q in zip(model.named_parameters(), twin.parameters()):
+        assert torch.equal(p, q), name
+        for key, value in optimizer.state[p].items():
+            assert torch.equal(value, twin_optimizer.state[q][key]), (name, key)
+    assert all(not getattr(q, "_post_accumulate_grad_hooks", None) for q in twin.parameters())
+    train(twin, twin_optimizer, 1, None)  # without hooks the pruned positions move: the control
+    assert not bool((pruned_values(twin, masks) == 0).all())
+
+
+def test_the_training_loop_swaps_the_hooks_when_gradual_pruning_changes_the_masks():
+    """A step_hook's new masks replace the old masks' hooks (one hook per weight at any time),
+    the new masks hold from then on, and none is left once training ends."""
+    from shrinkbench.vision.config import TrainConfig
+    from shrinkbench.vision.training import train as train_loop
+
+    model, masks = pruned("lenet5_caffe")
+    tighter = prune(model, resolve_strategy("global_magnitude"), 8.0, excluded=model_spec("lenet5_caffe").excluded,
+                    batches=[], generator=torch.Generator())
+    g = torch.Generator().manual_seed(1)
+    data = [(torch.randn(16, 1, 28, 28, generator=g), torch.randint(0, 10, (16,), generator=g)) for _ in range(4)]
+    seen = []
+
+    def step_hook(step, total):
+        seen.append(max(len(getattr(p, "_post_accumulate_grad_hooks", None) or {}) for p in model.parameters()))
+        return tighter if step == 2 else None
+
+    cfg = TrainConfig(epochs=1, lr=0.05, momentum=0.9, optimizer="sgd")
+    train_loop(model, lambda gen: data, cfg, torch.Generator().manual_seed(0), masks=masks, step_hook=step_hook)
+    assert seen == [1, 1, 1, 1]
+    assert bool((pruned_values(model, tighter) == 0).all())
+    assert all(not getattr(p, "_post_accumulate_grad_hooks", None) for p in model.parameters())

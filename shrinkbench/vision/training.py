@@ -1,13 +1,14 @@
 """The training loop shared by base-model training and fine-tuning.
 
-One step: forward, cross-entropy, backward, `masks.mask_gradients()` (pruned positions get
-zero gradient, so momentum and Adam state stay zero there and the weights exactly 0),
-optimizer step, scheduler step; `masks.mask_weights()` runs once at the end of every epoch as
+One step: forward, cross-entropy, backward (during which `masks.hook_gradients()` zeroes each
+weight's gradient at pruned positions as it is written, so momentum and Adam state stay zero
+there and the weights exactly 0), optimizer step, scheduler step; `masks.mask_weights()` runs once at the end of every epoch as
 a guard (per step it was 3% of an MLP's step and changed no number: see
 `shrinkbench.vision.pruning.masks`). A non-finite loss stops training with
 `TrainingDivergedError` naming the epoch and step. With `amp` on a CUDA device the forward
-pass runs under float16 autocast and the loss is scaled (`torch.amp.GradScaler`; gradients
-are unscaled before masking, and a step with non-finite gradients is skipped by the scaler).
+pass runs under float16 autocast and the loss is scaled (`torch.amp.GradScaler`; the scaled gradients are
+masked, 0 and 1 commute with unscaling, and a step with non-finite gradients is skipped by the
+scaler).
 """
 from __future__ import annotations
 
@@ -82,9 +83,22 @@ def _train(model, batch_source, cfg, generator, *, masks, device, evaluate, log,
     if masks is not None:
         masks.attach(model)
     optimizer = make_optimizer(model.parameters(), cfg)
-    step, total = 0, None
     use_amp = precision(amp, device) == "float16-mixed"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    hooks = [masks.hook_gradients()] if masks is not None else []  # grad *= mask inside backward
+    try:
+        _epochs(model, batch_source, cfg, generator, masks, hooks, device, evaluate, log, tag, use_amp, scaler,
+                optimizer, on_epoch, start_epoch, last, step_hook)
+    finally:
+        for h in hooks:
+            h.remove()
+    return log
+
+
+def _epochs(model, batch_source, cfg, generator, masks, hooks: list, device, evaluate, log, tag, use_amp, scaler,
+            optimizer, on_epoch, start_epoch, last, step_hook) -> None:
+    """The epochs of `train`; `hooks` holds the gradient hooks of the masks in force."""
+    step, total = 0, None
     for epoch in range(start_epoch + 1, last + 1):
         model.train()
         batches = batch_source(generator)
@@ -112,8 +126,6 @@ def _train(model, batch_source, cfg, generator, *, masks, device, evaluate, log,
                 scaler.unscale_(optimizer)
             else:
                 loss.backward()
-            if masks is not None:
-                masks.mask_gradients()
             if scaler is not None:
                 scaler.step(optimizer)
                 scaler.update()
@@ -123,7 +135,10 @@ def _train(model, batch_source, cfg, generator, *, masks, device, evaluate, log,
             if step_hook is not None:
                 new = step_hook(step, total)
                 if new is not None:
+                    for h in hooks:
+                        h.remove()
                     masks = new.attach(model)
+                    hooks[:] = [masks.hook_gradients()]
                     masks.mask_optimizer_state(optimizer)
             n = y.shape[0]
             seen += n
@@ -142,4 +157,3 @@ def _train(model, batch_source, cfg, generator, *, masks, device, evaluate, log,
         log.append(entry)
         if on_epoch is not None:
             on_epoch(entry)
-    return log

@@ -8,7 +8,8 @@ prunable weights alone. Pruned weights stay exactly zero through fine-tuning whe
 
     loss.backward(); masks.mask_gradients(); optimizer.step()
 
-and every epoch ends with `masks.mask_weights()`.
+and every epoch ends with `masks.mask_weights()`. The training loop masks the gradients with
+hooks instead (`hook_gradients`: the same multiplication while backward writes each gradient).
 
 `mask_gradients` zeroes the gradient at pruned positions, so with a weight of exactly 0
 there nothing reaches the optimizer: SGD's d = g + wd*w = 0 keeps the momentum buffer at 0,
@@ -39,6 +40,18 @@ else:  # pragma: no cover - very old torch
     def _multiply_in_place(tensors: list[torch.Tensor], factors: list[torch.Tensor]) -> None:
         for tensor, factor in zip(tensors, factors):
             tensor.mul_(factor)
+
+
+class GradientHooks:
+    """The hooks `MaskSet.hook_gradients` registered; `remove()` takes them off."""
+
+    def __init__(self, handles: list):
+        self.handles = handles
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
 
 
 class MaskSet:
@@ -187,6 +200,21 @@ class MaskSet:
         else:
             factors = self._factors
         _multiply_in_place(grads, factors)
+
+    def hook_gradients(self) -> "GradientHooks":
+        """Zero the gradient at pruned positions as backward accumulates it: a hook on each
+        attached weight (`register_post_accumulate_grad_hook`) runs `grad *= mask` right
+        after that weight's gradient is written, while it is still in cache, instead of one
+        pass over all gradients after backward (`mask_gradients`). The same multiplication
+        of the same values, so the same numbers bit for bit; LeNet-300-100 at 8x on one CPU
+        thread: masked / dense 1.045 -> 1.03 (`benchmarks/mask_overhead.py`). Remove the
+        hooks (`.remove()`) before the masks change or the training ends."""
+        handles = []
+        for param, factor in zip(self._bound(), self._factors):
+            def mask(p: torch.Tensor, factor: torch.Tensor = factor) -> None:
+                p.grad.mul_(factor)
+            handles.append(param.register_post_accumulate_grad_hook(mask))
+        return GradientHooks(handles)
 
     @torch.no_grad()
     def mask_weights(self) -> None:
