@@ -3,7 +3,7 @@ github.com/JJGO/shrinkbench) on the same work, in interleaved pairs (issue 24, i
 
     git clone https://github.com/JJGO/shrinkbench /somewhere/jjgo/shrinkbench   # outside this repository
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/shrinkbench_pair.py \\
-        --shrinkbench-src /somewhere/jjgo/shrinkbench [--pairs 3] [--threads 1] [--which at_init after_training]
+        --shrinkbench-src /somewhere/jjgo/shrinkbench [--pairs 3] [--threads 1] [--which at_init after_training] [--bare]
 
 Both sides: Caffe LeNet-5 (conv 20 5x5, pool, conv 50 5x5, pool, fc 500, relu, fc 10) on
 Fashion-MNIST, SGD lr 0.1 momentum 0.9 Nesterov, weight decay 5e-4, batch 128, 55,000
@@ -26,6 +26,13 @@ statement is the ratio ours / ShrinkBench of each pair (median, min, max), which
 machine's load moves much less than the seconds. The numbers are not compared: the two
 tools split, augment and schedule differently; the work (steps, batch size, passes) is the same
 but for our extra evaluation passes, which the record holds.
+
+`--bare` adds a third side, in the same rotation: a bare PyTorch script (no toolkit) doing our
+run's work with torch's own kernels: the IDX files read into memory, the same LeNet-5, SGD,
+global magnitude pruning, and the evaluation passes our record holds (at_init: pre val and
+test, the epoch's val, post test; after_training also the base model's). bare / ShrinkBench
+is then the floor for a tool that computes what our record holds, and ours / bare what the
+toolkit costs (or saves) beyond it.
 
 ShrinkBench's package is named `shrinkbench` too, so it runs in its own process with a
 folder holding only a link named `shrinkbench` to `--shrinkbench-src` first on its path
@@ -94,6 +101,74 @@ PEER = textwrap.dedent('''
 ''')
 
 
+BARE = textwrap.dedent('''
+    import gzip, sys, time
+    t0 = time.perf_counter()
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+    torch.set_num_threads({threads})
+    torch.manual_seed(0)
+
+    def idx(name):
+        with gzip.open({root!r} + "/" + name + ".gz") as f:
+            data = f.read()
+        dims = data[3]
+        shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
+        return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+    def images(name):
+        return (torch.from_numpy(idx(name).astype(np.float32) / 255.0).unsqueeze(1) - 0.2860) / 0.3530
+
+    x_train, y_train = images("train-images-idx3-ubyte"), torch.from_numpy(idx("train-labels-idx1-ubyte").astype(np.int64))
+    order = torch.randperm(60000)
+    train, val = order[:55000], order[55000:]
+    x_test, y_test = images("t10k-images-idx3-ubyte"), torch.from_numpy(idx("t10k-labels-idx1-ubyte").astype(np.int64))
+    model = nn.Sequential(nn.Conv2d(1, 20, 5), nn.MaxPool2d(2), nn.Conv2d(20, 50, 5), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(800, 500), nn.ReLU(), nn.Linear(500, 10))
+    weights = [m.weight for m in model if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+    def evaluate(x, y):
+        model.eval()
+        with torch.inference_mode():
+            correct = sum(int((model(x[i:i + 1000]).argmax(1) == y[i:i + 1000]).sum()) for i in range(0, len(y), 1000))
+        model.train()
+        return correct / len(y)
+
+    def epoch(masks=None):
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+        perm = train[torch.randperm(len(train))]
+        for i in range(0, len(perm), 128):
+            b = perm[i:i + 128]
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x_train[b]), y_train[b]).backward()
+            if masks is not None:
+                torch._foreach_mul_([w.grad for w in weights], masks)
+            opt.step()
+        evaluate(x_train[val], y_train[val])
+
+    def prune():
+        flat = torch.cat([w.detach().abs().flatten() for w in weights])
+        keep = flat.numel() // 4
+        threshold = flat.kthvalue(flat.numel() - keep).values
+        masks = [(w.detach().abs() > threshold).float() for w in weights]
+        with torch.no_grad():
+            torch._foreach_mul_(weights, masks)
+        return masks
+
+    if {after!r}:
+        epoch()
+        evaluate(x_test, y_test)  # the base model's test pass (its val pass is the epoch's)
+    masks = prune()
+    evaluate(x_train[val], y_train[val])  # pre val and test
+    evaluate(x_test, y_test)
+    epoch(masks)  # the epoch's val pass is post val
+    evaluate(x_test, y_test)  # post test
+    print("BARE_SECONDS", time.perf_counter() - t0)
+''')
+
+
 def fashion_files() -> Path | None:
     """The folder of the toolkit's Fashion-MNIST IDX files (None where it has none)."""
     from shrinkbench.vision.data.load import find_official
@@ -147,6 +222,30 @@ def run_peer(which: str, threads: int, workers: int, src: Path, root: Path, work
     return seconds
 
 
+def run_bare(which: str, threads: int, idx: Path, work: Path) -> float:
+    """The same work as ours with nothing but torch: the data in memory, the same model, SGD,
+    global magnitude and the evaluation passes our record holds, no pooling kernel of ours."""
+    folder = Path(tempfile.mkdtemp(dir=work))
+    gz = folder / "idx"
+    gz.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        src = idx / f"{name}.gz"
+        if src.exists():
+            shutil.copyfile(src, gz / f"{name}.gz")
+        else:
+            with open(idx / name, "rb") as plain, gzip.open(gz / f"{name}.gz", "wb") as out:
+                shutil.copyfileobj(plain, out)
+    code = BARE.format(threads=threads, root=str(gz), after=which == "after_training")
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        tail = [line for line in done.stderr.splitlines() if line.strip()][-1:]
+        raise SystemExit(f"the bare run failed: {tail[0] if tail else done.returncode}")
+    return seconds
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shrinkbench-src", required=True, help="a checkout of github.com/JJGO/shrinkbench")
@@ -155,6 +254,9 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=0, help="ShrinkBench's DataLoader num_workers (default 0)")
     parser.add_argument("--which", nargs="+", default=["at_init", "after_training"],
                         choices=("at_init", "after_training"))
+    parser.add_argument("--bare", action="store_true",
+                        help="also time a bare PyTorch script doing our run's work (the floor of any tool "
+                             "that computes what our record holds with torch's own kernels)")
     args = parser.parse_args(argv)
     src = Path(args.shrinkbench_src)
     if not (src / "experiment" / "prune.py").is_file():
@@ -174,18 +276,27 @@ def main(argv=None) -> int:
         work = Path(tmp)
         root = torchvision_root(idx, work / "tv")
         for which in args.which:
-            ours, peer = [], []
+            ours, peer, bare = [], [], []
+            sides = ["ours", "peer"] + (["bare"] if args.bare else [])
             for i in range(args.pairs):
-                first, second = (("ours", "peer") if i % 2 == 0 else ("peer", "ours"))
-                for side in (first, second):
+                order = sides[i % len(sides):] + sides[:i % len(sides)]
+                for side in (order if i % 2 == 0 else order[::-1]):
                     if side == "ours":
                         ours.append(run_ours(which, args.threads, work))
-                    else:
+                    elif side == "peer":
                         peer.append(run_peer(which, args.threads, args.workers, src, root, work))
+                    else:
+                        bare.append(run_bare(which, args.threads, idx, work))
             ratios = [o / p for o, p in zip(ours, peer)]
             print(f"{which:15} ours {' '.join(f'{t:.1f}' for t in ours)} s; ShrinkBench "
                   f"{' '.join(f'{t:.1f}' for t in peer)} s; ratio ours/ShrinkBench median "
                   f"{statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f})")
+            if bare:
+                floor = [b / p for b, p in zip(bare, peer)]
+                mine = [o / b for o, b in zip(ours, bare)]
+                print(f"{'':15} bare PyTorch {' '.join(f'{t:.1f}' for t in bare)} s; bare/ShrinkBench median "
+                      f"{statistics.median(floor):.2f} (min {min(floor):.2f}, max {max(floor):.2f}); ours/bare "
+                      f"median {statistics.median(mine):.2f} (min {min(mine):.2f}, max {max(mine):.2f})")
     return 0
 
 

@@ -35,6 +35,7 @@ time; "other" is the whole model minus its Conv/Linear layers (BatchNorm, ReLU, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import statistics
 import sys
@@ -50,6 +51,7 @@ from shrinkbench.vision.models import create_model, model_spec  # noqa: E402
 from shrinkbench.vision.pruning import resolve_strategy  # noqa: E402
 from shrinkbench.vision.pruning.granularity import granularity  # noqa: E402
 from shrinkbench.vision.structured.compact import removed_indices  # noqa: E402
+from shrinkbench.vision.kernels import fast_max_pooling  # noqa: E402
 
 MODELS = ("lenet5_caffe", "cifar_resnet20", "cifar_resnet56", "cifar_vgg16_bn")
 
@@ -126,8 +128,10 @@ def _leaf_inputs(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Ten
 
 
 def rounding_study(name: str, speedup: float, batch: int, rounds: list[int], strategy: str, repeats: int,
-                   warmup: int) -> None:
-    """Whole-model and per-layer speedups of the model compacted at each round_to (see the docstring)."""
+                   warmup: int, pooling: str = "torch") -> None:
+    """Whole-model and per-layer speedups of the model compacted at each round_to (see the
+    docstring); `pooling` "channels-last" times every model with its max pooling through
+    `shrinkbench.vision.kernels` (the same function, bit for bit)."""
     spec = model_spec(name)
     dense = create_model(name).eval()
     channel = granularity("channel")
@@ -137,10 +141,18 @@ def rounding_study(name: str, speedup: float, batch: int, rounds: list[int], str
         masks = channel.prune(pruned, resolve_strategy(strategy), "speedup", speedup, excluded=spec.excluded,
                               batches=[], generator=torch.Generator(), input_shape=spec.input_shape, round_to=r)
         variants[r] = channel.deployed(pruned, masks, spec.input_shape, spec.excluded).eval()
+    with contextlib.ExitStack() as stack:
+        if pooling == "channels-last":
+            for model in [dense, *variants.values()]:
+                stack.enter_context(fast_max_pooling(model))
+        _rounding_tables(name, speedup, batch, rounds, strategy, repeats, warmup, pooling, spec, dense, variants)
+
+
+def _rounding_tables(name, speedup, batch, rounds, strategy, repeats, warmup, pooling, spec, dense, variants) -> None:
     x = torch.randn(batch, *spec.input_shape)
     dense_macs = count_macs(dense, spec.input_shape)
-    print(f"\n{name} at speedup {speedup:g}, batch {batch}, strategy {strategy}: whole model, round-robin over "
-          f"{repeats} rounds (median and IQR of dense / variant within a round)")
+    print(f"\n{name} at speedup {speedup:g}, batch {batch}, strategy {strategy}, max pooling: {pooling}: whole "
+          f"model, round-robin over {repeats} rounds (median and IQR of dense / variant within a round)")
     times = _round_robin([lambda: dense(x)] + [lambda m=m: m(x) for m in variants.values()], repeats, warmup)
     for (r, model), t in zip(variants.items(), times[1:]):
         theory = dense_macs.macs / count_macs(model, spec.input_shape).macs
@@ -216,6 +228,9 @@ def main(argv=None) -> int:
     parser.add_argument("--round-to", nargs="+", type=int, default=None, metavar="R",
                         help="instead of the table: compare these round_to values (1 = exact counts) in "
                              "round-robin, whole model and per layer")
+    parser.add_argument("--pooling", nargs="+", default=["torch"], choices=("torch", "channels-last"),
+                        help="with --round-to: time max pooling with torch's NCHW kernel and/or through "
+                             "channels-last (shrinkbench.vision.kernels: the same function), each a study")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -228,7 +243,9 @@ def main(argv=None) -> int:
         for name in args.models:
             for speedup in args.speedups:
                 for b in args.batch_sizes:
-                    rounding_study(name, speedup, b, args.round_to, args.strategy, args.repeats, args.warmup)
+                    for pooling in args.pooling:
+                        rounding_study(name, speedup, b, args.round_to, args.strategy, args.repeats, args.warmup,
+                                       pooling)
         return 0
     print(f"threads {torch.get_num_threads()}, repeats {args.repeats} (median), strategy {args.strategy}")
     print(f"{'model':16} {'target':>6} {'theory':>7} {'batch':>5} {'measured':>8} {'weights':>8} {'ours/TP':>8}")

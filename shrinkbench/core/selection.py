@@ -85,14 +85,42 @@ def tied_rows_top_k(scores: torch.Tensor, k: int, order: torch.Tensor | None = N
     return int(equal[split].sum())
 
 
-def tied_nm_groups(scores: torch.Tensor, n: int, m: int) -> tuple[int, int]:
+def group_ranks(groups: torch.Tensor) -> torch.Tensor | None:
+    """Each entry's position in its row (a group) sorted by descending score, ties to the lower
+    index: rank_i = #{j: s_j > s_i} + #{j < i: s_j == s_i}, the position a stable descending
+    sort gives it, counted by M^2 comparisons of whole columns instead of sorting millions of
+    rows of M (LLM N:M pruning: issue 24). None where a score is NaN (the sort's order of NaN
+    is not this rule; callers sort then)."""
+    if torch.isnan(groups).any():
+        return None
+    m = groups.shape[1]
+    ranks = torch.zeros(groups.shape, dtype=torch.int8 if m < 128 else torch.int32, device=groups.device)
+    columns = groups.unbind(1)
+    for i in range(m):
+        rank = ranks[:, i]
+        for j in range(m):
+            if j != i:
+                rank += (columns[j] >= columns[i]) if j < i else (columns[j] > columns[i])
+    return ranks
+
+
+def tied_nm_groups(scores: torch.Tensor, n: int, m: int, keep: torch.Tensor | None = None) -> tuple[int, int]:
     """(groups whose kept set is not unique, entries tied at their boundary) of an N:M selection
-    over `scores` (shaped like a weight, groups of M consecutive entries of each row)."""
-    groups = scores.reshape(scores.shape[0], -1).to(torch.float64).reshape(-1, m)
-    ordered = torch.sort(groups, dim=1, descending=True).values
-    boundary = ordered[:, n - 1: n]
-    split = ordered[:, n - 1] == ordered[:, n]
-    equal = (groups == boundary).sum(1)
+    over `scores` (shaped like a weight, groups of M consecutive entries of each row). `keep`: an
+    N:M keep-mask of `scores` already made (any tie order: only which values are kept matters).
+
+    A group's kept set is not unique when its N-th and (N+1)-th largest scores are equal, i.e.
+    when the smallest kept score equals the largest pruned one; its tied entries are those
+    equal to that score."""
+    groups = scores.reshape(scores.shape[0], -1).reshape(-1, m)
+    if torch.isnan(groups).any():  # NaN has no place in "largest": the sort's order, as before
+        ordered = torch.sort(groups.to(torch.float64), dim=1, descending=True).values
+        nth, split = ordered[:, n - 1], ordered[:, n - 1] == ordered[:, n]
+    else:
+        kept = (nm_mask(scores, n, m) if keep is None else keep).reshape(groups.shape)
+        nth = torch.where(kept, groups, float("inf")).amin(1)
+        split = nth == torch.where(kept, float("-inf"), groups).amax(1)
+    equal = (groups == nth[:, None]).sum(1)
     return int(split.sum()), int(equal[split].sum())
 
 
@@ -110,12 +138,19 @@ def nm_mask(scores: torch.Tensor, n: int, m: int, alive: torch.Tensor | None = N
     """Keep-mask of one layer's `scores` (shaped like its weight): the N highest of every M
     consecutive entries along the flattened input dimension, ties to the lower index (with a
     `generator`: in a random order it draws)."""
-    rows = scores.reshape(scores.shape[0], -1).to(torch.float64)
+    rows = scores.reshape(scores.shape[0], -1)
     if rows.shape[1] % m:
         raise ConfigError(f"N:M sparsity needs the input dimension to be a multiple of M={m}, got {rows.shape[1]}")
     if alive is not None:
         rows = rows.masked_fill(~alive.reshape(rows.shape).to(rows.device), float("-inf"))
     groups = rows.reshape(-1, m)
+    ranks = group_ranks(groups) if generator is None else None
+    if ranks is not None:  # the stable descending sort's positions, counted (see group_ranks)
+        keep = ranks < n
+        if alive is not None:
+            keep &= torch.isfinite(groups)
+        return keep.reshape(scores.shape)
+    groups = groups.to(torch.float64)
     if generator is None:
         order = torch.argsort(-groups, dim=1, stable=True)  # descending score, lower index first among ties
     else:  # an independent random order of each group's M positions as the secondary key

@@ -207,7 +207,7 @@ def keep_mask(scores: torch.Tensor, sparsity: float, nm: tuple[int, int] | None,
         ledger = _ledger()
         keep = nm_mask(scores, nm[0], nm[1], generator=ledger.generator if ledger else None)
         if ledger is not None:
-            groups, tied = tied_nm_groups(scores, nm[0], nm[1])
+            groups, tied = tied_nm_groups(scores, nm[0], nm[1], keep)
             ledger.decisions += scores.numel()
             ledger.groups += scores.numel() // nm[1]
             ledger.tied_groups += groups

@@ -1,0 +1,67 @@
+"""N:M selection by counted ranks equals the stable descending sort it replaced, entry for entry,
+and the tie counts equal the sorted ones (ties, -inf of dead entries, +inf, NaN, dtypes)."""
+import pytest
+import torch
+
+from shrinkbench.core.selection import group_ranks, nm_mask, tied_nm_groups
+
+
+def sorted_nm_mask(scores, n, m, alive=None):
+    """The implementation before issue 24: a stable argsort of every group in float64."""
+    rows = scores.reshape(scores.shape[0], -1).to(torch.float64)
+    if alive is not None:
+        rows = rows.masked_fill(~alive.reshape(rows.shape), float("-inf"))
+    groups = rows.reshape(-1, m)
+    order = torch.argsort(-groups, dim=1, stable=True)
+    keep = torch.zeros_like(groups, dtype=torch.bool)
+    keep.scatter_(1, order[:, :n], True)
+    if alive is not None:
+        keep &= torch.isfinite(groups)
+    return keep.reshape(scores.shape)
+
+
+def sorted_tied_nm_groups(scores, n, m):
+    groups = scores.reshape(scores.shape[0], -1).to(torch.float64).reshape(-1, m)
+    ordered = torch.sort(groups, dim=1, descending=True).values
+    boundary = ordered[:, n - 1: n]
+    split = ordered[:, n - 1] == ordered[:, n]
+    equal = (groups == boundary).sum(1)
+    return int(split.sum()), int(equal[split].sum())
+
+
+def score_cases():
+    g = torch.Generator().manual_seed(0)
+    yield "random", torch.randn(16, 64, generator=g)
+    yield "ties", torch.randint(0, 3, (16, 64), generator=g).float()  # most groups tie somewhere
+    yield "zeros", torch.zeros(8, 32)
+    x = torch.randn(16, 64, generator=g)
+    x[0, :4] = float("inf")
+    x[1, 4:8] = float("-inf")
+    x[2, 8:10] = float("inf")
+    yield "infinities", x
+    yield "float16", torch.randint(0, 4, (8, 64), generator=g).half()
+    yield "bfloat16", torch.randn(8, 64, generator=g).bfloat16()
+    yield "conv-shaped", torch.randint(0, 2, (6, 4, 2, 4), generator=g).double()
+
+
+@pytest.mark.parametrize("n,m", [(2, 4), (4, 8), (1, 4), (3, 4), (1, 2), (8, 16)])
+@pytest.mark.parametrize("case", list(score_cases()), ids=lambda c: c[0])
+def test_counted_ranks_select_what_the_stable_sort_selected(case, n, m):
+    _, scores = case
+    g = torch.Generator().manual_seed(1)
+    alive = torch.rand(scores.shape, generator=g) > 0.3
+    assert torch.equal(nm_mask(scores, n, m), sorted_nm_mask(scores, n, m))
+    assert torch.equal(nm_mask(scores, n, m, alive), sorted_nm_mask(scores, n, m, alive))
+    assert tied_nm_groups(scores, n, m) == sorted_tied_nm_groups(scores, n, m)
+    shuffled = nm_mask(scores, n, m, generator=torch.Generator().manual_seed(2))  # ties in a drawn order
+    assert tied_nm_groups(scores, n, m, shuffled) == sorted_tied_nm_groups(scores, n, m)
+
+
+def test_ranks_by_hand_and_nan_falls_back_to_the_sort():
+    groups = torch.tensor([[1.0, 3.0, 3.0, 2.0], [5.0, 5.0, 5.0, 5.0]])
+    assert group_ranks(groups).tolist() == [[3, 0, 1, 2], [0, 1, 2, 3]]
+    assert tied_nm_groups(groups, 2, 4) == (1, 4)  # row 1 split at its boundary (four 5s); row 0 not
+    nan = torch.tensor([[float("nan"), 1.0, 2.0, 0.5]])
+    assert group_ranks(nan) is None
+    assert torch.equal(nm_mask(nan, 2, 4), sorted_nm_mask(nan, 2, 4))
+    assert tied_nm_groups(nan, 2, 4) == sorted_tied_nm_groups(nan, 2, 4)
