@@ -3,7 +3,7 @@ and the tie counts equal the sorted ones (ties, -inf of dead entries, +inf, NaN,
 import pytest
 import torch
 
-from shrinkbench.core.selection import group_ranks, nm_mask, tied_nm_groups
+from shrinkbench.core.selection import group_ranks, nm_mask, nm_mask_and_ties, tied_nm_groups
 
 
 def sorted_nm_mask(scores, n, m, alive=None):
@@ -44,20 +44,31 @@ def score_cases():
     yield "conv-shaped", torch.randint(0, 2, (6, 4, 2, 4), generator=g).double()
 
 
+@pytest.fixture(params=["ranks", "sort"])
+def path(request, monkeypatch):
+    """Both ways `nm_mask` and `tied_nm_groups` take (by the number of groups), each tested."""
+    import shrinkbench.core.selection as selection
+
+    monkeypatch.setattr(selection, "SORT_BELOW_GROUPS", 0 if request.param == "ranks" else 10**9)
+    return request.param
+
+
 @pytest.mark.parametrize("n,m", [(2, 4), (4, 8), (1, 4), (3, 4), (1, 2), (8, 16)])
 @pytest.mark.parametrize("case", list(score_cases()), ids=lambda c: c[0])
-def test_counted_ranks_select_what_the_stable_sort_selected(case, n, m):
+def test_counted_ranks_select_what_the_stable_sort_selected(case, n, m, path):
     _, scores = case
     g = torch.Generator().manual_seed(1)
     alive = torch.rand(scores.shape, generator=g) > 0.3
     assert torch.equal(nm_mask(scores, n, m), sorted_nm_mask(scores, n, m))
     assert torch.equal(nm_mask(scores, n, m, alive), sorted_nm_mask(scores, n, m, alive))
     assert tied_nm_groups(scores, n, m) == sorted_tied_nm_groups(scores, n, m)
+    keep, ties = nm_mask_and_ties(scores, n, m)
+    assert torch.equal(keep, sorted_nm_mask(scores, n, m)) and ties == sorted_tied_nm_groups(scores, n, m)
     shuffled = nm_mask(scores, n, m, generator=torch.Generator().manual_seed(2))  # ties in a drawn order
     assert tied_nm_groups(scores, n, m, shuffled) == sorted_tied_nm_groups(scores, n, m)
 
 
-def test_ranks_by_hand_and_nan_falls_back_to_the_sort():
+def test_ranks_by_hand_and_nan_falls_back_to_the_sort(path):
     groups = torch.tensor([[1.0, 3.0, 3.0, 2.0], [5.0, 5.0, 5.0, 5.0]])
     assert group_ranks(groups).tolist() == [[3, 0, 1, 2], [0, 1, 2, 3]]
     assert tied_nm_groups(groups, 2, 4) == (1, 4)  # row 1 split at its boundary (four 5s); row 0 not
@@ -65,3 +76,21 @@ def test_ranks_by_hand_and_nan_falls_back_to_the_sort():
     assert group_ranks(nan) is None
     assert torch.equal(nm_mask(nan, 2, 4), sorted_nm_mask(nan, 2, 4))
     assert tied_nm_groups(nan, 2, 4) == sorted_tied_nm_groups(nan, 2, 4)
+    keep, ties = nm_mask_and_ties(nan, 2, 4)
+    assert torch.equal(keep, sorted_nm_mask(nan, 2, 4)) and ties == sorted_tied_nm_groups(nan, 2, 4)
+
+
+def test_all_finite_reads_the_sum_first_and_never_misses_a_bad_entry():
+    from shrinkbench.llm.methods import all_finite
+
+    x = torch.randn(64, 64)
+    assert all_finite(x)
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        y = x.clone()
+        y[3, 5] = bad
+        assert not all_finite(y)
+    both = x.clone()
+    both[0, 0], both[1, 1] = float("inf"), float("-inf")  # their sum is NaN, still caught
+    assert not all_finite(both)
+    huge = torch.full((4,), torch.finfo(torch.float32).max)  # finite entries whose float32 sum overflows
+    assert all_finite(huge) and all_finite(torch.full((8,), 60000.0, dtype=torch.float16))

@@ -85,6 +85,11 @@ def tied_rows_top_k(scores: torch.Tensor, k: int, order: torch.Tensor | None = N
     return int(equal[split].sum())
 
 
+SORT_BELOW_GROUPS = 16384
+"""Fewer groups than this are sorted (one call; SparseGPT selects N:M on M columns at a time),
+more are ranked by comparisons (`group_ranks`); both give the same selection."""
+
+
 def group_ranks(groups: torch.Tensor) -> torch.Tensor | None:
     """Each entry's position in its row (a group) sorted by descending score, ties to the lower
     index: rank_i = #{j: s_j > s_i} + #{j < i: s_j == s_i}, the position a stable descending
@@ -113,15 +118,35 @@ def tied_nm_groups(scores: torch.Tensor, n: int, m: int, keep: torch.Tensor | No
     when the smallest kept score equals the largest pruned one; its tied entries are those
     equal to that score."""
     groups = scores.reshape(scores.shape[0], -1).reshape(-1, m)
-    if torch.isnan(groups).any():  # NaN has no place in "largest": the sort's order, as before
+    if groups.shape[0] < SORT_BELOW_GROUPS or torch.isnan(groups).any():  # few groups, or NaN: sort
         ordered = torch.sort(groups.to(torch.float64), dim=1, descending=True).values
         nth, split = ordered[:, n - 1], ordered[:, n - 1] == ordered[:, n]
     else:
         kept = (nm_mask(scores, n, m) if keep is None else keep).reshape(groups.shape)
         nth = torch.where(kept, groups, float("inf")).amin(1)
         split = nth == torch.where(kept, float("-inf"), groups).amax(1)
-    equal = (groups == nth[:, None]).sum(1)
-    return int(split.sum()), int(equal[split].sum())
+    tied = groups[split]  # usually a few groups: compare only those
+    return int(split.sum()), int((tied == nth[split][:, None]).sum())
+
+
+def nm_mask_and_ties(scores: torch.Tensor, n: int, m: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """(`nm_mask(scores, n, m)`, `tied_nm_groups(scores, n, m)`) with one sort where the groups
+    are few (SparseGPT selects on M columns at a time, tens of thousands of calls per model):
+    a stable descending sort of each group gives the kept positions (its first N, ties to the
+    lower index) and the N-th and (N+1)-th largest values at once."""
+    groups = scores.reshape(scores.shape[0], -1)
+    if groups.shape[1] % m or groups.numel() // m >= SORT_BELOW_GROUPS:
+        keep = nm_mask(scores, n, m)
+        return keep, tied_nm_groups(scores, n, m, keep)
+    groups = groups.reshape(-1, m)
+    if torch.isnan(groups).any():
+        return nm_mask(scores, n, m), tied_nm_groups(scores, n, m)
+    values, order = torch.sort(groups, dim=1, descending=True, stable=True)
+    keep = torch.zeros_like(groups, dtype=torch.bool)
+    keep.scatter_(1, order[:, :n], True)
+    nth, split = values[:, n - 1], values[:, n - 1] == values[:, n]
+    tied = groups[split]
+    return keep.reshape(scores.shape), (int(split.sum()), int((tied == nth[split][:, None]).sum()))
 
 
 def ordered_desc(scores: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -144,7 +169,7 @@ def nm_mask(scores: torch.Tensor, n: int, m: int, alive: torch.Tensor | None = N
     if alive is not None:
         rows = rows.masked_fill(~alive.reshape(rows.shape).to(rows.device), float("-inf"))
     groups = rows.reshape(-1, m)
-    ranks = group_ranks(groups) if generator is None else None
+    ranks = group_ranks(groups) if generator is None and groups.shape[0] >= SORT_BELOW_GROUPS else None
     if ranks is not None:  # the stable descending sort's positions, counted (see group_ranks)
         keep = ranks < n
         if alive is not None:

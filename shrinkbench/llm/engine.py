@@ -42,8 +42,8 @@ import torch
 from torch import nn
 
 from shrinkbench.core.errors import ConfigError, StrategyError
-from shrinkbench.llm.methods import (AllocatedSparsity, LayerInputs, LLMStrategy, TieLedger, checked_scores,
-                                     keep_count, selecting)
+from shrinkbench.llm.methods import (AllocatedSparsity, LayerInputs, LLMStrategy, TieLedger, all_finite,
+                                     checked_scores, keep_count, selecting)
 
 Masks = dict[str, torch.Tensor]
 
@@ -183,7 +183,7 @@ def check_prune_result(strategy, name, weight, new, keep, sparsity, nm, scope) -
     if not new.is_floating_point():
         raise StrategyError(f"strategy {strategy.name} on layer {name}: prune returned a {new.dtype} weight; it must "
                             f"be a floating tensor")
-    if not torch.isfinite(new).all():
+    if not all_finite(new):
         raise StrategyError(f"strategy {strategy.name} on layer {name} produced non-finite weights")
     if nm is not None:
         per_group = keep.reshape(-1, nm[1]).sum(1)

@@ -186,9 +186,21 @@ def checked_scores(strategy: LLMStrategy, weight: torch.Tensor, inputs) -> torch
         shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
         raise StrategyError(f"strategy {strategy.name} returned scores of shape {shape} for a weight of shape "
                             f"{tuple(weight.shape)}; it must return one score per weight")
-    if not torch.isfinite(scores).all():
+    if not all_finite(scores):
         raise StrategyError(f"strategy {strategy.name} returned non-finite scores (NaN or inf)")
     return scores
+
+
+def all_finite(tensor: "torch.Tensor") -> bool:
+    """Whether every entry of a floating `tensor` is finite, read from its sum first: a sum of
+    finite numbers that is finite says so in one reduction (an inf or NaN entry makes the sum
+    inf or NaN: inf + x = inf, inf - inf = NaN, NaN + x = NaN); only a non-finite sum (a NaN or
+    inf entry, or finite entries overflowing) is checked entry by entry."""
+    import torch
+
+    if bool(torch.isfinite(tensor.sum(dtype=torch.float64))):
+        return True
+    return bool(torch.isfinite(tensor).all())
 
 
 def keep_count(n: int, sparsity: float) -> int:
@@ -201,13 +213,17 @@ def keep_count(n: int, sparsity: float) -> int:
 def keep_mask(scores: torch.Tensor, sparsity: float, nm: tuple[int, int] | None, scope: str) -> torch.Tensor:
     """Keep-mask with exact counts (see the module docstring), ties to the lower index (or the
     order of the current `TieLedger`'s generator), ties counted into that ledger."""
-    from shrinkbench.core.selection import nm_mask, tied_nm_groups
+    from shrinkbench.core.selection import nm_mask, nm_mask_and_ties, tied_nm_groups
 
     if nm is not None:
         ledger = _ledger()
-        keep = nm_mask(scores, nm[0], nm[1], generator=ledger.generator if ledger else None)
+        if ledger is not None and ledger.generator is None:
+            keep, (groups, tied) = nm_mask_and_ties(scores, nm[0], nm[1])
+        else:
+            keep = nm_mask(scores, nm[0], nm[1], generator=ledger.generator if ledger else None)
         if ledger is not None:
-            groups, tied = tied_nm_groups(scores, nm[0], nm[1], keep)
+            if ledger.generator is not None:
+                groups, tied = tied_nm_groups(scores, nm[0], nm[1], keep)
             ledger.decisions += scores.numel()
             ledger.groups += scores.numel() // nm[1]
             ledger.tied_groups += groups
