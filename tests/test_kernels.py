@@ -116,3 +116,18 @@ def test_training_through_the_fast_pooling_gives_the_same_weights():
                 opt.step()
         results.append(model.state_dict())
     assert all(torch.equal(results[0][k], results[1][k]) for k in results[0])
+
+
+def test_second_order_gradients_through_the_fast_pooling_equal_torchs():
+    """GraSP-style Hessian-vector products (gradual pruning scores inside training): equal."""
+    results = []
+    for fast in (False, True):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3 * 5 * 5, 4))
+        x, y = torch.randn(6, 1, 12, 12), torch.randint(0, 4, (6,))
+        with fast_max_pooling(model) if fast else torch.enable_grad():
+            loss = nn.functional.cross_entropy(model(x), y)
+            grads = torch.autograd.grad(loss, list(model.parameters()), create_graph=True)
+            hvp = torch.autograd.grad(sum((g * g.detach()).sum() for g in grads), list(model.parameters()))
+        results.append(hvp)
+    assert all(torch.equal(a, b) for a, b in zip(*results))
