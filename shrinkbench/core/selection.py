@@ -125,8 +125,13 @@ def tied_nm_groups(scores: torch.Tensor, n: int, m: int, keep: torch.Tensor | No
         kept = (nm_mask(scores, n, m) if keep is None else keep).reshape(groups.shape)
         nth = torch.where(kept, groups, float("inf")).amin(1)
         split = nth == torch.where(kept, float("-inf"), groups).amax(1)
-    tied = groups[split]  # usually a few groups: compare only those
-    return int(split.sum()), int((tied == nth[split][:, None]).sum())
+    return _tie_counts(groups, nth, split)
+
+
+def _tie_counts(groups: torch.Tensor, nth: torch.Tensor, split: torch.Tensor) -> tuple[int, int]:
+    """(split groups, their entries equal to the group's N-th largest `nth`), compared only in
+    the split groups (usually few)."""
+    return int(split.sum()), int((groups[split] == nth[split][:, None]).sum())
 
 
 def nm_mask_and_ties(scores: torch.Tensor, n: int, m: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -145,8 +150,7 @@ def nm_mask_and_ties(scores: torch.Tensor, n: int, m: int) -> tuple[torch.Tensor
     keep = torch.zeros_like(groups, dtype=torch.bool)
     keep.scatter_(1, order[:, :n], True)
     nth, split = values[:, n - 1], values[:, n - 1] == values[:, n]
-    tied = groups[split]
-    return keep.reshape(scores.shape), (int(split.sum()), int((tied == nth[split][:, None]).sum()))
+    return keep.reshape(scores.shape), _tie_counts(groups, nth, split)
 
 
 def ordered_desc(scores: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -217,17 +217,17 @@ def keep_mask(scores: torch.Tensor, sparsity: float, nm: tuple[int, int] | None,
 
     if nm is not None:
         ledger = _ledger()
-        if ledger is not None and ledger.generator is None:
-            keep, (groups, tied) = nm_mask_and_ties(scores, nm[0], nm[1])
+        if ledger is None:
+            return nm_mask(scores, *nm)
+        if ledger.generator is None:
+            keep, (groups, tied) = nm_mask_and_ties(scores, *nm)
         else:
-            keep = nm_mask(scores, nm[0], nm[1], generator=ledger.generator if ledger else None)
-        if ledger is not None:
-            if ledger.generator is not None:
-                groups, tied = tied_nm_groups(scores, nm[0], nm[1], keep)
-            ledger.decisions += scores.numel()
-            ledger.groups += scores.numel() // nm[1]
-            ledger.tied_groups += groups
-            ledger.tied += tied
+            keep = nm_mask(scores, *nm, generator=ledger.generator)
+            groups, tied = tied_nm_groups(scores, *nm, keep)
+        ledger.decisions += scores.numel()
+        ledger.groups += scores.numel() // nm[1]
+        ledger.tied_groups += groups
+        ledger.tied += tied
         return keep
     if scope == "row" and isinstance(sparsity, AllocatedSparsity):
         return keep_row_shares(scores, sparsity.kept)

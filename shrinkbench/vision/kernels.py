@@ -4,7 +4,7 @@ Max pooling. On the CPU, torch's max pooling of a contiguous (NCHW) float tensor
 times slower than the same pooling of a channels-last tensor, which has a vectorised kernel
 (torch 2.14, 2 threads, LeNet-5's first pool on a batch of 128, 20 x 24 x 24 -> 12 x 12:
 forward 3.75 ms NCHW, 1.15 ms through channels-last including both layout copies;
-`python benchmarks/max_pool_kernel.py`). `fast_max_pooling(model)` makes every
+docs/performance.md, section 2). `fast_max_pooling(model)` makes every
 `nn.MaxPool2d` of `model` (exactly that class) compute its CPU forward pass through
 channels-last:
 

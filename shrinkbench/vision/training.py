@@ -2,13 +2,14 @@
 
 One step: forward, cross-entropy, backward (during which `masks.hook_gradients()` zeroes each
 weight's gradient at pruned positions as it is written, so momentum and Adam state stay zero
-there and the weights exactly 0), optimizer step, scheduler step; `masks.mask_weights()` runs once at the end of every epoch as
-a guard (per step it was 3% of an MLP's step and changed no number: see
-`shrinkbench.vision.pruning.masks`). A non-finite loss stops training with
+there and the weights exactly 0), optimizer step, scheduler step; `masks.mask_weights()` runs
+once at the end of every epoch as a guard (per step it was 3% of an MLP's step and changed no
+number: see `shrinkbench.vision.pruning.masks`). A non-finite loss stops training with
 `TrainingDivergedError` naming the epoch and step. With `amp` on a CUDA device the forward
-pass runs under float16 autocast and the loss is scaled (`torch.amp.GradScaler`; the scaled gradients are
-masked, 0 and 1 commute with unscaling, and a step with non-finite gradients is skipped by the
-scaler).
+pass runs under float16 autocast and the loss is scaled (`torch.amp.GradScaler`; the scaled
+gradients are masked, 0 and 1 commute with unscaling, and a step with non-finite gradients is
+skipped by the scaler). Max pooling runs through `shrinkbench.vision.kernels` (the same
+function, faster on the CPU).
 """
 from __future__ import annotations
 
@@ -67,14 +68,6 @@ def train(model: nn.Module, batch_source: Callable[[torch.Generator], Iterable],
     masks (gradual pruning), which the loop enforces from then on. Max pooling computes
     through the faster kernel of the same function (`shrinkbench.vision.kernels`).
     """
-    with fast_max_pooling(model):
-        return _train(model, batch_source, cfg, generator, masks=masks, device=device, evaluate=evaluate,
-                      log=log, tag=tag, amp=amp, on_epoch=on_epoch, start_epoch=start_epoch,
-                      stop_after=stop_after, step_hook=step_hook)
-
-
-def _train(model, batch_source, cfg, generator, *, masks, device, evaluate, log, tag, amp, on_epoch,
-           start_epoch, stop_after, step_hook) -> list[dict[str, Any]]:
     log = [] if log is None else log
     last = cfg.epochs if stop_after is None else min(stop_after, cfg.epochs)
     if last <= start_epoch:
@@ -87,8 +80,9 @@ def _train(model, batch_source, cfg, generator, *, masks, device, evaluate, log,
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
     hooks = [masks.hook_gradients()] if masks is not None else []  # grad *= mask inside backward
     try:
-        _epochs(model, batch_source, cfg, generator, masks, hooks, device, evaluate, log, tag, use_amp, scaler,
-                optimizer, on_epoch, start_epoch, last, step_hook)
+        with fast_max_pooling(model):
+            _epochs(model, batch_source, cfg, generator, masks, hooks, device, evaluate, log, tag, use_amp, scaler,
+                    optimizer, on_epoch, start_epoch, last, step_hook)
     finally:
         for h in hooks:
             h.remove()

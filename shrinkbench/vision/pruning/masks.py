@@ -207,7 +207,7 @@ class MaskSet:
         after that weight's gradient is written, while it is still in cache, instead of one
         pass over all gradients after backward (`mask_gradients`). The same multiplication
         of the same values, so the same numbers bit for bit; LeNet-300-100 at 8x on one CPU
-        thread: masked / dense 1.045 -> 1.03 (`benchmarks/mask_overhead.py`). Remove the
+        thread: masked / dense 1.044 -> 1.037 (`benchmarks/mask_overhead.py`). Remove the
         hooks (`.remove()`) before the masks change or the training ends."""
         handles = []
         for param, factor in zip(self._bound(), self._factors):
