@@ -90,16 +90,17 @@ def main() -> None:
             if args.same_as:
                 differ = different_files(out, Path(args.same_as))
     rows, runs = len(scan.table), summary["runs"]
-    print(f"store: {rows:,} tidy rows, {scan.records:,} records, {runs:,} runs analysed "
-          f"({len(SETTINGS)} settings x {len(STRATEGIES)} methods x {len(COMPRESSIONS)} ratios x {args.seeds} seeds);"
-          f" built in {built:.1f} s")
+    print(f"store: {rows:,} tidy rows, {scan.records:,} records, {runs:,} runs analysed, built in {built:.1f} s")
+    print(f"  ({len(SETTINGS)} settings x {len(STRATEGIES)} methods x {len(COMPRESSIONS)} ratios x {args.seeds} seeds)")
     print(f"read store:   {read:6.2f} s")
     print(f"full report:  {report:6.2f} s (read included; {len(summary['files'])} files)")
     print(f"ratio report / read: {report / read:.1f}")
     print(f"CPU: report process {cpu:.2f} s, figure writers {writers:.2f} s "
           f"({'sequential' if args.sequential else f'up to {default_workers()} forked at once'})")
     if args.same_as:
-        print(f"same as {args.same_as}: " + ("yes, every file" if not differ else f"NO: {', '.join(differ)}"))
+        print(f"same as {args.same_as}: " + ("yes, every file" if not differ else f"NO, {len(differ)} differ:"))
+        for name in differ:
+            print(f"  {name}")
     print(f"conditions: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
 

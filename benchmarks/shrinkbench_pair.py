@@ -260,7 +260,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     src = Path(args.shrinkbench_src)
     if not (src / "experiment" / "prune.py").is_file():
-        print(f"SKIP: no ShrinkBench source at {src} (clone github.com/JJGO/shrinkbench there and pass "
+        print(f"SKIP: no ShrinkBench source at {src}\n  (clone github.com/JJGO/shrinkbench there, pass "
               "--shrinkbench-src)")
         return 0
     idx = fashion_files()
@@ -270,8 +270,8 @@ def main(argv=None) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     import torch
 
-    print(f"{os.cpu_count()} CPUs, load average {load:.1f} at start, threads {args.threads}, ShrinkBench "
-          f"num_workers {args.workers}, torch {torch.__version__}, {args.pairs} interleaved pairs per setting")
+    print(f"{os.cpu_count()} CPUs, load average {load:.1f} at start, threads {args.threads}, torch {torch.__version__}")
+    print(f"ShrinkBench num_workers {args.workers}, {args.pairs} interleaved pairs per setting")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         root = torchvision_root(idx, work / "tv")
@@ -288,15 +288,15 @@ def main(argv=None) -> int:
                     else:
                         bare.append(run_bare(which, args.threads, idx, work))
             ratios = [o / p for o, p in zip(ours, peer)]
-            print(f"{which:15} ours {' '.join(f'{t:.1f}' for t in ours)} s; ShrinkBench "
-                  f"{' '.join(f'{t:.1f}' for t in peer)} s; ratio ours/ShrinkBench median "
-                  f"{statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f})")
+            def spread(values) -> str:
+                return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+            seconds = [("ours", ours), ("ShrinkBench", peer)] + ([("bare", bare)] if bare else [])
+            print(f"{which}: " + "; ".join(f"{side} {' '.join(f'{t:.1f}' for t in ts)} s" for side, ts in seconds))
+            print(f"  ours/ShrinkBench  {spread(ratios)}   median (min-max) of the pairs")
             if bare:
-                floor = [b / p for b, p in zip(bare, peer)]
-                mine = [o / b for o, b in zip(ours, bare)]
-                print(f"{'':15} bare PyTorch {' '.join(f'{t:.1f}' for t in bare)} s; bare/ShrinkBench median "
-                      f"{statistics.median(floor):.2f} (min {min(floor):.2f}, max {max(floor):.2f}); ours/bare "
-                      f"median {statistics.median(mine):.2f} (min {min(mine):.2f}, max {max(mine):.2f})")
+                print(f"  bare/ShrinkBench  {spread([b / p for b, p in zip(bare, peer)])}   the floor with torch's kernels")
+                print(f"  ours/bare         {spread([o / b for o, b in zip(ours, bare)])}")
     return 0
 
 

@@ -39,6 +39,7 @@ import contextlib
 import copy
 import statistics
 import sys
+import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -151,18 +152,20 @@ def rounding_study(name: str, speedup: float, batch: int, rounds: list[int], str
 def _rounding_tables(name, speedup, batch, rounds, strategy, repeats, warmup, pooling, spec, dense, variants) -> None:
     x = torch.randn(batch, *spec.input_shape)
     dense_macs = count_macs(dense, spec.input_shape)
-    print(f"\n{name} at speedup {speedup:g}, batch {batch}, strategy {strategy}, max pooling: {pooling}: whole "
-          f"model, round-robin over {repeats} rounds (median and IQR of dense / variant within a round)")
+    print(f"\n{name} at speedup {speedup:g}, batch {batch}, strategy {strategy}, max pooling: {pooling}")
+    print(f"  whole model, round-robin over {repeats} rounds (median and IQR of dense / variant within a round)")
     times = _round_robin([lambda: dense(x)] + [lambda m=m: m(x) for m in variants.values()], repeats, warmup)
     for (r, model), t in zip(variants.items(), times[1:]):
         theory = dense_macs.macs / count_macs(model, spec.input_shape).macs
         measured, text = _ratio_text(times[0], t)
         widths = [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
         print(f"  round_to {r:3d}: theoretical {theory:.3f}x, measured {text}x = {measured / theory:.2f} of "
-              f"theoretical; conv widths {widths}")
-    print("  per layer (each leaf module alone on its captured input, round-robin; speedup = dense / pruned, "
-          "median of per-round ratios; share = of the summed leaf times; theory = MACs ratio for Conv/Linear, "
-          "input-size ratio for the rest)")
+              f"theoretical")
+        print(textwrap.fill(f"conv widths {widths}", 98, initial_indent="    ", subsequent_indent="      "))
+    print(textwrap.fill("per layer (each leaf module alone on its captured input, round-robin; speedup = dense / "
+                        "pruned, median of per-round ratios; share = of the summed leaf times; theory = MACs ratio "
+                        "for Conv/Linear, input-size ratio for the rest)", 98, initial_indent="  ",
+                        subsequent_indent="  "))
     whole = [statistics.median(t) for t in times]
     dense_in = _leaf_inputs(dense, x)
     inputs = {r: _leaf_inputs(m, x) for r, m in variants.items()}
@@ -207,9 +210,10 @@ def _rounding_tables(name, speedup, batch, rounds, strategy, repeats, warmup, po
     for j in range(len(rounds)):
         at_theory = sum(row[2][0] / row[3][j] for row in rows)
         bound.append(f"r={rounds[j]}: {totals[0] / at_theory:.2f}x")
-    print("  if every leaf ran at its own theoretical speedup (elementwise layers scale with channels, not MACs), "
-          "the model would measure " + ", ".join(bound) + "; summed leaf times / whole-model median: " +
-          ", ".join(f"{tot / w:.2f}" for tot, w in zip(totals, whole)))
+    print(textwrap.fill("if every leaf ran at its own theoretical speedup (elementwise layers scale with channels, "
+                        "not MACs), the model would measure " + ", ".join(bound) + "; summed leaf times / "
+                        "whole-model median: " + ", ".join(f"{tot / w:.2f}" for tot, w in zip(totals, whole)),
+                        98, initial_indent="  ", subsequent_indent="  "))
 
 
 def median_ratio(fast, slow) -> float:
