@@ -1,9 +1,10 @@
-"""N:M selection by counted ranks equals the stable descending sort it replaced, entry for entry,
+"""N:M selection by each group's N-th largest (through the columns for many groups, row by row
+for few) equals the stable descending sort it replaced, entry for entry,
 and the tie counts equal the sorted ones (ties, -inf of dead entries, +inf, NaN, dtypes)."""
 import pytest
 import torch
 
-from shrinkbench.core.selection import group_ranks, nm_mask, nm_mask_and_ties, tied_nm_groups
+from shrinkbench.core.selection import nm_mask, nm_mask_and_ties, nth_largest_columns, tied_nm_groups
 
 
 def sorted_nm_mask(scores, n, m, alive=None):
@@ -44,12 +45,13 @@ def score_cases():
     yield "conv-shaped", torch.randint(0, 2, (6, 4, 2, 4), generator=g).double()
 
 
-@pytest.fixture(params=["ranks", "sort"])
+@pytest.fixture(params=["columns", "rows"])
 def path(request, monkeypatch):
-    """Both ways `nm_mask` and `tied_nm_groups` take (by the number of groups), each tested."""
+    """Both ways `nm_mask`, `tied_nm_groups` and `nm_mask_and_ties` take (by the number of
+    groups: through the columns for many, a sort or the rows' selection for few), each tested."""
     import shrinkbench.core.selection as selection
 
-    monkeypatch.setattr(selection, "SORT_BELOW_GROUPS", 0 if request.param == "ranks" else 10**9)
+    monkeypatch.setattr(selection, "SORT_BELOW_GROUPS", 0 if request.param == "columns" else 10**9)
     return request.param
 
 
@@ -64,16 +66,18 @@ def test_counted_ranks_select_what_the_stable_sort_selected(case, n, m, path):
     assert tied_nm_groups(scores, n, m) == sorted_tied_nm_groups(scores, n, m)
     keep, ties = nm_mask_and_ties(scores, n, m)
     assert torch.equal(keep, sorted_nm_mask(scores, n, m)) and ties == sorted_tied_nm_groups(scores, n, m)
-    shuffled = nm_mask(scores, n, m, generator=torch.Generator().manual_seed(2))  # ties in a drawn order
-    assert tied_nm_groups(scores, n, m, shuffled) == sorted_tied_nm_groups(scores, n, m)
 
 
-def test_ranks_by_hand_and_nan_falls_back_to_the_sort(path):
-    groups = torch.tensor([[1.0, 3.0, 3.0, 2.0], [5.0, 5.0, 5.0, 5.0]])
-    assert group_ranks(groups).tolist() == [[3, 0, 1, 2], [0, 1, 2, 3]]
-    assert tied_nm_groups(groups, 2, 4) == (1, 4)  # row 1 split at its boundary (four 5s); row 0 not
+def test_columns_by_hand_and_nan_falls_back_to_the_sort(path):
+    groups = torch.tensor([[1.0, 3.0, 3.0, 2.0], [5.0, 5.0, 5.0, 5.0], [0.0, 4.0, -1.0, 7.0]])
+    for n, expected in ((1, ([3.0, 5.0, 7.0], [3.0, 5.0, 4.0])), (2, ([3.0, 5.0, 4.0], [2.0, 5.0, 0.0])),
+                        (3, ([2.0, 5.0, 0.0], [1.0, 5.0, -1.0]))):
+        nth, after = nth_largest_columns(groups, n)
+        assert (nth.tolist(), after.tolist()) == expected
+    assert tied_nm_groups(groups, 2, 4) == (1, 4)  # row 1 split at its boundary (four 5s); rows 0, 2 not
+    assert nm_mask(groups, 2, 4).tolist() == [[False, True, True, False], [True, True, False, False],
+                                              [False, True, False, True]]
     nan = torch.tensor([[float("nan"), 1.0, 2.0, 0.5]])
-    assert group_ranks(nan) is None
     assert torch.equal(nm_mask(nan, 2, 4), sorted_nm_mask(nan, 2, 4))
     assert tied_nm_groups(nan, 2, 4) == sorted_tied_nm_groups(nan, 2, 4)
     keep, ties = nm_mask_and_ties(nan, 2, 4)

@@ -86,46 +86,39 @@ def tied_rows_top_k(scores: torch.Tensor, k: int, order: torch.Tensor | None = N
 
 
 SORT_BELOW_GROUPS = 16384
-"""Fewer groups than this are sorted (one call; SparseGPT selects N:M on M columns at a time),
-more are ranked by comparisons (`group_ranks`); both give the same selection."""
+"""Fewer groups than this are selected row by row (`top_k_rows`: one call; SparseGPT selects N:M
+on M columns at a time), more through their columns (`nth_largest_columns`); both give the
+stable sort's selection."""
 
 
-def group_ranks(groups: torch.Tensor) -> torch.Tensor | None:
-    """Each entry's position in its row (a group) sorted by descending score, ties to the lower
-    index: rank_i = #{j: s_j > s_i} + #{j < i: s_j == s_i}, the position a stable descending
-    sort gives it, counted by M^2 comparisons of whole columns instead of sorting millions of
-    rows of M (LLM N:M pruning: issue 24). None where a score is NaN (the sort's order of NaN
-    is not this rule; callers sort then)."""
-    if torch.isnan(groups).any():
-        return None
-    m = groups.shape[1]
-    ranks = torch.zeros(groups.shape, dtype=torch.int8 if m < 128 else torch.int32, device=groups.device)
-    columns = groups.unbind(1)
-    for i in range(m):
-        rank = ranks[:, i]
-        for j in range(m):
-            if j != i:
-                rank += (columns[j] >= columns[i]) if j < i else (columns[j] > columns[i])
-    return ranks
+def nth_largest_columns(groups: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n-th largest, (n+1)-th largest) entry of every row of `groups` (G rows of M, no NaN), by
+    n+1 passes of a bubble sorting network over the M columns: each compare-exchange is a
+    `maximum` and a `minimum` of two whole columns, so a layer's millions of groups take about
+    M(n+1) elementwise passes over columns instead of millions of tiny sorts (LLM N:M pruning,
+    issue 24). Pass p carries the largest of columns p..M-1 to column p."""
+    columns = list(groups.T.contiguous().unbind(0))
+    m = len(columns)
+    for p in range(min(n + 1, m - 1)):
+        for j in range(m - 1, p, -1):
+            columns[j - 1], columns[j] = torch.maximum(columns[j - 1], columns[j]), torch.minimum(columns[j - 1], columns[j])
+    return columns[n - 1], columns[n]
 
 
-def tied_nm_groups(scores: torch.Tensor, n: int, m: int, keep: torch.Tensor | None = None) -> tuple[int, int]:
+def tied_nm_groups(scores: torch.Tensor, n: int, m: int) -> tuple[int, int]:
     """(groups whose kept set is not unique, entries tied at their boundary) of an N:M selection
-    over `scores` (shaped like a weight, groups of M consecutive entries of each row). `keep`: an
-    N:M keep-mask of `scores` already made (any tie order: only which values are kept matters).
+    over `scores` (shaped like a weight, groups of M consecutive entries of each row), whatever
+    order the ties were broken in.
 
-    A group's kept set is not unique when its N-th and (N+1)-th largest scores are equal, i.e.
-    when the smallest kept score equals the largest pruned one; its tied entries are those
-    equal to that score."""
+    A group's kept set is not unique when its N-th and (N+1)-th largest scores are equal; its
+    tied entries are those equal to that score."""
     groups = scores.reshape(scores.shape[0], -1).reshape(-1, m)
-    if groups.shape[0] < SORT_BELOW_GROUPS or torch.isnan(groups).any():  # few groups, or NaN: sort
+    if groups.shape[0] < SORT_BELOW_GROUPS or has_nan(groups):  # few groups, or NaN: sort
         ordered = torch.sort(groups.to(torch.float64), dim=1, descending=True).values
-        nth, split = ordered[:, n - 1], ordered[:, n - 1] == ordered[:, n]
+        nth, after = ordered[:, n - 1], ordered[:, n]
     else:
-        kept = (nm_mask(scores, n, m) if keep is None else keep).reshape(groups.shape)
-        nth = torch.where(kept, groups, float("inf")).amin(1)
-        split = nth == torch.where(kept, float("-inf"), groups).amax(1)
-    return _tie_counts(groups, nth, split)
+        nth, after = nth_largest_columns(groups, n)
+    return _tie_counts(groups, nth, nth == after)
 
 
 def _tie_counts(groups: torch.Tensor, nth: torch.Tensor, split: torch.Tensor) -> tuple[int, int]:
@@ -134,23 +127,82 @@ def _tie_counts(groups: torch.Tensor, nth: torch.Tensor, split: torch.Tensor) ->
     return int(split.sum()), int((groups[split] == nth[split][:, None]).sum())
 
 
+def top_k_rows(scores: torch.Tensor, k: int, generator: torch.Generator | None = None
+               ) -> tuple[torch.Tensor, int, int]:
+    """(keep, split rows, tied entries) of a 2-D `scores`: each row's k largest, ties to the lower
+    index (exactly the first k of a stable descending sort of the row), with `generator` in the
+    order of one random permutation of the columns it draws for all rows (as `ordered_desc`);
+    a row is *split* when its k-th largest score is held by kept and pruned entries alike, and
+    its tied entries are those equal to that score (`tied_rows_top_k` counts them).
+
+    By selection, not sorting (issue 24: a row's sort was most of Wanda's time): b = the row's
+    k-th largest (`kthvalue`); the entries >= b are the k kept unless b is split, in which case
+    the row keeps its entries > b and the lowest-indexed entries == b up to k. Rows are never
+    sorted unless a score is NaN (the sort's NaN order is not this rule; then the sort decides)."""
+    cols = scores.shape[1]
+    if generator is not None:
+        shuffle = torch.randperm(cols, generator=generator).to(scores.device)
+        keep_shuffled, split, tied = top_k_rows(scores[:, shuffle], k)
+        keep = torch.empty_like(keep_shuffled)
+        keep[:, shuffle] = keep_shuffled
+        return keep, split, tied
+    if k <= 0 or k >= cols:
+        return torch.full(scores.shape, k > 0, dtype=torch.bool, device=scores.device), 0, 0
+    if has_nan(scores):
+        order = ordered_desc(scores)
+        keep = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, order[:, :k], True)
+        boundary = scores.gather(1, order[:, k - 1: k])
+        split = ((scores > boundary).sum(1) < k) & ((scores >= boundary).sum(1) > k)
+        return keep, int(split.sum()), int((scores[split] == boundary[split]).sum())
+    return _select_rows(scores, k)
+
+
+def _select_rows(scores: torch.Tensor, k: int, boundary: torch.Tensor | None = None,
+                 split: torch.Tensor | None = None) -> tuple[torch.Tensor, int, int]:
+    """`top_k_rows` of NaN-free `scores`, 0 < k < columns, by each row's k-th largest `boundary`
+    (a column; found by `kthvalue` when not given) and whether it is `split`."""
+    if boundary is None:
+        on_cpu = scores.cpu() if scores.device.type == "mps" else scores  # kthvalue is not on MPS
+        boundary = torch.kthvalue(on_cpu, scores.shape[1] - k + 1, dim=1, keepdim=True).values.to(scores.device)
+    keep = scores >= boundary
+    if split is None:  # every row has at least k entries >= its k-th largest: more in all, some row has more
+        if int(keep.sum()) == k * scores.shape[0]:
+            return keep, 0, 0
+        split = keep.sum(1) > k
+    if not bool(split.any()):
+        return keep, 0, 0
+    row_scores, row_boundary = scores[split], boundary[split]
+    equal = row_scores == row_boundary
+    missing = k - (row_scores > row_boundary).sum(1, keepdim=True)
+    keep[split] = (row_scores > row_boundary) | (equal & (equal.cumsum(1) <= missing))
+    return keep, int(split.sum()), int(equal.sum())
+
+
 def nm_mask_and_ties(scores: torch.Tensor, n: int, m: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """(`nm_mask(scores, n, m)`, `tied_nm_groups(scores, n, m)`) with one sort where the groups
-    are few (SparseGPT selects on M columns at a time, tens of thousands of calls per model):
-    a stable descending sort of each group gives the kept positions (its first N, ties to the
-    lower index) and the N-th and (N+1)-th largest values at once."""
+    """(`nm_mask(scores, n, m)`, `tied_nm_groups(scores, n, m)`) in one selection where the
+    groups are few (SparseGPT selects N:M on M columns at a time, tens of thousands of calls per
+    model) and where they are many: the groups as the rows of `top_k_rows`."""
     groups = scores.reshape(scores.shape[0], -1)
-    if groups.shape[1] % m or groups.numel() // m >= SORT_BELOW_GROUPS:
-        keep = nm_mask(scores, n, m)
-        return keep, tied_nm_groups(scores, n, m, keep)
-    groups = groups.reshape(-1, m)
-    if torch.isnan(groups).any():
+    if groups.shape[1] % m or has_nan(groups):  # a one-line error, or NaN: the sort
         return nm_mask(scores, n, m), tied_nm_groups(scores, n, m)
-    values, order = torch.sort(groups, dim=1, descending=True, stable=True)
-    keep = torch.zeros_like(groups, dtype=torch.bool)
-    keep.scatter_(1, order[:, :n], True)
-    nth, split = values[:, n - 1], values[:, n - 1] == values[:, n]
-    return keep.reshape(scores.shape), _tie_counts(groups, nth, split)
+    groups = groups.reshape(-1, m)
+    keep, split, tied = _select_rows(groups, n, *_group_boundary(groups, n))
+    return keep.reshape(scores.shape), (split, tied)
+
+
+def _group_boundary(groups: torch.Tensor, n: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(each group's N-th largest as a column, whether it is split) for `_select_rows`: through the
+    columns for many groups, (None, None) for few (`_select_rows` finds them by `kthvalue`)."""
+    if groups.shape[0] < SORT_BELOW_GROUPS:
+        return None, None
+    nth, after = nth_largest_columns(groups, n)
+    return nth[:, None], nth == after
+
+
+def has_nan(scores: torch.Tensor) -> bool:
+    """Whether any score is NaN, read from the sum first (a NaN entry makes it NaN; a NaN sum
+    from inf - inf or overflow is checked entry by entry)."""
+    return not bool(torch.isfinite(scores.sum())) and bool(torch.isnan(scores).any())
 
 
 def ordered_desc(scores: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -173,9 +225,8 @@ def nm_mask(scores: torch.Tensor, n: int, m: int, alive: torch.Tensor | None = N
     if alive is not None:
         rows = rows.masked_fill(~alive.reshape(rows.shape).to(rows.device), float("-inf"))
     groups = rows.reshape(-1, m)
-    ranks = group_ranks(groups) if generator is None and groups.shape[0] >= SORT_BELOW_GROUPS else None
-    if ranks is not None:  # the stable descending sort's positions, counted (see group_ranks)
-        keep = ranks < n
+    if generator is None and not has_nan(groups):  # the stable sort's selection, by selecting
+        keep = _select_rows(groups, n, *_group_boundary(groups, n))[0]
         if alive is not None:
             keep &= torch.isfinite(groups)
         return keep.reshape(scores.shape)

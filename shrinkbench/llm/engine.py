@@ -166,7 +166,7 @@ def _apply(layer: nn.Linear, strategy: LLMStrategy, inputs, sparsity, nm, scope,
             keep = torch.empty_like(refined)
             keep[:, order] = refined
         new = weight  # a refinement keeps the dense values of what it keeps (strategies that score only)
-    layer.weight.data.copy_(new.to(weight.dtype) * keep)
+    torch.mul(new.to(weight.dtype), keep, out=layer.weight.data)
     return keep
 
 
@@ -186,7 +186,7 @@ def check_prune_result(strategy, name, weight, new, keep, sparsity, nm, scope) -
     if not all_finite(new):
         raise StrategyError(f"strategy {strategy.name} on layer {name} produced non-finite weights")
     if nm is not None:
-        per_group = keep.reshape(-1, nm[1]).sum(1)
+        per_group = keep.reshape(-1, nm[1]).sum(1, dtype=torch.int16 if nm[1] < 2 ** 15 else torch.int64)
         if not bool((per_group == nm[0]).all()):
             raise StrategyError(f"strategy {strategy.name} on layer {name}: not {nm[0]}:{nm[1]} in every group")
     elif scope == "row" and isinstance(sparsity, AllocatedSparsity):

@@ -192,13 +192,13 @@ def checked_scores(strategy: LLMStrategy, weight: torch.Tensor, inputs) -> torch
 
 
 def all_finite(tensor: "torch.Tensor") -> bool:
-    """Whether every entry of a floating `tensor` is finite, read from its sum first: a sum of
-    finite numbers that is finite says so in one reduction (an inf or NaN entry makes the sum
-    inf or NaN: inf + x = inf, inf - inf = NaN, NaN + x = NaN); only a non-finite sum (a NaN or
-    inf entry, or finite entries overflowing) is checked entry by entry."""
+    """Whether every entry of a floating `tensor` is finite, read from its sum (in its own dtype)
+    first: a sum of finite numbers that is finite says so in one reduction (an inf or NaN entry
+    makes the sum inf or NaN: inf + x = inf, inf - inf = NaN, NaN + x = NaN); only a non-finite
+    sum (a NaN or inf entry, or finite entries overflowing) is checked entry by entry."""
     import torch
 
-    if bool(torch.isfinite(tensor.sum(dtype=torch.float64))):
+    if bool(torch.isfinite(tensor.sum())):
         return True
     return bool(torch.isfinite(tensor).all())
 
@@ -223,7 +223,7 @@ def keep_mask(scores: torch.Tensor, sparsity: float, nm: tuple[int, int] | None,
             keep, (groups, tied) = nm_mask_and_ties(scores, *nm)
         else:
             keep = nm_mask(scores, *nm, generator=ledger.generator)
-            groups, tied = tied_nm_groups(scores, *nm, keep)
+            groups, tied = tied_nm_groups(scores, *nm)
         ledger.decisions += scores.numel()
         ledger.groups += scores.numel() // nm[1]
         ledger.tied_groups += groups
@@ -243,16 +243,13 @@ def keep_top(scores: torch.Tensor, k: int, per_row: bool) -> torch.Tensor:
     lower (flat) index."""
     import torch
 
-    from shrinkbench.core.selection import ordered_desc, tied_rows_top_k, top_k_with_ties
+    from shrinkbench.core.selection import top_k_rows, top_k_with_ties
 
     ledger = _ledger()
     generator = ledger.generator if ledger else None
     scores = scores.to(torch.float64)
     if per_row:
-        order = ordered_desc(scores, generator)
-        keep = torch.zeros_like(scores, dtype=torch.bool)
-        keep.scatter_(1, order[:, :k], True)
-        tied = tied_rows_top_k(scores, k, order) if ledger is not None else 0
+        keep, _, tied = top_k_rows(scores, k, generator)
     else:
         keep, tied = top_k_with_ties(scores.reshape(-1), k, generator)
         keep = keep.reshape(scores.shape)
@@ -265,31 +262,44 @@ def keep_top(scores: torch.Tensor, k: int, per_row: bool) -> torch.Tensor:
 def keep_row_shares(scores: torch.Tensor, kept: int) -> torch.Tensor:
     """Keep `kept` scores of a 2-D layer, q = kept // rows in every row and one more in the
     kept - q * rows rows whose (q+1)-th highest score is highest (ties to the lower row, or the
-    ledger's generator); ties at each row's boundary counted into the current ledger."""
+    ledger's generator); ties at each row's boundary counted into the current ledger. With a
+    generator, the columns are shuffled once (one permutation for all rows, as `top_k_rows`)
+    before the rows draw theirs."""
     import torch
 
-    from shrinkbench.core.selection import ordered_desc, tied_rows_top_k, tied_top_k, top_k_mask
+    from shrinkbench.core.selection import ordered_desc, tied_rows_top_k, top_k_rows, top_k_with_ties
 
     ledger = _ledger()
     generator = ledger.generator if ledger else None
     scores = scores.to(torch.float64)
     rows, cols = scores.shape
+    shuffle = torch.randperm(cols, generator=generator).to(scores.device) if generator is not None else None
+    if shuffle is not None:
+        scores = scores[:, shuffle]
     q, extra = divmod(int(kept), rows)
-    order = ordered_desc(scores, generator)
-    keep = torch.zeros_like(scores, dtype=torch.bool)
-    keep.scatter_(1, order[:, :q], True)
-    if extra:
-        candidates = scores.gather(1, order[:, q: q + 1]).flatten()
-        more = top_k_mask(candidates, extra, generator)
-        keep[more, order[more, q]] = True
-        if ledger is not None:
-            ledger.tied += tied_top_k(candidates, extra)
+    more = torch.zeros(rows, dtype=torch.bool, device=scores.device)
+    tied = 0
+    nan = bool(torch.isnan(scores).any())  # the sorts decide where NaN stands (see top_k_rows)
+    if extra:  # the rows whose (q+1)-th highest score is highest keep one more
+        if nan:
+            candidates = scores.gather(1, ordered_desc(scores)[:, q: q + 1]).flatten()
+        else:
+            candidates = torch.kthvalue(scores.cpu() if scores.device.type == "mps" else scores, cols - q,
+                                        dim=1).values.to(scores.device)
+        more, tied = top_k_with_ties(candidates, extra, generator)
+    keep = torch.empty_like(scores, dtype=torch.bool)
+    for rows_of, count in ((~more, q), (more, q + 1)):
+        if bool(rows_of.any()):
+            keep[rows_of], _, tied_here = top_k_rows(scores[rows_of], count)
+            tied += tied_rows_top_k(scores[rows_of], count) if nan else tied_here  # NaN: counted as always
     if ledger is not None:
         ledger.decisions += scores.numel()
-        ledger.tied += tied_rows_top_k(scores[~more] if extra else scores, q)
-        if extra:
-            ledger.tied += tied_rows_top_k(scores[more], q + 1)
-    return keep
+        ledger.tied += tied
+    if shuffle is None:
+        return keep
+    unshuffled = torch.empty_like(keep)
+    unshuffled[:, shuffle] = keep
+    return unshuffled
 
 
 LLM_STRATEGIES: Registry[type[LLMStrategy]] = Registry("language-model strategy")
