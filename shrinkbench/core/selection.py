@@ -179,9 +179,10 @@ def _select_rows(scores: torch.Tensor, k: int, boundary: torch.Tensor | None = N
 
 
 def nm_mask_and_ties(scores: torch.Tensor, n: int, m: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """(`nm_mask(scores, n, m)`, `tied_nm_groups(scores, n, m)`) in one selection where the
-    groups are few (SparseGPT selects N:M on M columns at a time, tens of thousands of calls per
-    model) and where they are many: the groups as the rows of `top_k_rows`."""
+    """(`nm_mask(scores, n, m)`, `tied_nm_groups(scores, n, m)`) from one selection: the groups
+    are the rows of `_select_rows`, each group's N-th largest found by `kthvalue` where they are
+    few (SparseGPT selects N:M on M columns at a time, tens of thousands of calls per model) and
+    through the columns where they are many (`nth_largest_columns`)."""
     groups = scores.reshape(scores.shape[0], -1)
     if groups.shape[1] % m or has_nan(groups):  # a one-line error, or NaN: the sort
         return nm_mask(scores, n, m), tied_nm_groups(scores, n, m)

@@ -291,7 +291,7 @@ def keep_row_shares(scores: torch.Tensor, kept: int) -> torch.Tensor:
     for rows_of, count in ((~more, q), (more, q + 1)):
         if bool(rows_of.any()):
             keep[rows_of], _, tied_here = top_k_rows(scores[rows_of], count)
-            tied += tied_rows_top_k(scores[rows_of], count) if nan else tied_here  # NaN: counted as always
+            tied += tied_rows_top_k(scores[rows_of], count) if nan else tied_here  # NaN: counted as before
     if ledger is not None:
         ledger.decisions += scores.numel()
         ledger.tied += tied
