@@ -118,22 +118,17 @@ def tied_nm_groups(scores: torch.Tensor, n: int, m: int) -> tuple[int, int]:
         nth, after = ordered[:, n - 1], ordered[:, n]
     else:
         nth, after = nth_largest_columns(groups, n)
-    return _tie_counts(groups, nth, nth == after)
-
-
-def _tie_counts(groups: torch.Tensor, nth: torch.Tensor, split: torch.Tensor) -> tuple[int, int]:
-    """(split groups, their entries equal to the group's N-th largest `nth`), compared only in
-    the split groups (usually few)."""
+    split = nth == after  # entries compared only in the split groups (usually few)
     return int(split.sum()), int((groups[split] == nth[split][:, None]).sum())
 
 
 def top_k_rows(scores: torch.Tensor, k: int, generator: torch.Generator | None = None
-               ) -> tuple[torch.Tensor, int, int]:
-    """(keep, split rows, tied entries) of a 2-D `scores`: each row's k largest, ties to the lower
-    index (exactly the first k of a stable descending sort of the row), with `generator` in the
-    order of one random permutation of the columns it draws for all rows (as `ordered_desc`);
-    a row is *split* when its k-th largest score is held by kept and pruned entries alike, and
-    its tied entries are those equal to that score (`tied_rows_top_k` counts them).
+               ) -> tuple[torch.Tensor, int]:
+    """(keep, tied entries) of a 2-D `scores`: each row's k largest, ties to the lower index
+    (exactly the first k of a stable descending sort of the row), with `generator` in the order
+    of one random permutation of the columns it draws for all rows (as `ordered_desc`); the tied
+    entries are `tied_rows_top_k(scores, k)`: in the rows whose k-th largest score is held by
+    kept and pruned entries alike, the entries equal to it.
 
     By selection, not sorting (issue 24: a row's sort was most of Wanda's time): b = the row's
     k-th largest (`kthvalue`); the entries >= b are the k kept unless b is split, in which case
@@ -142,25 +137,25 @@ def top_k_rows(scores: torch.Tensor, k: int, generator: torch.Generator | None =
     cols = scores.shape[1]
     if generator is not None:
         shuffle = torch.randperm(cols, generator=generator).to(scores.device)
-        keep_shuffled, split, tied = top_k_rows(scores[:, shuffle], k)
+        keep_shuffled, tied = top_k_rows(scores[:, shuffle], k)
         keep = torch.empty_like(keep_shuffled)
         keep[:, shuffle] = keep_shuffled
-        return keep, split, tied
+        return keep, tied
     if k <= 0 or k >= cols:
-        return torch.full(scores.shape, k > 0, dtype=torch.bool, device=scores.device), 0, 0
+        return torch.full(scores.shape, k > 0, dtype=torch.bool, device=scores.device), 0
     if has_nan(scores):
         order = ordered_desc(scores)
         keep = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, order[:, :k], True)
-        boundary = scores.gather(1, order[:, k - 1: k])
-        split = ((scores > boundary).sum(1) < k) & ((scores >= boundary).sum(1) > k)
-        return keep, int(split.sum()), int((scores[split] == boundary[split]).sum())
-    return _select_rows(scores, k)
+        return keep, tied_rows_top_k(scores, k, order)
+    keep, _, tied = _select_rows(scores, k)
+    return keep, tied
 
 
 def _select_rows(scores: torch.Tensor, k: int, boundary: torch.Tensor | None = None,
                  split: torch.Tensor | None = None) -> tuple[torch.Tensor, int, int]:
-    """`top_k_rows` of NaN-free `scores`, 0 < k < columns, by each row's k-th largest `boundary`
-    (a column; found by `kthvalue` when not given) and whether it is `split`."""
+    """(keep, split rows, tied entries) of `top_k_rows` on NaN-free `scores`, 0 < k < columns, by
+    each row's k-th largest `boundary` (a column; found by `kthvalue` when not given) and whether
+    it is `split` (held by kept and pruned entries alike)."""
     if boundary is None:
         on_cpu = scores.cpu() if scores.device.type == "mps" else scores  # kthvalue is not on MPS
         boundary = torch.kthvalue(on_cpu, scores.shape[1] - k + 1, dim=1, keepdim=True).values.to(scores.device)

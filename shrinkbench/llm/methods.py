@@ -249,7 +249,7 @@ def keep_top(scores: torch.Tensor, k: int, per_row: bool) -> torch.Tensor:
     generator = ledger.generator if ledger else None
     scores = scores.to(torch.float64)
     if per_row:
-        keep, _, tied = top_k_rows(scores, k, generator)
+        keep, tied = top_k_rows(scores, k, generator)
     else:
         keep, tied = top_k_with_ties(scores.reshape(-1), k, generator)
         keep = keep.reshape(scores.shape)
@@ -267,7 +267,7 @@ def keep_row_shares(scores: torch.Tensor, kept: int) -> torch.Tensor:
     before the rows draw theirs."""
     import torch
 
-    from shrinkbench.core.selection import ordered_desc, tied_rows_top_k, top_k_rows, top_k_with_ties
+    from shrinkbench.core.selection import has_nan, ordered_desc, tied_rows_top_k, top_k_rows, top_k_with_ties
 
     ledger = _ledger()
     generator = ledger.generator if ledger else None
@@ -279,7 +279,7 @@ def keep_row_shares(scores: torch.Tensor, kept: int) -> torch.Tensor:
     q, extra = divmod(int(kept), rows)
     more = torch.zeros(rows, dtype=torch.bool, device=scores.device)
     tied = 0
-    nan = bool(torch.isnan(scores).any())  # the sorts decide where NaN stands (see top_k_rows)
+    nan = has_nan(scores)  # the sorts decide where NaN stands (see top_k_rows)
     if extra:  # the rows whose (q+1)-th highest score is highest keep one more
         if nan:
             candidates = scores.gather(1, ordered_desc(scores)[:, q: q + 1]).flatten()
@@ -288,10 +288,11 @@ def keep_row_shares(scores: torch.Tensor, kept: int) -> torch.Tensor:
                                         dim=1).values.to(scores.device)
         more, tied = top_k_with_ties(candidates, extra, generator)
     keep = torch.empty_like(scores, dtype=torch.bool)
-    for rows_of, count in ((~more, q), (more, q + 1)):
-        if bool(rows_of.any()):
-            keep[rows_of], _, tied_here = top_k_rows(scores[rows_of], count)
-            tied += tied_rows_top_k(scores[rows_of], count) if nan else tied_here  # NaN: counted as before
+    for rows_of, count in ((~more, q), (more, q + 1)) if extra else ((slice(None), q),):
+        part = scores[rows_of]  # without extra rows: all rows, no copy
+        if part.shape[0]:
+            keep[rows_of], tied_here = top_k_rows(part, count)
+            tied += tied_rows_top_k(part, count) if nan else tied_here  # NaN: counted as before
     if ledger is not None:
         ledger.decisions += scores.numel()
         ledger.tied += tied
